@@ -1,0 +1,1 @@
+"""The orchestrator: config loading, the run directory and its manifest, the `s2s` CLI."""

@@ -1,0 +1,145 @@
+"""The `s2s` command line: run the pipeline or one stage, translate files, score, status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+
+from pipeline.config import RunConfig, load_config
+from pipeline.orchestrator import STAGE_NAMES, run_dir_of, run_pipeline
+from stages import artifacts
+from stages.errors import S2SError
+
+
+def _load(config: Optional[str], overrides: tuple[str, ...]) -> RunConfig:
+    return load_config(Path(config) if config else None, list(overrides))
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    """Turn the project's errors into Click errors (exit 1); bugs keep their traceback."""
+    try:
+        return fn()
+    except S2SError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+    help="Override a config key, e.g. --set decoding.beam_size=10 (repeatable).",
+)
+config_argument = click.argument("config", required=False, type=click.Path(dir_okay=False))
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """s2s: recurrent encoder-decoder translation, from parallel data to BLEU."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command()
+@config_argument
+@set_option
+@click.option("--until", type=click.Choice(STAGE_NAMES), default="score", help="Stop after this stage.")
+@click.option("--force", type=click.Choice(STAGE_NAMES), multiple=True, help="Rerun this stage even if up to date.")
+def run(config: Optional[str], overrides: tuple[str, ...], until: str, force: tuple[str, ...]) -> None:
+    """Run prepare -> tokenize -> train -> translate -> score (built-in default config without CONFIG)."""
+    cfg = _guard(lambda: _load(config, overrides))
+    manifest = _guard(lambda: run_pipeline(cfg, until=until, force=force, echo=click.echo))
+    score = manifest.stage("score").get("summary")
+    if until == "score" and score:
+        click.echo(f"BLEU {score['bleu']}  chrF {score['chrf']}  ({score['bleu_signature']})")
+    click.echo(f"run directory: {run_dir_of(cfg)}")
+
+
+def _stage_command(name: str) -> None:
+    @main.command(name=name, help=f"Run the {name} stage (and any out-of-date stage before it).")
+    @config_argument
+    @set_option
+    @click.option("--force", is_flag=True, help="Rerun this stage even if up to date.")
+    def command(config: Optional[str], overrides: tuple[str, ...], force: bool) -> None:
+        cfg = _guard(lambda: _load(config, overrides))
+        _guard(lambda: run_pipeline(cfg, until=name, force=(name,) if force else (), echo=click.echo))
+
+
+for _name in ("prepare", "tokenize", "train"):
+    _stage_command(_name)
+
+
+@main.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@set_option
+@click.option("--run", "run_path", type=click.Path(file_okay=False), help="Translate a file with this trained run (name or folder).")
+@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), help="Input text (default: stdin).")
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), help="Output text (default: stdout).")
+@click.option("--beam-size", type=int, help="Beam size (1 = greedy).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), help="Which checkpoint of the run.")
+def translate(
+    config: Optional[str], overrides: tuple[str, ...], run_path: Optional[str], input_path: Optional[str],
+    output_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str],
+) -> None:
+    """Translate the test split (CONFIG), or any file with --run RUN -i in.txt -o out.txt."""
+    if run_path is None:
+        if input_path or output_path or beam_size or checkpoint:
+            raise click.UsageError("-i/-o/--beam-size/--checkpoint need --run RUN")
+        cfg = _guard(lambda: _load(config, overrides))
+        _guard(lambda: run_pipeline(cfg, until="translate", echo=click.echo))
+        return
+    from pipeline.files_cli import translate_file
+
+    _guard(lambda: translate_file(run_path, input_path, output_path, beam_size, checkpoint, list(overrides)))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
+@set_option
+def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
+    """Score the run (CONFIG), or any two files: s2s score HYP REF."""
+    if len(paths) == 2:
+        from stages.scoring import ScoreConfig, score_files
+
+        result = _guard(lambda: score_files(Path(paths[0]), Path(paths[1]), ScoreConfig()))
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
+        return
+    if len(paths) > 2:
+        raise click.UsageError("expected CONFIG, or HYP REF")
+    cfg = _guard(lambda: _load(paths[0] if paths else None, overrides))
+    manifest = _guard(lambda: run_pipeline(cfg, until="score", echo=click.echo))
+    click.echo(json.dumps(manifest.stage("score").get("summary"), indent=2))
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--runs-dir", default="runs", show_default=True, help="Where runs live.")
+def status(run_ref: str, runs_dir: str) -> None:
+    """Print the stage table of RUN (a run name or folder)."""
+    from pipeline.manifest import Manifest
+
+    run_dir = Path(run_ref) if Path(run_ref, artifacts.MANIFEST).exists() else Path(runs_dir) / run_ref
+    if not (run_dir / artifacts.MANIFEST).exists():
+        raise click.ClickException(f"{run_dir}: no {artifacts.MANIFEST}; run `s2s run CONFIG` first")
+    manifest = _guard(lambda: Manifest.load(run_dir))
+    click.echo(f"run {manifest.data.get('name')}  seed {manifest.data.get('seed')}  config {str(manifest.data.get('config_hash'))[:12]}")
+    click.echo(f"{'stage':<10} {'status':<8} {'seconds':>8}  {'fingerprint':<12}  summary")
+    for name in STAGE_NAMES:
+        entry = manifest.stage(name)
+        summary = entry.get("summary") or {}
+        brief = entry.get("error") or ", ".join(
+            f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)) and "detail" not in k
+        )
+        click.echo(
+            f"{name:<10} {entry.get('status', '-'):<8} {entry.get('seconds', ''):>8}  "
+            f"{str(entry.get('fingerprint', ''))[:12]:<12}  {brief[:110]}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Load YAML configs into the stages' frozen dataclasses, with helpful errors.
+
+Unknown keys and wrong types are errors naming the key and the closest valid one;
+`--set section.key=value` overrides any key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from stages.errors import ConfigError
+from stages.model import ModelConfig, check_model_config
+from stages.prepare import DataConfig
+from stages.scoring import ScoreConfig
+from stages.tokenization import TokenizerConfig
+from stages.training import TrainConfig
+from stages.translation import DecodeConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    name: str = "default"
+    seed: int = 1234
+    runs_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    decoding: DecodeConfig = field(default_factory=DecodeConfig)
+    scoring: ScoreConfig = field(default_factory=ScoreConfig)
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in dataclasses.fields(RunConfig)
+    if f.default_factory is not dataclasses.MISSING
+}
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if not close:  # `lr_rate` -> `lr`: a valid key that the typo starts with, or vice versa
+        close = sorted((v for v in valid if key.startswith(v) or v.startswith(key)), key=len, reverse=True)
+    if not close:
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.4)
+    return f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(valid)})"
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check `value` against the field type `kind`; return it (ints widen to float)."""
+    if get_origin(kind) is Literal:
+        choices = get_args(kind)
+        if value not in choices:
+            hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}{extra}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if isinstance(value, bool):
+            raise ConfigError(
+                f"{where}: got the boolean {value!r}; YAML reads yes/no/on/off as booleans, "
+                f"so quote the value (e.g. \"no\")"
+            )
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}; quote it in the YAML")
+        return value
+    raise TypeError(f"unsupported config field type {kind!r} at {where}")
+
+
+def build_section(cls: type, raw: Any, prefix: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in raw.items():
+        if key not in valid:
+            raise ConfigError(f"{prefix}.{key}: unknown key{_suggest(str(key), valid)}")
+        values[key] = _coerce(value, hints[key], f"{prefix}.{key}")
+    return cls(**values)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` strings; values are parsed as YAML scalars."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. decoding.beam_size=10")
+        dotted, text = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
+        if len(parts) == 1:
+            raw[parts[0]] = value
+        elif len(parts) == 2:
+            section = raw.setdefault(parts[0], {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"--set {item!r}: {parts[0]} is not a section")
+            section[parts[1]] = value
+        else:
+            raise ConfigError(f"--set {item!r}: expected section.key=value (one dot)")
+    return raw
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the built-in defaults when `path` is None)."""
+    raw: Any = {}
+    where = "config"
+    if path is not None:
+        where = str(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    raw = apply_overrides(dict(raw), overrides or [])
+    hints = typing.get_type_hints(RunConfig)
+    valid = [f.name for f in dataclasses.fields(RunConfig)]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in valid:
+            raise ConfigError(f"{where}: {key}: unknown key{_suggest(str(key), valid)}")
+        if key in SECTIONS:
+            values[key] = build_section(SECTIONS[key], value, key)
+        else:
+            values[key] = _coerce(value, hints[key], key)
+    cfg = RunConfig(**values)
+    problems = validate(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return cfg
+
+
+_POSITIVE = {
+    "tokenizer": ("vocab_size",),
+    "training": ("batch_tokens", "epochs", "max_len"),
+    "decoding": ("beam_size", "batch_size", "max_input_tokens"),
+    "data": ("max_words",),
+}
+
+
+def validate(cfg: RunConfig) -> list[str]:
+    """Cross-key and range checks, each naming the keys involved."""
+    problems = check_model_config(cfg.model)
+    for section, keys in _POSITIVE.items():
+        for key in keys:
+            value = getattr(getattr(cfg, section), key)
+            if value < 1:
+                problems.append(f"{section}.{key}={value}: must be at least 1")
+    if cfg.training.lr <= 0:
+        problems.append(f"training.lr={cfg.training.lr}: must be positive")
+    if cfg.tokenizer.vocab_size < 8:
+        problems.append(f"tokenizer.vocab_size={cfg.tokenizer.vocab_size}: must be at least 8")
+    if not cfg.name or "/" in cfg.name:
+        problems.append(f"name={cfg.name!r}: must be a non-empty folder name without '/'")
+    return problems
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def section_hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,62 @@
+"""`s2s translate --run RUN`: translate any text file (or stdin) with a trained run."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Optional
+
+from pipeline.config import build_section, load_config
+from stages import artifacts
+from stages.checkpoint import load_checkpoint
+from stages.errors import ArtifactError
+from stages.files import read_lines_strict, write_lines_atomic
+from stages.translation import DecodeConfig, pick_device, translate_lines
+
+
+def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
+    for candidate in (Path(run_ref), Path(runs_dir) / run_ref):
+        if (candidate / artifacts.TRAIN_DIR).is_dir():
+            return candidate
+    raise ArtifactError(f"{run_ref}: no trained run there (looked for {run_ref}/train and {runs_dir}/{run_ref}/train)")
+
+
+def decode_config(run_dir: Path, overrides: list[str], beam_size: Optional[int], checkpoint: Optional[str]) -> DecodeConfig:
+    """The run's own decoding section, then --set overrides, then the flags."""
+    import json
+
+    saved = run_dir / artifacts.RESOLVED_CONFIG
+    base = json.loads(saved.read_text(encoding="utf-8")).get("decoding", {}) if saved.exists() else {}
+    for item in overrides:
+        if not item.startswith("decoding."):
+            raise ArtifactError(f"--set {item!r}: only decoding.* keys apply when translating a file")
+    cfg = build_section(DecodeConfig, base, "decoding")
+    if overrides:
+        cfg = load_config(None, [*(f"decoding.{k}={json.dumps(v)}" for k, v in dataclasses.asdict(cfg).items()), *overrides]).decoding
+    if beam_size is not None:
+        cfg = dataclasses.replace(cfg, beam_size=beam_size)
+    if checkpoint is not None:
+        cfg = dataclasses.replace(cfg, checkpoint=checkpoint)
+    return cfg
+
+
+def translate_file(
+    run_ref: str, input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
+    checkpoint: Optional[str], overrides: list[str],
+) -> None:
+    run_dir = find_run_dir(run_ref)
+    cfg = decode_config(run_dir, overrides, beam_size, checkpoint)
+    device = pick_device(cfg.device)
+    model, sp_src, sp_tgt, _ = load_checkpoint(run_dir / artifacts.TRAIN_DIR / cfg.checkpoint, device)
+    if input_path:
+        lines = read_lines_strict(Path(input_path))
+        where = input_path
+    else:
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+        where = "<stdin>"
+    hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, device, where=where)
+    if output_path:
+        write_lines_atomic(Path(output_path), hyps)
+    else:
+        sys.stdout.write("".join(h + "\n" for h in hyps))

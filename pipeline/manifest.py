@@ -1,0 +1,97 @@
+"""The run manifest: one JSON file per run that records what each stage did.
+
+For each stage: status, fingerprint (its config section + upstream fingerprints +
+input hashes), output hashes, timings and a summary. A stage whose fingerprint and
+outputs are unchanged is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stages import artifacts
+from stages.errors import ArtifactError
+from stages.files import sha256_file, write_json_atomic
+
+
+def library_versions() -> dict[str, str]:
+    import click
+    import datasets
+    import sacrebleu
+    import sentencepiece
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sentencepiece": sentencepiece.__version__,
+        "datasets": datasets.__version__,
+        "sacrebleu": sacrebleu.__version__,
+        "click": click.__version__,
+    }
+
+
+def hash_outputs(run_dir: Path, folder: str) -> dict[str, str]:
+    """sha256 of every file under `run_dir/folder`, keyed by path relative to run_dir."""
+    root = run_dir / folder
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts):
+            out[str(path.relative_to(run_dir))] = sha256_file(path)
+    return out
+
+
+@dataclass
+class Manifest:
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "Manifest":
+        path = run_dir / artifacts.MANIFEST
+        if not path.exists():
+            return cls(path, {"stages": {}})
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(
+                f"{path}: damaged manifest ({exc}); delete it to rerun every stage"
+            ) from exc
+        data.setdefault("stages", {})
+        return cls(path, data)
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+    def stage(self, name: str) -> dict[str, Any]:
+        entry: dict[str, Any] = self.data["stages"].get(name, {})
+        return entry
+
+    def is_current(self, name: str, fingerprint: str, run_dir: Path, folder: str) -> bool:
+        entry = self.stage(name)
+        if entry.get("status") != "done" or entry.get("fingerprint") != fingerprint:
+            return False
+        return bool(entry.get("outputs")) and hash_outputs(run_dir, folder) == entry["outputs"]
+
+    def start(self, name: str, fingerprint: str) -> None:
+        self.data["stages"][name] = {
+            "status": "running", "fingerprint": fingerprint,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.save()
+
+    def finish(self, name: str, outputs: dict[str, str], seconds: float, summary: dict[str, Any]) -> None:
+        entry = self.data["stages"][name]
+        entry.update(status="done", outputs=outputs, seconds=round(seconds, 2), summary=summary)
+        self.save()
+
+    def fail(self, name: str, error: str, seconds: float) -> None:
+        entry = self.data["stages"].setdefault(name, {})
+        entry.update(status="failed", error=error, seconds=round(seconds, 2))
+        entry.pop("outputs", None)
+        self.save()

@@ -1,0 +1,154 @@
+"""Order the stages, fingerprint them, skip the up-to-date ones, keep the manifest.
+
+Each stage reads its declared inputs, writes only into its own folder of the run
+directory and returns a summary; only this module touches the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.config import RunConfig, dump_yaml, section_hash, to_dict
+from pipeline.manifest import Manifest, hash_outputs, library_versions
+from stages import artifacts
+from stages.errors import S2SError
+from stages.files import sha256_file, write_json_atomic
+from stages.prepare import input_files, run_prepare
+from stages.scoring import run_score
+from stages.tokenization import run_tokenize
+from stages.training import run_train
+from stages.translation import run_translate
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_path(spec: str) -> Path:
+    """A config path: absolute, else relative to the working directory, else to the project."""
+    path = Path(spec).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    bundled = PROJECT_ROOT / path
+    return bundled if bundled.exists() else path
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    folder: str
+    sections: tuple[str, ...]
+    upstream: tuple[str, ...]
+    run: Callable[[RunConfig, Path], dict[str, Any]]
+
+
+def _prepare(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    return run_prepare(cfg.data, run_dir / artifacts.PREPARE_DIR, resolve_path, cfg.seed)
+
+
+def _tokenize(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    return run_tokenize(cfg.tokenizer, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TOKENIZE_DIR, cfg.seed)
+
+
+def _train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    return run_train(
+        cfg.model, cfg.training, run_dir / artifacts.TOKENIZE_DIR, run_dir / artifacts.PREPARE_DIR,
+        run_dir / artifacts.TRAIN_DIR, cfg.seed,
+    )
+
+
+def _translate(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    return run_translate(
+        cfg.decoding, run_dir / artifacts.TRAIN_DIR, run_dir / artifacts.TOKENIZE_DIR,
+        run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TRANSLATE_DIR,
+    )
+
+
+def _score(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    return run_score(
+        cfg.scoring, run_dir / artifacts.TRANSLATE_DIR, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.SCORE_DIR
+    )
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("prepare", artifacts.PREPARE_DIR, ("data",), (), _prepare),
+    Stage("tokenize", artifacts.TOKENIZE_DIR, ("tokenizer",), ("prepare",), _tokenize),
+    Stage("train", artifacts.TRAIN_DIR, ("model", "training"), ("tokenize", "prepare"), _train),
+    Stage("translate", artifacts.TRANSLATE_DIR, ("decoding",), ("train", "tokenize", "prepare"), _translate),
+    Stage("score", artifacts.SCORE_DIR, ("scoring",), ("translate", "prepare"), _score),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def run_dir_of(cfg: RunConfig) -> Path:
+    return Path(cfg.runs_dir) / cfg.name
+
+
+def fingerprint(stage: Stage, cfg: RunConfig, manifest: Manifest) -> str:
+    """Hash of the stage's config sections, the seed, upstream fingerprints and inputs."""
+    parts: dict[str, Any] = {s: to_dict(getattr(cfg, s)) for s in stage.sections}
+    parts["seed"] = cfg.seed
+    for up in stage.upstream:
+        entry = manifest.stage(up)
+        parts[f"upstream:{up}"] = [entry.get("fingerprint"), entry.get("outputs")]
+    if stage.name == "prepare":
+        parts["inputs"] = {str(p): sha256_file(p) for p in input_files(cfg.data, resolve_path) if p.exists()}
+    return section_hash(parts)
+
+
+def run_pipeline(
+    cfg: RunConfig,
+    until: str = "score",
+    force: tuple[str, ...] = (),
+    echo: Callable[[str], None] = print,
+) -> Manifest:
+    """Run every stage up to `until`, skipping those whose fingerprint and outputs match."""
+    run_dir = run_dir_of(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.load(run_dir)
+    manifest.data.update(
+        name=cfg.name, seed=cfg.seed, config_hash=section_hash(to_dict(cfg)), versions=library_versions()
+    )
+    write_json_atomic(run_dir / artifacts.RESOLVED_CONFIG, to_dict(cfg))
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+    for stage in STAGES:
+        fp = fingerprint(stage, cfg, manifest)
+        if stage.name not in force and manifest.is_current(stage.name, fp, run_dir, stage.folder):
+            echo(f"[{stage.name}] up to date, skipped")
+        else:
+            _run_stage(stage, cfg, run_dir, manifest, fp, echo)
+        if stage.name == until:
+            break
+    return manifest
+
+
+def _run_stage(stage: Stage, cfg: RunConfig, run_dir: Path, manifest: Manifest, fp: str, echo: Callable[[str], None]) -> None:
+    echo(f"[{stage.name}] running")
+    manifest.start(stage.name, fp)
+    start = time.perf_counter()
+    try:
+        summary = stage.run(cfg, run_dir)
+    except (S2SError, KeyboardInterrupt) as exc:
+        manifest.fail(stage.name, str(exc) or type(exc).__name__, time.perf_counter() - start)
+        raise
+    except Exception as exc:  # a bug: record it, keep the traceback
+        manifest.fail(stage.name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+        raise
+    seconds = time.perf_counter() - start
+    manifest.finish(stage.name, hash_outputs(run_dir, stage.folder), seconds, summary)
+    echo(f"[{stage.name}] done in {seconds:.1f}s: {_headline(stage.name, summary)}")
+
+
+def _headline(name: str, summary: dict[str, Any]) -> str:
+    keys = {
+        "prepare": ("pairs", "dropped"),
+        "tokenize": ("src_vocab", "tgt_vocab"),
+        "train": ("steps", "target_tokens_per_s", "precision"),
+        "translate": ("sentences", "sentences_per_s"),
+        "score": ("bleu", "chrf", "bleu_signature"),
+    }[name]
+    return ", ".join(f"{k}={summary.get(k)}" for k in keys)

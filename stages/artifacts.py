@@ -1,0 +1,56 @@
+"""Every artifact file name of a run directory, in one place.
+
+Layout of `runs/<name>/`:
+
+    manifest.json            the orchestrator's books
+    config.json              the resolved config of the last run
+    prepare/{split}.{src,tgt}   cleaned, line-aligned text
+    prepare/summary.json
+    tokenize/spm.src.model, spm.tgt.model   (the same file twice when joint)
+    tokenize/{split}.npz        token ids
+    train/best/, train/last/    checkpoints (model.safetensors + meta.json + spm)
+    train/history.jsonl
+    translate/test.hyp
+    score/scores.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+RESOLVED_CONFIG = "config.json"
+
+PREPARE_DIR = "prepare"
+TOKENIZE_DIR = "tokenize"
+TRAIN_DIR = "train"
+TRANSLATE_DIR = "translate"
+SCORE_DIR = "score"
+
+SPLITS = ("train", "dev", "test")
+SRC_SUFFIX = "src"
+TGT_SUFFIX = "tgt"
+PREPARE_SUMMARY = "summary.json"
+
+SPM_SRC = "spm.src.model"
+SPM_TGT = "spm.tgt.model"
+
+CKPT_BEST = "best"
+CKPT_LAST = "last"
+CKPT_WEIGHTS = "model.safetensors"
+CKPT_META = "meta.json"
+CKPT_OPTIMIZER = "optimizer.safetensors"
+HISTORY = "history.jsonl"
+
+TEST_HYP = "test.hyp"
+SCORES = "scores.json"
+
+
+def split_text(folder: Path, split: str, side: str) -> Path:
+    """`prepare/train.src` and friends."""
+    return folder / f"{split}.{side}"
+
+
+def split_ids(folder: Path, split: str) -> Path:
+    """`tokenize/train.npz` and friends."""
+    return folder / f"{split}.npz"

@@ -1,0 +1,64 @@
+"""Token-budgeted, length-bucketed batches of sentence pairs for training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stages.tokenization import BOS_ID, EOS_ID, PAD_ID
+
+
+def token_batches(
+    src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Group pair indices into batches of at most `batch_tokens` padded tokens.
+
+    Pairs are sorted by length (ties broken at random, so batches differ per epoch),
+    which keeps padding small; the batch order is then shuffled.
+    """
+    order = np.lexsort((rng.random(len(src_lens)), src_lens, tgt_lens))
+    batches: list[np.ndarray] = []
+    start, longest = 0, 0
+    for pos, idx in enumerate(order):
+        longest_if_added = max(longest, int(tgt_lens[idx]) + 1, int(src_lens[idx]))
+        if pos > start and longest_if_added * (pos - start + 1) > batch_tokens:
+            batches.append(order[start:pos])
+            start, longest_if_added = pos, max(int(tgt_lens[idx]) + 1, int(src_lens[idx]))
+        longest = longest_if_added
+    if start < len(order):
+        batches.append(order[start:])
+    rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor  # (B, S)
+    src_lens: torch.Tensor  # (B,)
+    tgt_in: torch.Tensor  # (B, T) BOS + target
+    tgt_out: torch.Tensor  # (B, T) target + EOS
+    n_tokens: int  # real target tokens, EOS included
+
+    def to(self, device: str) -> "Batch":
+        return Batch(self.src.to(device), self.src_lens.to(device), self.tgt_in.to(device),
+                     self.tgt_out.to(device), self.n_tokens)
+
+
+def collate(src: list[np.ndarray], tgt: list[np.ndarray]) -> Batch:
+    batch = len(src)
+    s_len = max(len(s) for s in src)
+    t_len = max(len(t) for t in tgt) + 1
+    src_t = torch.full((batch, s_len), PAD_ID, dtype=torch.long)
+    tgt_in = torch.full((batch, t_len), PAD_ID, dtype=torch.long)
+    tgt_out = torch.full((batch, t_len), PAD_ID, dtype=torch.long)
+    for i, (s, t) in enumerate(zip(src, tgt)):
+        src_t[i, : len(s)] = torch.from_numpy(s.astype(np.int64))
+        tt = torch.from_numpy(t.astype(np.int64))
+        tgt_in[i, 0] = BOS_ID
+        tgt_in[i, 1 : len(t) + 1] = tt
+        tgt_out[i, : len(t)] = tt
+        tgt_out[i, len(t)] = EOS_ID
+    lens = torch.tensor([len(s) for s in src], dtype=torch.long)
+    return Batch(src_t, lens, tgt_in, tgt_out, int(sum(len(t) + 1 for t in tgt)))

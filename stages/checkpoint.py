@@ -1,0 +1,92 @@
+"""Checkpoints without pickle: weights in safetensors, everything else in JSON.
+
+A checkpoint is a folder holding `model.safetensors`, `meta.json` and the
+SentencePiece models it was trained with, whose hashes `meta.json` records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import sentencepiece as spm
+import torch
+from safetensors.torch import load_file, save_file
+
+from stages import artifacts
+from stages.errors import ArtifactError
+from stages.files import atomic_dir, sha256_file
+from stages.model import ModelConfig, Seq2Seq
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(target: Path, model: Seq2Seq, spm_dir: Path, extra: dict[str, Any]) -> None:
+    """Write a complete checkpoint folder atomically (built aside, then renamed)."""
+    with atomic_dir(target) as tmp:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        if model.cfg.tie_embeddings:
+            state.pop("generator.weight")  # the same storage as tgt_embed.weight
+        save_file(state, str(tmp / artifacts.CKPT_WEIGHTS))
+        hashes = {}
+        for name in (artifacts.SPM_SRC, artifacts.SPM_TGT):
+            shutil.copyfile(spm_dir / name, tmp / name)
+            hashes[name] = sha256_file(tmp / name)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": dataclasses.asdict(model.cfg),
+            "src_vocab": model.encoder.embed.num_embeddings,
+            "tgt_vocab": model.tgt_embed.num_embeddings,
+            "tokenizer_sha256": hashes,
+            **extra,
+        }
+        (tmp / artifacts.CKPT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    meta_path = folder / artifacts.CKPT_META
+    if not meta_path.exists():
+        raise ArtifactError(f"{folder}: not a checkpoint (no {artifacts.CKPT_META}); train the run first")
+    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    return meta
+
+
+def check_tokenizer(folder: Path, spm_dir: Path) -> None:
+    """Refuse a checkpoint whose tokenizer differs from the one in `spm_dir`."""
+    expected = read_meta(folder)["tokenizer_sha256"]
+    for name, digest in expected.items():
+        other = spm_dir / name
+        if other.exists() and sha256_file(other) != digest:
+            raise ArtifactError(
+                f"{other} differs from the tokenizer checkpoint {folder} was trained with; "
+                f"retrain, or translate with the checkpoint's own {name}"
+            )
+
+
+def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.SentencePieceProcessor, spm.SentencePieceProcessor, dict[str, Any]]:
+    """Load model and tokenizers, checking that the tokenizer files match their hashes."""
+    meta = read_meta(folder)
+    for name, digest in meta["tokenizer_sha256"].items():
+        path = folder / name
+        if not path.exists() or sha256_file(path) != digest:
+            raise ArtifactError(
+                f"{path}: tokenizer missing or not the one this checkpoint was trained with; "
+                f"the checkpoint folder is damaged, retrain or restore it"
+            )
+    cfg = ModelConfig(**meta["model"])
+    model = Seq2Seq(cfg, meta["src_vocab"], meta["tgt_vocab"])
+    state = load_file(str(folder / artifacts.CKPT_WEIGHTS))
+    if cfg.tie_embeddings:
+        state["generator.weight"] = state["tgt_embed.weight"]
+    model.load_state_dict(state)
+    model.to(device).eval()
+    sp_src = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_SRC))
+    sp_tgt = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_TGT))
+    return model, sp_src, sp_tgt, meta
+
+
+def model_state_to_device(model: torch.nn.Module, device: str) -> None:
+    model.to(device)

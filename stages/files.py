@@ -1,0 +1,125 @@
+"""Small file helpers shared by the stages: atomic writes, hashing, strict reading."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from stages.errors import InputDataError
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it onto `target` on success.
+
+    A crash or an error leaves `target` untouched, so a rerun never mistakes a
+    half-written file for a finished one.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Like `atomic_path` for a whole directory: build it aside, then swap it in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_lines_atomic(target: Path, lines: list[str]) -> None:
+    write_text_atomic(target, "".join(line + "\n" for line in lines))
+
+
+def write_json_atomic(target: Path, data: Any) -> None:
+    write_text_atomic(target, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_bytes(path: Path) -> bytes:
+    """Read a file's bytes, transparently gunzipping `.gz` files."""
+    if not path.exists():
+        raise InputDataError(f"{path}: file not found (check the path in your config)")
+    if path.is_dir():
+        raise InputDataError(f"{path}: is a directory, expected a file")
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise InputDataError(f"{path}: not a valid gzip file ({exc})") from exc
+    return data
+
+
+def read_lines_strict(path: Path) -> list[str]:
+    """Read a UTF-8 text file as lines; invalid UTF-8 is an error naming the line."""
+    data = open_bytes(path)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            out.append(raw.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as exc:
+            raise InputDataError(
+                f"{path}:{number}: invalid UTF-8 at byte {exc.start} of the line "
+                f"({raw[max(0, exc.start - 10):exc.end + 10]!r}); convert the file to UTF-8, "
+                f"e.g. `iconv -f latin1 -t utf-8`"
+            ) from exc
+    return out
+
+
+def check_utf8(path: Path) -> None:
+    """Raise InputDataError naming the first line of `path` that is not valid UTF-8."""
+    data = open_bytes(path)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputDataError(
+            f"{path}:{line}: invalid UTF-8 (byte {data[exc.start]:#04x}); convert the file "
+            f"to UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from exc

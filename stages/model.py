@@ -1,0 +1,190 @@
+"""The recurrent encoder-decoder with attention, and its one-step decoding interface.
+
+Search talks to the model only through `encode`, `init_state` and
+`step(prev_tokens, state) -> (log_probs, state)`; `DecoderState.reorder(index)` lets
+beam search follow the surviving hypotheses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional, Union
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from stages.attention import Attention, AttentionKind
+from stages.tokenization import PAD_ID
+
+Cell = Literal["rnn", "gru", "lstm"]
+_RNN = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    cell: Cell = "lstm"
+    embedding_size: int = 256
+    encoder_hidden: int = 256
+    encoder_layers: int = 1
+    bidirectional: bool = True
+    decoder_hidden: int = 512
+    decoder_layers: int = 1
+    attention: AttentionKind = "luong_general"
+    dropout: float = 0.3
+    tie_embeddings: bool = False
+    init_range: float = 0.1
+
+
+def check_model_config(cfg: ModelConfig) -> list[str]:
+    """Problems with combinations of keys, each message naming the keys involved."""
+    problems = []
+    enc_out = cfg.encoder_hidden * (2 if cfg.bidirectional else 1)
+    if cfg.attention == "luong_dot" and enc_out != cfg.decoder_hidden:
+        problems.append(
+            f"model.attention=luong_dot needs the encoder output size ({enc_out} = "
+            f"model.encoder_hidden x directions) to equal model.decoder_hidden "
+            f"({cfg.decoder_hidden}); use luong_general or change one of them"
+        )
+    if cfg.tie_embeddings and cfg.embedding_size != cfg.decoder_hidden:
+        problems.append(
+            f"model.tie_embeddings=true needs model.embedding_size ({cfg.embedding_size}) == "
+            f"model.decoder_hidden ({cfg.decoder_hidden})"
+        )
+    for key in ("embedding_size", "encoder_hidden", "encoder_layers", "decoder_hidden", "decoder_layers"):
+        if getattr(cfg, key) < 1:
+            problems.append(f"model.{key}={getattr(cfg, key)}: must be at least 1")
+    if not 0 <= cfg.dropout < 1:
+        problems.append(f"model.dropout={cfg.dropout}: must be in [0, 1)")
+    return problems
+
+
+@dataclass
+class DecoderState:
+    """Everything the decoder carries between steps; every tensor is batch-first."""
+
+    hidden: Hidden  # (layers, B, H), a pair for LSTMs
+    memory: torch.Tensor  # (B, S, D) encoder outputs
+    keys: torch.Tensor  # (B, S, A) attention keys, projected once
+    mask: torch.Tensor  # (B, S) True on real source tokens
+    last_attention: Optional[torch.Tensor] = None  # (B, S)
+
+    def reorder(self, index: torch.Tensor) -> "DecoderState":
+        if isinstance(self.hidden, tuple):
+            hidden: Hidden = (self.hidden[0].index_select(1, index), self.hidden[1].index_select(1, index))
+        else:
+            hidden = self.hidden.index_select(1, index)
+        attn = None if self.last_attention is None else self.last_attention.index_select(0, index)
+        return DecoderState(
+            hidden,
+            self.memory.index_select(0, index),
+            self.keys.index_select(0, index),
+            self.mask.index_select(0, index),
+            attn,
+        )
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.rnn = _RNN[cfg.cell](
+            cfg.embedding_size,
+            cfg.encoder_hidden,
+            num_layers=cfg.encoder_layers,
+            batch_first=True,
+            bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout if cfg.encoder_layers > 1 else 0.0,
+        )
+
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
+        """src (B, S), src_lens (B,) -> outputs (B, S, D), final hidden (layers*dirs, B, H)."""
+        emb = self.dropout(self.embed(src))
+        packed = pack_padded_sequence(emb, src_lens.cpu(), batch_first=True, enforce_sorted=False)
+        out, final = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        return out, final
+
+
+class Seq2Seq(nn.Module):
+    """Bidirectional recurrent encoder, recurrent decoder with attention after the RNN."""
+
+    def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg, src_vocab)
+        dirs = 2 if cfg.bidirectional else 1
+        enc_out = cfg.encoder_hidden * dirs
+        self.bridge_h = nn.Linear(cfg.encoder_hidden * dirs, cfg.decoder_hidden * cfg.decoder_layers)
+        if cfg.cell == "lstm":
+            self.bridge_c = nn.Linear(cfg.encoder_hidden * dirs, cfg.decoder_hidden * cfg.decoder_layers)
+        self.tgt_embed = nn.Embedding(tgt_vocab, cfg.embedding_size, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.decoder_rnn = _RNN[cfg.cell](
+            cfg.embedding_size,
+            cfg.decoder_hidden,
+            num_layers=cfg.decoder_layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.decoder_layers > 1 else 0.0,
+        )
+        self.attention = Attention(cfg.attention, cfg.decoder_hidden, enc_out)
+        self.combine = nn.Linear(enc_out + cfg.decoder_hidden, cfg.decoder_hidden, bias=False)
+        self.generator = nn.Linear(cfg.decoder_hidden, tgt_vocab)
+        self._init_weights(cfg.init_range)
+        if cfg.tie_embeddings:
+            self.generator.weight = self.tgt_embed.weight
+
+    def _init_weights(self, scale: float) -> None:
+        for name, param in self.named_parameters():
+            nn.init.uniform_(param, -scale, scale)
+            if "bias_hh" in name and self.cfg.cell == "lstm":
+                # Forget-gate bias 1: gradients flow through the cell state from the start.
+                size = param.numel() // 4
+                with torch.no_grad():
+                    param[size : 2 * size].fill_(1.0)
+        for embed in (self.encoder.embed, self.tgt_embed):
+            with torch.no_grad():
+                embed.weight[PAD_ID].zero_()
+
+    def _bridge(self, final: Hidden, batch: int) -> Hidden:
+        cfg = self.cfg
+        dirs = 2 if cfg.bidirectional else 1
+
+        def top(h: torch.Tensor) -> torch.Tensor:  # (layers*dirs, B, H) -> (B, dirs*H)
+            return h.view(cfg.encoder_layers, dirs, batch, cfg.encoder_hidden)[-1].transpose(0, 1).reshape(batch, -1)
+
+        def spread(x: torch.Tensor) -> torch.Tensor:  # (B, L*H) -> (L, B, H)
+            return torch.tanh(x).view(batch, cfg.decoder_layers, cfg.decoder_hidden).transpose(0, 1).contiguous()
+
+        if isinstance(final, tuple):
+            return spread(self.bridge_h(top(final[0]))), spread(self.bridge_c(top(final[1])))
+        return spread(self.bridge_h(top(final)))
+
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> DecoderState:
+        """src (B, S) -> the decoder's initial state."""
+        memory, final = self.encoder(src, src_lens)
+        mask = src != PAD_ID
+        keys = self.attention.precompute_keys(memory)
+        return DecoderState(self._bridge(final, src.size(0)), memory, keys, mask)
+
+    def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+        emb = self.dropout(self.tgt_embed(tgt_in))
+        out, hidden = self.decoder_rnn(emb, state.hidden)  # (B, T, H)
+        context, weights = self.attention(out, state.keys, state.memory, state.mask)
+        attentional = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))
+        logits = self.generator(self.dropout(attentional))  # (B, T, V)
+        return logits, hidden, weights
+
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V) for the whole target in one fused RNN call."""
+        state = self.encode(src, src_lens)
+        logits, _, _ = self._decode(tgt_in, state)
+        return logits
+
+    def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state."""
+        logits, hidden, weights = self._decode(prev_tokens.unsqueeze(1), state)
+        log_probs = torch.log_softmax(logits.squeeze(1).float(), dim=-1)
+        return log_probs, DecoderState(hidden, state.memory, state.keys, state.mask, weights.squeeze(1))

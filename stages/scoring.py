@@ -1,0 +1,54 @@
+"""Stage 5, score: sacreBLEU BLEU and chrF on detokenized text, with signatures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sacrebleu.metrics import BLEU, CHRF
+
+from stages import artifacts
+from stages.errors import InputDataError
+from stages.files import read_lines_strict, write_json_atomic
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreConfig:
+    tokenize: str = "13a"
+    lowercase: bool = False
+
+
+def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig = ScoreConfig()) -> dict[str, Any]:
+    bleu = BLEU(tokenize=cfg.tokenize, lowercase=cfg.lowercase)
+    chrf = CHRF()
+    b = bleu.corpus_score(hyps, [refs])
+    c = chrf.corpus_score(hyps, [refs])
+    return {
+        "bleu": round(b.score, 2),
+        "chrf": round(c.score, 2),
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+        "bleu_detail": str(b),
+        "sentences": len(hyps),
+    }
+
+
+def score_files(hyp_path: Path, ref_path: Path, cfg: ScoreConfig = ScoreConfig()) -> dict[str, Any]:
+    hyps, refs = read_lines_strict(hyp_path), read_lines_strict(ref_path)
+    if len(hyps) != len(refs):
+        raise InputDataError(
+            f"{hyp_path} has {len(hyps)} lines but {ref_path} has {len(refs)}; "
+            f"hypotheses and references must be line-aligned"
+        )
+    if not refs:
+        raise InputDataError(f"{ref_path}: no lines to score")
+    return score_lines(hyps, refs, cfg)
+
+
+def run_score(cfg: ScoreConfig, translate_dir: Path, prepare_dir: Path, out_dir: Path) -> dict[str, Any]:
+    scores = score_files(
+        translate_dir / artifacts.TEST_HYP, artifacts.split_text(prepare_dir, "test", artifacts.TGT_SUFFIX), cfg
+    )
+    write_json_atomic(out_dir / artifacts.SCORES, scores)
+    return scores

@@ -1,0 +1,145 @@
+"""Greedy and batched beam search over the model's one-step interface.
+
+The model is reached only through `model.encode(src, lens)` and
+`model.step(prev_tokens, state) -> (log_probs, state)` with `state.reorder(index)`.
+Each sentence's search depends on its own scores only: its own length limit, its own
+finished list, so a sentence decodes the same alone or inside any batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from stages.tokenization import BOS_ID, EOS_ID
+
+
+class StepModel(Protocol):
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> Any: ...
+
+    def step(self, prev_tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]: ...
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # without BOS and EOS
+    log_prob: float
+    score: float  # log_prob after the length penalty
+    attention: list[list[float]] = field(default_factory=list)
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + length) / 6) ** alpha; alpha 0 means none."""
+    return ((5.0 + length) / 6.0) ** alpha if alpha else 1.0
+
+
+def max_lengths(src_lens: torch.Tensor, ratio: float, extra: int) -> torch.Tensor:
+    """Per-sentence output limit in tokens (EOS included), from the source length."""
+    return (src_lens.float() * ratio).long() + extra
+
+
+def select_alive(
+    cand_scores: torch.Tensor, cand_tokens: torch.Tensor, beam_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick, per sentence, the best `beam_size` candidates that do not end in EOS.
+
+    cand_scores/cand_tokens (B, 2K) are sorted best first. Returns positions (B, K) into
+    the 2K candidates and their scores (B, K).
+    """
+    width = cand_tokens.size(1)
+    is_eos = (cand_tokens == EOS_ID).long()
+    rank = is_eos * width + torch.arange(width, device=cand_tokens.device)
+    positions = rank.argsort(dim=1)[:, :beam_size]
+    return positions, cand_scores.gather(1, positions)
+
+
+def finished_candidates(cand_tokens: torch.Tensor, cand_scores: torch.Tensor, beam_size: int) -> list[tuple[int, int]]:
+    """(sentence, position) of EOS candidates among the first `beam_size` of each sentence."""
+    top = cand_tokens[:, :beam_size] == EOS_ID
+    top &= torch.isfinite(cand_scores[:, :beam_size])
+    return [(int(b), int(p)) for b, p in top.nonzero().tolist()]
+
+
+@torch.inference_mode()
+def greedy_search(
+    model: StepModel, src: torch.Tensor, src_lens: torch.Tensor, ratio: float = 2.0, extra: int = 10
+) -> list[Hypothesis]:
+    batch = src.size(0)
+    state = model.encode(src, src_lens)
+    limits = max_lengths(src_lens, ratio, extra).tolist()
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    log_probs = [0.0] * batch
+    done = [False] * batch
+    for t in range(max(limits)):
+        lp, state = model.step(prev, state)
+        best_lp, prev = lp.max(dim=-1)
+        for b, (tok, score) in enumerate(zip(prev.tolist(), best_lp.tolist())):
+            if done[b]:
+                continue
+            log_probs[b] += score
+            if tok == EOS_ID:
+                done[b] = True
+            else:
+                tokens[b].append(tok)
+                done[b] = t + 1 >= limits[b]
+        if all(done):
+            break
+    return [Hypothesis(toks, lp_, lp_) for toks, lp_ in zip(tokens, log_probs)]
+
+
+@torch.inference_mode()
+def beam_search(
+    model: StepModel,
+    src: torch.Tensor,
+    src_lens: torch.Tensor,
+    beam_size: int = 5,
+    alpha: float = 1.0,
+    ratio: float = 2.0,
+    extra: int = 10,
+    n_best: int = 1,
+) -> list[list[Hypothesis]]:
+    """Batched beam search; returns the `n_best` hypotheses of each sentence, best first."""
+    batch, k, device = src.size(0), beam_size, src.device
+    state = model.encode(src, src_lens)
+    state = state.reorder(torch.arange(batch, device=device).repeat_interleave(k))
+    limits = max_lengths(src_lens, ratio, extra).tolist()
+    scores = torch.zeros(batch, k, device=device)
+    scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
+    history = torch.empty(batch * k, 0, dtype=torch.long, device=device)
+    prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    done = [False] * batch
+    base = torch.arange(batch, device=device).unsqueeze(1) * k
+    for t in range(max(limits)):
+        lp, state = model.step(prev, state)  # (B*K, V)
+        vocab = lp.size(-1)
+        cand = (scores.unsqueeze(-1) + lp.view(batch, k, vocab)).view(batch, -1)
+        cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (B, 2K)
+        cand_beams, cand_tokens = cand_index // vocab, cand_index % vocab
+        for b, p in finished_candidates(cand_tokens, cand_scores, k):
+            if not done[b]:
+                origin = int(base[b, 0]) + int(cand_beams[b, p])
+                _add_finished(finished[b], history[origin].tolist(), float(cand_scores[b, p]), alpha, True)
+        positions, scores = select_alive(cand_scores, cand_tokens, k)
+        origins = (base + cand_beams.gather(1, positions)).view(-1)
+        prev = cand_tokens.gather(1, positions).view(-1)
+        history = torch.cat([history.index_select(0, origins), prev.unsqueeze(1)], dim=1)
+        state = state.reorder(origins)
+        for b in range(batch):
+            if done[b]:
+                continue
+            if t + 1 >= limits[b]:  # out of room: the alive beams finish as they are
+                for j in range(k):
+                    _add_finished(finished[b], history[b * k + j].tolist(), float(scores[b, j]), alpha, False)
+            done[b] = len(finished[b]) >= k or t + 1 >= limits[b]
+        if all(done):
+            break
+    return [sorted(f, key=lambda h: h.score, reverse=True)[:n_best] for f in finished]
+
+
+def _add_finished(out: list[Hypothesis], tokens: list[int], log_prob: float, alpha: float, eos: bool) -> None:
+    length = len(tokens) + (1 if eos else 0)
+    out.append(Hypothesis(tokens, log_prob, log_prob / length_penalty(length, alpha)))

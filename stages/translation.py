@@ -1,0 +1,123 @@
+"""Stage 4, translate: decode whole files with a trained checkpoint.
+
+Input is sorted by length into batches, decoded, and put back in source order; one
+output line per input line, empty lines kept empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import sentencepiece as spm
+import torch
+
+from stages import artifacts
+from stages.checkpoint import check_tokenizer, load_checkpoint
+from stages.files import read_lines_strict, write_lines_atomic
+from stages.model import Seq2Seq
+from stages.search import beam_search, greedy_search
+from stages.tokenization import PAD_ID
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeConfig:
+    beam_size: int = 5
+    length_penalty: float = 1.0
+    max_len_ratio: float = 1.5
+    max_len_extra: int = 10
+    batch_size: int = 64
+    max_input_tokens: int = 250
+    checkpoint: str = "best"
+    device: str = "auto"
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def pad_batch(seqs: list[list[int]], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists into (B, S) plus lengths (B,)."""
+    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), int(lens.max())), PAD_ID, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out.to(device), lens.to(device)
+
+
+def translate_ids(model: Seq2Seq, seqs: list[list[int]], cfg: DecodeConfig, device: str) -> list[list[int]]:
+    """Translate id sequences (non-empty) in length-sorted batches; results in input order."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]), reverse=True)
+    results: list[list[int]] = [[] for _ in seqs]
+    for start in range(0, len(order), cfg.batch_size):
+        chunk = order[start : start + cfg.batch_size]
+        src, lens = pad_batch([seqs[i] for i in chunk], device)
+        if cfg.beam_size <= 1:
+            hyps = [h.tokens for h in greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra)]
+        else:
+            nbest = beam_search(
+                model, src, lens, cfg.beam_size, cfg.length_penalty, cfg.max_len_ratio, cfg.max_len_extra
+            )
+            hyps = [n[0].tokens for n in nbest]
+        for i, tokens in zip(chunk, hyps):
+            results[i] = tokens
+    return results
+
+
+def translate_lines(
+    model: Seq2Seq,
+    sp_src: spm.SentencePieceProcessor,
+    sp_tgt: spm.SentencePieceProcessor,
+    lines: list[str],
+    cfg: DecodeConfig,
+    device: str,
+    where: str = "input",
+) -> list[str]:
+    """Translate text lines; empty or blank lines come back empty."""
+    encoded = sp_src.encode([" ".join(line.split()) for line in lines])
+    todo = []
+    for number, ids in enumerate(encoded, start=1):
+        if len(ids) > cfg.max_input_tokens:
+            log.warning(
+                "%s:%d: %d tokens, truncated to decoding.max_input_tokens=%d",
+                where, number, len(ids), cfg.max_input_tokens,
+            )
+            encoded[number - 1] = ids[: cfg.max_input_tokens]
+        if encoded[number - 1]:
+            todo.append(number - 1)
+    outputs = [""] * len(lines)
+    hyps = translate_ids(model, [encoded[i] for i in todo], cfg, device)
+    for i, tokens in zip(todo, hyps):
+        outputs[i] = sp_tgt.decode(tokens)
+    return outputs
+
+
+def run_translate(
+    cfg: DecodeConfig, train_dir: Path, tokenize_dir: Path, prepare_dir: Path, out_dir: Path,
+    progress: Optional[Callable[[str], None]] = None,
+) -> dict[str, Any]:
+    """Translate the prepared test split with the chosen checkpoint."""
+    ckpt = train_dir / cfg.checkpoint
+    check_tokenizer(ckpt, tokenize_dir)
+    device = pick_device(cfg.device)
+    model, sp_src, sp_tgt, meta = load_checkpoint(ckpt, device)
+    src_path = artifacts.split_text(prepare_dir, "test", artifacts.SRC_SUFFIX)
+    lines = read_lines_strict(src_path)
+    import time
+
+    start = time.perf_counter()
+    hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, device, where=str(src_path))
+    seconds = time.perf_counter() - start
+    write_lines_atomic(out_dir / artifacts.TEST_HYP, hyps)
+    return {
+        "sentences": len(lines),
+        "seconds": round(seconds, 2),
+        "sentences_per_s": round(len(lines) / max(seconds, 1e-9), 1),
+        "checkpoint_step": meta.get("step"),
+    }

@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny slice of the embedded corpus and a tiny config around it."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(2)
+
+
+def _rows(split: str, n: int) -> list[str]:
+    with gzip.open(ROOT / "data" / "bible" / f"{split}.tsv.gz", "rt", encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    return lines[: n + 1]  # header + n rows
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """train/dev/test TSVs of 400/20/20 verses in tmp_path/corpus."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for split, n in (("train", 400), ("dev", 20), ("test", 20)):
+        (folder / f"{split}.tsv").write_text("\n".join(_rows(split, n)) + "\n", encoding="utf-8")
+    return folder
+
+
+def tiny_config_text(corpus: Path, runs: Path, **extra: str) -> str:
+    text = f"""\
+name: tiny
+seed: 7
+runs_dir: {runs}
+data:
+  train: {corpus / 'train.tsv'}
+  dev: {corpus / 'dev.tsv'}
+  test: {corpus / 'test.tsv'}
+tokenizer:
+  vocab_size: 200
+model:
+  embedding_size: 32
+  encoder_hidden: 32
+  decoder_hidden: 64
+  dropout: 0.0
+training:
+  batch_tokens: 800
+  epochs: 2
+  max_steps: 20
+  valid_every: 10
+  warmup_steps: 5
+  precision: fp32
+  threads: 2
+decoding:
+  beam_size: 3
+  batch_size: 16
+"""
+    for key, value in extra.items():
+        text += f"{key}: {value}\n"
+    return text
+
+
+@pytest.fixture
+def tiny_config(tiny_corpus: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(tiny_config_text(tiny_corpus, tmp_path / "runs"), encoding="utf-8")
+    return path

@@ -1,0 +1,87 @@
+"""End to end through the real CLI on a tiny config in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from stages import artifacts
+
+STAGES = ("prepare", "tokenize", "train", "translate", "score")
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def test_run_end_to_end_then_skip_then_partial_rerun(tiny_config: Path, tmp_path: Path) -> None:
+    code, out = invoke("run", str(tiny_config))
+    assert code == 0, out
+    assert "BLEU" in out
+    run_dir = tmp_path / "runs" / "tiny"
+    manifest = json.loads((run_dir / artifacts.MANIFEST).read_text())
+    assert set(manifest["stages"]) == set(STAGES)
+    for name in STAGES:
+        entry = manifest["stages"][name]
+        assert entry["status"] == "done" and entry["outputs"] and len(entry["fingerprint"]) == 64
+    assert {"torch", "sentencepiece", "datasets", "sacrebleu"} <= set(manifest["versions"])
+    assert (run_dir / "train" / "best" / "model.safetensors").exists()
+    assert (run_dir / "train" / "best" / "spm.src.model").exists()
+    assert len((run_dir / "translate" / "test.hyp").read_text(encoding="utf-8").splitlines()) == 20
+    scores = json.loads((run_dir / "score" / "scores.json").read_text())
+    assert "BLEU" in scores["bleu_detail"] and scores["chrf_signature"]
+    history = (run_dir / "train" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(h)["step"] for h in history] == [10, 20]
+
+    code, out = invoke("run", str(tiny_config))
+    assert code == 0 and out.count("up to date, skipped") == 5, out
+
+    code, out = invoke("run", str(tiny_config), "--set", "decoding.beam_size=1")
+    assert code == 0
+    assert [line for line in out.splitlines() if "running" in line] == ["[translate] running", "[score] running"]
+
+    code, out = invoke("status", str(run_dir))
+    assert code == 0 and "score" in out and "done" in out
+
+    # Translate any file with the trained run: one line out per line in, empty kept empty.
+    src = tmp_path / "in.txt"
+    src.write_text("In the beginning God created the heavens.\n\n   \nJesus wept.\n", encoding="utf-8")
+    out_path = tmp_path / "out.txt"
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(out_path), "--beam-size", "2")
+    assert code == 0, out
+    lines = out_path.read_text(encoding="utf-8").split("\n")
+    assert len(lines) == 5 and lines[1] == "" and lines[2] == "" and lines[0] and lines[3]
+
+    code, out = invoke("score", str(out_path), str(src))
+    assert code == 0 and '"bleu"' in out
+
+
+def test_model_change_reruns_training_onward(tiny_config: Path) -> None:
+    assert invoke("run", str(tiny_config), "--until", "tokenize")[0] == 0
+    code, out = invoke("run", str(tiny_config), "--until", "tokenize", "--set", "model.dropout=0.1")
+    assert code == 0 and out.count("skipped") == 2
+
+
+def test_bad_inputs_exit_codes(tiny_config: Path, tmp_path: Path) -> None:
+    code, out = invoke("run", str(tiny_config), "--until", "nosuchstage")
+    assert code == 2 and "nosuchstage" in out
+    code, out = invoke("frobnicate")
+    assert code == 2
+    code, out = invoke("run", str(tiny_config), "--set", "training.lr_rate=1")
+    assert code == 1 and "did you mean 'lr'" in out
+    code, out = invoke("run", str(tmp_path / "missing.yaml"))
+    assert code == 1 and "config file not found" in out
+    code, out = invoke("run", str(tiny_config), "--set", f"data.train={tmp_path}/none.tsv")
+    assert code == 1 and "none.tsv: file not found" in out
+    manifest = json.loads((tmp_path / "runs" / "tiny" / artifacts.MANIFEST).read_text())
+    assert manifest["stages"]["prepare"]["status"] == "failed"
+    code, out = invoke("score", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert code == 1 and "file not found" in out
+    code, out = invoke("translate", "--run", str(tmp_path / "nowhere"), "-i", "x")
+    assert code == 1 and "no trained run" in out

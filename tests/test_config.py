@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import RunConfig, load_config, to_dict
+from stages.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_file() -> None:
+    cfg = load_config(None)
+    assert cfg == RunConfig()
+    assert cfg.model.cell == "lstm"
+
+
+def test_unknown_key_suggests_closest(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"training\.lr_rate: unknown key \(did you mean 'lr'\?\)"):
+        load_config(write(tmp_path, "training:\n  lr_rate: 0.1\n"))
+
+
+def test_unknown_section_suggests_closest(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"trainig: unknown key \(did you mean 'training'\?\)"):
+        load_config(write(tmp_path, "trainig:\n  lr: 0.1\n"))
+
+
+def test_wrong_type_names_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"decoding\.beam_size: expected an integer, got 'five'"):
+        load_config(write(tmp_path, "decoding:\n  beam_size: five\n"))
+
+
+def test_yaml_no_for_string_asks_to_quote(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data\.tgt_lang: got the boolean False.*quote"):
+        load_config(write(tmp_path, "data:\n  tgt_lang: no\n"))
+
+
+def test_choice_suggests(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"model\.cell: 'lstn' is not one of rnn, gru, lstm \(did you mean 'lstm'\?\)"):
+        load_config(write(tmp_path, "model:\n  cell: lstn\n"))
+
+
+def test_int_widens_to_float(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "training:\n  lr: 1\n")).training.lr == 1.0
+
+
+def test_overrides() -> None:
+    cfg = load_config(None, ["decoding.beam_size=10", "model.cell=gru", "name=x"])
+    assert (cfg.decoding.beam_size, cfg.model.cell, cfg.name) == (10, "gru", "x")
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        load_config(None, ["decoding.beam_size"])
+    with pytest.raises(ConfigError, match=r"decoding\.beam_sise: unknown key \(did you mean 'beam_size'\?\)"):
+        load_config(None, ["decoding.beam_sise=3"])
+
+
+def test_impossible_combination_names_both_keys() -> None:
+    with pytest.raises(ConfigError, match=r"model\.tie_embeddings.*model\.embedding_size \(256\).*model\.decoder_hidden \(512\)"):
+        load_config(None, ["model.tie_embeddings=true"])
+    with pytest.raises(ConfigError, match=r"luong_dot.*model\.decoder_hidden"):
+        load_config(None, ["model.attention=luong_dot", "model.decoder_hidden=300"])
+
+
+def test_range_checks() -> None:
+    with pytest.raises(ConfigError, match=r"decoding\.beam_size=0: must be at least 1"):
+        load_config(None, ["decoding.beam_size=0"])
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"c\.yaml:2: not valid YAML"):
+        load_config(write(tmp_path, "model:\n\tcell: lstm\n"))
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_load(path: Path) -> None:
+    load_config(path)
+
+
+def test_default_yaml_shows_every_key_with_its_default() -> None:
+    shown = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text(encoding="utf-8"))
+    assert shown == to_dict(RunConfig())

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from stages.model import ModelConfig, Seq2Seq
+from stages.search import beam_search, greedy_search, length_penalty, select_alive
+from stages.tokenization import BOS_ID, EOS_ID
+
+A, B = 4, 5
+# A bigram "model": the next-token distribution depends only on the previous token.
+TABLE = {BOS_ID: {A: 0.6, B: 0.4}, A: {A: 0.3, B: 0.3, EOS_ID: 0.4}, B: {EOS_ID: 0.9, A: 0.1}}
+
+
+@dataclass
+class BigramState:
+    rows: torch.Tensor
+
+    def reorder(self, index: torch.Tensor) -> "BigramState":
+        return BigramState(self.rows.index_select(0, index))
+
+
+class BigramModel:
+    def __init__(self) -> None:
+        self.table = torch.full((6, 6), -1e9)
+        for prev, nexts in TABLE.items():
+            for tok, p in nexts.items():
+                self.table[prev, tok] = math.log(p)
+
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> BigramState:
+        return BigramState(torch.arange(src.size(0)))
+
+    def step(self, prev: torch.Tensor, state: BigramState) -> tuple[torch.Tensor, BigramState]:
+        return self.table[prev], state
+
+
+def test_select_alive_skips_eos() -> None:
+    tokens = torch.tensor([[EOS_ID, 7, 8, EOS_ID], [9, EOS_ID, 10, 11]])
+    scores = torch.tensor([[-1.0, -2.0, -3.0, -4.0], [-0.5, -0.625, -0.75, -0.875]])
+    positions, alive = select_alive(scores, tokens, 2)
+    assert positions.tolist() == [[1, 2], [0, 2]]
+    assert alive.tolist() == [[-2.0, -3.0], [-0.5, -0.75]]
+
+
+def test_beam_finds_what_greedy_misses() -> None:
+    src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
+    greedy = greedy_search(BigramModel(), src, lens)[0]
+    assert greedy.tokens == [A]
+    assert greedy.log_prob == pytest.approx(math.log(0.6 * 0.4))
+    best = beam_search(BigramModel(), src, lens, beam_size=2, alpha=0.0, n_best=2)[0]
+    assert [h.tokens for h in best] == [[B], [A]]
+    assert best[0].log_prob == pytest.approx(math.log(0.4 * 0.9))
+
+
+def test_length_penalty_gnmt() -> None:
+    assert length_penalty(1, 0.0) == 1.0
+    assert length_penalty(7, 1.0) == pytest.approx(2.0)
+
+
+def test_max_length_limits_output() -> None:
+    always_a = BigramModel()
+    always_a.table[A] = torch.log(torch.tensor([1e-9, 1e-9, 1e-9, 1e-9, 1.0, 1e-9]))
+    src, lens = torch.ones(1, 2, dtype=torch.long), torch.tensor([2])
+    hyp = greedy_search(always_a, src, lens, ratio=1.0, extra=3)[0]
+    assert hyp.tokens == [A] * 5
+    beam = beam_search(always_a, src, lens, beam_size=3, ratio=1.0, extra=3)[0][0]
+    assert len(beam.tokens) == 5
+
+
+def random_model() -> Seq2Seq:
+    torch.manual_seed(3)
+    cfg = ModelConfig(embedding_size=16, encoder_hidden=16, decoder_hidden=32, dropout=0.0, init_range=0.5)
+    return Seq2Seq(cfg, 40, 40).double().eval()
+
+
+def random_batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(11)
+    lens = torch.randint(1, 12, (n,), generator=gen)
+    src = torch.zeros(n, int(lens.max()), dtype=torch.long)
+    for i, length in enumerate(lens.tolist()):
+        src[i, :length] = torch.randint(4, 40, (length,), generator=gen)
+    return src, lens
+
+
+def test_beam_size_one_equals_greedy() -> None:
+    model = random_model()
+    src, lens = random_batch(8)
+    greedy = greedy_search(model, src, lens)
+    beam = beam_search(model, src, lens, beam_size=1, alpha=0.0)
+    assert [g.tokens for g in greedy] == [b[0].tokens for b in beam]
+    for g, b in zip(greedy, beam):
+        assert g.log_prob == pytest.approx(b[0].log_prob)
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_sentence_decodes_identically_alone_and_in_batch_of_32(beam: int) -> None:
+    model = random_model()
+    src, lens = random_batch(32)
+    batch = beam_search(model, src, lens, beam_size=beam, n_best=beam)
+    for i in (0, 5, 31):
+        alone = beam_search(model, src[i : i + 1, : lens[i]], lens[i : i + 1], beam_size=beam, n_best=beam)[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in batch[i]]
+        assert [h.score for h in alone] == pytest.approx([h.score for h in batch[i]], abs=1e-9)
