@@ -20,20 +20,15 @@ from stages.files import sha256_file, write_json_atomic
 
 
 def library_versions() -> dict[str, str]:
-    import click
-    import datasets
-    import sacrebleu
-    import sentencepiece
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "sentencepiece": sentencepiece.__version__,
-        "datasets": datasets.__version__,
-        "sacrebleu": sacrebleu.__version__,
-        "click": click.__version__,
-    }
+    out = {"python": platform.python_version()}
+    for name in ("torch", "sentencepiece", "datasets", "sacrebleu", "click", "safetensors", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
 
 
 def hash_outputs(run_dir: Path, folder: str) -> dict[str, str]:

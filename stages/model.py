@@ -12,7 +12,6 @@ from typing import Literal, Optional, Union
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from stages.attention import Attention, AttentionKind
 from stages.tokenization import PAD_ID
@@ -32,7 +31,7 @@ class ModelConfig:
     decoder_hidden: int = 512
     decoder_layers: int = 1
     attention: AttentionKind = "luong_general"
-    dropout: float = 0.3
+    dropout: float = 0.2
     tie_embeddings: bool = False
     init_range: float = 0.1
 
@@ -85,27 +84,50 @@ class DecoderState:
         )
 
 
+def reverse_padded(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of x (B, S, ...) within its own length; padding stays put."""
+    positions = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # (1, S)
+    index = (lens.unsqueeze(1) - 1 - positions).clamp(min=0)
+    index = torch.where(positions < lens.unsqueeze(1), index, positions)  # (B, S)
+    return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
+
+
 class Encoder(nn.Module):
+    """Embedding + (bi)directional RNN, one fused RNN call per direction and layer.
+
+    The backward direction runs over each sentence reversed within its own length, so
+    right padding never reaches a real position: no packed sequences are needed, and
+    the fused (oneDNN / cuDNN) kernels run forward and backward.
+    """
+
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.rnn = _RNN[cfg.cell](
-            cfg.embedding_size,
-            cfg.encoder_hidden,
-            num_layers=cfg.encoder_layers,
-            batch_first=True,
-            bidirectional=cfg.bidirectional,
-            dropout=cfg.dropout if cfg.encoder_layers > 1 else 0.0,
-        )
+        dirs = 2 if cfg.bidirectional else 1
+        self.layers = nn.ModuleList()
+        for layer in range(cfg.encoder_layers):
+            size_in = cfg.embedding_size if layer == 0 else cfg.encoder_hidden * dirs
+            self.layers.append(
+                nn.ModuleList(_RNN[cfg.cell](size_in, cfg.encoder_hidden, batch_first=True) for _ in range(dirs))
+            )
 
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
-        """src (B, S), src_lens (B,) -> outputs (B, S, D), final hidden (layers*dirs, B, H)."""
-        emb = self.dropout(self.embed(src))
-        packed = pack_padded_sequence(emb, src_lens.cpu(), batch_first=True, enforce_sorted=False)
-        out, final = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
-        return out, final
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """src (B, S), src_lens (B,) -> outputs (B, S, dirs*H), final top-layer state (B, dirs*H)."""
+        x = self.dropout(self.embed(src))  # (B, S, E)
+        last = (src_lens - 1).clamp(min=0).view(-1, 1, 1)
+        finals: list[torch.Tensor] = []
+        for depth, directions in enumerate(self.layers):
+            if depth:
+                x = self.dropout(x)
+            outs, finals = [], []
+            for d, rnn in enumerate(directions):
+                inp = reverse_padded(x, src_lens) if d else x
+                out, _ = rnn(inp)  # (B, S, H)
+                finals.append(out.gather(1, last.expand(-1, 1, out.size(2))).squeeze(1))
+                outs.append(reverse_padded(out, src_lens) if d else out)
+            x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+        return x, torch.cat(finals, dim=-1)
 
 
 class Seq2Seq(nn.Module):
@@ -148,26 +170,23 @@ class Seq2Seq(nn.Module):
             with torch.no_grad():
                 embed.weight[PAD_ID].zero_()
 
-    def _bridge(self, final: Hidden, batch: int) -> Hidden:
-        cfg = self.cfg
-        dirs = 2 if cfg.bidirectional else 1
-
-        def top(h: torch.Tensor) -> torch.Tensor:  # (layers*dirs, B, H) -> (B, dirs*H)
-            return h.view(cfg.encoder_layers, dirs, batch, cfg.encoder_hidden)[-1].transpose(0, 1).reshape(batch, -1)
+    def _bridge(self, final: torch.Tensor) -> Hidden:
+        """final (B, dirs*H) -> the decoder's initial hidden state (layers, B, H)."""
+        cfg, batch = self.cfg, final.size(0)
 
         def spread(x: torch.Tensor) -> torch.Tensor:  # (B, L*H) -> (L, B, H)
             return torch.tanh(x).view(batch, cfg.decoder_layers, cfg.decoder_hidden).transpose(0, 1).contiguous()
 
-        if isinstance(final, tuple):
-            return spread(self.bridge_h(top(final[0]))), spread(self.bridge_c(top(final[1])))
-        return spread(self.bridge_h(top(final)))
+        if cfg.cell == "lstm":
+            return spread(self.bridge_h(final)), spread(self.bridge_c(final))
+        return spread(self.bridge_h(final))
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> DecoderState:
         """src (B, S) -> the decoder's initial state."""
         memory, final = self.encoder(src, src_lens)
         mask = src != PAD_ID
         keys = self.attention.precompute_keys(memory)
-        return DecoderState(self._bridge(final, src.size(0)), memory, keys, mask)
+        return DecoderState(self._bridge(final), memory, keys, mask)
 
     def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
         emb = self.dropout(self.tgt_embed(tgt_in))

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from stages import artifacts
 from stages.errors import InputDataError
-from stages.files import check_utf8, read_lines_strict, write_json_atomic, write_lines_atomic
+from stages.files import check_utf8, open_bytes, read_lines_strict, write_json_atomic, write_lines_atomic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +77,9 @@ def _load_table(path: Path, cfg: DataConfig) -> Any:
         raise InputDataError(f"{path}: file not found (check data.train/dev/test in your config)")
     if suffix != ".parquet":
         check_utf8(path)
+        rows = sum(1 for line in open_bytes(path).splitlines() if line.strip())
+        if rows <= (1 if suffix in (".tsv", ".csv") and not cfg.columns else 0):
+            return None  # header only, or nothing at all
     kwargs: dict[str, Any] = {}
     if suffix in (".tsv", ".csv"):
         kwargs["quoting"] = 3  # csv.QUOTE_NONE: quotes are text in parallel corpora
@@ -121,6 +124,8 @@ def load_split(spec: str, cfg: DataConfig, resolve: Any) -> Pairs:
         return src, tgt
     path = resolve(spec)
     table = _load_table(path, cfg)
+    if table is None:
+        return [], []
     return _column_values(table, src_col, cfg.src_lang, str(path)), _column_values(
         table, tgt_col, cfg.tgt_lang, str(path)
     )

@@ -23,7 +23,7 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 @dataclass(frozen=True, kw_only=True)
 class TokenizerConfig:
     model_type: Literal["unigram", "bpe"] = "unigram"
-    vocab_size: int = 8000
+    vocab_size: int = 4000
     joint: bool = True
     character_coverage: float = 1.0
 

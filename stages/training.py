@@ -30,16 +30,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     batch_tokens: int = 2048
-    epochs: int = 10
-    max_steps: int = 0
-    max_minutes: float = 0.0
+    epochs: int = 20
+    max_steps: int = 2400
+    max_minutes: float = 15.0
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 0.002
+    lr: float = 0.003
     schedule: Literal["constant", "linear", "inverse_sqrt"] = "linear"
     warmup_steps: int = 200
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
-    valid_every: int = 0
+    valid_every: int = 600
     valid_bleu: bool = True
     max_len: int = 150
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"

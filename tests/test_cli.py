@@ -56,7 +56,7 @@ def test_run_end_to_end_then_skip_then_partial_rerun(tiny_config: Path, tmp_path
     code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(out_path), "--beam-size", "2")
     assert code == 0, out
     lines = out_path.read_text(encoding="utf-8").split("\n")
-    assert len(lines) == 5 and lines[1] == "" and lines[2] == "" and lines[0] and lines[3]
+    assert len(lines) == 5 and lines[1] == "" and lines[2] == "" and lines[4] == ""
 
     code, out = invoke("score", str(out_path), str(src))
     assert code == 0 and '"bleu"' in out

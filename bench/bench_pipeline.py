@@ -1,0 +1,104 @@
+"""Benchmark a trained run: training speed, translation speed, peak memory, BLEU.
+
+    python bench/bench_pipeline.py runs/default [--train-steps 30]
+
+Prints one JSON object. Training speed is measured on a fresh copy of the run's model
+(same config, same tokenized data) for --train-steps steps after 3 warm-up steps;
+translation speed on the run's test split with its best checkpoint, greedy and beam 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stages import artifacts  # noqa: E402
+from stages.checkpoint import load_checkpoint  # noqa: E402
+from stages.files import read_lines_strict  # noqa: E402
+from stages.model import Seq2Seq  # noqa: E402
+from stages.scoring import score_lines  # noqa: E402
+from stages.training import TrainConfig, TrainData, _train_step, make_optimizer, pick_precision  # noqa: E402
+from stages.translation import DecodeConfig, translate_lines  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def bench_training(run_dir: Path, steps: int) -> dict[str, object]:
+    cfg_all = json.loads((run_dir / artifacts.RESOLVED_CONFIG).read_text())
+    tcfg = TrainConfig(**cfg_all["training"])
+    ckpt_meta = json.loads((run_dir / "train" / "best" / artifacts.CKPT_META).read_text())
+    from stages.model import ModelConfig
+
+    model = Seq2Seq(ModelConfig(**ckpt_meta["model"]), ckpt_meta["src_vocab"], ckpt_meta["tgt_vocab"])
+    data = TrainData.load(artifacts.split_ids(run_dir / artifacts.TOKENIZE_DIR, "train"), tcfg.max_len)
+    batches = data.batches(tcfg.batch_tokens, np.random.default_rng(0))[: steps + 3]
+    opt = make_optimizer(model, tcfg)
+    amp = pick_precision(tcfg.precision, "cpu")
+    for b in batches[:3]:
+        _train_step(model, opt, b, tcfg, amp, "cpu")
+    start, tokens = time.perf_counter(), 0
+    for b in batches[3:]:
+        _train_step(model, opt, b, tcfg, amp, "cpu")
+        tokens += b.n_tokens
+    seconds = time.perf_counter() - start
+    return {
+        "train_target_tokens_per_s": round(tokens / seconds, 1),
+        "train_steps_timed": len(batches) - 3,
+        "train_precision": str(amp).replace("torch.", "") if amp else "fp32",
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def bench_translation(run_dir: Path) -> dict[str, object]:
+    model, sp_src, sp_tgt, _ = load_checkpoint(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST, "cpu")
+    prepared = run_dir / artifacts.PREPARE_DIR
+    src = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.SRC_SUFFIX))
+    refs = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.TGT_SUFFIX))
+    out: dict[str, object] = {"test_sentences": len(src)}
+    saved = json.loads((run_dir / artifacts.RESOLVED_CONFIG).read_text())["decoding"]
+    for label, beam in (("greedy", 1), ("beam5", 5)):
+        cfg = DecodeConfig(**{**saved, "beam_size": beam})
+        start = time.perf_counter()
+        hyps = translate_lines(model, sp_src, sp_tgt, src, cfg, "cpu")
+        seconds = time.perf_counter() - start
+        scores = score_lines(hyps, refs)
+        out[f"{label}_sentences_per_s"] = round(len(src) / seconds, 1)
+        out[f"{label}_target_tokens_per_s"] = round(sum(len(sp_tgt.encode(h)) + 1 for h in hyps) / seconds, 1)
+        out[f"{label}_bleu"] = scores["bleu"]
+        out[f"{label}_chrf"] = scores["chrf"]
+    out["bleu_signature"] = scores["bleu_signature"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result: dict[str, object] = {
+        "run": str(args.run_dir),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+    }
+    result.update(bench_translation(args.run_dir))
+    result.update(bench_training(args.run_dir, args.train_steps))
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
