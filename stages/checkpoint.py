@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import sentencepiece as spm
-import torch
 from safetensors.torch import load_file, save_file
 
 from stages import artifacts
@@ -87,6 +86,3 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.Sen
     sp_tgt = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_TGT))
     return model, sp_src, sp_tgt, meta
 
-
-def model_state_to_device(model: torch.nn.Module, device: str) -> None:
-    model.to(device)

@@ -128,16 +128,32 @@ def beam_search(
         prev = cand_tokens.gather(1, positions).view(-1)
         history = torch.cat([history.index_select(0, origins), prev.unsqueeze(1)], dim=1)
         state = state.reorder(origins)
+        best_alive = (scores[:, 0] / length_penalty(t + 1, alpha)).tolist()
         for b in range(batch):
             if done[b]:
                 continue
             if t + 1 >= limits[b]:  # out of room: the alive beams finish as they are
                 for j in range(k):
                     _add_finished(finished[b], history[b * k + j].tolist(), float(scores[b, j]), alpha, False)
-            done[b] = len(finished[b]) >= k or t + 1 >= limits[b]
+                done[b] = True
+            else:
+                done[b] = is_sentence_done(finished[b], best_alive[b], n_best)
         if all(done):
             break
     return [sorted(f, key=lambda h: h.score, reverse=True)[:n_best] for f in finished]
+
+
+def is_sentence_done(finished: list[Hypothesis], best_alive_score: float, n_best: int) -> bool:
+    """Stop once n_best hypotheses are finished and none alive scores better.
+
+    Alive log-probabilities only fall as hypotheses grow, so without a length penalty
+    this is exact; with one, the alive score is taken at its current length. (Stopping
+    after `beam_size` finished hypotheses instead can give up while the best-scoring
+    hypothesis is still alive.)
+    """
+    if len(finished) < n_best:
+        return False
+    return max(h.score for h in finished) >= best_alive_score
 
 
 def _add_finished(out: list[Hypothesis], tokens: list[int], log_prob: float, alpha: float, eos: bool) -> None:

@@ -7,6 +7,7 @@ output line per input line, empty lines kept empty.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -109,8 +110,6 @@ def run_translate(
     model, sp_src, sp_tgt, meta = load_checkpoint(ckpt, device)
     src_path = artifacts.split_text(prepare_dir, "test", artifacts.SRC_SUFFIX)
     lines = read_lines_strict(src_path)
-    import time
-
     start = time.perf_counter()
     hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, device, where=str(src_path))
     seconds = time.perf_counter() - start

@@ -24,9 +24,9 @@ class BigramState:
 
 
 class BigramModel:
-    def __init__(self) -> None:
-        self.table = torch.full((6, 6), -1e9)
-        for prev, nexts in TABLE.items():
+    def __init__(self, table: dict[int, dict[int, float]] = TABLE, vocab: int = 6) -> None:
+        self.table = torch.full((vocab, vocab), -1e9)
+        for prev, nexts in table.items():
             for tok, p in nexts.items():
                 self.table[prev, tok] = math.log(p)
 
@@ -53,6 +53,18 @@ def test_beam_finds_what_greedy_misses() -> None:
     best = beam_search(BigramModel(), src, lens, beam_size=2, alpha=0.0, n_best=2)[0]
     assert [h.tokens for h in best] == [[B], [A]]
     assert best[0].log_prob == pytest.approx(math.log(0.4 * 0.9))
+
+
+def test_beam_does_not_stop_while_the_best_hypothesis_is_alive() -> None:
+    # Unlikely EOS candidates fill up `beam_size` finished slots at steps 0 and 1, while
+    # the best hypothesis A C (p = 0.97^3) finishes only at step 2.
+    c = 6
+    table = {BOS_ID: {A: 0.97, EOS_ID: 0.02, B: 0.01}, A: {c: 0.97, EOS_ID: 0.02, B: 0.01},
+             c: {EOS_ID: 0.97, B: 0.03}, B: {EOS_ID: 1.0}}
+    src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
+    best = beam_search(BigramModel(table, 7), src, lens, beam_size=2, alpha=0.0)[0][0]
+    assert best.tokens == [A, c]
+    assert best.log_prob == pytest.approx(3 * math.log(0.97))
 
 
 def test_length_penalty_gnmt() -> None:
