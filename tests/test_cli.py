@@ -58,6 +58,9 @@ def test_run_end_to_end_then_skip_then_partial_rerun(tiny_config: Path, tmp_path
     lines = out_path.read_text(encoding="utf-8").split("\n")
     assert len(lines) == 5 and lines[1] == "" and lines[2] == "" and lines[4] == ""
 
+    result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"], input="\nJesus wept.\n")
+    assert result.exit_code == 0 and result.output.count("\n") == 2 and result.output.startswith("\n")
+
     code, out = invoke("score", str(out_path), str(src))
     assert code == 0 and '"bleu"' in out
 

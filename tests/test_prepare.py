@@ -125,3 +125,15 @@ def test_empty_corpus_is_an_error(tmp_path: Path) -> None:
     path.write_text("en\tes\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"c\.tsv: no usable training pairs"):
         run_prepare(DataConfig(train=str(path), dev="", test=""), tmp_path / "out", resolve, seed=1)
+
+
+def test_hub_name_or_local_dataset_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "mydataset"
+    folder.mkdir()
+    rows = "".join(json.dumps({"translation": {"en": s, "es": t}}) + "\n" for s, t in zip(SRC, TGT))
+    (folder / "train.jsonl").write_text(rows, encoding="utf-8")
+    (folder / "test.jsonl").write_text(rows, encoding="utf-8")
+    cfg = DataConfig(hub=str(folder))
+    assert load_split("train", cfg, resolve) == (SRC, TGT)
+    with pytest.raises(InputDataError, match=r"split 'validation': could not load"):
+        load_split("validation", cfg, resolve)
