@@ -133,12 +133,23 @@ def status(run_ref: str, runs_dir: str) -> None:
         entry = manifest.stage(name)
         summary = entry.get("summary") or {}
         brief = entry.get("error") or ", ".join(
-            f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)) and "detail" not in k
+            f"{k}={v}" for k, v in _flatten(summary).items() if "detail" not in k and "signature" not in k
         )
         click.echo(
             f"{name:<10} {entry.get('status', '-'):<8} {entry.get('seconds', ''):>8}  "
             f"{str(entry.get('fingerprint', ''))[:12]:<12}  {brief[:110]}"
         )
+
+
+def _flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'pairs': {'train': 3}} -> {'pairs.train': 3}; the best-validation record is skipped."""
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, dict) and key != "best":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        elif not isinstance(value, (dict, list)):
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 if __name__ == "__main__":
