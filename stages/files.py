@@ -79,7 +79,7 @@ def sha256_file(path: Path) -> str:
 def open_bytes(path: Path) -> bytes:
     """Read a file's bytes, transparently gunzipping `.gz` files."""
     if not path.exists():
-        raise InputDataError(f"{path}: file not found (check the path in your config)")
+        raise InputDataError(f"{path}: file not found")
     if path.is_dir():
         raise InputDataError(f"{path}: is a directory, expected a file")
     data = path.read_bytes()

@@ -7,6 +7,7 @@ beam search follow the surviving hypotheses.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
@@ -120,8 +121,9 @@ class Encoder(nn.Module):
         for depth, directions in enumerate(self.layers):
             if depth:
                 x = self.dropout(x)
-            outs, finals = [], []
-            for d, rnn in enumerate(directions):
+            outs: list[torch.Tensor] = []
+            finals = []
+            for d, rnn in enumerate(typing.cast(nn.ModuleList, directions)):
                 inp = reverse_padded(x, src_lens) if d else x
                 out, _ = rnn(inp)  # (B, S, H)
                 finals.append(out.gather(1, last.expand(-1, 1, out.size(2))).squeeze(1))
