@@ -16,7 +16,7 @@ from pipeline.config import RunConfig, dump_yaml, section_hash, to_dict
 from pipeline.manifest import Manifest, hash_outputs, library_versions
 from stages import artifacts
 from stages.errors import S2SError
-from stages.files import sha256_file, write_json_atomic
+from stages.files import sha256_file, write_json_atomic, write_text_atomic
 from stages.prepare import input_files, run_prepare
 from stages.scoring import run_score
 from stages.tokenization import run_tokenize
@@ -114,7 +114,7 @@ def run_pipeline(
         name=cfg.name, seed=cfg.seed, config_hash=section_hash(to_dict(cfg)), versions=library_versions()
     )
     write_json_atomic(run_dir / artifacts.RESOLVED_CONFIG, to_dict(cfg))
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+    write_text_atomic(run_dir / artifacts.RESOLVED_CONFIG_YAML, dump_yaml(cfg))
     for stage in STAGES:
         fp = fingerprint(stage, cfg, manifest)
         if stage.name not in force and manifest.is_current(stage.name, fp, run_dir, stage.folder):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 RESOLVED_CONFIG = "config.json"
+RESOLVED_CONFIG_YAML = "config.yaml"
 
 PREPARE_DIR = "prepare"
 TOKENIZE_DIR = "tokenize"

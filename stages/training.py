@@ -165,16 +165,12 @@ def run_train(
     sp_tgt = load_processor(tokenize_dir / artifacts.SPM_TGT)
     model = Seq2Seq(model_cfg, sp_src.get_piece_size(), sp_tgt.get_piece_size()).to(device)
     optimizer = make_optimizer(model, cfg)
-    validate = Validator(tokenize_dir, prepare_dir, cfg, device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    history_path = out_dir / artifacts.HISTORY
-    history_path.unlink(missing_ok=True)
+    keeper = CheckpointKeeper(Validator(tokenize_dir, prepare_dir, cfg, device), out_dir, tokenize_dir, cfg)
     rng = np.random.default_rng(seed)
     epoch_batches = data.batches(cfg.batch_tokens, rng)
     total_steps = cfg.max_steps or cfg.epochs * len(epoch_batches)
     valid_every = cfg.valid_every or len(epoch_batches)
     state = _Progress(time.perf_counter())
-    best: dict[str, Any] = {}
     bar = tqdm(total=total_steps, desc="train", unit="step", disable=None, dynamic_ncols=True)
     model.train()
     stop = False
@@ -193,16 +189,7 @@ def run_train(
             stop = state.step >= total_steps or bool(out_of_time)
             if state.step % valid_every == 0 or stop:
                 record = {"step": state.step, "epoch": epoch, **state.summary(), "lr": optimizer.param_groups[0]["lr"]}
-                record.update(validate(model, amp))
-                _append_jsonl(history_path, record)
-                log.info("validation %s", json.dumps(record))
-                extra = {"step": state.step, "epoch": epoch, "dev": record}
-                save_checkpoint(out_dir / artifacts.CKPT_LAST, model, tokenize_dir, extra)
-                key = "dev_bleu" if cfg.valid_bleu else "dev_loss"
-                better = not best or (record[key] > best[key] if key == "dev_bleu" else record[key] < best[key])
-                if better:
-                    best = record
-                    save_checkpoint(out_dir / artifacts.CKPT_BEST, model, tokenize_dir, extra)
+                keeper(model, amp, record)
             if stop:
                 break
         if stop:
@@ -217,8 +204,37 @@ def run_train(
         "device": device,
         "seconds": round(state.elapsed(), 1),
         "target_tokens_per_s": round(state.tokens / max(state.elapsed(), 1e-9), 1),
-        "best": best,
+        "best": keeper.best,
     }
+
+
+class CheckpointKeeper:
+    """Validate, log to history.jsonl, save `last`, and save `best` when dev improves."""
+
+    def __init__(self, validate: Validator, out_dir: Path, tokenize_dir: Path, cfg: TrainConfig):
+        self.validate, self.out_dir, self.tokenize_dir = validate, out_dir, tokenize_dir
+        self.key = "dev_bleu" if cfg.valid_bleu else "dev_loss"
+        self.best: dict[str, Any] = {}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.history = out_dir / artifacts.HISTORY
+        self.history.unlink(missing_ok=True)
+
+    def __call__(self, model: Seq2Seq, amp: torch.dtype | None, record: dict[str, Any]) -> None:
+        record.update(self.validate(model, amp))
+        _append_jsonl(self.history, record)
+        log.info("validation %s", json.dumps(record))
+        extra = {"step": record["step"], "epoch": record["epoch"], "dev": record}
+        save_checkpoint(self.out_dir / artifacts.CKPT_LAST, model, self.tokenize_dir, extra)
+        if self._improves(record):
+            self.best = record
+            save_checkpoint(self.out_dir / artifacts.CKPT_BEST, model, self.tokenize_dir, extra)
+
+    def _improves(self, record: dict[str, Any]) -> bool:
+        if not self.best:
+            return True
+        if self.key == "dev_bleu":
+            return bool(record[self.key] > self.best[self.key])
+        return bool(record[self.key] < self.best[self.key])
 
 
 def _train_step(
