@@ -66,9 +66,13 @@ def test_run_end_to_end_then_skip_then_partial_rerun(tiny_config: Path, tmp_path
 
 
 def test_model_change_reruns_training_onward(tiny_config: Path) -> None:
-    assert invoke("run", str(tiny_config), "--until", "tokenize")[0] == 0
-    code, out = invoke("run", str(tiny_config), "--until", "tokenize", "--set", "model.dropout=0.1")
-    assert code == 0 and out.count("skipped") == 2
+    code, out = invoke("tokenize", str(tiny_config))
+    assert code == 0 and "[tokenize] done" in out and "[train]" not in out
+    code, out = invoke("train", str(tiny_config), "--set", "training.max_steps=4", "--set", "training.valid_every=2")
+    assert code == 0 and out.count("skipped") == 2 and "[train] done" in out and "[translate]" not in out
+    code, out = invoke("run", str(tiny_config), "--set", "training.max_steps=4", "--set", "training.valid_every=2",
+                       "--set", "model.dropout=0.1")
+    assert code == 0 and out.count("skipped") == 2 and "[train] done" in out and "[score] done" in out
 
 
 def test_bad_inputs_exit_codes(tiny_config: Path, tmp_path: Path) -> None:
