@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,7 @@ from stages import artifacts
 from stages.checkpoint import load_checkpoint
 from stages.errors import ArtifactError
 from stages.files import read_lines_strict, write_lines_atomic
-from stages.translation import DecodeConfig, pick_device, translate_lines
+from stages.translation import DecodeConfig, pick_device, translate_lines, translate_lines_nbest
 
 
 def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
@@ -24,8 +25,6 @@ def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
 
 def decode_config(run_dir: Path, overrides: list[str], beam_size: Optional[int], checkpoint: Optional[str]) -> DecodeConfig:
     """The run's own decoding section, then --set overrides, then the flags."""
-    import json
-
     saved = run_dir / artifacts.RESOLVED_CONFIG
     base = json.loads(saved.read_text(encoding="utf-8")).get("decoding", {}) if saved.exists() else {}
     for item in overrides:
@@ -43,7 +42,7 @@ def decode_config(run_dir: Path, overrides: list[str], beam_size: Optional[int],
 
 def translate_file(
     run_ref: str, input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
-    checkpoint: Optional[str], overrides: list[str],
+    checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None,
 ) -> None:
     run_dir = find_run_dir(run_ref)
     cfg = decode_config(run_dir, overrides, beam_size, checkpoint)
@@ -55,7 +54,11 @@ def translate_file(
     else:
         lines = [line.rstrip("\r\n") for line in sys.stdin]
         where = "<stdin>"
-    hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, device, where=where)
+    if n_best:
+        nbest = translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, n_best)
+        hyps = [json.dumps({"line": i, "hypotheses": h}, ensure_ascii=False) for i, h in enumerate(nbest, start=1)]
+    else:
+        hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, device, where=where)
     if output_path:
         write_lines_atomic(Path(output_path), hyps)
     else:

@@ -31,8 +31,46 @@ class Hypothesis:
 
 
 def length_penalty(length: int, alpha: float) -> float:
-    """GNMT length penalty ((5 + length) / 6) ** alpha; alpha 0 means none."""
+    """GNMT length penalty ((5 + length) / 6) ** alpha; alpha 0 means none.
+
+    A negative alpha asks for the plain average: the log-probability divided by the length.
+    """
+    if alpha < 0:
+        return float(max(length, 1))
     return ((5.0 + length) / 6.0) ** alpha if alpha else 1.0
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Rules every search applies to the next-token log-probabilities."""
+
+    min_len: int = 0  # EOS is forbidden before this many tokens
+    no_repeat_ngram: int = 0  # forbid repeating any n-gram of this size (0: off)
+
+    def apply(self, log_probs: torch.Tensor, step: int, histories: list[list[int]]) -> torch.Tensor:
+        """log_probs (N, V) for hypotheses with the given token histories (N lists)."""
+        if step < self.min_len:
+            log_probs = log_probs.clone()
+            log_probs[:, EOS_ID] = float("-inf")
+        if self.no_repeat_ngram > 0 and step + 1 >= self.no_repeat_ngram:
+            banned = [(row, tok) for row, hist in enumerate(histories) for tok in banned_tokens(hist, self.no_repeat_ngram)]
+            if banned:
+                log_probs = log_probs.clone()
+                rows, toks = zip(*banned)
+                log_probs[list(rows), list(toks)] = float("-inf")
+        return log_probs
+
+
+def banned_tokens(history: list[int], n: int) -> set[int]:
+    """Tokens that would complete an n-gram already present in `history`."""
+    if n <= 0 or len(history) < n - 1:
+        return set()
+    prefix = tuple(history[len(history) - n + 1 :]) if n > 1 else ()
+    return {
+        history[i + n - 1]
+        for i in range(len(history) - n + 1)
+        if tuple(history[i : i + n - 1]) == prefix
+    }
 
 
 def max_lengths(src_lens: torch.Tensor, ratio: float, extra: int) -> torch.Tensor:
@@ -64,7 +102,8 @@ def finished_candidates(cand_tokens: torch.Tensor, cand_scores: torch.Tensor, be
 
 @torch.inference_mode()
 def greedy_search(
-    model: StepModel, src: torch.Tensor, src_lens: torch.Tensor, ratio: float = 2.0, extra: int = 10
+    model: StepModel, src: torch.Tensor, src_lens: torch.Tensor, ratio: float = 2.0, extra: int = 10,
+    constraints: Constraints = Constraints(),
 ) -> list[Hypothesis]:
     batch = src.size(0)
     state = model.encode(src, src_lens)
@@ -75,6 +114,7 @@ def greedy_search(
     done = [False] * batch
     for t in range(max(limits)):
         lp, state = model.step(prev, state)
+        lp = constraints.apply(lp, t, tokens)
         best_lp, prev = lp.max(dim=-1)
         for b, (tok, score) in enumerate(zip(prev.tolist(), best_lp.tolist())):
             if done[b]:
@@ -100,6 +140,7 @@ def beam_search(
     ratio: float = 2.0,
     extra: int = 10,
     n_best: int = 1,
+    constraints: Constraints = Constraints(),
 ) -> list[list[Hypothesis]]:
     """Batched beam search; returns the `n_best` hypotheses of each sentence, best first."""
     batch, k, device = src.size(0), beam_size, src.device
@@ -115,6 +156,8 @@ def beam_search(
     base = torch.arange(batch, device=device).unsqueeze(1) * k
     for t in range(max(limits)):
         lp, state = model.step(prev, state)  # (B*K, V)
+        if constraints != Constraints():
+            lp = constraints.apply(lp, t, history.tolist())
         vocab = lp.size(-1)
         cand = (scores.unsqueeze(-1) + lp.view(batch, k, vocab)).view(batch, -1)
         cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (B, 2K)

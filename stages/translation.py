@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import sentencepiece as spm
 import torch
@@ -19,7 +19,7 @@ from stages import artifacts
 from stages.checkpoint import check_tokenizer, load_checkpoint
 from stages.files import read_lines_strict, write_lines_atomic
 from stages.model import Seq2Seq
-from stages.search import beam_search, greedy_search
+from stages.search import Constraints, Hypothesis, beam_search, greedy_search
 from stages.tokenization import PAD_ID
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 class DecodeConfig:
     beam_size: int = 5
     length_penalty: float = 1.0
+    length_norm: Literal["gnmt", "average"] = "gnmt"
+    min_len: int = 0
+    no_repeat_ngram: int = 0
     max_len_ratio: float = 1.5
     max_len_extra: int = 10
     batch_size: int = 64
@@ -54,20 +57,30 @@ def pad_batch(seqs: list[list[int]], device: str) -> tuple[torch.Tensor, torch.T
 
 def translate_ids(model: Seq2Seq, seqs: list[list[int]], cfg: DecodeConfig, device: str) -> list[list[int]]:
     """Translate id sequences (non-empty) in length-sorted batches; results in input order."""
+    return [n[0].tokens for n in translate_ids_nbest(model, seqs, cfg, device, 1)]
+
+
+def translate_ids_nbest(
+    model: Seq2Seq, seqs: list[list[int]], cfg: DecodeConfig, device: str, n_best: int
+) -> list[list[Hypothesis]]:
+    """The `n_best` best hypotheses of each (non-empty) id sequence, in input order."""
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]), reverse=True)
-    results: list[list[int]] = [[] for _ in seqs]
+    results: list[list[Hypothesis]] = [[] for _ in seqs]
+    rules = Constraints(min_len=cfg.min_len, no_repeat_ngram=cfg.no_repeat_ngram)
+    alpha = -1.0 if cfg.length_norm == "average" else cfg.length_penalty
     for start in range(0, len(order), cfg.batch_size):
         chunk = order[start : start + cfg.batch_size]
         src, lens = pad_batch([seqs[i] for i in chunk], device)
         if cfg.beam_size <= 1:
-            hyps = [h.tokens for h in greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra)]
+            greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules)
+            nbest = [[h] for h in greedy]
         else:
             nbest = beam_search(
-                model, src, lens, cfg.beam_size, cfg.length_penalty, cfg.max_len_ratio, cfg.max_len_extra
+                model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, cfg.max_len_extra,
+                n_best=min(n_best, cfg.beam_size), constraints=rules,
             )
-            hyps = [n[0].tokens for n in nbest]
-        for i, tokens in zip(chunk, hyps):
-            results[i] = tokens
+        for i, hyps in zip(chunk, nbest):
+            results[i] = hyps
     return results
 
 
@@ -81,6 +94,20 @@ def translate_lines(
     where: str = "input",
 ) -> list[str]:
     """Translate text lines; empty or blank lines come back empty."""
+    return [n[0]["text"] if n else "" for n in translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, 1)]
+
+
+def translate_lines_nbest(
+    model: Seq2Seq,
+    sp_src: spm.SentencePieceProcessor,
+    sp_tgt: spm.SentencePieceProcessor,
+    lines: list[str],
+    cfg: DecodeConfig,
+    device: str,
+    where: str = "input",
+    n_best: int = 1,
+) -> list[list[dict[str, Any]]]:
+    """Per line, its best hypotheses as {text, score, log_prob}; [] for an empty line."""
     encoded = sp_src.encode([" ".join(line.split()) for line in lines])
     todo = []
     for number, ids in enumerate(encoded, start=1):
@@ -92,10 +119,13 @@ def translate_lines(
             encoded[number - 1] = ids[: cfg.max_input_tokens]
         if encoded[number - 1]:
             todo.append(number - 1)
-    outputs = [""] * len(lines)
-    hyps = translate_ids(model, [encoded[i] for i in todo], cfg, device)
-    for i, tokens in zip(todo, hyps):
-        outputs[i] = sp_tgt.decode(tokens)
+    outputs: list[list[dict[str, Any]]] = [[] for _ in lines]
+    nbest = translate_ids_nbest(model, [encoded[i] for i in todo], cfg, device, n_best)
+    for i, hyps in zip(todo, nbest):
+        outputs[i] = [
+            {"text": sp_tgt.decode(h.tokens), "score": round(h.score, 4), "log_prob": round(h.log_prob, 4)}
+            for h in hyps
+        ]
     return outputs
 
 

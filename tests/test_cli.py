@@ -58,6 +58,13 @@ def test_run_end_to_end_then_skip_then_partial_rerun(tiny_config: Path, tmp_path
     lines = out_path.read_text(encoding="utf-8").split("\n")
     assert len(lines) == 5 and lines[1] == "" and lines[2] == "" and lines[4] == ""
 
+    nbest_path = tmp_path / "nbest.jsonl"
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(nbest_path), "--n-best", "2", "--beam-size", "3")
+    assert code == 0, out
+    rows = [json.loads(line) for line in nbest_path.read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 3, 4] and rows[1]["hypotheses"] == []
+    assert len(rows[0]["hypotheses"]) == 2 and {"text", "score", "log_prob"} <= set(rows[0]["hypotheses"][0])
+    assert rows[0]["hypotheses"][0]["score"] >= rows[0]["hypotheses"][1]["score"]
     result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"], input="\nJesus wept.\n")
     assert result.exit_code == 0 and result.output.count("\n") == 2 and result.output.startswith("\n")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stages.model import ModelConfig, Seq2Seq
-from stages.search import beam_search, greedy_search, length_penalty, select_alive
+from stages.search import Constraints, banned_tokens, beam_search, greedy_search, length_penalty, select_alive
 from stages.tokenization import BOS_ID, EOS_ID
 
 A, B = 4, 5
@@ -116,3 +116,45 @@ def test_sentence_decodes_identically_alone_and_in_batch_of_32(beam: int) -> Non
         alone = beam_search(model, src[i : i + 1, : lens[i]], lens[i : i + 1], beam_size=beam, n_best=beam)[0]
         assert [h.tokens for h in alone] == [h.tokens for h in batch[i]]
         assert [h.score for h in alone] == pytest.approx([h.score for h in batch[i]], abs=1e-9)
+
+
+def test_banned_tokens_complete_seen_ngrams() -> None:
+    assert banned_tokens([4, 5, 4], 2) == {5}
+    assert banned_tokens([4, 5, 6, 4, 5], 3) == {6}
+    assert banned_tokens([4, 5], 3) == set()
+    assert banned_tokens([7, 8], 1) == {7, 8}
+
+
+def test_min_len_and_ngram_blocking_apply_to_greedy_and_beam() -> None:
+    table = {BOS_ID: {A: 0.9, B: 0.1}, A: {EOS_ID: 0.6, A: 0.3, B: 0.1}, B: {EOS_ID: 0.6, A: 0.25, B: 0.15}}
+    model = BigramModel(table)
+    src, lens = torch.ones(1, 4, dtype=torch.long), torch.tensor([4])
+    assert greedy_search(model, src, lens)[0].tokens == [A]
+    rules = Constraints(min_len=3)
+    assert greedy_search(model, src, lens, constraints=rules)[0].tokens == [A, A, A]
+    assert beam_search(model, src, lens, beam_size=1, alpha=0.0, constraints=rules)[0][0].tokens == [A, A, A]
+    rules = Constraints(min_len=3, no_repeat_ngram=2)
+    assert greedy_search(model, src, lens, constraints=rules)[0].tokens == [A, A, B]
+    best = beam_search(model, src, lens, beam_size=3, alpha=0.0, constraints=rules)[0][0]
+    assert len(best.tokens) >= 3 and all(best.tokens[i : i + 2] != best.tokens[j : j + 2]
+                                           for i in range(len(best.tokens) - 1) for j in range(i))
+
+
+def test_average_length_normalisation() -> None:
+    assert length_penalty(4, -1.0) == 4.0
+
+
+@pytest.mark.parametrize("order", ["unsorted", "sorted"])
+def test_beam_is_batch_invariant_for_batches_of_1_7_64(order: str) -> None:
+    model = random_model()
+    src, lens = random_batch(64)
+    if order == "sorted":
+        index = lens.argsort(descending=True)
+        src, lens = src[index], lens[index]
+    full = beam_search(model, src, lens, beam_size=3, n_best=3)
+    seven = beam_search(model, src[:7, : int(lens[:7].max())], lens[:7], beam_size=3, n_best=3)
+    for i in range(7):
+        alone = beam_search(model, src[i : i + 1, : lens[i]], lens[i : i + 1], beam_size=3, n_best=3)[0]
+        for other in (seven[i], full[i]):
+            assert [h.tokens for h in other] == [h.tokens for h in alone]
+            assert [h.score for h in other] == pytest.approx([h.score for h in alone], abs=1e-9)
