@@ -70,6 +70,19 @@ class DecoderState:
     mask: torch.Tensor  # (B, S) True on real source tokens
     last_attention: Optional[torch.Tensor] = None  # (B, S)
 
+    def reorder_hypotheses(self, index: torch.Tensor) -> "DecoderState":
+        """Reorder only what differs between hypotheses of one sentence.
+
+        Beam search reorders within each sentence's beams, whose encoder memory, keys
+        and mask are identical rows, so copying them every step would be wasted work.
+        """
+        if isinstance(self.hidden, tuple):
+            hidden: Hidden = (self.hidden[0].index_select(1, index), self.hidden[1].index_select(1, index))
+        else:
+            hidden = self.hidden.index_select(1, index)
+        attn = None if self.last_attention is None else self.last_attention.index_select(0, index)
+        return DecoderState(hidden, self.memory, self.keys, self.mask, attn)
+
     def reorder(self, index: torch.Tensor) -> "DecoderState":
         if isinstance(self.hidden, tuple):
             hidden: Hidden = (self.hidden[0].index_select(1, index), self.hidden[1].index_select(1, index))

@@ -16,6 +16,12 @@ import torch
 from stages.tokenization import BOS_ID, EOS_ID
 
 
+class SearchState(Protocol):
+    def reorder(self, index: torch.Tensor) -> "SearchState": ...
+
+    def reorder_hypotheses(self, index: torch.Tensor) -> "SearchState": ...
+
+
 class StepModel(Protocol):
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> Any: ...
 
@@ -142,7 +148,10 @@ def beam_search(
     n_best: int = 1,
     constraints: Constraints = Constraints(),
 ) -> list[list[Hypothesis]]:
-    """Batched beam search; returns the `n_best` hypotheses of each sentence, best first."""
+    """Batched beam search; returns the `n_best` hypotheses of each sentence, best first.
+
+    Sentences leave the batch as soon as they are done, so the batch shrinks as it goes.
+    """
     batch, k, device = src.size(0), beam_size, src.device
     state = model.encode(src, src_lens)
     state = state.reorder(torch.arange(batch, device=device).repeat_interleave(k))
@@ -152,38 +161,51 @@ def beam_search(
     history = torch.empty(batch * k, 0, dtype=torch.long, device=device)
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    done = [False] * batch
-    base = torch.arange(batch, device=device).unsqueeze(1) * k
+    active = list(range(batch))  # original sentence index of each row group
     for t in range(max(limits)):
-        lp, state = model.step(prev, state)  # (B*K, V)
+        rows = len(active)
+        base = torch.arange(rows, device=device).unsqueeze(1) * k
+        lp, state = model.step(prev, state)  # (rows*K, V)
         if constraints != Constraints():
             lp = constraints.apply(lp, t, history.tolist())
         vocab = lp.size(-1)
-        cand = (scores.unsqueeze(-1) + lp.view(batch, k, vocab)).view(batch, -1)
-        cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (B, 2K)
+        cand = (scores.unsqueeze(-1) + lp.view(rows, k, vocab)).view(rows, -1)
+        cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)
         cand_beams, cand_tokens = cand_index // vocab, cand_index % vocab
-        for b, p in finished_candidates(cand_tokens, cand_scores, k):
-            if not done[b]:
-                origin = int(base[b, 0]) + int(cand_beams[b, p])
-                _add_finished(finished[b], history[origin].tolist(), float(cand_scores[b, p]), alpha, True)
+        for r, p in finished_candidates(cand_tokens, cand_scores, k):
+            origin = r * k + int(cand_beams[r, p])
+            _add_finished(finished[active[r]], history[origin].tolist(), float(cand_scores[r, p]), alpha, True)
         positions, scores = select_alive(cand_scores, cand_tokens, k)
         origins = (base + cand_beams.gather(1, positions)).view(-1)
         prev = cand_tokens.gather(1, positions).view(-1)
         history = torch.cat([history.index_select(0, origins), prev.unsqueeze(1)], dim=1)
-        state = state.reorder(origins)
-        best_alive = (scores[:, 0] / length_penalty(t + 1, alpha)).tolist()
-        for b in range(batch):
-            if done[b]:
-                continue
-            if t + 1 >= limits[b]:  # out of room: the alive beams finish as they are
-                for j in range(k):
-                    _add_finished(finished[b], history[b * k + j].tolist(), float(scores[b, j]), alpha, False)
-                done[b] = True
-            else:
-                done[b] = is_sentence_done(finished[b], best_alive[b], n_best)
-        if all(done):
+        state = state.reorder_hypotheses(origins)  # origins never leave their sentence
+        keep = _update_finished(finished, active, history, scores, t, limits, alpha, n_best)
+        if not keep:
             break
+        if len(keep) < rows:
+            keep_rows = (torch.tensor(keep, device=device).unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            state = state.reorder(keep_rows)
+            scores, history, prev = scores[keep], history[keep_rows], prev[keep_rows]
+            active = [active[r] for r in keep]
     return [sorted(f, key=lambda h: h.score, reverse=True)[:n_best] for f in finished]
+
+
+def _update_finished(
+    finished: list[list[Hypothesis]], active: list[int], history: torch.Tensor, scores: torch.Tensor,
+    t: int, limits: list[int], alpha: float, n_best: int,
+) -> list[int]:
+    """Close sentences that are out of room or done; return the rows still searching."""
+    k = scores.size(1)
+    best_alive = (scores[:, 0] / length_penalty(t + 1, alpha)).tolist()
+    keep = []
+    for r, b in enumerate(active):
+        if t + 1 >= limits[b]:  # out of room: the alive beams finish as they are
+            for j in range(k):
+                _add_finished(finished[b], history[r * k + j].tolist(), float(scores[r, j]), alpha, False)
+        elif not is_sentence_done(finished[b], best_alive[r], n_best):
+            keep.append(r)
+    return keep
 
 
 def is_sentence_done(finished: list[Hypothesis], best_alive_score: float, n_best: int) -> bool:

@@ -22,6 +22,8 @@ class BigramState:
     def reorder(self, index: torch.Tensor) -> "BigramState":
         return BigramState(self.rows.index_select(0, index))
 
+    reorder_hypotheses = reorder
+
 
 class BigramModel:
     def __init__(self, table: dict[int, dict[int, float]] = TABLE, vocab: int = 6) -> None:
