@@ -13,7 +13,7 @@ from stages import artifacts
 from stages.checkpoint import load_checkpoint
 from stages.errors import ArtifactError
 from stages.files import read_lines_strict, write_lines_atomic
-from stages.translation import DecodeConfig, pick_device, translate_lines, translate_lines_nbest
+from stages.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines, translate_lines_nbest
 
 
 def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
@@ -23,7 +23,9 @@ def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
     raise ArtifactError(f"{run_ref}: no trained run there (looked for {run_ref}/train and {runs_dir}/{run_ref}/train)")
 
 
-def decode_config(run_dir: Path, overrides: list[str], beam_size: Optional[int], checkpoint: Optional[str]) -> DecodeConfig:
+def decode_config(
+    run_dir: Path, overrides: list[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str] = None
+) -> DecodeConfig:
     """The run's own decoding section, then --set overrides, then the flags."""
     saved = run_dir / artifacts.RESOLVED_CONFIG
     base = json.loads(saved.read_text(encoding="utf-8")).get("decoding", {}) if saved.exists() else {}
@@ -37,17 +39,20 @@ def decode_config(run_dir: Path, overrides: list[str], beam_size: Optional[int],
         cfg = dataclasses.replace(cfg, beam_size=beam_size)
     if checkpoint is not None:
         cfg = dataclasses.replace(cfg, checkpoint=checkpoint)
+    if quantize is not None:
+        cfg = dataclasses.replace(cfg, quantize=quantize)  # type: ignore[arg-type]
     return cfg
 
 
 def translate_file(
     run_ref: str, input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
-    checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None,
+    checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None, quantize: Optional[str] = None,
 ) -> None:
     run_dir = find_run_dir(run_ref)
-    cfg = decode_config(run_dir, overrides, beam_size, checkpoint)
+    cfg = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(cfg.device)
     model, sp_src, sp_tgt, _ = load_checkpoint(run_dir / artifacts.TRAIN_DIR / cfg.checkpoint, device)
+    model = prepare_for_inference(model, cfg, device)  # type: ignore[assignment]
     if input_path:
         lines = read_lines_strict(Path(input_path))
         where = input_path

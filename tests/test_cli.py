@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -20,7 +21,9 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_run_end_to_end_then_skip_then_partial_rerun(tiny_config: Path, tmp_path: Path) -> None:
+def test_run_end_to_end_then_skip_then_partial_rerun(
+    tiny_config: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     code, out = invoke("run", str(tiny_config))
     assert code == 0, out
     assert "BLEU" in out
@@ -65,6 +68,14 @@ def test_run_end_to_end_then_skip_then_partial_rerun(tiny_config: Path, tmp_path
     assert [r["line"] for r in rows] == [1, 2, 3, 4] and rows[1]["hypotheses"] == []
     assert len(rows[0]["hypotheses"]) == 2 and {"text", "score", "log_prob"} <= set(rows[0]["hypotheses"][0])
     assert rows[0]["hypotheses"][0]["score"] >= rows[0]["hypotheses"][1]["score"]
+    q_path = tmp_path / "int8.txt"
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(q_path), "--quantize", "int8",
+                       "--set", "decoding.max_input_tokens=3")
+    assert code == 0, out
+    assert len(q_path.read_text(encoding="utf-8").split("\n")) == 5
+    assert any("in.txt:1:" in r.getMessage() and "truncated to decoding.max_input_tokens=3" in r.getMessage()
+               for r in caplog.records)
+
     result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"], input="\nJesus wept.\n")
     assert result.exit_code == 0 and result.output.count("\n") == 2 and result.output.startswith("\n")
 

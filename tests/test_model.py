@@ -82,3 +82,17 @@ def test_bahdanau_attention_is_additive() -> None:
     mask = torch.tensor([[True, True, False], [True, True, True]])
     context, weights = attn(torch.randn(2, 1, 4), attn.precompute_keys(memory), memory, mask)
     assert context.shape == (2, 1, 6) and weights[0, 0, 2] == 0
+
+
+def test_int8_quantization_replaces_linear_and_recurrent_layers() -> None:
+    from stages.errors import ConfigError
+    from stages.translation import DecodeConfig, prepare_for_inference
+
+    model = small()
+    quantized = prepare_for_inference(model, DecodeConfig(quantize="int8"), "cpu")
+    assert any("quantized.dynamic" in type(m).__module__ for m in quantized.modules())
+    assert not any(type(m) is torch.nn.LSTM for m in quantized.modules())
+    src, lens, tgt = padded_batch()
+    assert quantized(src, lens, tgt).shape == (3, 4, 60)
+    with pytest.raises(ConfigError, match="CPU only"):
+        prepare_for_inference(model, DecodeConfig(quantize="int8"), "cuda")
