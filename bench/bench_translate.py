@@ -1,0 +1,74 @@
+"""Translation speed of a trained run: greedy and beam 5, fp32 and int8, batch 1 and batched.
+
+    python bench/bench_translate.py runs/default [--batch1-sentences 100]
+
+Prints one JSON object: per configuration, sentences/s, target tokens/s and (for the
+full test split) BLEU. Batch-1 rows use the first N test sentences to stay short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stages import artifacts  # noqa: E402
+from stages.checkpoint import load_checkpoint  # noqa: E402
+from stages.files import read_lines_strict  # noqa: E402
+from stages.scoring import score_lines  # noqa: E402
+from stages.translation import DecodeConfig, prepare_for_inference, translate_lines  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--batch1-sentences", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, sp_src, sp_tgt, _ = load_checkpoint(args.run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
+    prepared = args.run_dir / artifacts.PREPARE_DIR
+    src = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.SRC_SUFFIX))
+    refs = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.TGT_SUFFIX))
+    rows = []
+    for quantize in ("none", "int8"):
+        for beam in (1, 5):
+            for batch in (64, 1):
+                cfg = DecodeConfig(beam_size=beam, batch_size=batch, quantize=quantize)  # type: ignore[arg-type]
+                runnable = prepare_for_inference(model, cfg, "cpu")
+                lines = src if batch > 1 else src[: args.batch1_sentences]
+                start = time.perf_counter()
+                hyps = translate_lines(runnable, sp_src, sp_tgt, lines, cfg, "cpu")  # type: ignore[arg-type]
+                seconds = time.perf_counter() - start
+                row = {
+                    "precision": "int8" if quantize == "int8" else "fp32",
+                    "search": "greedy" if beam == 1 else f"beam{beam}",
+                    "batch_size": batch,
+                    "sentences": len(lines),
+                    "sentences_per_s": round(len(lines) / seconds, 1),
+                    "target_tokens_per_s": round(sum(len(sp_tgt.encode(h)) + 1 for h in hyps) / seconds, 1),
+                }
+                if len(lines) == len(refs):
+                    row["bleu"] = score_lines(hyps, refs)["bleu"]
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    print(json.dumps({
+        "run": str(args.run_dir),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "results": rows,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
