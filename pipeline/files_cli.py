@@ -6,14 +6,15 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from pipeline.config import build_section, load_config
 from stages import artifacts
+from stages.attention_plot import plot_attention
 from stages.checkpoint import load_checkpoint
 from stages.errors import ArtifactError
 from stages.files import read_lines_strict, write_lines_atomic
-from stages.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines, translate_lines_nbest
+from stages.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines_nbest
 
 
 def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
@@ -44,9 +45,21 @@ def decode_config(
     return cfg
 
 
+def _without_attention(hyps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in h.items() if k in ("text", "score", "log_prob")} for h in hyps]
+
+
+def _alignment(hyps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best hypothesis's pieces and attention; empty for an empty line."""
+    if not hyps:
+        return {"source_pieces": [], "target_pieces": [], "attention": []}
+    return {k: hyps[0][k] for k in ("source_pieces", "target_pieces", "attention")}
+
+
 def translate_file(
     run_ref: str, input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
     checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None, quantize: Optional[str] = None,
+    alignments: Optional[str] = None, plot_dir: Optional[str] = None,
 ) -> None:
     run_dir = find_run_dir(run_ref)
     cfg = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
@@ -59,11 +72,24 @@ def translate_file(
     else:
         lines = [line.rstrip("\r\n") for line in sys.stdin]
         where = "<stdin>"
+    want_attention = bool(alignments or plot_dir)
+    nbest = translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, n_best or 1, want_attention)
     if n_best:
-        nbest = translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, n_best)
-        hyps = [json.dumps({"line": i, "hypotheses": h}, ensure_ascii=False) for i, h in enumerate(nbest, start=1)]
+        hyps = [json.dumps({"line": i, "hypotheses": _without_attention(h)}, ensure_ascii=False)
+                for i, h in enumerate(nbest, start=1)]
     else:
-        hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, device, where=where)
+        hyps = [h[0]["text"] if h else "" for h in nbest]
+    if alignments:
+        rows = [json.dumps({"line": i, **_alignment(h)}, ensure_ascii=False) for i, h in enumerate(nbest, start=1)]
+        write_lines_atomic(Path(alignments), rows)
+    if plot_dir:
+        folder = Path(plot_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        width = len(str(len(nbest)))
+        for i, h in enumerate(nbest, start=1):
+            if h:
+                plot_attention(folder / f"line{i:0{width}d}.png", h[0]["source_pieces"], h[0]["target_pieces"],
+                               h[0]["attention"], title=f"line {i}: {h[0]['text'][:80]}")
     if output_path:
         write_lines_atomic(Path(output_path), hyps)
     else:

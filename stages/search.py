@@ -110,8 +110,13 @@ def finished_candidates(cand_tokens: torch.Tensor, cand_scores: torch.Tensor, be
 def greedy_search(
     model: StepModel, src: torch.Tensor, src_lens: torch.Tensor, ratio: float = 2.0, extra: int = 10,
     constraints: Constraints = Constraints(),
+    keep_attention: bool = False,
 ) -> list[Hypothesis]:
+    """Pick the most likely token at each step; with `keep_attention`, record each
+    output token's attention over the source (rows: output tokens, columns: source)."""
     batch = src.size(0)
+    src_len = src_lens.tolist()
+    attention: list[list[list[float]]] = [[] for _ in range(batch)]
     state = model.encode(src, src_lens)
     limits = max_lengths(src_lens, ratio, extra).tolist()
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
@@ -122,6 +127,7 @@ def greedy_search(
         lp, state = model.step(prev, state)
         lp = constraints.apply(lp, t, tokens)
         best_lp, prev = lp.max(dim=-1)
+        weights = state.last_attention.float().tolist() if keep_attention else None
         for b, (tok, score) in enumerate(zip(prev.tolist(), best_lp.tolist())):
             if done[b]:
                 continue
@@ -130,10 +136,12 @@ def greedy_search(
                 done[b] = True
             else:
                 tokens[b].append(tok)
+                if weights is not None:
+                    attention[b].append(weights[b][: src_len[b]])
                 done[b] = t + 1 >= limits[b]
         if all(done):
             break
-    return [Hypothesis(toks, lp_, lp_) for toks, lp_ in zip(tokens, log_probs)]
+    return [Hypothesis(toks, lp_, lp_, att) for toks, lp_, att in zip(tokens, log_probs, attention)]
 
 
 @torch.inference_mode()
@@ -147,10 +155,12 @@ def beam_search(
     extra: int = 10,
     n_best: int = 1,
     constraints: Constraints = Constraints(),
+    keep_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Batched beam search; returns the `n_best` hypotheses of each sentence, best first.
 
     Sentences leave the batch as soon as they are done, so the batch shrinks as it goes.
+    With `keep_attention`, each hypothesis carries its attention rows (one per token).
     """
     batch, k, device = src.size(0), beam_size, src.device
     state = model.encode(src, src_lens)
@@ -162,6 +172,8 @@ def beam_search(
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     active = list(range(batch))  # original sentence index of each row group
+    src_len = src_lens.tolist()
+    attn = torch.empty(batch * k, 0, src.size(1), device=device) if keep_attention else None  # (rows*K, t, S)
     for t in range(max(limits)):
         rows = len(active)
         base = torch.arange(rows, device=device).unsqueeze(1) * k
@@ -174,19 +186,26 @@ def beam_search(
         cand_beams, cand_tokens = cand_index // vocab, cand_index % vocab
         for r, p in finished_candidates(cand_tokens, cand_scores, k):
             origin = r * k + int(cand_beams[r, p])
-            _add_finished(finished[active[r]], history[origin].tolist(), float(cand_scores[r, p]), alpha, True)
+            b = active[r]
+            _add_finished(finished[b], history[origin].tolist(), float(cand_scores[r, p]), alpha, True)
+            if attn is not None:
+                finished[b][-1].attention = attn[origin, :, : src_len[b]].tolist()
         positions, scores = select_alive(cand_scores, cand_tokens, k)
         origins = (base + cand_beams.gather(1, positions)).view(-1)
         prev = cand_tokens.gather(1, positions).view(-1)
         history = torch.cat([history.index_select(0, origins), prev.unsqueeze(1)], dim=1)
+        if attn is not None:
+            step_attn = state.last_attention.float().index_select(0, origins).unsqueeze(1)
+            attn = torch.cat([attn.index_select(0, origins), step_attn], dim=1)
         state = state.reorder_hypotheses(origins)  # origins never leave their sentence
-        keep = _update_finished(finished, active, history, scores, t, limits, alpha, n_best)
+        keep = _update_finished(finished, active, history, scores, t, limits, alpha, n_best, attn, src_len)
         if not keep:
             break
         if len(keep) < rows:
             keep_rows = (torch.tensor(keep, device=device).unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
             state = state.reorder(keep_rows)
             scores, history, prev = scores[keep], history[keep_rows], prev[keep_rows]
+            attn = None if attn is None else attn[keep_rows]
             active = [active[r] for r in keep]
     return [sorted(f, key=lambda h: h.score, reverse=True)[:n_best] for f in finished]
 
@@ -194,6 +213,7 @@ def beam_search(
 def _update_finished(
     finished: list[list[Hypothesis]], active: list[int], history: torch.Tensor, scores: torch.Tensor,
     t: int, limits: list[int], alpha: float, n_best: int,
+    attn: torch.Tensor | None = None, src_len: list[int] | None = None,
 ) -> list[int]:
     """Close sentences that are out of room or done; return the rows still searching."""
     k = scores.size(1)
@@ -203,6 +223,8 @@ def _update_finished(
         if t + 1 >= limits[b]:  # out of room: the alive beams finish as they are
             for j in range(k):
                 _add_finished(finished[b], history[r * k + j].tolist(), float(scores[r, j]), alpha, False)
+                if attn is not None and src_len is not None:
+                    finished[b][-1].attention = attn[r * k + j, :, : src_len[b]].tolist()
         elif not is_sentence_done(finished[b], best_alive[r], n_best):
             keep.append(r)
     return keep

@@ -84,7 +84,8 @@ def translate_ids(model: Seq2Seq, seqs: list[list[int]], cfg: DecodeConfig, devi
 
 
 def translate_ids_nbest(
-    model: Seq2Seq, seqs: list[list[int]], cfg: DecodeConfig, device: str, n_best: int
+    model: Seq2Seq, seqs: list[list[int]], cfg: DecodeConfig, device: str, n_best: int,
+    keep_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """The `n_best` best hypotheses of each (non-empty) id sequence, in input order."""
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]), reverse=True)
@@ -95,12 +96,12 @@ def translate_ids_nbest(
         chunk = order[start : start + cfg.batch_size]
         src, lens = pad_batch([seqs[i] for i in chunk], device)
         if cfg.beam_size <= 1:
-            greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules)
+            greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules, keep_attention)
             nbest = [[h] for h in greedy]
         else:
             nbest = beam_search(
                 model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, cfg.max_len_extra,
-                n_best=min(n_best, cfg.beam_size), constraints=rules,
+                n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention,
             )
         for i, hyps in zip(chunk, nbest):
             results[i] = hyps
@@ -129,8 +130,13 @@ def translate_lines_nbest(
     device: str,
     where: str = "input",
     n_best: int = 1,
+    alignments: bool = False,
 ) -> list[list[dict[str, Any]]]:
-    """Per line, its best hypotheses as {text, score, log_prob}; [] for an empty line."""
+    """Per line, its best hypotheses as {text, score, log_prob}; [] for an empty line.
+
+    With `alignments`, each hypothesis also holds `source_pieces`, `target_pieces` and
+    `attention` (one row per target piece, one column per source piece).
+    """
     encoded = sp_src.encode([" ".join(line.split()) for line in lines])
     todo = []
     for number, ids in enumerate(encoded, start=1):
@@ -143,12 +149,17 @@ def translate_lines_nbest(
         if encoded[number - 1]:
             todo.append(number - 1)
     outputs: list[list[dict[str, Any]]] = [[] for _ in lines]
-    nbest = translate_ids_nbest(model, [encoded[i] for i in todo], cfg, device, n_best)
+    nbest = translate_ids_nbest(model, [encoded[i] for i in todo], cfg, device, n_best, alignments)
     for i, hyps in zip(todo, nbest):
         outputs[i] = [
             {"text": sp_tgt.decode(h.tokens), "score": round(h.score, 4), "log_prob": round(h.log_prob, 4)}
             for h in hyps
         ]
+        if alignments:
+            for out, h in zip(outputs[i], hyps):
+                out["source_pieces"] = [sp_src.id_to_piece(t) for t in encoded[i]]
+                out["target_pieces"] = [sp_tgt.id_to_piece(t) for t in h.tokens]
+                out["attention"] = [[round(w, 4) for w in row] for row in h.attention]
     return outputs
 
 

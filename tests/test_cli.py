@@ -76,6 +76,18 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
     assert any("in.txt:1:" in r.getMessage() and "truncated to decoding.max_input_tokens=3" in r.getMessage()
                for r in caplog.records)
 
+    align_path, plots = tmp_path / "align.jsonl", tmp_path / "plots"
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(tmp_path / "o.txt"),
+                       "--alignments", str(align_path), "--plot-attention", str(plots), "--set", "decoding.min_len=2")
+    assert code == 0, out
+    rows = [json.loads(line) for line in align_path.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 4 and rows[1]["attention"] == [] and rows[0]["source_pieces"]
+    first = rows[0]
+    assert len(first["attention"]) == len(first["target_pieces"]) >= 2
+    assert all(len(row) == len(first["source_pieces"]) and abs(sum(row) - 1) < 1e-3 for row in first["attention"])
+    assert sorted(p.name for p in plots.iterdir()) == ["line1.png", "line4.png"]
+    assert (plots / "line1.png").read_bytes().startswith(b"\x89PNG")
+
     result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"], input="\nJesus wept.\n")
     assert result.exit_code == 0 and result.output.count("\n") == 2 and result.output.startswith("\n")
 

@@ -160,3 +160,16 @@ def test_beam_is_batch_invariant_for_batches_of_1_7_64(order: str) -> None:
         for other in (seven[i], full[i]):
             assert [h.tokens for h in other] == [h.tokens for h in alone]
             assert [h.score for h in other] == pytest.approx([h.score for h in alone], abs=1e-9)
+
+
+def test_attention_rows_follow_the_hypothesis() -> None:
+    model = random_model()
+    src, lens = random_batch(6)
+    greedy = greedy_search(model, src, lens, keep_attention=True)
+    beam = beam_search(model, src, lens, beam_size=1, alpha=0.0, keep_attention=True)
+    for g, b, length in zip(greedy, beam, lens.tolist()):
+        assert len(g.attention) == len(g.tokens) and all(len(row) == length for row in g.attention)
+        assert all(abs(sum(row) - 1) < 1e-6 for row in g.attention)
+        torch.testing.assert_close(torch.tensor(b[0].attention), torch.tensor(g.attention), rtol=0, atol=1e-6)
+    wide = beam_search(model, src, lens, beam_size=4, n_best=4, keep_attention=True)
+    assert all(len(h.attention) == len(h.tokens) for hyps in wide for h in hyps)
