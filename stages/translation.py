@@ -6,12 +6,13 @@ output line per input line, empty lines kept empty.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, ContextManager, Literal, Optional
 
 import sentencepiece as spm
 import torch
@@ -41,6 +42,7 @@ class DecodeConfig:
     checkpoint: str = "best"
     device: str = "auto"
     quantize: Literal["none", "int8"] = "none"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
 
 def pick_device(name: str) -> str:
@@ -92,20 +94,38 @@ def translate_ids_nbest(
     results: list[list[Hypothesis]] = [[] for _ in seqs]
     rules = Constraints(min_len=cfg.min_len, no_repeat_ngram=cfg.no_repeat_ngram)
     alpha = -1.0 if cfg.length_norm == "average" else cfg.length_penalty
-    for start in range(0, len(order), cfg.batch_size):
-        chunk = order[start : start + cfg.batch_size]
-        src, lens = pad_batch([seqs[i] for i in chunk], device)
-        if cfg.beam_size <= 1:
-            greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules, keep_attention)
-            nbest = [[h] for h in greedy]
-        else:
-            nbest = beam_search(
-                model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, cfg.max_len_extra,
-                n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention,
-            )
-        for i, hyps in zip(chunk, nbest):
-            results[i] = hyps
+    with _autocast(cfg.precision, device):
+        for start in range(0, len(order), cfg.batch_size):
+            _search_chunk(model, seqs, order[start : start + cfg.batch_size], cfg, device, n_best,
+                          keep_attention, rules, alpha, results)
     return results
+
+
+def _autocast(precision: str, device: str) -> ContextManager[Any]:
+    """bf16/fp16 autocast for inference (weights stay fp32). fp32 adds no context, so a
+    caller's own autocast (training's validation) stays in force."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+
+
+def _search_chunk(
+    model: Seq2Seq, seqs: list[list[int]], chunk: list[int], cfg: DecodeConfig, device: str, n_best: int,
+    keep_attention: bool, rules: Constraints, alpha: float, results: list[list[Hypothesis]],
+) -> None:
+    """Search one batch of sentences (indices into `seqs`) and store their n-best lists."""
+    src, lens = pad_batch([seqs[i] for i in chunk], device)
+    if cfg.beam_size <= 1:
+        greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules, keep_attention)
+        nbest = [[h] for h in greedy]
+    else:
+        nbest = beam_search(
+            model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, cfg.max_len_extra,
+            n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention,
+        )
+    for i, hyps in zip(chunk, nbest):
+        results[i] = hyps
 
 
 def translate_lines(

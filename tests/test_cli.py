@@ -62,7 +62,8 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
     assert len(lines) == 5 and lines[1] == "" and lines[2] == "" and lines[4] == ""
 
     nbest_path = tmp_path / "nbest.jsonl"
-    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(nbest_path), "--n-best", "2", "--beam-size", "3")
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(nbest_path), "--n-best", "2", "--beam-size", "3",
+                       "--set", "decoding.precision=bf16")
     assert code == 0, out
     rows = [json.loads(line) for line in nbest_path.read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3, 4] and rows[1]["hypotheses"] == []
