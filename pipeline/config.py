@@ -165,7 +165,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
 _POSITIVE = {
     "tokenizer": ("vocab_size",),
     "training": ("batch_tokens", "epochs", "max_len"),
-    "decoding": ("beam_size", "batch_size", "max_input_tokens"),
+    "decoding": ("beam_size", "batch_size", "max_input_tokens", "stream_lines"),
     "data": ("max_words",),
 }
 

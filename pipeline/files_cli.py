@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional, TextIO
+
+from tqdm import tqdm
 
 from pipeline.config import build_section, load_config
 from stages import artifacts
 from stages.attention_plot import plot_attention
 from stages.checkpoint import load_checkpoint
 from stages.errors import ArtifactError
-from stages.files import read_lines_strict, write_lines_atomic
+from stages.files import atomic_path, iter_lines_strict
 from stages.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines_nbest
 
 
@@ -66,31 +69,56 @@ def translate_file(
     device = pick_device(cfg.device)
     model, sp_src, sp_tgt, _ = load_checkpoint(run_dir / artifacts.TRAIN_DIR / cfg.checkpoint, device)
     model = prepare_for_inference(model, cfg, device)  # type: ignore[assignment]
-    if input_path:
-        lines = read_lines_strict(Path(input_path))
-        where = input_path
-    else:
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
-        where = "<stdin>"
+    source = iter_lines_strict(Path(input_path)) if input_path else (line.rstrip("\r\n") for line in sys.stdin)
+    where = input_path or "<stdin>"
     want_attention = bool(alignments or plot_dir)
-    nbest = translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, n_best or 1, want_attention)
-    if n_best:
-        hyps = [json.dumps({"line": i, "hypotheses": _without_attention(h)}, ensure_ascii=False)
-                for i, h in enumerate(nbest, start=1)]
-    else:
-        hyps = [h[0]["text"] if h else "" for h in nbest]
-    if alignments:
-        rows = [json.dumps({"line": i, **_alignment(h)}, ensure_ascii=False) for i, h in enumerate(nbest, start=1)]
-        write_lines_atomic(Path(alignments), rows)
     if plot_dir:
-        folder = Path(plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        width = len(str(len(nbest)))
-        for i, h in enumerate(nbest, start=1):
-            if h:
-                plot_attention(folder / f"line{i:0{width}d}.png", h[0]["source_pieces"], h[0]["target_pieces"],
-                               h[0]["attention"], title=f"line {i}: {h[0]['text'][:80]}")
-    if output_path:
-        write_lines_atomic(Path(output_path), hyps)
+        Path(plot_dir).mkdir(parents=True, exist_ok=True)
+    bar = tqdm(desc="translate", unit="line", disable=None, dynamic_ncols=True)
+    with _sink(output_path) as out, _sink(alignments, optional=True) as align:
+        done = 0
+        for chunk in _chunks(source, cfg.stream_lines):
+            nbest = translate_lines_nbest(
+                model, sp_src, sp_tgt, chunk, cfg, device, where, n_best or 1, want_attention, done + 1
+            )
+            for number, hyps in enumerate(nbest, start=done + 1):
+                _write_line(out, number, hyps, n_best)
+                if align is not None:
+                    align.write(json.dumps({"line": number, **_alignment(hyps)}, ensure_ascii=False) + "\n")
+                if plot_dir and hyps:
+                    best = hyps[0]
+                    plot_attention(Path(plot_dir) / f"line{number}.png", best["source_pieces"], best["target_pieces"],
+                                   best["attention"], title=f"line {number}: {best['text'][:80]}")
+            done += len(chunk)
+            bar.update(len(chunk))
+    bar.close()
+
+
+def _write_line(out: TextIO, number: int, hyps: list[dict[str, Any]], n_best: Optional[int]) -> None:
+    if n_best:
+        out.write(json.dumps({"line": number, "hypotheses": _without_attention(hyps)}, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write("".join(h + "\n" for h in hyps))
+        out.write((hyps[0]["text"] if hyps else "") + "\n")
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@contextmanager
+def _sink(path: Optional[str], optional: bool = False) -> Iterator[Any]:
+    """A text file written under a temporary name and renamed when complete; stdout when
+    no path is given (None when `optional`)."""
+    if path is None:
+        yield None if optional else sys.stdout
+        return
+    with atomic_path(Path(path)) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            yield handle

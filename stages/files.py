@@ -112,6 +112,27 @@ def read_lines_strict(path: Path) -> list[str]:
     return out
 
 
+def iter_lines_strict(path: Path) -> Iterator[str]:
+    """Stream a UTF-8 text file (optionally .gz) line by line; bad UTF-8 names the line."""
+    if not path.exists():
+        raise InputDataError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputDataError(f"{path}: is a directory, expected a file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise InputDataError(
+                    f"{path}:{number}: invalid UTF-8 at byte {exc.start} of the line "
+                    f"({raw[max(0, exc.start - 10):exc.end + 10]!r}); convert the file to UTF-8, "
+                    f"e.g. `iconv -f latin1 -t utf-8`"
+                ) from exc
+
+
 def check_utf8(path: Path) -> None:
     """Raise InputDataError naming the first line of `path` that is not valid UTF-8."""
     data = open_bytes(path)

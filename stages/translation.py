@@ -42,6 +42,7 @@ class DecodeConfig:
     checkpoint: str = "best"
     device: str = "auto"
     quantize: Literal["none", "int8"] = "none"
+    stream_lines: int = 10000
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
 
@@ -151,6 +152,7 @@ def translate_lines_nbest(
     where: str = "input",
     n_best: int = 1,
     alignments: bool = False,
+    first_line: int = 1,
 ) -> list[list[dict[str, Any]]]:
     """Per line, its best hypotheses as {text, score, log_prob}; [] for an empty line.
 
@@ -163,7 +165,7 @@ def translate_lines_nbest(
         if len(ids) > cfg.max_input_tokens:
             log.warning(
                 "%s:%d: %d tokens, truncated to decoding.max_input_tokens=%d",
-                where, number, len(ids), cfg.max_input_tokens,
+                where, number + first_line - 1, len(ids), cfg.max_input_tokens,
             )
             encoded[number - 1] = ids[: cfg.max_input_tokens]
         if encoded[number - 1]:

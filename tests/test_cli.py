@@ -92,6 +92,17 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
     result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"], input="\nJesus wept.\n")
     assert result.exit_code == 0 and result.output.count("\n") == 2 and result.output.startswith("\n")
 
+    # Streaming in chunks of one line gives the same file; bad UTF-8 on line 3 leaves no output.
+    streamed = tmp_path / "streamed.txt"
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(streamed), "--beam-size", "2",
+                       "--set", "decoding.stream_lines=1")
+    assert code == 0 and streamed.read_text(encoding="utf-8") == out_path.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"Jesus wept.\nAmen.\ncaf\xe9\n")
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(bad), "-o", str(tmp_path / "never.txt"),
+                       "--set", "decoding.stream_lines=1")
+    assert code == 1 and "bad.txt:3: invalid UTF-8" in out and not (tmp_path / "never.txt").exists()
+
     code, out = invoke("score", str(out_path), str(src))
     assert code == 0 and '"bleu"' in out
 
