@@ -92,24 +92,8 @@ def open_bytes(path: Path) -> bytes:
 
 
 def read_lines_strict(path: Path) -> list[str]:
-    """Read a UTF-8 text file as lines; invalid UTF-8 is an error naming the line."""
-    data = open_bytes(path)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    out = []
-    for number, raw in enumerate(lines, start=1):
-        try:
-            out.append(raw.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError as exc:
-            raise InputDataError(
-                f"{path}:{number}: invalid UTF-8 at byte {exc.start} of the line "
-                f"({raw[max(0, exc.start - 10):exc.end + 10]!r}); convert the file to UTF-8, "
-                f"e.g. `iconv -f latin1 -t utf-8`"
-            ) from exc
-    return out
+    """Read a UTF-8 text file (optionally .gz) as lines; invalid UTF-8 names the line."""
+    return list(iter_lines_strict(path))
 
 
 def iter_lines_strict(path: Path) -> Iterator[str]:
@@ -119,18 +103,26 @@ def iter_lines_strict(path: Path) -> Iterator[str]:
     if path.is_dir():
         raise InputDataError(f"{path}: is a directory, expected a file")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise InputDataError(
-                    f"{path}:{number}: invalid UTF-8 at byte {exc.start} of the line "
-                    f"({raw[max(0, exc.start - 10):exc.end + 10]!r}); convert the file to UTF-8, "
-                    f"e.g. `iconv -f latin1 -t utf-8`"
-                ) from exc
+    number = 0
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                yield _decode_line(raw, path, number)
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise InputDataError(f"{path}: not a valid gzip file after line {number} ({exc})") from exc
+
+
+def _decode_line(raw: bytes, path: Path, number: int) -> str:
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise InputDataError(
+            f"{path}:{number}: invalid UTF-8 at byte {exc.start} of the line "
+            f"({raw[max(0, exc.start - 10):exc.end + 10]!r}); convert the file to UTF-8, "
+            f"e.g. `iconv -f latin1 -t utf-8`"
+        ) from exc
 
 
 def check_utf8(path: Path) -> None:
