@@ -11,11 +11,15 @@ from typing import Literal
 import torch
 from torch import nn
 
-AttentionKind = Literal["bahdanau", "luong_dot", "luong_general"]
+AttentionKind = Literal["none", "bahdanau", "luong_dot", "luong_general"]
 
 
 class Attention(nn.Module):
-    """Additive (Bahdanau) or multiplicative (Luong dot / general) attention."""
+    """Additive (Bahdanau) or multiplicative (Luong dot / general) attention.
+
+    `none` is the no-attention baseline: one fixed context vector per sentence, the mean
+    of its encoder outputs, whatever the decoder is doing.
+    """
 
     def __init__(self, kind: AttentionKind, query_size: int, key_size: int, attn_size: int = 0):
         super().__init__()
@@ -32,7 +36,7 @@ class Attention(nn.Module):
 
     def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor:
         """Project the encoder outputs once per sentence. (B, S, D) -> (B, S, A)."""
-        if self.kind == "luong_dot":
+        if self.kind in ("luong_dot", "none"):
             return memory
         return self.key_proj(memory)
 
@@ -44,7 +48,9 @@ class Attention(nn.Module):
         Returns context (B, T, D) and weights (B, T, S), which sum to one over the real
         source positions and are exactly zero on padding.
         """
-        if self.kind == "bahdanau":
+        if self.kind == "none":
+            scores = query.new_zeros(query.size(0), query.size(1), memory.size(1))  # uniform weights
+        elif self.kind == "bahdanau":
             q = self.query_proj(query)  # (B, T, A)
             scores = self.energy(torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
         else:

@@ -32,6 +32,7 @@ class ModelConfig:
     decoder_hidden: int = 512
     decoder_layers: int = 1
     attention: AttentionKind = "luong_general"
+    bridge: Literal["learned", "last", "zeros"] = "learned"
     dropout: float = 0.2
     tie_embeddings: bool = False
     init_range: float = 0.1
@@ -46,6 +47,12 @@ def check_model_config(cfg: ModelConfig) -> list[str]:
             f"model.attention=luong_dot needs the encoder output size ({enc_out} = "
             f"model.encoder_hidden x directions) to equal model.decoder_hidden "
             f"({cfg.decoder_hidden}); use luong_general or change one of them"
+        )
+    if cfg.bridge == "last" and enc_out != cfg.decoder_hidden:
+        problems.append(
+            f"model.bridge=last copies the encoder's final state ({enc_out} = model.encoder_hidden x "
+            f"directions) into the decoder, so it must equal model.decoder_hidden ({cfg.decoder_hidden}); "
+            f"use bridge: learned or change one of them"
         )
     if cfg.tie_embeddings and cfg.embedding_size != cfg.decoder_hidden:
         problems.append(
@@ -154,8 +161,9 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(cfg, src_vocab)
         dirs = 2 if cfg.bidirectional else 1
         enc_out = cfg.encoder_hidden * dirs
-        self.bridge_h = nn.Linear(cfg.encoder_hidden * dirs, cfg.decoder_hidden * cfg.decoder_layers)
-        if cfg.cell == "lstm":
+        if cfg.bridge == "learned":
+            self.bridge_h = nn.Linear(cfg.encoder_hidden * dirs, cfg.decoder_hidden * cfg.decoder_layers)
+        if cfg.bridge == "learned" and cfg.cell == "lstm":
             self.bridge_c = nn.Linear(cfg.encoder_hidden * dirs, cfg.decoder_hidden * cfg.decoder_layers)
         self.tgt_embed = nn.Embedding(tgt_vocab, cfg.embedding_size, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(cfg.dropout)
@@ -186,8 +194,16 @@ class Seq2Seq(nn.Module):
                 embed.weight[PAD_ID].zero_()
 
     def _bridge(self, final: torch.Tensor) -> Hidden:
-        """final (B, dirs*H) -> the decoder's initial hidden state (layers, B, H)."""
+        """final (B, dirs*H) -> the decoder's initial hidden state (layers, B, H).
+
+        learned: tanh of a linear map; last: the encoder's final state itself (LSTM cell
+        state zero); zeros: no information from the encoder but through attention.
+        """
         cfg, batch = self.cfg, final.size(0)
+        if cfg.bridge != "learned":
+            zeros = final.new_zeros(cfg.decoder_layers, batch, cfg.decoder_hidden)
+            h = zeros if cfg.bridge == "zeros" else final.unsqueeze(0).expand(cfg.decoder_layers, -1, -1).contiguous()
+            return (h, zeros) if cfg.cell == "lstm" else h
 
         def spread(x: torch.Tensor) -> torch.Tensor:  # (B, L*H) -> (L, B, H)
             return torch.tanh(x).view(batch, cfg.decoder_layers, cfg.decoder_hidden).transpose(0, 1).contiguous()

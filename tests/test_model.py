@@ -10,7 +10,7 @@ from stages.model import ModelConfig, Seq2Seq
 from stages.tokenization import PAD_ID
 
 CELLS = ("rnn", "gru", "lstm")
-ATTENTIONS = ("bahdanau", "luong_dot", "luong_general")
+ATTENTIONS = ("none", "bahdanau", "luong_dot", "luong_general")
 
 
 def small(cell: str = "lstm", attention: str = "luong_general", **kw: object) -> Seq2Seq:
@@ -40,6 +40,8 @@ def test_shapes_and_attention_masks(cell: str, attention: str) -> None:
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 4))
     assert torch.all(weights[1, :, 3:] == 0) and torch.all(weights[2, :, 2:] == 0)
     assert torch.all(weights[0] > 0)
+    if attention == "none":  # one fixed context: uniform over the real positions, every step
+        torch.testing.assert_close(weights[1, :, :3], torch.full((4, 3), 1 / 3))
     logits.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
@@ -96,3 +98,29 @@ def test_int8_quantization_replaces_linear_and_recurrent_layers() -> None:
     assert quantized(src, lens, tgt).shape == (3, 4, 60)
     with pytest.raises(ConfigError, match="CPU only"):
         prepare_for_inference(model, DecodeConfig(quantize="int8"), "cuda")
+
+
+@pytest.mark.parametrize("bridge", ["learned", "last", "zeros"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_bridges(bridge: str, cell: str) -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(cell=cell, bridge=bridge, embedding_size=16, encoder_hidden=12,  # type: ignore[arg-type]
+                      decoder_hidden=24, decoder_layers=2, dropout=0.0)
+    model = Seq2Seq(cfg, 50, 60)
+    src, lens, tgt = padded_batch()
+    state = model.encode(src, lens)
+    h = state.hidden[0] if isinstance(state.hidden, tuple) else state.hidden
+    assert h.shape == (2, 3, 24)
+    if bridge == "zeros":
+        assert torch.all(h == 0)
+    model(src, lens, tgt).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_bridge_last_needs_matching_sizes() -> None:
+    from pipeline.config import load_config
+    from stages.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.bridge=last.*model\.decoder_hidden \(300\)"):
+        load_config(None, ["model.bridge=last", "model.decoder_hidden=300"])
+    assert load_config(None, ["model.bridge=last"]).model.bridge == "last"  # 2 x 256 == 512
