@@ -81,7 +81,7 @@ for _name in ("prepare", "tokenize", "train"):
 @click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), help="Input text (default: stdin).")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), help="Output text (default: stdout).")
 @click.option("--beam-size", type=int, help="Beam size (1 = greedy).")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), help="Which checkpoint of the run.")
+@click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder (e.g. from s2s average).")
 @click.option("--n-best", type=click.IntRange(min=1), help="Write the N best hypotheses per line with scores, as JSONL (N is capped at the beam size).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
@@ -127,6 +127,17 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     cfg = _guard(lambda: _load(paths[0] if paths else None, overrides))
     manifest = _guard(lambda: run_pipeline(cfg, until="score", echo=click.echo))
     click.echo(json.dumps(manifest.stage("score").get("summary"), indent=2))
+
+
+@main.command()
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for the averaged checkpoint.")
+def average(checkpoints: tuple[str, ...], output: str) -> None:
+    """Average checkpoint folders of one model into a new checkpoint folder."""
+    from stages.checkpoint import average_checkpoints
+
+    summary = _guard(lambda: average_checkpoints([Path(c) for c in checkpoints], Path(output)))
+    click.echo(f"averaged {summary['checkpoints']} checkpoints into {output}")
 
 
 @main.command()

@@ -67,7 +67,10 @@ def translate_file(
     run_dir = find_run_dir(run_ref)
     cfg = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(cfg.device)
-    model, sp_src, sp_tgt, _ = load_checkpoint(run_dir / artifacts.TRAIN_DIR / cfg.checkpoint, device)
+    folder = run_dir / artifacts.TRAIN_DIR / cfg.checkpoint
+    if cfg.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+        folder = Path(cfg.checkpoint)
+    model, sp_src, sp_tgt, _ = load_checkpoint(folder, device)
     model = prepare_for_inference(model, cfg, device)  # type: ignore[assignment]
     source = iter_lines_strict(Path(input_path)) if input_path else (line.rstrip("\r\n") for line in sys.stdin)
     where = input_path or "<stdin>"

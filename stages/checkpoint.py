@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sentencepiece as spm
+import torch
 from safetensors.torch import load_file, save_file
 
 from stages import artifacts
@@ -86,3 +87,34 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.Sen
     sp_tgt = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_TGT))
     return model, sp_src, sp_tgt, meta
 
+
+
+def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
+    """Average the weights of checkpoints of one model (same config and tokenizer).
+
+    The result is a complete checkpoint folder (weights, meta, tokenizer models).
+    """
+    if not folders:
+        raise ArtifactError("give at least one checkpoint folder to average")
+    metas = [read_meta(f) for f in folders]
+    for folder, meta in zip(folders[1:], metas[1:]):
+        for key in ("model", "src_vocab", "tgt_vocab", "tokenizer_sha256"):
+            if meta[key] != metas[0][key]:
+                raise ArtifactError(
+                    f"{folder}: its {key} differs from {folders[0]}'s; only checkpoints of the same "
+                    f"model and tokenizer can be averaged"
+                )
+    total: dict[str, Any] = {}
+    for folder in folders:
+        for name, tensor in load_file(str(folder / artifacts.CKPT_WEIGHTS)).items():
+            value = tensor.double()
+            total[name] = value if name not in total else total[name] + value
+    averaged = {name: (value / len(folders)).to(torch.float32).contiguous() for name, value in total.items()}
+    with atomic_dir(target) as tmp:
+        save_file(averaged, str(tmp / artifacts.CKPT_WEIGHTS))
+        for name in metas[0]["tokenizer_sha256"]:
+            shutil.copyfile(folders[0] / name, tmp / name)
+        meta = {**metas[0], "averaged_from": [str(f) for f in folders],
+                "step": [m.get("step") for m in metas], "dev": None}
+        (tmp / artifacts.CKPT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return {"checkpoints": len(folders), "tensors": len(averaged)}

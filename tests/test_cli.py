@@ -103,6 +103,13 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
                        "--set", "decoding.stream_lines=1")
     assert code == 1 and "bad.txt:3: invalid UTF-8" in out and not (tmp_path / "never.txt").exists()
 
+    avg = tmp_path / "avg"
+    code, out = invoke("average", str(run_dir / "train" / "best"), str(run_dir / "train" / "last"), "-o", str(avg))
+    assert code == 0 and (avg / "model.safetensors").exists(), out
+    code, out = invoke("translate", "--run", str(run_dir), "--checkpoint", str(avg), "-i", str(src),
+                       "-o", str(tmp_path / "avg.txt"))
+    assert code == 0 and len((tmp_path / "avg.txt").read_text(encoding="utf-8").split("\n")) == 5, out
+
     code, out = invoke("score", str(out_path), str(src))
     assert code == 0 and '"bleu"' in out
 

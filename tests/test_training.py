@@ -122,3 +122,38 @@ def test_tokenizer_is_deterministic(tmp_path: Path) -> None:
     flat, offsets = encode_lines(sp, ["verse 1", "", "the law"])
     assert len(offsets) == 4 and offsets[2] == offsets[1]
     assert sp.decode(flat[offsets[2] : offsets[3]].tolist()) == "the law"
+
+
+def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) -> None:
+    from stages.checkpoint import average_checkpoints
+
+    prepared = tmp_path / "prepare"
+    prepared.mkdir()
+    text = "\n".join(f"verse {i} of the book of the law" for i in range(30)) + "\n"
+    for split in ("train", "dev", "test"):
+        (prepared / f"{split}.src").write_text(text, encoding="utf-8")
+        (prepared / f"{split}.tgt").write_text(text, encoding="utf-8")
+    tok = _tokenizer(tmp_path / "tok", prepared, 40)
+    import sentencepiece as spm
+
+    vocab = spm.SentencePieceProcessor(model_file=str(tok / "spm.src.model")).get_piece_size()
+    torch.manual_seed(0)
+    cfg = ModelConfig(embedding_size=8, encoder_hidden=8, decoder_hidden=16)
+    one = Seq2Seq(cfg, vocab, vocab)
+    save_checkpoint(tmp_path / "a", one, tok, {"step": 1})
+    save_checkpoint(tmp_path / "b", one, tok, {"step": 1})
+    average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "avg")
+    averaged, _, _, meta = load_checkpoint(tmp_path / "avg")
+    for (name, a), b in zip(one.state_dict().items(), averaged.state_dict().values()):
+        assert torch.equal(a, b), name
+    torch.manual_seed(1)
+    two = Seq2Seq(cfg, vocab, vocab)
+    save_checkpoint(tmp_path / "c", two, tok, {"step": 2})
+    average_checkpoints([tmp_path / "a", tmp_path / "c"], tmp_path / "avg2")
+    mixed, _, _, _ = load_checkpoint(tmp_path / "avg2")
+    expected = (one.generator.weight + two.generator.weight) / 2
+    torch.testing.assert_close(mixed.generator.weight, expected)
+    other = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=8, decoder_hidden=24), vocab, vocab)
+    save_checkpoint(tmp_path / "d", other, tok, {"step": 3})
+    with pytest.raises(ArtifactError, match="its model differs"):
+        average_checkpoints([tmp_path / "a", tmp_path / "d"], tmp_path / "avg3")
