@@ -38,6 +38,7 @@ class TrainConfig:
     schedule: Literal["constant", "linear", "inverse_sqrt"] = "linear"
     warmup_steps: int = 200
     clip_norm: float = 1.0
+    clip_value: float = 0.0
     label_smoothing: float = 0.1
     valid_every: int = 600
     valid_bleu: bool = True
@@ -180,7 +181,8 @@ def run_train(
         for batch in epoch_batches:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(state.step, cfg, total_steps)
-            loss = _train_step(model, optimizer, batch.to(device), cfg, amp, dev_type)
+            validating = (state.step + 1) % valid_every == 0
+            loss, norms = _train_step(model, optimizer, batch.to(device), cfg, amp, dev_type, validating)
             state.record(loss, batch.n_tokens)
             bar.update(1)
             if state.step % 20 == 0:
@@ -189,6 +191,8 @@ def run_train(
             stop = state.step >= total_steps or bool(out_of_time)
             if state.step % valid_every == 0 or stop:
                 record = {"step": state.step, "epoch": epoch, **state.summary(), "lr": optimizer.param_groups[0]["lr"]}
+                if norms:
+                    record["grad_norms"] = norms
                 keeper(model, amp, record)
             if stop:
                 break
@@ -239,17 +243,42 @@ class CheckpointKeeper:
 
 def _train_step(
     model: Seq2Seq, optimizer: torch.optim.Optimizer, b: Batch, cfg: TrainConfig,
-    amp: torch.dtype | None, dev_type: str,
-) -> float:
+    amp: torch.dtype | None, dev_type: str, want_norms: bool = False,
+) -> tuple[float, dict[str, float]]:
+    """One optimizer step; with `want_norms`, also the gradient norm of each layer
+    before clipping (how vanishing or exploding gradients show up in the history)."""
     with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
         logits = model(b.src, b.src_lens, b.tgt_in)
     loss = sequence_loss(logits, b.tgt_out, cfg.label_smoothing) / b.n_tokens
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    norms = layer_grad_norms(model) if want_norms else {}
+    if cfg.clip_value > 0:
+        torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
     if cfg.clip_norm > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
     optimizer.step()
-    return float(loss.detach())
+    return float(loss.detach()), norms
+
+
+def _layer_of(param_name: str) -> str:
+    """`encoder.layers.0.1.weight_hh_l0` -> `encoder.layers.0.1` (layer 0, backward
+    direction); `encoder.embed.weight` -> `encoder.embed`; `generator.bias` -> `generator`."""
+    parts = param_name.split(".")[:-1]
+    if parts[:2] == ["encoder", "layers"]:
+        return ".".join(parts[:4])
+    return ".".join(parts[:2] if parts[0] == "encoder" else parts[:1])
+
+
+def layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
+    """L2 norm of the gradients of each layer (`encoder.layers.0.1`, `decoder_rnn`, ...)."""
+    squares: dict[str, float] = {}
+    for name, param in model.named_parameters():
+        if param.grad is None:
+            continue
+        layer = _layer_of(name)
+        squares[layer] = squares.get(layer, 0.0) + float(param.grad.detach().float().pow(2).sum())
+    return {layer: round(math.sqrt(value), 6) for layer, value in squares.items()}
 
 
 class _Progress:

@@ -41,6 +41,7 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
     assert "BLEU" in scores["bleu_detail"] and scores["chrf_signature"]
     history = (run_dir / "train" / "history.jsonl").read_text().splitlines()
     assert [json.loads(h)["step"] for h in history] == [10, 20]
+    assert {"decoder_rnn", "encoder.layers.0.0", "generator"} <= set(json.loads(history[0])["grad_norms"])
 
     code, out = invoke("run", str(tiny_config))
     assert code == 0 and out.count("up to date, skipped") == 5, out

@@ -157,3 +157,19 @@ def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) ->
     save_checkpoint(tmp_path / "d", other, tok, {"step": 3})
     with pytest.raises(ArtifactError, match="its model differs"):
         average_checkpoints([tmp_path / "a", tmp_path / "d"], tmp_path / "avg3")
+
+
+def test_clip_value_bounds_each_gradient_element_and_norms_are_per_layer() -> None:
+    from stages.training import _train_step
+
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0), 20, 20)
+    batch = collate([np.array([5, 6, 7]), np.array([8, 9])], [np.array([10, 11]), np.array([12, 13, 14])])
+    cfg = TrainConfig(optimizer="sgd", lr=1.0, clip_value=1e-3, clip_norm=0.0, label_smoothing=0.0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss, norms = _train_step(model, optimizer, batch, cfg, None, "cpu", want_norms=True)
+    assert loss > 0
+    assert max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before)) <= 1e-3 + 1e-7
+    assert {"encoder.embed", "encoder.layers.0.0", "encoder.layers.0.1", "decoder_rnn", "generator"} <= set(norms)
+    assert all(v > 0 for v in norms.values())
