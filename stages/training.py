@@ -41,6 +41,7 @@ class TrainConfig:
     clip_value: float = 0.0
     label_smoothing: float = 0.1
     valid_every: int = 600
+    patience: int = 0
     valid_bleu: bool = True
     max_len: int = 150
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -194,6 +195,9 @@ def run_train(
                 if norms:
                     record["grad_norms"] = norms
                 keeper(model, amp, record)
+                if out_of_patience(keeper.scores, keeper.key == "dev_bleu", cfg.patience):
+                    log.info("early stop: no better %s in %d validations", keeper.key, cfg.patience)
+                    stop = True
             if stop:
                 break
         if stop:
@@ -212,6 +216,15 @@ def run_train(
     }
 
 
+def out_of_patience(scores: list[float], higher_is_better: bool, patience: int) -> bool:
+    """True once the last `patience` validations all failed to beat the best before them."""
+    if patience <= 0 or len(scores) <= patience:
+        return False
+    best_before = max(scores[:-patience]) if higher_is_better else min(scores[:-patience])
+    recent = scores[-patience:]
+    return all(s <= best_before for s in recent) if higher_is_better else all(s >= best_before for s in recent)
+
+
 class CheckpointKeeper:
     """Validate, log to history.jsonl, save `last`, and save `best` when dev improves."""
 
@@ -219,12 +232,14 @@ class CheckpointKeeper:
         self.validate, self.out_dir, self.tokenize_dir = validate, out_dir, tokenize_dir
         self.key = "dev_bleu" if cfg.valid_bleu else "dev_loss"
         self.best: dict[str, Any] = {}
+        self.scores: list[float] = []
         out_dir.mkdir(parents=True, exist_ok=True)
         self.history = out_dir / artifacts.HISTORY
         self.history.unlink(missing_ok=True)
 
     def __call__(self, model: Seq2Seq, amp: torch.dtype | None, record: dict[str, Any]) -> None:
         record.update(self.validate(model, amp))
+        self.scores.append(record[self.key])
         _append_jsonl(self.history, record)
         log.info("validation %s", json.dumps(record))
         extra = {"step": record["step"], "epoch": record["epoch"], "dev": record}

@@ -125,6 +125,16 @@ def test_model_change_reruns_training_onward(tiny_config: Path) -> None:
     assert code == 0 and out.count("skipped") == 2 and "[train] done" in out and "[score] done" in out
 
 
+def test_early_stopping(tiny_config: Path, tmp_path: Path) -> None:
+    # A 2-step-old tiny model scores the same dev BLEU twice in a row: patience 1 stops it.
+    code, out = invoke("train", str(tiny_config), "--set", "training.valid_every=2", "--set", "training.patience=1")
+    assert code == 0, out
+    history = [json.loads(h) for h in (tmp_path / "runs" / "tiny" / "train" / "history.jsonl").read_text().splitlines()]
+    bleu = [h["dev_bleu"] for h in history]
+    stopped_at = next(i for i in range(1, len(bleu)) if bleu[i] <= max(bleu[:i]))
+    assert len(history) == stopped_at + 1 < 10
+
+
 def test_bad_inputs_exit_codes(tiny_config: Path, tmp_path: Path) -> None:
     code, out = invoke("run", str(tiny_config), "--until", "nosuchstage")
     assert code == 2 and "nosuchstage" in out

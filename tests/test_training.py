@@ -173,3 +173,14 @@ def test_clip_value_bounds_each_gradient_element_and_norms_are_per_layer() -> No
     assert max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before)) <= 1e-3 + 1e-7
     assert {"encoder.embed", "encoder.layers.0.0", "encoder.layers.0.1", "decoder_rnn", "generator"} <= set(norms)
     assert all(v > 0 for v in norms.values())
+
+
+def test_out_of_patience() -> None:
+    from stages.training import out_of_patience
+
+    assert not out_of_patience([10.0, 12.0, 11.0], True, 0)
+    assert not out_of_patience([10.0, 12.0, 11.0], True, 2)
+    assert out_of_patience([10.0, 12.0, 11.0, 12.0], True, 2)
+    assert not out_of_patience([10.0, 12.0, 11.0, 12.5], True, 2)
+    assert out_of_patience([3.0, 2.5, 2.6, 2.5], False, 2)
+    assert not out_of_patience([3.0, 2.5, 2.6, 2.4], False, 2)
