@@ -142,6 +142,20 @@ def average(checkpoints: tuple[str, ...], output: str) -> None:
 
 @main.command()
 @click.argument("run_ref", metavar="RUN")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Folder for the PNGs (default: RUN/plots).")
+def plot(run_ref: str, output: Optional[str]) -> None:
+    """Plot RUN's training history: losses, dev BLEU, learning rate, gradient norms."""
+    from pipeline.files_cli import find_run_dir
+    from stages.history_plot import plot_history, read_history
+
+    run_dir = _guard(lambda: find_run_dir(run_ref))
+    history = _guard(lambda: read_history(run_dir / artifacts.TRAIN_DIR / artifacts.HISTORY))
+    for path in _guard(lambda: plot_history(history, Path(output) if output else run_dir / "plots")):
+        click.echo(str(path))
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN")
 @click.option("--runs-dir", default="runs", show_default=True, help="Where runs live.")
 def status(run_ref: str, runs_dir: str) -> None:
     """Print the stage table of RUN (a run name or folder)."""

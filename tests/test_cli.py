@@ -50,6 +50,10 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
     assert code == 0
     assert [line for line in out.splitlines() if "running" in line] == ["[translate] running", "[score] running"]
 
+    code, out = invoke("plot", str(run_dir))
+    assert code == 0 and {Path(p).name for p in out.split()} == {"loss.png", "lr.png", "dev_bleu.png", "grad_norms.png"}
+    assert (run_dir / "plots" / "grad_norms.png").read_bytes().startswith(b"\x89PNG")
+
     code, out = invoke("status", str(run_dir))
     assert code == 0 and "score" in out and "done" in out
 
