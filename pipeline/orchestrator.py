@@ -7,6 +7,7 @@ directory and returns a summary; only this module touches the manifest.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,8 @@ def run_pipeline(
 def _run_stage(stage: Stage, cfg: RunConfig, run_dir: Path, manifest: Manifest, fp: str, echo: Callable[[str], None]) -> None:
     echo(f"[{stage.name}] running")
     manifest.start(stage.name, fp)
+    # A rerun starts from an empty folder, so no file of an earlier run lingers among the outputs.
+    shutil.rmtree(run_dir / stage.folder, ignore_errors=True)
     start = time.perf_counter()
     try:
         summary = stage.run(cfg, run_dir)

@@ -9,6 +9,7 @@ Layout of `runs/<name>/`:
     tokenize/spm.src.model, spm.tgt.model   (the same file twice when joint)
     tokenize/{split}.npz        token ids
     train/best/, train/last/    checkpoints (model.safetensors + meta.json + spm)
+    train/top/step<N>/          the training.keep_best best checkpoints, when above 1
     train/history.jsonl
     translate/test.hyp
     score/scores.json
@@ -38,6 +39,7 @@ SPM_TGT = "spm.tgt.model"
 
 CKPT_BEST = "best"
 CKPT_LAST = "last"
+CKPT_TOP = "top"
 CKPT_WEIGHTS = "model.safetensors"
 CKPT_META = "meta.json"
 CKPT_OPTIMIZER = "optimizer.safetensors"

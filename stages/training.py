@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     valid_every: int = 600
     patience: int = 0
+    keep_best: int = 1
     valid_bleu: bool = True
     max_len: int = 150
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -233,6 +235,8 @@ class CheckpointKeeper:
         self.key = "dev_bleu" if cfg.valid_bleu else "dev_loss"
         self.best: dict[str, Any] = {}
         self.scores: list[float] = []
+        self.keep_best = cfg.keep_best
+        self.top: list[tuple[float, int]] = []  # (score, step) of the checkpoints in train/top/
         out_dir.mkdir(parents=True, exist_ok=True)
         self.history = out_dir / artifacts.HISTORY
         self.history.unlink(missing_ok=True)
@@ -247,6 +251,20 @@ class CheckpointKeeper:
         if self._improves(record):
             self.best = record
             save_checkpoint(self.out_dir / artifacts.CKPT_BEST, model, self.tokenize_dir, extra)
+        if self.keep_best > 1:
+            self._keep_top(model, record, extra)
+
+    def _keep_top(self, model: Seq2Seq, record: dict[str, Any], extra: dict[str, Any]) -> None:
+        """Keep the `keep_best` best checkpoints as train/top/step<N> (for `s2s average`)."""
+        sign = 1.0 if self.key == "dev_bleu" else -1.0
+        self.top.append((sign * record[self.key], record["step"]))
+        self.top.sort(key=lambda item: (-item[0], item[1]))
+        folder = self.out_dir / artifacts.CKPT_TOP
+        if (sign * record[self.key], record["step"]) in self.top[: self.keep_best]:
+            save_checkpoint(folder / f"step{record['step']}", model, self.tokenize_dir, extra)
+        for _, step in self.top[self.keep_best :]:
+            shutil.rmtree(folder / f"step{step}", ignore_errors=True)
+        self.top = self.top[: self.keep_best]
 
     def _improves(self, record: dict[str, Any]) -> bool:
         if not self.best:

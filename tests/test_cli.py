@@ -131,8 +131,17 @@ def test_model_change_reruns_training_onward(tiny_config: Path) -> None:
 
 def test_early_stopping(tiny_config: Path, tmp_path: Path) -> None:
     # A 2-step-old tiny model scores the same dev BLEU twice in a row: patience 1 stops it.
+    code, out = invoke("train", str(tiny_config), "--set", "training.valid_every=2", "--set", "training.patience=1",
+                       "--set", "training.keep_best=2", "--set", "training.valid_bleu=false")
+    assert code == 0, out
+    history = [json.loads(h) for h in (tmp_path / "runs" / "tiny" / "train" / "history.jsonl").read_text().splitlines()]
+    by_loss = sorted(history, key=lambda h: (h["dev_loss"], h["step"]))[:2]
+    top = tmp_path / "runs" / "tiny" / "train" / "top"
+    assert sorted(p.name for p in top.iterdir()) == sorted(f"step{h['step']}" for h in by_loss)
+
     code, out = invoke("train", str(tiny_config), "--set", "training.valid_every=2", "--set", "training.patience=1")
     assert code == 0, out
+    assert not top.exists()  # a rerun starts from an empty stage folder
     history = [json.loads(h) for h in (tmp_path / "runs" / "tiny" / "train" / "history.jsonl").read_text().splitlines()]
     bleu = [h["dev_bleu"] for h in history]
     stopped_at = next(i for i in range(1, len(bleu)) if bleu[i] <= max(bleu[:i]))
