@@ -9,7 +9,6 @@ full test split) BLEU. Batch-1 rows use the first N test sentences to stay short
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import resource

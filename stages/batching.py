@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from stages.tokenization import BOS_ID, EOS_ID, PAD_ID
+from stages.tokenization import BOS_ID, EOS_ID, PAD_ID, load_ids
 
 
 def token_batches(
@@ -62,3 +63,21 @@ def collate(src: list[np.ndarray], tgt: list[np.ndarray]) -> Batch:
         tgt_out[i, len(t)] = EOS_ID
     lens = torch.tensor([len(s) for s in src], dtype=torch.long)
     return Batch(src_t, lens, tgt_in, tgt_out, int(sum(len(t) + 1 for t in tgt)))
+
+
+@dataclass
+class TrainData:
+    src: list[np.ndarray]
+    tgt: list[np.ndarray]
+
+    @classmethod
+    def load(cls, path: Path, max_len: int) -> "TrainData":
+        src, tgt = load_ids(path)
+        keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
+        return cls([src[i] for i in keep], [tgt[i] for i in keep])
+
+    def batches(self, batch_tokens: int, rng: np.random.Generator) -> list[Batch]:
+        src_lens = np.array([len(s) for s in self.src])
+        tgt_lens = np.array([len(t) for t in self.tgt])
+        groups = token_batches(src_lens, tgt_lens, batch_tokens, rng)
+        return [collate([self.src[i] for i in g], [self.tgt[i] for i in g]) for g in groups]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stages.attention import Attention, AttentionKind
@@ -238,3 +239,11 @@ class Seq2Seq(nn.Module):
         logits, hidden, weights = self._decode(prev_tokens.unsqueeze(1), state)
         log_probs = torch.log_softmax(logits.squeeze(1).float(), dim=-1)
         return log_probs, DecoderState(hidden, state.memory, state.keys, state.mask, weights.squeeze(1))
+
+
+def sequence_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Summed token cross-entropy over non-pad positions. logits (B, T, V), target (B, T)."""
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)), target.reshape(-1),
+        ignore_index=PAD_ID, label_smoothing=smoothing, reduction="sum",
+    )

@@ -1,0 +1,123 @@
+"""Validation during training: dev loss and BLEU, history, best and top checkpoints, patience."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from stages import artifacts
+from stages.checkpoint import save_checkpoint
+from stages.files import read_lines_strict
+from stages.batching import TrainData
+from stages.model import Seq2Seq, sequence_loss
+from stages.scoring import score_lines
+from stages.tokenization import load_ids, load_processor
+from stages.translation import DecodeConfig, translate_ids
+
+if TYPE_CHECKING:
+    from stages.training import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class Validator:
+    """Dev loss (teacher forced) and dev BLEU (greedy) for the current weights."""
+
+    def __init__(self, tokenize_dir: Path, prepare_dir: Path, cfg: TrainConfig, device: str):
+        self.data = TrainData.load(artifacts.split_ids(tokenize_dir, "dev"), 10**9)
+        self.batches = self.data.batches(cfg.batch_tokens, np.random.default_rng(0))
+        self.refs = read_lines_strict(artifacts.split_text(prepare_dir, "dev", artifacts.TGT_SUFFIX))
+        src_ids, _ = load_ids(artifacts.split_ids(tokenize_dir, "dev"))
+        self.src = [s.tolist()[:250] for s in src_ids]
+        self.sp_tgt = load_processor(tokenize_dir / artifacts.SPM_TGT)
+        self.cfg, self.device = cfg, device
+
+    @torch.inference_mode()
+    def __call__(self, model: Seq2Seq, amp: torch.dtype | None) -> dict[str, float]:
+        model.eval()
+        total, tokens = 0.0, 0
+        dev_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            for batch in self.batches:
+                b = batch.to(self.device)
+                total += float(sequence_loss(model(b.src, b.src_lens, b.tgt_in), b.tgt_out, 0.0))
+                tokens += b.n_tokens
+            out: dict[str, float] = {"dev_loss": round(total / max(tokens, 1), 4)}
+            out["dev_ppl"] = round(math.exp(min(out["dev_loss"], 50)), 2)
+            if self.cfg.valid_bleu:
+                keep = [i for i, s in enumerate(self.src) if s]
+                hyp_ids = translate_ids(model, [self.src[i] for i in keep], DecodeConfig(beam_size=1), self.device)
+                hyps = [""] * len(self.src)
+                for i, ids in zip(keep, hyp_ids):
+                    hyps[i] = self.sp_tgt.decode(ids)
+                out["dev_bleu"] = score_lines(hyps, self.refs)["bleu"]
+        model.train()
+        return out
+
+
+def out_of_patience(scores: list[float], higher_is_better: bool, patience: int) -> bool:
+    """True once the last `patience` validations all failed to beat the best before them."""
+    if patience <= 0 or len(scores) <= patience:
+        return False
+    best_before = max(scores[:-patience]) if higher_is_better else min(scores[:-patience])
+    recent = scores[-patience:]
+    return all(s <= best_before for s in recent) if higher_is_better else all(s >= best_before for s in recent)
+
+
+class CheckpointKeeper:
+    """Validate, log to history.jsonl, save `last`, and save `best` when dev improves."""
+
+    def __init__(self, validate: Validator, out_dir: Path, tokenize_dir: Path, cfg: TrainConfig):
+        self.validate, self.out_dir, self.tokenize_dir = validate, out_dir, tokenize_dir
+        self.key = "dev_bleu" if cfg.valid_bleu else "dev_loss"
+        self.best: dict[str, Any] = {}
+        self.scores: list[float] = []
+        self.keep_best = cfg.keep_best
+        self.top: list[tuple[float, int]] = []  # (score, step) of the checkpoints in train/top/
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.history = out_dir / artifacts.HISTORY
+        self.history.unlink(missing_ok=True)
+
+    def __call__(self, model: Seq2Seq, amp: torch.dtype | None, record: dict[str, Any]) -> None:
+        record.update(self.validate(model, amp))
+        self.scores.append(record[self.key])
+        _append_jsonl(self.history, record)
+        log.info("validation %s", json.dumps(record))
+        extra = {"step": record["step"], "epoch": record["epoch"], "dev": record}
+        save_checkpoint(self.out_dir / artifacts.CKPT_LAST, model, self.tokenize_dir, extra)
+        if self._improves(record):
+            self.best = record
+            save_checkpoint(self.out_dir / artifacts.CKPT_BEST, model, self.tokenize_dir, extra)
+        if self.keep_best > 1:
+            self._keep_top(model, record, extra)
+
+    def _keep_top(self, model: Seq2Seq, record: dict[str, Any], extra: dict[str, Any]) -> None:
+        """Keep the `keep_best` best checkpoints as train/top/step<N> (for `s2s average`)."""
+        sign = 1.0 if self.key == "dev_bleu" else -1.0
+        self.top.append((sign * record[self.key], record["step"]))
+        self.top.sort(key=lambda item: (-item[0], item[1]))
+        folder = self.out_dir / artifacts.CKPT_TOP
+        if (sign * record[self.key], record["step"]) in self.top[: self.keep_best]:
+            save_checkpoint(folder / f"step{record['step']}", model, self.tokenize_dir, extra)
+        for _, step in self.top[self.keep_best :]:
+            shutil.rmtree(folder / f"step{step}", ignore_errors=True)
+        self.top = self.top[: self.keep_best]
+
+    def _improves(self, record: dict[str, Any]) -> bool:
+        if not self.best:
+            return True
+        if self.key == "dev_bleu":
+            return bool(record[self.key] > self.best[self.key])
+        return bool(record[self.key] < self.best[self.key])
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
