@@ -11,11 +11,11 @@ from typing import Any, Iterable, Iterator, Optional, TextIO
 
 from tqdm import tqdm
 
-from pipeline.config import build_section, load_config
+from pipeline.config import RunConfig, apply_overrides, build_section, validate
 from stages import artifacts
 from stages.attention_plot import plot_attention
 from stages.checkpoint import load_checkpoint
-from stages.errors import ArtifactError
+from stages.errors import ArtifactError, ConfigError
 from stages.files import atomic_path, iter_lines_strict
 from stages.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines_nbest
 
@@ -36,9 +36,11 @@ def decode_config(
     for item in overrides:
         if not item.startswith("decoding."):
             raise ArtifactError(f"--set {item!r}: only decoding.* keys apply when translating a file")
-    cfg = build_section(DecodeConfig, base, "decoding")
-    if overrides:
-        cfg = load_config(None, [*(f"decoding.{k}={json.dumps(v)}" for k, v in dataclasses.asdict(cfg).items()), *overrides]).decoding
+    raw = apply_overrides({"decoding": dict(base)}, overrides)
+    cfg = build_section(DecodeConfig, raw["decoding"], "decoding")
+    problems = validate(RunConfig(decoding=cfg))
+    if problems:
+        raise ConfigError("; ".join(problems))
     if beam_size is not None:
         cfg = dataclasses.replace(cfg, beam_size=beam_size)
     if checkpoint is not None:

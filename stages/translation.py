@@ -12,7 +12,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Literal, Optional
+from typing import Any, ContextManager, Literal
 
 import sentencepiece as spm
 import torch
@@ -186,8 +186,7 @@ def translate_lines_nbest(
 
 
 def run_translate(
-    cfg: DecodeConfig, train_dir: Path, tokenize_dir: Path, prepare_dir: Path, out_dir: Path,
-    progress: Optional[Callable[[str], None]] = None,
+    cfg: DecodeConfig, train_dir: Path, tokenize_dir: Path, prepare_dir: Path, out_dir: Path
 ) -> dict[str, Any]:
     """Translate the prepared test split with the chosen checkpoint."""
     ckpt = train_dir / cfg.checkpoint
