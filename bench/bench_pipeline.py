@@ -23,12 +23,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import artifacts  # noqa: E402
+from bench.common import test_split, timed_translation  # noqa: E402
 from stages.checkpoint import load_checkpoint  # noqa: E402
-from stages.files import read_lines_strict  # noqa: E402
 from stages.model import Seq2Seq  # noqa: E402
 from stages.scoring import score_lines  # noqa: E402
 from stages.training import TrainConfig, TrainData, _train_step, make_optimizer, pick_precision  # noqa: E402
-from stages.translation import DecodeConfig, translate_lines  # noqa: E402
+from stages.translation import DecodeConfig  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -63,19 +63,14 @@ def bench_training(run_dir: Path, steps: int) -> dict[str, object]:
 
 def bench_translation(run_dir: Path) -> dict[str, object]:
     model, sp_src, sp_tgt, _ = load_checkpoint(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST, "cpu")
-    prepared = run_dir / artifacts.PREPARE_DIR
-    src = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.SRC_SUFFIX))
-    refs = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.TGT_SUFFIX))
+    src, refs = test_split(run_dir)
     out: dict[str, object] = {"test_sentences": len(src)}
     saved = json.loads((run_dir / artifacts.RESOLVED_CONFIG).read_text())["decoding"]
     for label, beam in (("greedy", 1), ("beam5", 5)):
         cfg = DecodeConfig(**{**saved, "beam_size": beam})
-        start = time.perf_counter()
-        hyps = translate_lines(model, sp_src, sp_tgt, src, cfg, "cpu")
-        seconds = time.perf_counter() - start
+        hyps, speed = timed_translation(model, sp_src, sp_tgt, src, cfg)
         scores = score_lines(hyps, refs)
-        out[f"{label}_sentences_per_s"] = round(len(src) / seconds, 1)
-        out[f"{label}_target_tokens_per_s"] = round(sum(len(sp_tgt.encode(h)) + 1 for h in hyps) / seconds, 1)
+        out.update({f"{label}_{key}": value for key, value in speed.items()})
         out[f"{label}_bleu"] = scores["bleu"]
         out[f"{label}_chrf"] = scores["chrf"]
     out["bleu_signature"] = scores["bleu_signature"]

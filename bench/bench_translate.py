@@ -13,7 +13,6 @@ import json
 import platform
 import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -21,10 +20,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import artifacts  # noqa: E402
+from bench.common import test_split, timed_translation  # noqa: E402
 from stages.checkpoint import load_checkpoint  # noqa: E402
-from stages.files import read_lines_strict  # noqa: E402
 from stages.scoring import score_lines  # noqa: E402
-from stages.translation import DecodeConfig, prepare_for_inference, translate_lines  # noqa: E402
+from stages.translation import DecodeConfig, prepare_for_inference  # noqa: E402
 
 
 def main() -> None:
@@ -36,9 +35,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, sp_src, sp_tgt, _ = load_checkpoint(args.run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
-    prepared = args.run_dir / artifacts.PREPARE_DIR
-    src = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.SRC_SUFFIX))
-    refs = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.TGT_SUFFIX))
+    src, refs = test_split(args.run_dir)
     rows = []
     for quantize in ("none", "int8"):
         for beam in (1, 5):
@@ -46,16 +43,13 @@ def main() -> None:
                 cfg = DecodeConfig(beam_size=beam, batch_size=batch, quantize=quantize)  # type: ignore[arg-type]
                 runnable = prepare_for_inference(model, cfg, "cpu")
                 lines = src if batch > 1 else src[: args.batch1_sentences]
-                start = time.perf_counter()
-                hyps = translate_lines(runnable, sp_src, sp_tgt, lines, cfg, "cpu")  # type: ignore[arg-type]
-                seconds = time.perf_counter() - start
-                row = {
+                hyps, speed = timed_translation(runnable, sp_src, sp_tgt, lines, cfg)
+                row: dict[str, object] = {
                     "precision": "int8" if quantize == "int8" else "fp32",
                     "search": "greedy" if beam == 1 else f"beam{beam}",
                     "batch_size": batch,
                     "sentences": len(lines),
-                    "sentences_per_s": round(len(lines) / seconds, 1),
-                    "target_tokens_per_s": round(sum(len(sp_tgt.encode(h)) + 1 for h in hyps) / seconds, 1),
+                    **speed,
                 }
                 if len(lines) == len(refs):
                     row["bleu"] = score_lines(hyps, refs)["bleu"]

@@ -1,0 +1,34 @@
+"""What the benchmarks share: a run's test split and timed translation."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stages import artifacts  # noqa: E402
+from stages.files import read_lines_strict  # noqa: E402
+from stages.translation import DecodeConfig, translate_lines  # noqa: E402
+
+
+def test_split(run_dir: Path) -> tuple[list[str], list[str]]:
+    """The run's prepared test sources and references."""
+    prepared = run_dir / artifacts.PREPARE_DIR
+    src = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.SRC_SUFFIX))
+    refs = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.TGT_SUFFIX))
+    return src, refs
+
+
+def timed_translation(model: Any, sp_src: Any, sp_tgt: Any, lines: list[str], cfg: DecodeConfig) -> tuple[list[str], dict[str, float]]:
+    """Translate on the CPU; return the hypotheses and sentences/s, target tokens/s (EOS counted)."""
+    start = time.perf_counter()
+    hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, "cpu")
+    seconds = time.perf_counter() - start
+    tokens = sum(len(sp_tgt.encode(h)) + 1 for h in hyps)
+    return hyps, {
+        "sentences_per_s": round(len(lines) / seconds, 1),
+        "target_tokens_per_s": round(tokens / seconds, 1),
+    }
