@@ -72,18 +72,24 @@ def test_model_overfits_twenty_pairs_to_exact_copies() -> None:
     assert [b[0].tokens for b in beams] == [t.tolist() for t in tgt]
 
 
+def _prepared(folder: Path, src_text: str, tgt_text: str) -> Path:
+    """A prepare/ folder whose three splits all hold the same text."""
+    folder.mkdir()
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.src").write_text(src_text, encoding="utf-8")
+        (folder / f"{split}.tgt").write_text(tgt_text, encoding="utf-8")
+    return folder
+
+
 def _tokenizer(folder: Path, prepared: Path, vocab: int, kind: str = "unigram") -> Path:
     run_tokenize(TokenizerConfig(vocab_size=vocab, model_type=kind), prepared, folder, seed=1)  # type: ignore[arg-type]
     return folder
 
 
 def test_checkpoint_round_trip_and_tokenizer_check(tmp_path: Path) -> None:
-    prepared = tmp_path / "prepare"
-    prepared.mkdir()
     lines = ["in the beginning god created the heavens and the earth"] * 3 + ["and the earth was formless and empty"] * 3
-    for split in ("train", "dev", "test"):
-        (prepared / f"{split}.src").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        (prepared / f"{split}.tgt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = "\n".join(lines) + "\n"
+    prepared = _prepared(tmp_path / "prepare", text, text)
     tok_a = _tokenizer(tmp_path / "tok_a", prepared, 40)
     tok_b = _tokenizer(tmp_path / "tok_b", prepared, 40, "bpe")
     import sentencepiece as spm
@@ -105,12 +111,8 @@ def test_checkpoint_round_trip_and_tokenizer_check(tmp_path: Path) -> None:
 
 
 def test_tokenizer_is_deterministic(tmp_path: Path) -> None:
-    prepared = tmp_path / "prepare"
-    prepared.mkdir()
     text = "\n".join(f"verse {i} of the book of the law" for i in range(50)) + "\n"
-    for split in ("train", "dev", "test"):
-        (prepared / f"{split}.src").write_text(text, encoding="utf-8")
-        (prepared / f"{split}.tgt").write_text(text.upper(), encoding="utf-8")
+    prepared = _prepared(tmp_path / "prepare", text, text.upper())
     one = _tokenizer(tmp_path / "one", prepared, 60)
     two = _tokenizer(tmp_path / "two", prepared, 60)
     import sentencepiece as spm
@@ -127,12 +129,8 @@ def test_tokenizer_is_deterministic(tmp_path: Path) -> None:
 def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) -> None:
     from stages.checkpoint import average_checkpoints
 
-    prepared = tmp_path / "prepare"
-    prepared.mkdir()
     text = "\n".join(f"verse {i} of the book of the law" for i in range(30)) + "\n"
-    for split in ("train", "dev", "test"):
-        (prepared / f"{split}.src").write_text(text, encoding="utf-8")
-        (prepared / f"{split}.tgt").write_text(text, encoding="utf-8")
+    prepared = _prepared(tmp_path / "prepare", text, text)
     tok = _tokenizer(tmp_path / "tok", prepared, 40)
     import sentencepiece as spm
 
