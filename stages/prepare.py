@@ -162,12 +162,18 @@ def add_context(src: list[str], sep: str, size: int) -> list[str]:
     return out
 
 
-def filter_pairs(src: list[str], tgt: list[str], cfg: DataConfig) -> tuple[Pairs, Counter[str]]:
-    """Drop empty, over-long and badly length-mismatched training pairs; count each kind."""
+def filter_pairs(
+    src: list[str], tgt: list[str], cfg: DataConfig, measured: list[str] | None = None
+) -> tuple[Pairs, Counter[str]]:
+    """Drop empty, over-long and badly length-mismatched training pairs; count each kind.
+
+    `measured` holds the source sentences the limits apply to when `src` carries extra
+    context in front of them (the context is not part of the pair being checked).
+    """
     drops: Counter[str] = Counter()
     keep_src, keep_tgt = [], []
-    for s, t in zip(src, tgt):
-        ns, nt = len(s.split()), len(t.split())
+    for s, m, t in zip(src, measured or src, tgt):
+        ns, nt = len(m.split()), len(t.split())
         if ns == 0 or nt == 0:
             drops["empty"] += 1
         elif ns > cfg.max_words or nt > cfg.max_words:
@@ -193,13 +199,14 @@ def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int) -> dict
         src, tgt = load_split(spec, cfg, resolve)
         src = [normalize_text(s, cfg.normalize) for s in src]
         tgt = [normalize_text(t, cfg.normalize) for t in tgt]
-        if cfg.context:
-            src = add_context(src, CONTEXT_SEP, cfg.context)
         splits[split] = (src, tgt)
     if "train" not in splits:
         raise InputDataError("data.train is empty; set it to a file with training pairs")
     raw_train = len(splits["train"][0])
-    splits["train"], drops = filter_pairs(*splits["train"], cfg)
+    sentences = splits["train"][0]
+    for split, (src, tgt) in splits.items():
+        splits[split] = (add_context(src, CONTEXT_SEP, cfg.context), tgt)
+    splits["train"], drops = filter_pairs(*splits["train"], cfg, measured=sentences)
     if not splits["train"][0]:
         raise InputDataError(
             f"{cfg.train}: no usable training pairs ({raw_train} read, dropped: {dict(drops)}); "

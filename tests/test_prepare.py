@@ -108,6 +108,16 @@ def test_context_prefix() -> None:
     assert add_context(["a", "b", "c"], "<sep>", 1) == ["<sep> a", "a <sep> b", "b <sep> c"]
 
 
+def test_context_is_not_counted_against_the_length_limits() -> None:
+    src = ["one two three four", "five six seven eight"]
+    tgt = ["uno dos tres cuatro", "cinco seis siete ocho"]
+    with_context = add_context(src, "<sep>", 1)
+    cfg = DataConfig(max_words=5, max_ratio=1.5)
+    (keep_src, _), drops = filter_pairs(with_context, tgt, cfg, measured=src)
+    assert keep_src == with_context and not drops
+    assert filter_pairs(with_context, tgt, cfg)[1] == {"too_long": 1}
+
+
 def test_run_prepare_writes_splits_and_summary(tiny_corpus: Path, tmp_path: Path) -> None:
     cfg = DataConfig(train=str(tiny_corpus / "train.tsv"), dev="", test=str(tiny_corpus / "test.tsv"), dev_size=30)
     out = tmp_path / "prepare"
