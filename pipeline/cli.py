@@ -116,6 +116,12 @@ def translate(
 @set_option
 def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Score the run (CONFIG), or any two files: s2s score HYP REF."""
+    if len(paths) == 2 and all(Path(p).suffix.lower() in (".srt", ".vtt", ".ass", ".ssa") for p in paths):
+        from pipeline.subtitle_cli import score_subtitles
+
+        result = _guard(lambda: score_subtitles(paths[0], paths[1]))
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
+        return
     if len(paths) == 2:
         from stages.scoring import ScoreConfig, score_files
 
@@ -127,6 +133,41 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     cfg = _guard(lambda: _load(paths[0] if paths else None, overrides))
     manifest = _guard(lambda: run_pipeline(cfg, until="score", echo=click.echo))
     click.echo(json.dumps(manifest.stage("score").get("summary"), indent=2))
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--run", "run_path", required=True, help="The trained run (name or folder).")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False), help="Output subtitle file.")
+@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Input format (default: from the extension).")
+@click.option("--to", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Output format (default: from -o's extension, else the input's).")
+@click.option("--encoding", help="Input encoding (default: detected: BOM, UTF-16, UTF-8, cp1252, Latin-1).")
+@click.option("--context", type=click.IntRange(min=0), help="Previous sentences given to a context model (default: the run's data.context; 0: none).")
+@click.option("--max-chars", default=42, show_default=True, type=click.IntRange(min=10), help="Characters per line.")
+@click.option("--max-lines", default=2, show_default=True, type=click.IntRange(min=1), help="Lines per cue.")
+@click.option("--max-cps", default=17.0, show_default=True, type=click.FloatRange(min=1), help="Reading-speed limit (characters per second) for the report.")
+@click.option("--max-gap-ms", default=1500, show_default=True, type=click.IntRange(min=0), help="Cues further apart never share a sentence.")
+@click.option("--bilingual", is_flag=True, help="Keep the source lines under the translation in every cue.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report JSON (default: OUTPUT.report.json).")
+@click.option("--beam-size", type=int, help="Beam size (1 = greedy).")
+@click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
+@set_option
+def subtitle(
+    input_path: str, run_path: str, output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
+    context: Optional[int], max_chars: int, max_lines: int, max_cps: float, max_gap_ms: int, bilingual: bool,
+    report_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str],
+    overrides: tuple[str, ...],
+) -> None:
+    """Translate an SRT/VTT/ASS file, keeping every cue and its timing; print a compliance report."""
+    from pipeline.subtitle_cli import describe, subtitle_file
+
+    report = _guard(lambda: subtitle_file(
+        run_path, input_path, output_path, fmt=fmt, to=to, encoding=encoding, report_path=report_path,
+        context=context, overrides=list(overrides), beam_size=beam_size, checkpoint=checkpoint, quantize=quantize,
+        max_chars=max_chars, max_lines=max_lines, max_cps=max_cps, max_gap_ms=max_gap_ms, bilingual=bilingual,
+    ))
+    click.echo(describe(report))
 
 
 @main.command()

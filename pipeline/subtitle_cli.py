@@ -1,0 +1,118 @@
+"""`s2s subtitle --run RUN in.srt -o out.srt` and `s2s score hyp.srt ref.srt`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from pipeline.files_cli import decode_config, find_run_dir
+from stages import artifacts
+from stages.checkpoint import load_checkpoint
+from stages.errors import ConfigError, InputDataError
+from stages.files import atomic_path, write_json_atomic
+from stages.prepare import CONTEXT_SEP
+from stages.scoring import ScoreConfig, score_lines
+from stages.subtitle_formats import Format, SubtitleDocument, detect_format, load_subtitles, render
+from stages.subtitle_text import strip_markup
+from stages.subtitling import SubtitleConfig, translate_document
+from stages.translation import pick_device, prepare_for_inference, translate_lines
+
+log = logging.getLogger(__name__)
+
+SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
+
+
+def run_context(run_dir: Path) -> int:
+    """`data.context` of the run: how many previous sentences its model was trained with."""
+    saved = run_dir / artifacts.RESOLVED_CONFIG
+    if not saved.exists():
+        return 0
+    return int(json.loads(saved.read_text(encoding="utf-8")).get("data", {}).get("context", 0))
+
+
+def subtitle_config(run_dir: Path, context: Optional[int], **limits: Any) -> SubtitleConfig:
+    trained = run_context(run_dir)
+    if context is None:
+        context = trained
+    if context and not trained:
+        raise ConfigError(
+            f"--context {context}: {run_dir} was trained without context (data.context: 0); "
+            f"train a run with data.context: 1 for context, or leave out --context"
+        )
+    return SubtitleConfig(context=context, separator=CONTEXT_SEP if trained else "", **limits)
+
+
+def subtitle_file(
+    run_ref: str, input_path: str, output_path: str, *, fmt: Optional[str], to: Optional[str],
+    encoding: Optional[str], report_path: Optional[str], context: Optional[int], overrides: list[str],
+    beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], **limits: Any,
+) -> dict[str, Any]:
+    """Translate one subtitle file; write it (and its report) only once all of it is done."""
+    run_dir = find_run_dir(run_ref)
+    doc = load_subtitles(Path(input_path), fmt, encoding)
+    fmt_out: Format = detect_format(Path(output_path), to) if (to or Path(output_path).suffix) else doc.format
+    cfg = subtitle_config(run_dir, context, **limits)
+    decoding = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
+    device = pick_device(decoding.device)
+    folder = run_dir / artifacts.TRAIN_DIR / decoding.checkpoint
+    if decoding.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+        folder = Path(decoding.checkpoint)
+    model, sp_src, sp_tgt, _ = load_checkpoint(folder, device)
+    model = prepare_for_inference(model, decoding, device)  # type: ignore[assignment]
+
+    def translate(lines: list[str]) -> list[str]:
+        return translate_lines(model, sp_src, sp_tgt, lines, decoding, device, where=input_path)
+
+    texts, report = translate_document(doc, translate, cfg, fmt_out)
+    with atomic_path(Path(output_path)) as tmp:
+        tmp.write_text(render(doc, texts, fmt_out), encoding="utf-8")
+    report["output"] = output_path
+    write_json_atomic(Path(report_path or f"{output_path}.report.json"), report)
+    return report
+
+
+def is_subtitle_path(path: str) -> bool:
+    return Path(path).suffix.lower() in SUBTITLE_SUFFIXES
+
+
+def _cue_texts(doc: SubtitleDocument) -> list[str]:
+    return [" ".join(line for line in strip_markup(cue.lines, doc.format) if line) for cue in doc.cues]
+
+
+def score_subtitles(hyp_path: str, ref_path: str, tolerance_ms: int = 10) -> dict[str, Any]:
+    """BLEU and chrF over cues, once both files are shown to have the same cues and timings."""
+    hyp, ref = load_subtitles(Path(hyp_path)), load_subtitles(Path(ref_path))
+    if len(hyp.cues) != len(ref.cues):
+        raise InputDataError(
+            f"{hyp_path} has {len(hyp.cues)} cues but {ref_path} has {len(ref.cues)}; "
+            f"score a translation against the reference of the same episode"
+        )
+    for h, r in zip(hyp.cues, ref.cues):
+        if abs(h.start - r.start) > tolerance_ms or abs(h.end - r.end) > tolerance_ms:
+            raise InputDataError(
+                f"{hyp_path}:{h.line}: cue {h.number} runs {_clock(h.start)} --> {_clock(h.end)} but in "
+                f"{ref_path}:{r.line} it runs {_clock(r.start)} --> {_clock(r.end)}; the timings must match"
+            )
+    result = score_lines(_cue_texts(hyp), _cue_texts(ref), ScoreConfig())
+    result["cues"] = result.pop("sentences")
+    return result
+
+
+def _clock(ms: int) -> str:
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def describe(report: dict[str, Any]) -> str:
+    c = report["counts"]
+    lim = report["limits"]
+    return (
+        f"{report['input']} ({report['format_in']}, {report['encoding']}) -> {report['output']} ({report['format_out']})\n"
+        f"cues in {c['cues_in']}, out {c['cues_out']}; translated {c['translated']}, passed through "
+        f"{c['passed_through']}; sentences across cues {c['cross_cue_sentences']}; context {report['context']}\n"
+        f"cues with a line over {lim['max_chars']} chars: {c['lines_over_limit']}; over {lim['max_lines']} lines: "
+        f"{c['cues_over_max_lines']}; over {lim['max_cps']:g} chars/s: {c['cues_over_cps']}; "
+        f"empty translations: {c['empty_translations']}; overlapping cues: {c['overlapping_cues']}"
+    )
+

@@ -1,0 +1,260 @@
+"""Subtitle files in and out: SRT, WebVTT and ASS/SSA, with everything but the text kept.
+
+A `SubtitleDocument` holds the cues (number, start/end in milliseconds, text lines with
+their markup) plus whatever is needed to write the file back with only the cue texts
+changed. ASS/SSA go through `pysubs2`, which keeps script info and styles. SRT and VTT are
+read block by block here, because a parse into pysubs2's model renumbers cues and drops
+cue identifiers, cue settings, VTT headers, NOTE/STYLE/REGION blocks and `<font>` tags;
+their timing lines and non-cue blocks are written back byte for byte. Writing another
+format (`--to`) goes through pysubs2.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import pysubs2
+
+from stages.errors import InputDataError
+
+log = logging.getLogger(__name__)
+
+Format = Literal["srt", "vtt", "ass", "ssa"]
+FORMATS: tuple[Format, ...] = ("srt", "vtt", "ass", "ssa")
+
+_SRT_TIME = r"(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})"
+_SRT_TIMING = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(\s.*)?$")
+_VTT_TIME = r"(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})"
+_VTT_TIMING = re.compile(rf"^\s*{_VTT_TIME}\s+-->\s+{_VTT_TIME}(\s.*)?$")
+
+
+@dataclass
+class Cue:
+    """One timed piece of text. `lines` keep their inline markup; `line` is where it starts."""
+
+    number: int  # 1-based position among the file's cues
+    start: int  # milliseconds
+    end: int
+    lines: list[str]
+    line: int  # line of the file where the cue's block begins
+    translatable: bool = True  # False for ASS drawings
+
+
+@dataclass
+class SubtitleDocument:
+    path: str
+    format: Format
+    encoding: str
+    cues: list[Cue]
+    newline: str = "\n"
+    blocks: list[list[str]] = field(default_factory=list)  # SRT/VTT: every block's raw lines
+    cue_blocks: list[tuple[int, int]] = field(default_factory=list)  # (block index, first text line)
+    ass: Optional[pysubs2.SSAFile] = None
+    ass_events: list[int] = field(default_factory=list)  # event index per cue
+
+
+def detect_format(path: Path, forced: Optional[str]) -> Format:
+    name = (forced or path.suffix.lstrip(".")).lower()
+    if name not in FORMATS:
+        how = f"--format {forced}" if forced else f"the extension {path.suffix!r}"
+        raise InputDataError(
+            f"{path}: {how} is not a subtitle format s2s reads; use one of {', '.join(FORMATS)} "
+            f"(name the format with --format when the extension does not say it)"
+        )
+    return name  # type: ignore[return-value]
+
+
+def decode_subtitle_bytes(data: bytes, path: Path, forced: Optional[str] = None) -> tuple[str, str]:
+    """Text and the encoding used: a BOM first, then UTF-16 without BOM, strict UTF-8,
+    then the legacy single-byte cp1252 and Latin-1 (which decode any byte)."""
+    if forced:
+        try:
+            return data.decode(forced), forced
+        except LookupError as exc:
+            raise InputDataError(f"--encoding {forced}: unknown encoding; use e.g. utf-8, cp1252, latin-1") from exc
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise InputDataError(
+                f"{path}:{line}: cannot be decoded as {forced} (byte {data[exc.start]:#04x}); "
+                f"leave out --encoding to detect it, or name the file's real encoding"
+            ) from exc
+    if data.startswith(b"\xef\xbb\xbf"):
+        return _decode(data[3:], "utf-8", path, "UTF-8 with BOM"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _decode(data, "utf-16", path, "UTF-16"), "utf-16"
+    if len(data) >= 4 and data.count(b"\x00") > len(data) // 4:
+        enc = "utf-16-le" if data[1] == 0 else "utf-16-be"
+        return _decode(data, enc, path, enc.upper()), enc
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+def _decode(data: bytes, encoding: str, path: Path, label: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputDataError(
+            f"{path}:{line}: the file looks like {label} but byte {exc.start} does not decode; "
+            f"re-save it as UTF-8 or name its encoding with --encoding"
+        ) from exc
+
+
+def load_subtitles(path: Path, fmt: Optional[str] = None, encoding: Optional[str] = None) -> SubtitleDocument:
+    if not path.is_file():
+        raise InputDataError(f"{path}: file not found")
+    kind = detect_format(path, fmt)
+    text, used = decode_subtitle_bytes(path.read_bytes(), path, encoding)
+    if "\x00" in text:
+        raise InputDataError(f"{path}: contains NUL characters, so it is not a {kind.upper()} text file")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if kind in ("ass", "ssa"):
+        doc = _parse_ass(text, path, kind)
+    else:
+        doc = _parse_blocks(text, path, kind)
+    doc.encoding, doc.newline = used, newline
+    _warn_oddities(doc)
+    return doc
+
+
+def _split_blocks(text: str) -> list[tuple[int, list[str]]]:
+    """Blocks separated by blank lines, each with the file line it starts on."""
+    blocks: list[tuple[int, list[str]]] = []
+    current: list[str] = []
+    start = 1
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            if not current:
+                start = number
+            current.append(line)
+        elif current:
+            blocks.append((start, current))
+            current = []
+    if current:
+        blocks.append((start, current))
+    return blocks
+
+
+def _parse_blocks(text: str, path: Path, kind: Format) -> SubtitleDocument:
+    doc = SubtitleDocument(str(path), kind, "", [])
+    raw_blocks = _split_blocks(text)
+    if kind == "vtt" and (not raw_blocks or not re.match(r"^WEBVTT(\s|$)", raw_blocks[0][1][0])):
+        first = raw_blocks[0][1][0] if raw_blocks else "(empty file)"
+        raise InputDataError(f"{path}:1: a WebVTT file starts with 'WEBVTT', found {first[:60]!r}")
+    for index, (start, lines) in enumerate(raw_blocks):
+        doc.blocks.append(lines)
+        if kind == "vtt" and (index == 0 or re.match(r"^(NOTE|STYLE|REGION)(\s|$)", lines[0])):
+            continue
+        timing_at = next((i for i, line in enumerate(lines[:2]) if "-->" in line), None)
+        if timing_at is None:
+            _not_a_cue(path, kind, start, lines, len(doc.cues))
+            continue
+        times = _parse_timing(lines[timing_at], kind, path, start + timing_at)
+        if kind == "srt" and timing_at == 1 and not lines[0].strip().isdigit():
+            log.warning("%s:%d: cue id %r is not a number; kept as it is", path, start, lines[0])
+        cue = Cue(len(doc.cues) + 1, *times, lines=lines[timing_at + 1 :], line=start)
+        doc.cues.append(cue)
+        doc.cue_blocks.append((index, timing_at + 1))
+    if not doc.cues:
+        raise InputDataError(f"{path}: no cues found, so it is not a {kind.upper()} file (or it is empty)")
+    return doc
+
+
+def _not_a_cue(path: Path, kind: Format, start: int, lines: list[str], cues_so_far: int) -> None:
+    if cues_so_far == 0 and kind == "srt":
+        raise InputDataError(
+            f"{path}:{start}: expected an SRT cue (a number, then 'HH:MM:SS,mmm --> HH:MM:SS,mmm'), "
+            f"found {lines[0][:60]!r}; this does not look like an SRT file"
+        )
+    raise InputDataError(
+        f"{path}:{start}: block after cue {cues_so_far} has no timing line "
+        f"('{'HH:MM:SS,mmm' if kind == 'srt' else 'HH:MM:SS.mmm'} --> ...'), found {lines[0][:60]!r}; "
+        f"fix the timing line or remove the blank line inside the cue before it"
+    )
+
+
+def _parse_timing(line: str, kind: Format, path: Path, number: int) -> tuple[int, int]:
+    match = (_SRT_TIMING if kind == "srt" else _VTT_TIMING).match(line)
+    if not match:
+        example = "00:01:02,500 --> 00:01:04,000" if kind == "srt" else "00:01:02.500 --> 00:01:04.000"
+        raise InputDataError(f"{path}:{number}: broken timestamp {line.strip()!r}; expected e.g. {example!r}")
+    g = match.groups()
+    start, end = _to_ms(g[0:4]), _to_ms(g[4:8])
+    if end < start:
+        raise InputDataError(
+            f"{path}:{number}: the cue ends ({line.split('-->')[1].split()[0]}) before it starts "
+            f"({line.split('-->')[0].strip()}); swap or fix the times"
+        )
+    return start, end
+
+
+def _to_ms(parts: tuple[Optional[str], ...]) -> int:
+    h, m, s, frac = (p or "0" for p in parts)
+    return ((int(h) * 60 + int(m)) * 60 + int(s)) * 1000 + int(frac.ljust(3, "0")[:3])
+
+
+def _parse_ass(text: str, path: Path, kind: Format) -> SubtitleDocument:
+    if "[Events]" not in text:
+        raise InputDataError(f"{path}: no [Events] section, so it is not an {kind.upper()} file")
+    try:
+        subs = pysubs2.SSAFile.from_string(text, format_=kind)
+    except (pysubs2.exceptions.Pysubs2Error, ValueError) as exc:
+        raise InputDataError(f"{path}: cannot read it as {kind.upper()}: {exc}") from exc
+    doc = SubtitleDocument(str(path), kind, "", [], ass=subs)
+    event_lines = [n for n, line in enumerate(text.split("\n"), start=1) if re.match(r"^(Dialogue|Comment):", line)]
+    for index, event in enumerate(subs.events):
+        if event.type != "Dialogue":
+            continue
+        line = event_lines[index] if index < len(event_lines) else 0
+        lines = re.split(r"\\[Nn]", event.text)
+        drawing = bool(re.search(r"\{[^}]*\\p[1-9]", event.text))
+        doc.cues.append(Cue(len(doc.cues) + 1, event.start, event.end, lines, line, translatable=not drawing))
+        doc.ass_events.append(index)
+    if not doc.cues:
+        raise InputDataError(f"{path}: no Dialogue events in [Events]; nothing to translate")
+    return doc
+
+
+def _warn_oddities(doc: SubtitleDocument) -> None:
+    for prev, cue in zip(doc.cues, doc.cues[1:]):
+        if cue.start < prev.end and doc.format == "srt":
+            log.warning(
+                "%s:%d: cue %d starts before cue %d ends (overlap kept as it is)", doc.path, cue.line, cue.number, prev.number
+            )
+    for cue in doc.cues:
+        if not any(line.strip() for line in cue.lines):
+            log.warning("%s:%d: cue %d is empty; passed through unchanged", doc.path, cue.line, cue.number)
+
+
+def overlapping_cues(doc: SubtitleDocument) -> list[int]:
+    """Numbers of cues that start before the previous cue ends."""
+    return [cue.number for prev, cue in zip(doc.cues, doc.cues[1:]) if cue.start < prev.end]
+
+
+def render(doc: SubtitleDocument, texts: list[list[str]], to: Optional[Format] = None) -> str:
+    """The document with each cue's text lines replaced by `texts[i]`, in `to` or its own format."""
+    if len(texts) != len(doc.cues):
+        raise ValueError(f"{len(texts)} texts for {len(doc.cues)} cues")
+    if doc.ass is not None:
+        for cue, lines, event_index in zip(doc.cues, texts, doc.ass_events):
+            doc.ass.events[event_index].text = r"\N".join(lines)
+        out = doc.ass.to_string(to or doc.format)
+    else:
+        blocks = [list(lines) for lines in doc.blocks]
+        for (block, first), lines in zip(doc.cue_blocks, texts):
+            blocks[block] = blocks[block][:first] + lines
+        out = "\n\n".join("\n".join(lines) for lines in blocks) + "\n"
+        if to and to != doc.format:
+            out = pysubs2.SSAFile.from_string(out, format_=doc.format).to_string(to)
+    return out.replace("\n", doc.newline) if doc.newline != "\n" else out

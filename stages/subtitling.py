@@ -1,0 +1,205 @@
+"""Translate a subtitle document cue by cue, keeping its timing, and report on the result.
+
+Cues whose text runs on (no sentence end, the next cue close in time) are translated as
+one sentence and the translation is cut back across them in proportion to the source.
+With a context model (trained with `data.context: N`), each sentence goes to the model
+behind the previous N sentences of the file and the separator token, as in training.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from stages.subtitle_formats import Format, SubtitleDocument, overlapping_cues
+from stages.subtitle_text import (
+    CueText,
+    Segment,
+    ends_sentence,
+    parse_cue,
+    reading_speed,
+    split_by_share,
+    wrap_line,
+)
+
+Translator = Callable[[list[str]], list[str]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubtitleConfig:
+    max_chars: int = 42  # characters per line
+    max_lines: int = 2  # lines per cue
+    max_cps: float = 17.0  # reading speed limit, characters per second
+    max_gap_ms: int = 1500  # cues further apart never share a sentence
+    max_group: int = 4  # at most this many cues per sentence
+    context: int = 0  # previous sentences fed to a context model (0: none)
+    separator: str = ""  # the token between context and sentence; empty: not a context model
+    bilingual: bool = False  # keep the source lines under the translation
+
+
+@dataclass
+class Unit:
+    """One model input: a segment of one cue, or the joined segments of several cues."""
+
+    members: list[tuple[int, int]]  # (cue index, segment index)
+    text: str
+
+
+@dataclass
+class Report:
+    cues_in: int = 0
+    cues_out: int = 0
+    translated: int = 0
+    passed_through: list[int] = field(default_factory=list)
+    cross_cue_sentences: int = 0
+    lines_over_limit: list[int] = field(default_factory=list)
+    cues_over_max_lines: list[int] = field(default_factory=list)
+    cues_over_cps: list[int] = field(default_factory=list)
+    empty_translations: list[int] = field(default_factory=list)
+    overlapping_cues: list[int] = field(default_factory=list)
+    inner_tags_dropped: int = 0
+
+    def as_dict(self, doc: SubtitleDocument, cfg: SubtitleConfig, fmt_out: Format) -> dict[str, Any]:
+        counts = {
+            k: len(v) if isinstance(v, list) else v for k, v in vars(self).items()
+        }
+        return {
+            "input": doc.path, "format_in": doc.format, "format_out": fmt_out, "encoding": doc.encoding,
+            "limits": {"max_chars": cfg.max_chars, "max_lines": cfg.max_lines, "max_cps": cfg.max_cps},
+            "context": cfg.context, "counts": counts,
+            "cues": {k: v for k, v in vars(self).items() if isinstance(v, list)},
+        }
+
+
+def group_units(cues: list[CueText], doc: SubtitleDocument, cfg: SubtitleConfig) -> list[Unit]:
+    """Every segment becomes a unit; a run of joinable cues without a sentence end between
+    them becomes one unit."""
+    units: list[Unit] = []
+    i = 0
+    while i < len(cues):
+        if not doc.cues[i].translatable:
+            i += 1
+            continue
+        if not cues[i].joinable:
+            units += [Unit([(i, s)], seg.text) for s, seg in enumerate(cues[i].segments)]
+            i += 1
+            continue
+        run = [i]
+        while (
+            len(run) < cfg.max_group
+            and run[-1] + 1 < len(cues)
+            and not ends_sentence(cues[run[-1]].segments[0].text)
+            and _continues(cues, doc, run[-1] + 1, cfg.max_gap_ms)
+        ):
+            run.append(run[-1] + 1)
+        units.append(Unit([(c, 0) for c in run], " ".join(cues[c].segments[0].text for c in run)))
+        i = run[-1] + 1
+    return units
+
+
+def _continues(cues: list[CueText], doc: SubtitleDocument, nxt: int, max_gap_ms: int) -> bool:
+    """Cue `nxt` can carry on the sentence of the cue before it."""
+    gap = doc.cues[nxt].start - doc.cues[nxt - 1].end
+    return (
+        doc.cues[nxt].translatable and cues[nxt].joinable and not cues[nxt].segments[0].before
+        and 0 <= gap <= max_gap_ms
+    )
+
+
+def model_inputs(units: list[Unit], cues: list[CueText], cfg: SubtitleConfig) -> list[str]:
+    """Each unit's text, behind the previous `cfg.context` spoken units when the model
+    was trained with context (sound cues and lyrics are not context)."""
+    if not cfg.separator:
+        return [u.text for u in units]
+    inputs: list[str] = []
+    history: list[str] = []
+    for unit in units:
+        cue, seg = unit.members[0]
+        previous = history[-cfg.context :] if cfg.context else []
+        inputs.append(" ".join([*previous, cfg.separator, unit.text]))
+        if cues[cue].segments[seg].kind in ("speech", "dialogue"):
+            history.append(unit.text)
+    return inputs
+
+
+def translate_document(
+    doc: SubtitleDocument, translate: Translator, cfg: SubtitleConfig, fmt_out: Optional[Format] = None
+) -> tuple[list[list[str]], dict[str, Any]]:
+    """New text lines for every cue, and the compliance report."""
+    cues = [parse_cue(c.lines, doc.format) if c.translatable else CueText([]) for c in doc.cues]
+    units = group_units(cues, doc, cfg)
+    outputs = translate(model_inputs(units, cues, cfg)) if units else []
+    pieces: dict[tuple[int, int], str] = {}
+    retry: list[Unit] = []
+    report = Report(cues_in=len(doc.cues), overlapping_cues=overlapping_cues(doc))
+    for unit, out in zip(units, outputs):
+        parts = split_by_share(out, [len(cues[c].segments[s].text) for c, s in unit.members])
+        if parts is None and len(unit.members) > 1:
+            # Fewer words than cues: translate those cues one by one rather than leave one empty.
+            retry += [Unit([m], cues[m[0]].segments[m[1]].text) for m in unit.members]
+            continue
+        report.cross_cue_sentences += len(unit.members) > 1
+        for member, part in zip(unit.members, parts or [out]):
+            pieces[member] = part
+    if retry:
+        for unit, out in zip(retry, translate(model_inputs(retry, cues, cfg))):
+            pieces[unit.members[0]] = out
+    texts = [_assemble(i, cue, cues[i], pieces, doc, cfg, report) for i, cue in enumerate(doc.cues)]
+    report.cues_out = len(texts)
+    return texts, report.as_dict(doc, cfg, fmt_out or doc.format)
+
+
+def _assemble(
+    i: int, cue: Any, parsed: CueText, pieces: dict[tuple[int, int], str], doc: SubtitleDocument,
+    cfg: SubtitleConfig, report: Report,
+) -> list[str]:
+    if not parsed.segments:
+        report.passed_through.append(cue.number)
+        return list(cue.lines)
+    report.translated += 1
+    report.inner_tags_dropped += parsed.inner_tags_dropped
+    texts = []
+    for s, seg in enumerate(parsed.segments):
+        text = " ".join(pieces.get((i, s), "").split())
+        if not text:
+            report.empty_translations.append(cue.number)
+            text = seg.text  # keep the source rather than an empty cue
+        texts.append(_frame(seg, text, doc.format))
+    if parsed.own_lines:
+        lines = [line for t in texts for line in wrap_line(t, cfg.max_chars, 1)]
+    else:
+        lines = wrap_line(" ".join(texts), cfg.max_chars, cfg.max_lines)
+    _check_norms(cue, lines, cfg, report)
+    if doc.format == "vtt":
+        lines = [html.escape(line, quote=False) for line in lines]
+    lines = _markup(lines, parsed)
+    return lines + list(cue.lines) if cfg.bilingual else lines
+
+
+def _frame(seg: Segment, text: str, fmt: str) -> str:
+    if seg.shout:
+        text = text.upper()
+    if fmt in ("ass", "ssa"):
+        text = text.replace("{", "(").replace("}", ")")
+    if seg.kind == "sound":
+        text = text.strip("[]()")
+    return f"{seg.before}{text}{seg.after}"
+
+
+def _check_norms(cue: Any, lines: list[str], cfg: SubtitleConfig, report: Report) -> None:
+    if any(len(line) > cfg.max_chars for line in lines):
+        report.lines_over_limit.append(cue.number)
+    if len(lines) > cfg.max_lines:
+        report.cues_over_max_lines.append(cue.number)
+    if reading_speed(lines, cue.start, cue.end) > cfg.max_cps:
+        report.cues_over_cps.append(cue.number)
+
+
+def _markup(lines: list[str], parsed: CueText) -> list[str]:
+    if parsed.per_line:
+        return [f"{parsed.prefix}{line}{parsed.suffix}" for line in lines]
+    lines = list(lines)
+    lines[0] = parsed.prefix + lines[0]
+    lines[-1] = lines[-1] + parsed.suffix
+    return lines

@@ -1,0 +1,255 @@
+"""Subtitle files: structure and timing kept exactly, markup kept, line norms, context."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pysubs2
+import pytest
+
+from stages.errors import InputDataError
+from stages.subtitle_formats import load_subtitles, render
+from stages.subtitle_text import parse_cue, split_by_share, wrap_line
+from stages.subtitling import SubtitleConfig, translate_document
+
+FIXTURES = Path(__file__).parent / "fixtures" / "subtitles"
+
+
+class Spy:
+    """A stand-in model: records every input it sees and answers with a marked copy of
+    the sentence (context stripped), so tests can see where each piece went."""
+
+    def __init__(self, answer: str = "«{}»") -> None:
+        self.inputs: list[str] = []
+        self.answer = answer
+
+    def __call__(self, lines: list[str]) -> list[str]:
+        self.inputs += lines
+        return [self.answer.format(line.split("<sep>")[-1].strip()) for line in lines]
+
+
+def _timings(doc):  # type: ignore[no-untyped-def]
+    return [(c.start, c.end) for c in doc.cues]
+
+
+@pytest.mark.parametrize("name", ["episode.srt", "episode.vtt", "episode.ass", "bom_crlf.srt", "cp1252.srt"])
+def test_cues_and_timings_survive_translation(name: str, tmp_path: Path) -> None:
+    doc = load_subtitles(FIXTURES / name)
+    texts, report = translate_document(doc, Spy(), SubtitleConfig())
+    out = tmp_path / name
+    out.write_text(render(doc, texts), encoding="utf-8")
+    again = load_subtitles(out)
+    assert _timings(again) == _timings(load_subtitles(FIXTURES / name))
+    assert report["counts"]["cues_in"] == report["counts"]["cues_out"] == len(again.cues)
+    # Per pysubs2 too, not only per our own reader.
+    fmt = name.rsplit(".", 1)[1]
+    theirs = pysubs2.load(str(out), encoding="utf-8", format_=fmt)
+    dialogue = [e for e in theirs.events if e.type == "Dialogue"]
+    assert [(e.start, e.end) for e in dialogue] == _timings(again)
+
+
+def test_srt_structure_and_markup(tmp_path: Path) -> None:
+    doc = load_subtitles(FIXTURES / "episode.srt")
+    texts, report = translate_document(doc, Spy(), SubtitleConfig())
+    text = render(doc, texts)
+    source = (FIXTURES / "episode.srt").read_text(encoding="utf-8")
+    # Ids and timing lines byte for byte, in order.
+    skeleton = lambda t: [ln for ln in t.splitlines() if re.fullmatch(r"\d+|.*-->.*", ln)]  # noqa: E731
+    assert skeleton(text) == skeleton(source)
+    cues = [c.lines for c in load_subtitles(_write(tmp_path / "o.srt", text)).cues]
+    assert cues[0] == ["<i>«And God said unto Moses,»</i>"]
+    assert cues[1] == ["- «Who are you?»", "- «I am the servant of the king.»"]
+    assert cues[5] == ["\u266a «Praise the Lord» \u266a"]
+    assert cues[6][0].startswith("[«THUNDER»]")  # an all-capitals sound cue stays in capitals
+    assert cues[7] == ['<font color="#ffff00">«Hear me, O Israel, for I am the Lord.»</font>']
+    assert cues[8] == []  # the empty cue passes through
+    assert cues[9] == ["{\\an8}MOSES: «Go in peace.»"]
+    assert report["cues"]["passed_through"] == [9]
+    assert report["cues"]["overlapping_cues"] == [10]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sentence_spanning_three_cues_is_translated_once_and_split_back() -> None:
+    doc = load_subtitles(FIXTURES / "episode.srt")
+    spy = Spy()
+    texts, report = translate_document(doc, spy, SubtitleConfig())
+    joined = "And the king went down to the river to see whether the waters had risen in the night."
+    assert joined in spy.inputs
+    parts = [" ".join(texts[i]) for i in (2, 3, 4)]
+    assert all(parts)
+    assert " ".join(parts) == f"«{joined}»"
+    # Each cue's share follows the source's: the long first cue keeps the most words.
+    assert len(parts[0]) > len(parts[1])
+    assert report["counts"]["cross_cue_sentences"] == 1
+
+
+def test_split_never_leaves_a_cue_empty() -> None:
+    assert split_by_share("uno dos tres cuatro", [30, 1, 1]) == ["uno dos", "tres", "cuatro"]
+    assert split_by_share("uno", [10, 10]) is None
+
+
+def test_too_short_a_translation_for_its_cues_is_redone_cue_by_cue() -> None:
+    doc = load_subtitles(FIXTURES / "episode.srt")
+    calls: list[list[str]] = []
+
+    def short(lines: list[str]) -> list[str]:
+        calls.append(lines)
+        return ["Sí." if "river" in line and "night" in line else f"«{line}»" for line in lines]
+
+    texts, _ = translate_document(doc, short, SubtitleConfig())
+    assert len(calls) == 2 and len(calls[1]) == 3
+    assert all(texts[i] for i in (2, 3, 4))
+
+
+def test_vtt_keeps_header_notes_styles_ids_and_settings() -> None:
+    doc = load_subtitles(FIXTURES / "episode.vtt")
+    spy = Spy()
+    texts, _ = translate_document(doc, spy, SubtitleConfig())
+    out = render(doc, texts)
+    for kept in ("WEBVTT Kind: captions; Language: en", "NOTE This file tests headers", "::cue(.yellow)",
+                 "intro\n00:00:01.000 --> 00:00:03.000 align:start position:10%", "NOTE a note between cues",
+                 "third-cue\n00:00:05.500 --> 00:00:08.000 line:0", "00:03.500 --> 00:05.000"):
+        assert kept in out
+    assert "Bread & water." in spy.inputs  # entities decoded for the model ...
+    assert "<v Moses>«Bread &amp; water.»</v>" in out  # ... and encoded again
+    assert "<c.yellow>«Go in peace.»</c>" in out
+
+
+def test_ass_keeps_styles_comments_overrides_and_drawings() -> None:
+    doc = load_subtitles(FIXTURES / "episode.ass")
+    spy = Spy()
+    texts, report = translate_document(doc, spy, SubtitleConfig())
+    out = pysubs2.SSAFile.from_string(render(doc, texts))
+    assert set(out.styles) == {"Default", "Sign"} and out.styles["Sign"].bold
+    events = out.events
+    assert [e.type for e in events] == ["Dialogue", "Comment", "Dialogue", "Dialogue"]
+    assert events[0].text.startswith("{\\an8}«") and events[0].name == "Moses"
+    assert events[1].text == "a translator's note"
+    assert events[2].text == "{\\i1}«Go in peace.»{\\i0}"
+    assert events[3].text.startswith("{\\p1}m 0 0")  # a drawing is not text
+    assert not any("m 0 0" in line for line in spy.inputs)
+    assert report["cues"]["passed_through"] == [3]
+
+
+def test_encodings_are_detected_and_named() -> None:
+    assert load_subtitles(FIXTURES / "bom_crlf.srt").encoding == "utf-8-sig"
+    latin = load_subtitles(FIXTURES / "cp1252.srt")
+    assert latin.encoding == "cp1252"
+    assert latin.cues[0].lines == ["The caf\u00e9 was closed \u2013 said he."]
+
+
+def test_utf16_and_crlf_round_trip(tmp_path: Path) -> None:
+    source = (FIXTURES / "bom_crlf.srt").read_bytes().decode("utf-8-sig")
+    path = tmp_path / "u16.srt"
+    path.write_bytes(source.encode("utf-16"))
+    doc = load_subtitles(path)
+    assert doc.encoding == "utf-16" and doc.newline == "\r\n"
+    texts, _ = translate_document(doc, Spy(), SubtitleConfig())
+    assert "00:00:02,500 --> 00:00:04,000\r\n«The second day.»\r\n" in render(doc, texts)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("broken_time.srt", r"broken_time.srt:2: broken timestamp '00:00:01,000 --> 00:00:0x,500'"),
+        ("plain.srt", r"plain.srt:1: expected an SRT cue"),
+    ],
+)
+def test_bad_files_name_the_line(name: str, message: str) -> None:
+    with pytest.raises(InputDataError, match=message):
+        load_subtitles(FIXTURES / name)
+
+
+def test_other_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match="a WebVTT file starts with 'WEBVTT'"):
+        load_subtitles(_write(tmp_path / "x.vtt", "1\n00:00:01.000 --> 00:00:02.000\nhi\n"))
+    with pytest.raises(InputDataError, match="not a subtitle format"):
+        load_subtitles(_write(tmp_path / "x.txt", "hi\n"))
+    with pytest.raises(InputDataError, match=r"x.srt:6: the cue ends"):
+        load_subtitles(_write(tmp_path / "x.srt", "1\n00:00:01,000 --> 00:00:02,000\nhi\n\n2\n00:00:05,000 --> 00:00:04,000\nho\n"))
+    with pytest.raises(InputDataError, match=r"x.srt:5: block after cue 1 has no timing line"):
+        load_subtitles(_write(tmp_path / "x.srt", "1\n00:00:01,000 --> 00:00:02,000\nhi\n\nstray text\n"))
+    with pytest.raises(InputDataError, match=r"cannot be decoded as utf-8"):
+        load_subtitles(FIXTURES / "cp1252.srt", encoding="utf-8")
+
+
+def test_empty_cue_warns_and_passes_through(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        load_subtitles(FIXTURES / "episode.srt")
+    assert "episode.srt:35: cue 9 is empty; passed through unchanged" in caplog.text
+    assert "cue 10 starts before cue 9 ends" in caplog.text
+
+
+def test_lines_are_wrapped_to_the_limits() -> None:
+    long = "Y el rey descendió al río para ver si las aguas habían crecido durante la noche"
+    lines = wrap_line(long, 42, 2)
+    assert len(lines) == 2 and all(len(line) <= 42 for line in lines)
+    assert " ".join(lines) == long
+    assert wrap_line("Corto.", 42, 2) == ["Corto."]
+    # Never end a line on an article, even when that balances the lines best.
+    lines = wrap_line("Entonces Moisés tomó la vara de Dios en su mano", 26, 2)
+    assert lines[0].split()[-1].lower() not in {"la", "el", "los", "las", "un", "una", "su"} or lines[0].endswith(",")
+    assert all(len(line) <= 26 for line in lines)
+    # Prefer breaking after punctuation.
+    assert wrap_line("Hear me, O Israel and all the people of the land", 30, 2)[0] == "Hear me, O Israel and all"  or \
+        wrap_line("Hear me, O Israel and all the people of the land", 30, 2)[0].endswith(",")
+
+
+def test_report_counts_norms(tmp_path: Path) -> None:
+    doc = load_subtitles(FIXTURES / "episode.srt")
+    wordy = Spy("{} " + "palabra " * 20)
+    texts, report = translate_document(doc, wordy, SubtitleConfig(max_chars=42, max_lines=2, max_cps=17))
+    for number in report["cues"]["cues_over_max_lines"]:
+        assert len(texts[number - 1]) > 2
+    assert report["counts"]["cues_over_cps"] >= 1 and report["counts"]["lines_over_limit"] == 0
+    empty = Spy("")
+    texts, report = translate_document(doc, empty, SubtitleConfig())
+    assert report["cues"]["empty_translations"] and all(texts[n - 1] for n in report["cues"]["empty_translations"])
+
+
+def test_context_changes_what_the_model_sees() -> None:
+    doc = load_subtitles(FIXTURES / "episode.srt")
+    without, with_one = Spy(), Spy()
+    translate_document(doc, without, SubtitleConfig(context=0, separator="<sep>"))
+    translate_document(doc, with_one, SubtitleConfig(context=1, separator="<sep>"))
+    assert without.inputs[0] == "<sep> And God said unto Moses,"
+    assert with_one.inputs[1] == "And God said unto Moses, <sep> Who are you?"
+    assert with_one.inputs[2] == "Who are you? <sep> I am the servant of the king."
+    # Lyrics and sound cues are not context for the speech after them.
+    night = "And the king went down to the river to see whether the waters had risen in the night."
+    thunder = with_one.inputs.index(f"{night} <sep> thunder")
+    assert with_one.inputs[thunder + 1] == f"{night} <sep> And there was a great voice."
+    plain = Spy()
+    translate_document(doc, plain, SubtitleConfig())
+    assert "<sep>" not in " ".join(plain.inputs)
+
+
+def test_bilingual_keeps_source_under_translation() -> None:
+    doc = load_subtitles(FIXTURES / "episode.srt")
+    texts, _ = translate_document(doc, Spy(), SubtitleConfig(bilingual=True))
+    assert texts[1] == ["- «Who are you?»", "- «I am the servant of the king.»", "- Who are you?",
+                        "- I am the servant of the king."]
+
+
+@pytest.mark.parametrize(("src", "dst"), [("episode.srt", "vtt"), ("episode.vtt", "srt"), ("episode.srt", "ass"),
+                                          ("episode.ass", "srt")])
+def test_convert_between_formats_keeps_timing(src: str, dst: str, tmp_path: Path) -> None:
+    doc = load_subtitles(FIXTURES / src)
+    texts, _ = translate_document(doc, Spy(), SubtitleConfig())
+    out = _write(tmp_path / f"out.{dst}", render(doc, texts, dst))  # type: ignore[arg-type]
+    converted = [e for e in pysubs2.load(str(out)).events if e.type == "Dialogue"]
+    # SRT and VTT have no drawings: pysubs2 leaves ASS drawings out of them.
+    expected = [(c.start, c.end) for c in doc.cues if c.translatable or dst in ("ass", "ssa")]
+    assert [(e.start, e.end) for e in converted] == expected
+
+
+def test_parse_cue_keeps_partial_tags_out() -> None:
+    cue = parse_cue(["<i>Hello</i> there"], "srt")
+    assert (cue.prefix, cue.suffix, cue.inner_tags_dropped) == ("", "", 2)
+    assert cue.segments[0].text == "Hello there"
