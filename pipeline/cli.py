@@ -87,10 +87,12 @@ for _name in ("prepare", "tokenize", "train"):
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
 @click.option("--alignments", type=click.Path(dir_okay=False), help="Also write each line's attention matrix here (JSONL).")
 @click.option("--plot-attention", type=click.Path(file_okay=False), help="Also write a heat-map PNG per line into this folder.")
+@click.option("--context", type=click.IntRange(min=0), help="Previous lines given to a context model (default: the run's data.context; 0: none).")
 def translate(
     config: Optional[str], overrides: tuple[str, ...], run_path: Optional[str], input_path: Optional[str],
     output_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], n_best: Optional[int],
     threads: Optional[int], quantize: Optional[str], alignments: Optional[str], plot_attention: Optional[str],
+    context: Optional[int],
 ) -> None:
     """Translate the test split (CONFIG), or any file with --run RUN -i in.txt -o out.txt."""
     if threads:
@@ -98,7 +100,8 @@ def translate(
 
         torch.set_num_threads(threads)
     if run_path is None:
-        if input_path or output_path or beam_size or checkpoint or n_best or quantize or alignments or plot_attention:
+        if input_path or output_path or beam_size or checkpoint or n_best or quantize or alignments or plot_attention \
+                or context is not None:
             raise click.UsageError("-i/-o and the other file-translation options need --run RUN")
         cfg = _guard(lambda: _load(config, overrides))
         _guard(lambda: run_pipeline(cfg, until="translate", echo=click.echo))
@@ -107,7 +110,7 @@ def translate(
 
     _guard(lambda: translate_file(
         run_path, input_path, output_path, beam_size, checkpoint, list(overrides), n_best, quantize,
-        alignments, plot_attention,
+        alignments, plot_attention, context,
     ))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, TextIO
@@ -17,6 +18,7 @@ from stages.attention_plot import plot_attention
 from stages.checkpoint import load_checkpoint
 from stages.errors import ArtifactError, ConfigError
 from stages.files import atomic_path, iter_lines_strict
+from stages.prepare import CONTEXT_SEP
 from stages.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines_nbest
 
 
@@ -25,6 +27,37 @@ def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
         if (candidate / artifacts.TRAIN_DIR).is_dir():
             return candidate
     raise ArtifactError(f"{run_ref}: no trained run there (looked for {run_ref}/train and {runs_dir}/{run_ref}/train)")
+
+
+def run_context(run_dir: Path) -> int:
+    """`data.context` of the run: how many previous sentences its model was trained with."""
+    saved = run_dir / artifacts.RESOLVED_CONFIG
+    if not saved.exists():
+        return 0
+    return int(json.loads(saved.read_text(encoding="utf-8")).get("data", {}).get("context", 0))
+
+
+def context_size(run_dir: Path, asked: Optional[int]) -> tuple[int, bool]:
+    """(previous sentences to give the model, whether it is a context model)."""
+    trained = run_context(run_dir)
+    if asked and not trained:
+        raise ConfigError(
+            f"--context {asked}: {run_dir} was trained without context (data.context: 0); "
+            f"train a run with data.context: 1 for context, or leave out --context"
+        )
+    return (trained if asked is None else asked), bool(trained)
+
+
+def with_context(lines: Iterable[str], size: int, separator: str) -> Iterator[str]:
+    """Each line behind its `size` predecessors and the separator, as in training
+    (`data.context`); empty lines stay empty and are not context."""
+    history: deque[str] = deque(maxlen=max(size, 1))
+    for line in lines:
+        if not line.strip():
+            yield line
+            continue
+        yield " ".join([*(history if size else []), separator, line])
+        history.append(line)
 
 
 def decode_config(
@@ -64,9 +97,10 @@ def _alignment(hyps: list[dict[str, Any]]) -> dict[str, Any]:
 def translate_file(
     run_ref: str, input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
     checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None, quantize: Optional[str] = None,
-    alignments: Optional[str] = None, plot_dir: Optional[str] = None,
+    alignments: Optional[str] = None, plot_dir: Optional[str] = None, context: Optional[int] = None,
 ) -> None:
     run_dir = find_run_dir(run_ref)
+    size, context_model = context_size(run_dir, context)
     cfg = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(cfg.device)
     folder = run_dir / artifacts.TRAIN_DIR / cfg.checkpoint
@@ -76,6 +110,8 @@ def translate_file(
     model = prepare_for_inference(model, cfg, device)  # type: ignore[assignment]
     source = iter_lines_strict(Path(input_path)) if input_path else (line.rstrip("\r\n") for line in sys.stdin)
     where = input_path or "<stdin>"
+    if context_model:
+        source = with_context(source, size, CONTEXT_SEP)
     want_attention = bool(alignments or plot_dir)
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.files_cli import decode_config, find_run_dir
+from pipeline.files_cli import context_size, decode_config, find_run_dir
 from stages import artifacts
 from stages.checkpoint import load_checkpoint
-from stages.errors import ConfigError, InputDataError
+from stages.errors import InputDataError
 from stages.files import atomic_path, write_json_atomic
 from stages.prepare import CONTEXT_SEP
 from stages.scoring import ScoreConfig, score_lines
@@ -24,24 +23,9 @@ log = logging.getLogger(__name__)
 SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
 
 
-def run_context(run_dir: Path) -> int:
-    """`data.context` of the run: how many previous sentences its model was trained with."""
-    saved = run_dir / artifacts.RESOLVED_CONFIG
-    if not saved.exists():
-        return 0
-    return int(json.loads(saved.read_text(encoding="utf-8")).get("data", {}).get("context", 0))
-
-
 def subtitle_config(run_dir: Path, context: Optional[int], **limits: Any) -> SubtitleConfig:
-    trained = run_context(run_dir)
-    if context is None:
-        context = trained
-    if context and not trained:
-        raise ConfigError(
-            f"--context {context}: {run_dir} was trained without context (data.context: 0); "
-            f"train a run with data.context: 1 for context, or leave out --context"
-        )
-    return SubtitleConfig(context=context, separator=CONTEXT_SEP if trained else "", **limits)
+    size, context_model = context_size(run_dir, context)
+    return SubtitleConfig(context=size, separator=CONTEXT_SEP if context_model else "", **limits)
 
 
 def subtitle_file(

@@ -50,6 +50,18 @@ def test_subtitle_command_end_to_end(tiny_corpus: Path, tmp_path: Path) -> None:
     assert out_vtt.read_text(encoding="utf-8").startswith("WEBVTT")
     assert "- Who are you?" in out_vtt.read_text(encoding="utf-8")
 
+    # Plain files through a context model: each line goes in behind the line before it.
+    lines = tmp_path / "lines.en"
+    lines.write_text("In the beginning.\n\nAnd God said.\n", encoding="utf-8")
+    for extra in ((), ("--context", "0")):
+        code, out = invoke("translate", "--run", run, "-i", str(lines), "-o", str(tmp_path / "lines.es"),
+                           "--alignments", str(tmp_path / "align.jsonl"), *extra)
+        assert code == 0, out
+        rows = [json.loads(r) for r in (tmp_path / "align.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert rows[1]["source_pieces"] == []
+        seen = "".join(rows[2]["source_pieces"]).replace("\u2581", " ").strip()
+        assert seen == ("<sep> And God said." if extra else "In the beginning. <sep> And God said.")
+
     # Scoring subtitle files cue by cue, after their timings are checked.
     code, out = invoke("score", str(out_srt), str(FIXTURES / "episode.srt"))
     assert code == 0, out
