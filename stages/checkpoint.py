@@ -10,7 +10,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import sentencepiece as spm
 import torch
@@ -24,9 +24,15 @@ from stages.model import ModelConfig, Seq2Seq
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(target: Path, model: Seq2Seq, spm_dir: Path, extra: dict[str, Any]) -> None:
-    """Write a complete checkpoint folder atomically (built aside, then renamed)."""
+def save_checkpoint(
+    target: Path, model: Seq2Seq, spm_dir: Path, extra: dict[str, Any],
+    write_more: Callable[[Path], None] | None = None,
+) -> None:
+    """Write a complete checkpoint folder atomically (built aside, then renamed);
+    `write_more(folder)` adds files to it (the training state of `last`)."""
     with atomic_dir(target) as tmp:
+        if write_more is not None:
+            write_more(tmp)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         if model.cfg.tie_embeddings:
             state.pop("generator.weight")  # the same storage as tgt_embed.weight
@@ -76,17 +82,20 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.Sen
                 f"{path}: tokenizer missing or not the one this checkpoint was trained with; "
                 f"the checkpoint folder is damaged, retrain or restore it"
             )
-    cfg = ModelConfig(**meta["model"])
-    model = Seq2Seq(cfg, meta["src_vocab"], meta["tgt_vocab"])
-    state = load_file(str(folder / artifacts.CKPT_WEIGHTS))
-    if cfg.tie_embeddings:
-        state["generator.weight"] = state["tgt_embed.weight"]
-    model.load_state_dict(state)
+    model = Seq2Seq(ModelConfig(**meta["model"]), meta["src_vocab"], meta["tgt_vocab"])
+    load_weights(folder, model)
     model.to(device).eval()
     sp_src = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_SRC))
     sp_tgt = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_TGT))
     return model, sp_src, sp_tgt, meta
 
+
+def load_weights(folder: Path, model: Seq2Seq) -> None:
+    """Load the checkpoint's weights into `model` (of the same config), on its device."""
+    state = load_file(str(folder / artifacts.CKPT_WEIGHTS))
+    if model.cfg.tie_embeddings:
+        state["generator.weight"] = state["tgt_embed.weight"]
+    model.load_state_dict(state)
 
 
 def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
