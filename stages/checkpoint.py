@@ -31,8 +31,6 @@ def save_checkpoint(
     """Write a complete checkpoint folder atomically (built aside, then renamed);
     `write_more(folder)` adds files to it (the training state of `last`)."""
     with atomic_dir(target) as tmp:
-        if write_more is not None:
-            write_more(tmp)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         if model.cfg.tie_embeddings:
             state.pop("generator.weight")  # the same storage as tgt_embed.weight
@@ -50,6 +48,8 @@ def save_checkpoint(
             **extra,
         }
         (tmp / artifacts.CKPT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if write_more is not None:
+            write_more(tmp)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -82,20 +82,17 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.Sen
                 f"{path}: tokenizer missing or not the one this checkpoint was trained with; "
                 f"the checkpoint folder is damaged, retrain or restore it"
             )
-    model = Seq2Seq(ModelConfig(**meta["model"]), meta["src_vocab"], meta["tgt_vocab"])
-    load_weights(folder, model)
+    cfg = ModelConfig(**meta["model"])
+    model = Seq2Seq(cfg, meta["src_vocab"], meta["tgt_vocab"])
+    state = load_file(str(folder / artifacts.CKPT_WEIGHTS))
+    if cfg.tie_embeddings:
+        state["generator.weight"] = state["tgt_embed.weight"]
+    model.load_state_dict(state)
     model.to(device).eval()
     sp_src = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_SRC))
     sp_tgt = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_TGT))
     return model, sp_src, sp_tgt, meta
 
-
-def load_weights(folder: Path, model: Seq2Seq) -> None:
-    """Load the checkpoint's weights into `model` (of the same config), on its device."""
-    state = load_file(str(folder / artifacts.CKPT_WEIGHTS))
-    if model.cfg.tie_embeddings:
-        state["generator.weight"] = state["tgt_embed.weight"]
-    model.load_state_dict(state)
 
 
 def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from stages import artifacts
 from stages.batching import Batch, TrainData
-from stages.checkpoint import check_tokenizer, load_weights
+from stages.checkpoint import check_tokenizer, load_checkpoint
 from stages.errors import TrainingInterrupted
 from stages.model import ModelConfig, Seq2Seq
 from stages.precision import device_type, make_scaler, pick_precision
@@ -28,6 +28,8 @@ from stages.translation import pick_device
 from stages.validation import CheckpointKeeper, Validator, dev_metric, out_of_patience
 
 log = logging.getLogger(__name__)
+
+_train_step = train_step  # the name benchmark scripts written before stages/train_step.py import
 
 Metric = Literal["auto", "bleu", "loss"]
 
@@ -150,7 +152,8 @@ class _Trainer:
             self._restore(saved)
 
     def _restore(self, saved: SavedTraining) -> None:
-        load_weights(saved.folder, self.model)
+        weights = load_checkpoint(saved.folder)[0].state_dict()
+        self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(saved.optimizer)
         if self.scaler is not None and saved.scaler is not None:
             self.scaler.load_state_dict(saved.scaler)
