@@ -88,9 +88,13 @@ def test_early_stopping_follows_its_own_metric(
     assert summary["stopped"] == "max_steps" and len(history) == 6
 
 
-def test_metric_bleu_needs_valid_bleu(tokenized_run: Path) -> None:
+def test_training_config_checks(tokenized_run: Path) -> None:
     for key in ("plateau_metric", "early_stopping_metric"):
         with pytest.raises(ConfigError, match=f"training.{key}=bleu needs dev BLEU, but training.valid_bleu is false"):
             load_config(tokenized_run, [f"training.{key}=bleu", "training.valid_bleu=false"])
     with pytest.raises(ConfigError, match="training.plateau_factor=1.5: must be between 0 and 1"):
         load_config(tokenized_run, ["training.plateau_factor=1.5"])
+    with pytest.raises(ConfigError, match="training.precision=fp16 needs a CUDA device"):
+        load_config(tokenized_run, ["training.precision=fp16", "training.device=cpu"])
+    with pytest.raises(ConfigError, match="training.batch_sentences=0: must be at least 1"):
+        load_config(tokenized_run, ["training.batch_sentences=0"])
