@@ -27,7 +27,10 @@ from bench.common import test_split, timed_translation  # noqa: E402
 from stages.checkpoint import load_checkpoint  # noqa: E402
 from stages.model import Seq2Seq  # noqa: E402
 from stages.scoring import score_lines  # noqa: E402
-from stages.training import TrainConfig, TrainData, _train_step, make_optimizer, pick_precision  # noqa: E402
+from stages.batching import TrainData  # noqa: E402
+from stages.precision import pick_precision  # noqa: E402
+from stages.train_step import train_step  # noqa: E402
+from stages.training import TrainConfig, make_optimizer  # noqa: E402
 from stages.translation import DecodeConfig  # noqa: E402
 
 
@@ -47,10 +50,10 @@ def bench_training(run_dir: Path, steps: int) -> dict[str, object]:
     opt = make_optimizer(model, tcfg)
     amp = pick_precision(tcfg.precision, "cpu")
     for b in batches[:3]:
-        _train_step(model, opt, b, tcfg, amp, "cpu")
+        train_step(model, opt, b, tcfg, amp, "cpu")
     start, tokens = time.perf_counter(), 0
     for b in batches[3:]:
-        _train_step(model, opt, b, tcfg, amp, "cpu")
+        train_step(model, opt, b, tcfg, amp, "cpu")
         tokens += b.n_tokens
     seconds = time.perf_counter() - start
     return {

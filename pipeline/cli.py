@@ -14,6 +14,7 @@ from pipeline.config import RunConfig, load_config
 from pipeline.orchestrator import STAGE_NAMES, run_dir_of, run_pipeline
 from stages import artifacts
 from stages.errors import S2SError
+from stages.train_state import ResumeOptions
 
 
 def _load(config: Optional[str], overrides: tuple[str, ...]) -> RunConfig:
@@ -33,6 +34,22 @@ set_option = click.option(
     help="Override a config key, e.g. --set decoding.beam_size=10 (repeatable).",
 )
 config_argument = click.argument("config", required=False, type=click.Path(dir_okay=False))
+resume_option = click.option(
+    "--resume", is_flag=True,
+    help="Continue training from the run's last checkpoint (weights, optimizer, schedule, RNG and data order).",
+)
+allow_lr_change_option = click.option(
+    "--allow-lr-change", is_flag=True,
+    help="With --resume: accept changed training.lr/schedule keys; the new schedule applies from the current step.",
+)
+
+
+def _resume_options(resume: bool, allow_lr_change: bool, force: tuple[str, ...]) -> ResumeOptions | None:
+    if allow_lr_change and not resume:
+        raise click.UsageError("--allow-lr-change only applies with --resume")
+    if resume and "train" in force:
+        raise click.UsageError("--force train starts training over and --resume continues it: pick one")
+    return ResumeOptions(allow_lr_change=allow_lr_change) if resume else None
 
 
 @click.group()
@@ -50,10 +67,16 @@ def main(verbose: bool) -> None:
 @set_option
 @click.option("--until", type=click.Choice(STAGE_NAMES), default="score", help="Stop after this stage.")
 @click.option("--force", type=click.Choice(STAGE_NAMES), multiple=True, help="Rerun this stage even if up to date.")
-def run(config: Optional[str], overrides: tuple[str, ...], until: str, force: tuple[str, ...]) -> None:
+@resume_option
+@allow_lr_change_option
+def run(
+    config: Optional[str], overrides: tuple[str, ...], until: str, force: tuple[str, ...], resume: bool,
+    allow_lr_change: bool,
+) -> None:
     """Run prepare -> tokenize -> train -> translate -> score (built-in default config without CONFIG)."""
+    options = _resume_options(resume, allow_lr_change, force)
     cfg = _guard(lambda: _load(config, overrides))
-    manifest = _guard(lambda: run_pipeline(cfg, until=until, force=force, echo=click.echo))
+    manifest = _guard(lambda: run_pipeline(cfg, until=until, force=force, echo=click.echo, resume=options))
     score = manifest.stage("score").get("summary")
     if until == "score" and score:
         click.echo(f"BLEU {score['bleu']}  chrF {score['chrf']}  ({score['bleu_signature']})")
@@ -70,8 +93,21 @@ def _stage_command(name: str) -> None:
         _guard(lambda: run_pipeline(cfg, until=name, force=(name,) if force else (), echo=click.echo))
 
 
-for _name in ("prepare", "tokenize", "train"):
+for _name in ("prepare", "tokenize"):
     _stage_command(_name)
+
+
+@main.command()
+@config_argument
+@set_option
+@click.option("--force", is_flag=True, help="Retrain from scratch even if up to date.")
+@resume_option
+@allow_lr_change_option
+def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume: bool, allow_lr_change: bool) -> None:
+    """Run the train stage (and any out-of-date stage before it), or resume it."""
+    options = _resume_options(resume, allow_lr_change, ("train",) if force else ())
+    cfg = _guard(lambda: _load(config, overrides))
+    _guard(lambda: run_pipeline(cfg, until="train", force=("train",) if force else (), echo=click.echo, resume=options))
 
 
 @main.command()

@@ -22,7 +22,7 @@ from stages.model import ModelConfig, check_model_config
 from stages.prepare import DataConfig
 from stages.scoring import ScoreConfig
 from stages.tokenization import TokenizerConfig
-from stages.training import TrainConfig
+from stages.training import TrainConfig, check_train_config
 from stages.translation import DecodeConfig
 
 
@@ -172,7 +172,7 @@ _POSITIVE = {
 
 def validate(cfg: RunConfig) -> list[str]:
     """Cross-key and range checks, each naming the keys involved."""
-    problems = check_model_config(cfg.model)
+    problems = check_model_config(cfg.model) + check_train_config(cfg.training)
     for section, keys in _POSITIVE.items():
         for key in keys:
             value = getattr(getattr(cfg, section), key)

@@ -6,6 +6,7 @@ directory and returns a summary; only this module touches the manifest.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -21,6 +22,7 @@ from stages.files import sha256_file, write_json_atomic, write_text_atomic
 from stages.prepare import input_files, run_prepare
 from stages.scoring import run_score
 from stages.tokenization import run_tokenize
+from stages.train_state import ResumeOptions, check_resume
 from stages.training import run_train
 from stages.translation import run_translate
 
@@ -55,11 +57,21 @@ def _tokenize(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     return run_tokenize(cfg.tokenizer, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TOKENIZE_DIR, cfg.seed)
 
 
-def _train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+def _train(cfg: RunConfig, run_dir: Path, resume: ResumeOptions | None = None) -> dict[str, Any]:
     return run_train(
         cfg.model, cfg.training, run_dir / artifacts.TOKENIZE_DIR, run_dir / artifacts.PREPARE_DIR,
-        run_dir / artifacts.TRAIN_DIR, cfg.seed,
+        run_dir / artifacts.TRAIN_DIR, cfg.seed, upstream=_upstream_config(cfg), resume=resume,
     )
+
+
+def _upstream_config(cfg: RunConfig) -> dict[str, Any]:
+    """The sections training's inputs come from, recorded so that a resume can check them."""
+    return {"data": to_dict(cfg.data), "tokenizer": to_dict(cfg.tokenizer)}
+
+
+def _resumed(stage: Stage, resume: ResumeOptions) -> Stage:
+    """The train stage, continuing from train/last instead of starting over."""
+    return dataclasses.replace(stage, run=lambda cfg, run_dir: _train(cfg, run_dir, resume))
 
 
 def _translate(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
@@ -106,9 +118,19 @@ def run_pipeline(
     until: str = "score",
     force: tuple[str, ...] = (),
     echo: Callable[[str], None] = print,
+    resume: ResumeOptions | None = None,
 ) -> Manifest:
-    """Run every stage up to `until`, skipping those whose fingerprint and outputs match."""
+    """Run every stage up to `until`, skipping those whose fingerprint and outputs match.
+
+    With `resume`, the train stage always runs, continuing from train/last (its folder
+    is kept); a config that does not fit that checkpoint is refused before any stage runs.
+    """
     run_dir = run_dir_of(cfg)
+    if resume is not None and STAGE_NAMES.index(until) < STAGE_NAMES.index("train"):
+        resume = None  # nothing to resume before training
+    if resume is not None:
+        sections = {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training)}
+        check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, {**sections, **_upstream_config(cfg)}, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load(run_dir)
     manifest.data.update(
@@ -118,7 +140,9 @@ def run_pipeline(
     write_text_atomic(run_dir / artifacts.RESOLVED_CONFIG_YAML, dump_yaml(cfg))
     for stage in STAGES:
         fp = fingerprint(stage, cfg, manifest)
-        if stage.name not in force and manifest.is_current(stage.name, fp, run_dir, stage.folder):
+        if resume is not None and stage.name == "train":
+            _run_stage(_resumed(stage, resume), cfg, run_dir, manifest, fp, echo, keep_folder=True)
+        elif stage.name not in force and manifest.is_current(stage.name, fp, run_dir, stage.folder):
             echo(f"[{stage.name}] up to date, skipped")
         else:
             _run_stage(stage, cfg, run_dir, manifest, fp, echo)
@@ -127,11 +151,15 @@ def run_pipeline(
     return manifest
 
 
-def _run_stage(stage: Stage, cfg: RunConfig, run_dir: Path, manifest: Manifest, fp: str, echo: Callable[[str], None]) -> None:
-    echo(f"[{stage.name}] running")
+def _run_stage(
+    stage: Stage, cfg: RunConfig, run_dir: Path, manifest: Manifest, fp: str, echo: Callable[[str], None],
+    keep_folder: bool = False,
+) -> None:
+    echo(f"[{stage.name}] {'resuming' if keep_folder else 'running'}")
     manifest.start(stage.name, fp)
-    # A rerun starts from an empty folder, so no file of an earlier run lingers among the outputs.
-    shutil.rmtree(run_dir / stage.folder, ignore_errors=True)
+    if not keep_folder:
+        # A rerun starts from an empty folder, so no file of an earlier run lingers among the outputs.
+        shutil.rmtree(run_dir / stage.folder, ignore_errors=True)
     start = time.perf_counter()
     try:
         summary = stage.run(cfg, run_dir)
@@ -150,7 +178,7 @@ def _headline(name: str, summary: dict[str, Any]) -> str:
     keys = {
         "prepare": ("pairs", "dropped"),
         "tokenize": ("src_vocab", "tgt_vocab"),
-        "train": ("steps", "target_tokens_per_s", "precision"),
+        "train": ("steps", "stopped", "target_tokens_per_s", "precision"),
         "translate": ("sentences", "sentences_per_s"),
         "score": ("bleu", "chrf", "bleu_signature"),
     }[name]

@@ -9,6 +9,7 @@ Layout of `runs/<name>/`:
     tokenize/spm.src.model, spm.tgt.model   (the same file twice when joint)
     tokenize/{split}.npz        token ids
     train/best/, train/last/    checkpoints (model.safetensors + meta.json + spm)
+    train/last/optimizer.safetensors, rng.safetensors, train_state.json   what resuming needs
     train/top/step<N>/          the training.keep_best best checkpoints, when above 1
     train/history.jsonl
     translate/test.hyp
@@ -43,6 +44,8 @@ CKPT_TOP = "top"
 CKPT_WEIGHTS = "model.safetensors"
 CKPT_META = "meta.json"
 CKPT_OPTIMIZER = "optimizer.safetensors"
+CKPT_RNG = "rng.safetensors"
+CKPT_TRAIN_STATE = "train_state.json"
 HISTORY = "history.jsonl"
 
 TEST_HYP = "test.hyp"

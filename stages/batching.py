@@ -1,4 +1,4 @@
-"""Token-budgeted, length-bucketed batches of sentence pairs for training."""
+"""Length-bucketed batches of sentence pairs for training: by a token budget or a sentence count."""
 
 from __future__ import annotations
 
@@ -30,6 +30,20 @@ def token_batches(
         longest = longest_if_added
     if start < len(order):
         batches.append(order[start:])
+    rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+def sentence_batches(
+    src_lens: np.ndarray, tgt_lens: np.ndarray, batch_sentences: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Group pair indices into batches of `batch_sentences` pairs (the last may hold fewer).
+
+    Length-bucketed like `token_batches`: pairs sorted by length with random ties, cut
+    into consecutive runs, and the batch order shuffled.
+    """
+    order = np.lexsort((rng.random(len(src_lens)), src_lens, tgt_lens))
+    batches = [order[start : start + batch_sentences] for start in range(0, len(order), batch_sentences)]
     rng.shuffle(batches)  # type: ignore[arg-type]
     return batches
 
@@ -76,8 +90,13 @@ class TrainData:
         keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
         return cls([src[i] for i in keep], [tgt[i] for i in keep])
 
-    def batches(self, batch_tokens: int, rng: np.random.Generator) -> list[Batch]:
+    def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0) -> list[Batch]:
+        """One epoch of batches: `batch_sentences` pairs each when above 0, else at most
+        `batch_tokens` padded tokens each."""
         src_lens = np.array([len(s) for s in self.src])
         tgt_lens = np.array([len(t) for t in self.tgt])
-        groups = token_batches(src_lens, tgt_lens, batch_tokens, rng)
+        if batch_sentences > 0:
+            groups = sentence_batches(src_lens, tgt_lens, batch_sentences, rng)
+        else:
+            groups = token_batches(src_lens, tgt_lens, batch_tokens, rng)
         return [collate([self.src[i] for i in g], [self.tgt[i] for i in g]) for g in groups]

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import sentencepiece as spm
 import torch
@@ -24,8 +24,12 @@ from stages.model import ModelConfig, Seq2Seq
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(target: Path, model: Seq2Seq, spm_dir: Path, extra: dict[str, Any]) -> None:
-    """Write a complete checkpoint folder atomically (built aside, then renamed)."""
+def save_checkpoint(
+    target: Path, model: Seq2Seq, spm_dir: Path, extra: dict[str, Any],
+    write_more: Callable[[Path], None] | None = None,
+) -> None:
+    """Write a complete checkpoint folder atomically (built aside, then renamed);
+    `write_more(folder)` adds files to it (the training state of `last`)."""
     with atomic_dir(target) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         if model.cfg.tie_embeddings:
@@ -44,6 +48,8 @@ def save_checkpoint(target: Path, model: Seq2Seq, spm_dir: Path, extra: dict[str
             **extra,
         }
         (tmp / artifacts.CKPT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if write_more is not None:
+            write_more(tmp)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

@@ -21,3 +21,7 @@ class InputDataError(S2SError):
 
 class ArtifactError(S2SError):
     """A run artifact (checkpoint, tokenizer, manifest) is missing or inconsistent."""
+
+
+class TrainingInterrupted(S2SError):
+    """Training stopped on SIGINT or SIGTERM after saving a state it can resume from."""

@@ -1,10 +1,10 @@
-"""Stage 3, train: teacher-forced training with validation, best-checkpoint keeping."""
+"""Stage 3, train: teacher-forced training with validation, best-checkpoint keeping,
+LR schedules, early stopping, and resuming from the `last` checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,29 +15,47 @@ from tqdm import tqdm
 
 from stages import artifacts
 from stages.batching import Batch, TrainData
-from stages.model import ModelConfig, Seq2Seq, sequence_loss
+from stages.checkpoint import check_tokenizer, load_checkpoint
+from stages.errors import TrainingInterrupted
+from stages.model import ModelConfig, Seq2Seq
+from stages.precision import device_type, make_scaler, pick_precision
+from stages.progress import StopRequest, TrainProgress
+from stages.schedule import current_lr
 from stages.tokenization import load_processor
+from stages.train_state import LoopState, ResumeOptions, SavedTraining, check_resume, load_train_state, save_train_state
+from stages.train_step import train_step
 from stages.translation import pick_device
-from stages.validation import CheckpointKeeper, Validator, out_of_patience
+from stages.validation import CheckpointKeeper, Validator, dev_metric, out_of_patience
 
 log = logging.getLogger(__name__)
+
+_train_step = train_step  # the name benchmark scripts written before stages/train_step.py import
+
+Metric = Literal["auto", "bleu", "loss"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
+    batch_type: Literal["tokens", "sentences"] = "tokens"
     batch_tokens: int = 2048
+    batch_sentences: int = 64
     epochs: int = 20
     max_steps: int = 2400
     max_minutes: float = 15.0
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 0.003
-    schedule: Literal["constant", "linear", "inverse_sqrt"] = "linear"
+    schedule: Literal["constant", "linear", "inverse_sqrt", "plateau"] = "linear"
     warmup_steps: int = 200
+    plateau_metric: Metric = "auto"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    min_lr: float = 1e-5
     clip_norm: float = 1.0
     clip_value: float = 0.0
     label_smoothing: float = 0.1
     valid_every: int = 600
     patience: int = 0
+    early_stopping_metric: Metric = "auto"
     keep_best: int = 1
     valid_bleu: bool = True
     max_len: int = 150
@@ -46,38 +64,26 @@ class TrainConfig:
     threads: int = 0
 
 
-def pick_precision(name: str, device: str) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
-    if name == "fp32":
-        return None
-    if name == "bf16":
-        return torch.bfloat16
-    if name == "fp16":
-        return torch.float16
-    if device.startswith("cuda"):
-        # Measured on an H200 with the default model: fp32 115k target tokens/s, bf16
-        # autocast 84k (the casts cost more than the small matrix products save).
-        return None
-    # CPUs with native bf16 dot products (AVX-512 BF16, AMX) run bf16 matmuls ~3x faster.
-    return torch.bfloat16 if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX") and _cpu_has_bf16() else None
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def lr_factor(step: int, cfg: TrainConfig, total_steps: int) -> float:
-    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    if cfg.schedule == "constant":
-        return warm
-    if cfg.schedule == "inverse_sqrt":
-        return warm * math.sqrt(max(cfg.warmup_steps, 1) / max(step + 1, cfg.warmup_steps, 1))
-    remaining = max(0.0, 1.0 - step / max(total_steps, 1))
-    return warm * max(remaining, 0.02)
+def check_train_config(cfg: TrainConfig) -> list[str]:
+    """Problems with ranges and combinations of training keys, each naming the keys."""
+    problems = []
+    for key in ("plateau_metric", "early_stopping_metric"):
+        if getattr(cfg, key) == "bleu" and not cfg.valid_bleu:
+            problems.append(
+                f"training.{key}=bleu needs dev BLEU, but training.valid_bleu is false; "
+                f"set {key}: loss, or valid_bleu: true"
+            )
+    if not 0 < cfg.plateau_factor < 1:
+        problems.append(f"training.plateau_factor={cfg.plateau_factor}: must be between 0 and 1, e.g. 0.5")
+    if cfg.plateau_patience < 1:
+        problems.append(f"training.plateau_patience={cfg.plateau_patience}: must be at least 1")
+    if cfg.min_lr < 0:
+        problems.append(f"training.min_lr={cfg.min_lr}: must be 0 or more")
+    if cfg.batch_sentences < 1:
+        problems.append(f"training.batch_sentences={cfg.batch_sentences}: must be at least 1")
+    if cfg.precision == "fp16" and cfg.device == "cpu":
+        problems.append("training.precision=fp16 needs a CUDA device (training.device is cpu); use bf16 or fp32")
+    return problems
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -88,137 +94,197 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
+def epoch_batches(data: TrainData, cfg: TrainConfig, rng: np.random.Generator) -> list[Batch]:
+    """One epoch's length-bucketed batches, by `training.batch_type`, in shuffled order."""
+    sentences = cfg.batch_sentences if cfg.batch_type == "sentences" else 0
+    return data.batches(cfg.batch_tokens, rng, batch_sentences=sentences)
+
+
 def run_train(
-    model_cfg: ModelConfig, cfg: TrainConfig, tokenize_dir: Path, prepare_dir: Path, out_dir: Path, seed: int
+    model_cfg: ModelConfig, cfg: TrainConfig, tokenize_dir: Path, prepare_dir: Path, out_dir: Path, seed: int,
+    upstream: dict[str, Any] | None = None, resume: ResumeOptions | None = None,
 ) -> dict[str, Any]:
-    """Train from scratch; write train/best, train/last and history.jsonl."""
-    device = pick_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(seed)
-    amp = pick_precision(cfg.precision, device)
-    dev_type = "cuda" if device.startswith("cuda") else "cpu"
-    data = TrainData.load(artifacts.split_ids(tokenize_dir, "train"), cfg.max_len)
-    sp_src = load_processor(tokenize_dir / artifacts.SPM_SRC)
-    sp_tgt = load_processor(tokenize_dir / artifacts.SPM_TGT)
-    model = Seq2Seq(model_cfg, sp_src.get_piece_size(), sp_tgt.get_piece_size()).to(device)
-    optimizer = make_optimizer(model, cfg)
-    keeper = CheckpointKeeper(Validator(tokenize_dir, prepare_dir, cfg, device), out_dir, tokenize_dir, cfg)
-    rng = np.random.default_rng(seed)
-    epoch_batches = data.batches(cfg.batch_tokens, rng)
-    total_steps = cfg.max_steps or cfg.epochs * len(epoch_batches)
-    valid_every = cfg.valid_every or len(epoch_batches)
-    state = _Progress(time.perf_counter())
-    bar = tqdm(total=total_steps, desc="train", unit="step", disable=None, dynamic_ncols=True)
-    model.train()
-    stop = False
-    for epoch in range(1, cfg.epochs + 1):
-        if epoch > 1:
-            epoch_batches = data.batches(cfg.batch_tokens, rng)
-        for batch in epoch_batches:
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(state.step, cfg, total_steps)
-            validating = (state.step + 1) % valid_every == 0
-            loss, norms = _train_step(model, optimizer, batch.to(device), cfg, amp, dev_type, validating)
-            state.record(loss, batch.n_tokens)
-            bar.update(1)
-            if state.step % 20 == 0:
-                bar.set_postfix(loss=f"{state.recent_loss():.3f}", tok_s=f"{state.tokens_per_s():.0f}")
-            out_of_time = cfg.max_minutes and state.elapsed() > cfg.max_minutes * 60
-            stop = state.step >= total_steps or bool(out_of_time)
-            if state.step % valid_every == 0 or stop:
-                record = {"step": state.step, "epoch": epoch, **state.summary(), "lr": optimizer.param_groups[0]["lr"]}
-                if norms:
-                    record["grad_norms"] = norms
-                keeper(model, amp, record)
-                if out_of_patience(keeper.scores, keeper.key == "dev_bleu", cfg.patience):
-                    log.info("early stop: no better %s in %d validations", keeper.key, cfg.patience)
-                    stop = True
-            if stop:
-                break
+    """Train from scratch, or with `resume` go on from train/last; write train/best,
+    train/last (with the training state) and history.jsonl.
+
+    `upstream` holds the `data` and `tokenizer` config sections, recorded with the
+    training state so that a resume can refuse a run whose inputs changed.
+    """
+    config = {"seed": seed, "model": dataclasses.asdict(model_cfg), "training": dataclasses.asdict(cfg), **(upstream or {})}
+    saved = None
+    if resume is not None:
+        last = out_dir / artifacts.CKPT_LAST
+        check_resume(last, config, resume)
+        check_tokenizer(last, tokenize_dir)
+        saved = load_train_state(last)
+    trainer = _Trainer(model_cfg, cfg, tokenize_dir, prepare_dir, out_dir, seed, config, saved)
+    stopped = trainer.run()
+    return trainer.summary(stopped)
+
+
+class _Trainer:
+    """The objects of one training run and the loop over them."""
+
+    def __init__(
+        self, model_cfg: ModelConfig, cfg: TrainConfig, tokenize_dir: Path, prepare_dir: Path, out_dir: Path,
+        seed: int, config: dict[str, Any], saved: SavedTraining | None,
+    ):
+        self.cfg, self.config = cfg, config
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(seed)
+        self.amp = pick_precision(cfg.precision, self.device)
+        self.dev_type = device_type(self.device)
+        self.scaler = make_scaler(self.amp, self.device)
+        self.data = TrainData.load(artifacts.split_ids(tokenize_dir, "train"), cfg.max_len)
+        sp_src = load_processor(tokenize_dir / artifacts.SPM_SRC)
+        sp_tgt = load_processor(tokenize_dir / artifacts.SPM_TGT)
+        self.model = Seq2Seq(model_cfg, sp_src.get_piece_size(), sp_tgt.get_piece_size()).to(self.device)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.validate = Validator(tokenize_dir, prepare_dir, cfg, self.device)
+        self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None)
+        self.progress = TrainProgress()
+        self.rng = np.random.default_rng(seed)
+        self.loop = LoopState(epoch_rng=dict(self.rng.bit_generator.state))
+        self.resumed_from: int | None = None
+        if saved is not None:
+            self._restore(saved)
+
+    def _restore(self, saved: SavedTraining) -> None:
+        weights = load_checkpoint(saved.folder)[0].state_dict()
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(saved.optimizer)
+        if self.scaler is not None and saved.scaler is not None:
+            self.scaler.load_state_dict(saved.scaler)
+        self.loop, self.resumed_from = saved.loop, saved.loop.step
+        self.keeper.restore(saved.loop.keeper)
+        self.progress.restore(saved.loop.progress)
+        saved.restore_rngs()  # last: building the model above drew from torch's generator
+        log.info("resuming from %s at step %d (epoch %d)", saved.folder, self.loop.step, self.loop.epoch)
+
+    def total_steps(self) -> int:
+        return self.cfg.max_steps or self.cfg.epochs * self.loop.steps_per_epoch
+
+    def run(self) -> str:
+        """Train until a limit or early stopping; return why it stopped."""
+        cfg, loop = self.cfg, self.loop
+        bar = tqdm(initial=loop.step, desc="train", unit="step", disable=None,
+                   dynamic_ncols=True)
+        stopped = self._finished()
+        with StopRequest() as request:
+            while not stopped:
+                self.rng.bit_generator.state = loop.epoch_rng
+                batches = epoch_batches(self.data, cfg, self.rng)
+                loop.steps_per_epoch = loop.steps_per_epoch or len(batches)
+                bar.total = self.total_steps()
+                for batch in batches[loop.batch_in_epoch :]:
+                    last_of_epoch = loop.batch_in_epoch == len(batches) - 1
+                    stopped = self._step(batch, last_of_epoch and loop.epoch >= cfg.epochs)
+                    bar.update(1)
+                    if loop.step % 20 == 0:
+                        bar.set_postfix(loss=f"{self.progress.recent_loss():.3f}",
+                                        tok_s=f"{self.progress.tokens_per_s():.0f}")
+                    if request.signal_name is not None:
+                        self._interrupted(request.signal_name, saved=loop.step % self._valid_every() == 0 or bool(stopped))
+                    if stopped:
+                        break
+                if not stopped:
+                    loop.epoch, loop.batch_in_epoch = loop.epoch + 1, 0
+                    loop.epoch_rng = dict(self.rng.bit_generator.state)
+                    stopped = "epochs" if loop.epoch > cfg.epochs else ""
+        bar.close()
+        return stopped
+
+    def _finished(self) -> str:
+        """Why a resumed run has nothing left to do ("" when it has)."""
+        if self.loop.epoch > self.cfg.epochs:
+            return "epochs"
+        if self.loop.steps_per_epoch and self.loop.step >= self.total_steps():
+            return "max_steps"
+        return "early_stopping" if self._out_of_patience() else ""
+
+    def _valid_every(self) -> int:
+        return self.cfg.valid_every or self.loop.steps_per_epoch
+
+    def _step(self, batch: Batch, last_of_run: bool) -> str:
+        """Train on one batch, validate when due; return why training stops ("" to go on)."""
+        cfg, loop = self.cfg, self.loop
+        for group in self.optimizer.param_groups:
+            group["lr"] = current_lr(loop.step, cfg, self.total_steps(), loop.plateau)
+        validating = (loop.step + 1) % self._valid_every() == 0
+        loss, norms = train_step(self.model, self.optimizer, batch.to(self.device), cfg, self.amp,
+                                 self.dev_type, validating, self.scaler)
+        loop.step, loop.batch_in_epoch = loop.step + 1, loop.batch_in_epoch + 1
+        self.progress.record(loss, batch.n_tokens)
+        stop = ""
+        if loop.step >= self.total_steps():
+            stop = "max_steps"
+        elif cfg.max_minutes and self.progress.elapsed() > cfg.max_minutes * 60:
+            stop = "max_minutes"
+        elif last_of_run:
+            stop = "epochs"
+        if loop.step % self._valid_every() == 0 or stop:
+            record = {"step": loop.step, "epoch": loop.epoch, **self.progress.summary(),
+                      "lr": self.optimizer.param_groups[0]["lr"]}
+            if norms:
+                record["grad_norms"] = norms
+            if self._validation(record) and not stop:
+                stop = "early_stopping"
+        return stop
+
+    def _validation(self, record: dict[str, Any]) -> bool:
+        """Validate, adjust a plateau schedule, save checkpoints; True to stop early."""
+        cfg, loop = self.cfg, self.loop
+        record.update(self.validate(self.model, self.amp))
+        for key in ("dev_loss", "dev_bleu"):
+            if key in record:
+                loop.dev_scores.setdefault(key, []).append(record[key])
+        if cfg.schedule == "plateau":
+            key = dev_metric(cfg.plateau_metric, cfg.valid_bleu)
+            if loop.plateau.observe(record[key], key == "dev_bleu", cfg):
+                record["lr_reduced_to"] = current_lr(loop.step, cfg, self.total_steps(), loop.plateau)
+                log.info("%s did not improve in %d validations: lr reduced to %g",
+                         key, cfg.plateau_patience, record["lr_reduced_to"])
+        stop = self._out_of_patience()
         if stop:
-            break
-    bar.close()
-    return {
-        "steps": state.step,
-        "epochs": epoch,
-        "train_pairs": len(data.src),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "precision": str(amp).replace("torch.", "") if amp else "fp32",
-        "device": device,
-        "seconds": round(state.elapsed(), 1),
-        "target_tokens_per_s": round(state.tokens / max(state.elapsed(), 1e-9), 1),
-        "best": keeper.best,
-    }
+            log.info("early stop: no better %s in %d validations",
+                     dev_metric(cfg.early_stopping_metric, cfg.valid_bleu), cfg.patience)
+        self.keeper(self.model, record, self._write_state)
+        return stop
 
+    def _out_of_patience(self) -> bool:
+        key = dev_metric(self.cfg.early_stopping_metric, self.cfg.valid_bleu)
+        return out_of_patience(self.loop.dev_scores.get(key, []), key == "dev_bleu", self.cfg.patience)
 
-def _train_step(
-    model: Seq2Seq, optimizer: torch.optim.Optimizer, b: Batch, cfg: TrainConfig,
-    amp: torch.dtype | None, dev_type: str, want_norms: bool = False,
-) -> tuple[float, dict[str, float]]:
-    """One optimizer step; with `want_norms`, also the gradient norm of each layer
-    before clipping (how vanishing or exploding gradients show up in the history)."""
-    with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-        logits = model(b.src, b.src_lens, b.tgt_in)
-    loss = sequence_loss(logits, b.tgt_out, cfg.label_smoothing) / b.n_tokens
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    norms = layer_grad_norms(model) if want_norms else {}
-    if cfg.clip_value > 0:
-        torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
-    if cfg.clip_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-    optimizer.step()
-    return float(loss.detach()), norms
+    def _write_state(self, folder: Path) -> None:
+        self.loop.keeper = self.keeper.snapshot()
+        self.loop.progress = self.progress.snapshot()
+        save_train_state(folder, self.optimizer, self.scaler, self.loop, self.config)
 
+    def _interrupted(self, signal_name: str, saved: bool) -> None:
+        """Save `last` with the training state (unless this step's validation just did), stop."""
+        if not saved:
+            self.keeper.save_last(self.model, self.loop.step, self.loop.epoch, self._write_state)
+        raise TrainingInterrupted(
+            f"training stopped by {signal_name} at step {self.loop.step}; its state is saved in "
+            f"{self.keeper.out_dir / artifacts.CKPT_LAST}: continue with `s2s train --resume` "
+            f"(same config)"
+        )
 
-def _layer_of(param_name: str) -> str:
-    """`encoder.layers.0.1.weight_hh_l0` -> `encoder.layers.0.1` (layer 0, backward
-    direction); `encoder.embed.weight` -> `encoder.embed`; `generator.bias` -> `generator`."""
-    parts = param_name.split(".")[:-1]
-    if parts[:2] == ["encoder", "layers"]:
-        return ".".join(parts[:4])
-    return ".".join(parts[:2] if parts[0] == "encoder" else parts[:1])
-
-
-def layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
-    """L2 norm of the gradients of each layer (`encoder.layers.0.1`, `decoder_rnn`, ...)."""
-    squares: dict[str, float] = {}
-    for name, param in model.named_parameters():
-        if param.grad is None:
-            continue
-        layer = _layer_of(name)
-        squares[layer] = squares.get(layer, 0.0) + float(param.grad.detach().float().pow(2).sum())
-    return {layer: round(math.sqrt(value), 6) for layer, value in squares.items()}
-
-
-class _Progress:
-    def __init__(self, start: float):
-        self.start, self.step, self.tokens = start, 0, 0
-        self.losses: list[float] = []
-        self.window_loss, self.window_tokens = 0.0, 0
-
-    def record(self, loss: float, tokens: int) -> None:
-        self.step += 1
-        self.tokens += tokens
-        self.losses.append(loss)
-        self.window_loss += loss * tokens
-        self.window_tokens += tokens
-
-    def recent_loss(self) -> float:
-        return sum(self.losses[-50:]) / max(1, len(self.losses[-50:]))
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def tokens_per_s(self) -> float:
-        return self.tokens / max(self.elapsed(), 1e-9)
-
-    def summary(self) -> dict[str, float]:
+    def summary(self, stopped: str) -> dict[str, Any]:
         out = {
-            "train_loss": round(self.window_loss / max(self.window_tokens, 1), 4),
-            "tokens_per_s": round(self.tokens_per_s(), 1),
-            "elapsed_s": round(self.elapsed(), 1),
+            "steps": self.loop.step,
+            "epochs": min(self.loop.epoch, self.cfg.epochs),
+            "stopped": stopped,
+            "train_pairs": len(self.data.src),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "precision": str(self.amp).replace("torch.", "") if self.amp else "fp32",
+            "device": self.device,
+            "seconds": round(self.progress.elapsed(), 1),
+            "target_tokens_per_s": round(self.progress.tokens_per_s(), 1),
+            "best": self.keeper.best,
         }
-        self.window_loss, self.window_tokens = 0.0, 0
+        if self.resumed_from is not None:
+            out["resumed_from_step"] = self.resumed_from
         return out

@@ -1,4 +1,4 @@
-"""Validation during training: dev loss and BLEU, history, best and top checkpoints, patience."""
+"""Validation during training: dev loss and BLEU, history, last/best/top checkpoints, patience."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
 from stages import artifacts
 from stages.checkpoint import save_checkpoint
-from stages.files import read_lines_strict
 from stages.batching import TrainData
+from stages.files import read_lines_strict, write_text_atomic
 from stages.model import Seq2Seq, sequence_loss
 from stages.scoring import score_lines
 from stages.tokenization import load_ids, load_processor
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from stages.training import TrainConfig
 
 log = logging.getLogger(__name__)
+
+WriteState = Callable[[Path], None]  # writes the training state into a checkpoint folder
 
 
 class Validator:
@@ -62,6 +64,14 @@ class Validator:
         return out
 
 
+def dev_metric(choice: str, valid_bleu: bool) -> str:
+    """The history key of a `*_metric` setting: `bleu` -> dev_bleu, `loss` -> dev_loss,
+    `auto` -> the one that picks the best checkpoint (dev BLEU when training.valid_bleu)."""
+    if choice == "auto":
+        return "dev_bleu" if valid_bleu else "dev_loss"
+    return f"dev_{choice}"
+
+
 def out_of_patience(scores: list[float], higher_is_better: bool, patience: int) -> bool:
     """True once the last `patience` validations all failed to beat the best before them."""
     if patience <= 0 or len(scores) <= patience:
@@ -72,31 +82,47 @@ def out_of_patience(scores: list[float], higher_is_better: bool, patience: int) 
 
 
 class CheckpointKeeper:
-    """Validate, log to history.jsonl, save `last`, and save `best` when dev improves."""
+    """Log validations to history.jsonl, save `last` (with the training state), and
+    save `best` (and the `keep_best` top checkpoints) when dev improves."""
 
-    def __init__(self, validate: Validator, out_dir: Path, tokenize_dir: Path, cfg: TrainConfig):
-        self.validate, self.out_dir, self.tokenize_dir = validate, out_dir, tokenize_dir
-        self.key = "dev_bleu" if cfg.valid_bleu else "dev_loss"
+    def __init__(self, out_dir: Path, tokenize_dir: Path, cfg: TrainConfig, resume_step: int | None = None):
+        self.out_dir, self.tokenize_dir = out_dir, tokenize_dir
+        self.key = dev_metric("auto", cfg.valid_bleu)
         self.best: dict[str, Any] = {}
-        self.scores: list[float] = []
         self.keep_best = cfg.keep_best
         self.top: list[tuple[float, int]] = []  # (score, step) of the checkpoints in train/top/
         out_dir.mkdir(parents=True, exist_ok=True)
         self.history = out_dir / artifacts.HISTORY
-        self.history.unlink(missing_ok=True)
+        if resume_step is None:
+            self.history.unlink(missing_ok=True)
+        else:
+            _truncate_history(self.history, resume_step)
 
-    def __call__(self, model: Seq2Seq, amp: torch.dtype | None, record: dict[str, Any]) -> None:
-        record.update(self.validate(model, amp))
-        self.scores.append(record[self.key])
+    def snapshot(self) -> dict[str, Any]:
+        """What a resumed run needs to go on keeping checkpoints (JSON)."""
+        return {"best": self.best, "top": [list(item) for item in self.top]}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.best = snapshot["best"]
+        self.top = [(float(score), int(step)) for score, step in snapshot["top"]]
+
+    def __call__(self, model: Seq2Seq, record: dict[str, Any], write_state: WriteState) -> None:
+        """Log a validation `record`; save last, best and top checkpoints."""
         _append_jsonl(self.history, record)
         log.info("validation %s", json.dumps(record))
         extra = {"step": record["step"], "epoch": record["epoch"], "dev": record}
-        save_checkpoint(self.out_dir / artifacts.CKPT_LAST, model, self.tokenize_dir, extra)
         if self._improves(record):
             self.best = record
             save_checkpoint(self.out_dir / artifacts.CKPT_BEST, model, self.tokenize_dir, extra)
         if self.keep_best > 1:
             self._keep_top(model, record, extra)
+        # Last, so that the training state it holds includes this validation's bookkeeping.
+        save_checkpoint(self.out_dir / artifacts.CKPT_LAST, model, self.tokenize_dir, extra, write_state)
+
+    def save_last(self, model: Seq2Seq, step: int, epoch: int, write_state: WriteState) -> None:
+        """Save `last` with the training state, without validating (on an interruption)."""
+        extra = {"step": step, "epoch": epoch, "dev": None}
+        save_checkpoint(self.out_dir / artifacts.CKPT_LAST, model, self.tokenize_dir, extra, write_state)
 
     def _keep_top(self, model: Seq2Seq, record: dict[str, Any], extra: dict[str, Any]) -> None:
         """Keep the `keep_best` best checkpoints as train/top/step<N> (for `s2s average`)."""
@@ -116,6 +142,16 @@ class CheckpointKeeper:
         if self.key == "dev_bleu":
             return bool(record[self.key] > self.best[self.key])
         return bool(record[self.key] < self.best[self.key])
+
+
+def _truncate_history(path: Path, last_step: int) -> None:
+    """Drop history lines after `last_step` (written after the state being resumed)."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= last_step]
+    if len(kept) != len(lines):
+        write_text_atomic(path, "".join(kept))
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:

@@ -67,3 +67,21 @@ def tiny_config(tiny_corpus: Path, tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(tiny_config_text(tiny_corpus, tmp_path / "runs"), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def tokenized_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny config (as `tiny_config`) whose run is prepared and tokenized, shared by a
+    test module; its tests train into folders of their own."""
+    from pipeline.config import load_config
+    from pipeline.orchestrator import run_pipeline
+
+    tmp = tmp_path_factory.mktemp("tokenized")
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    for split, n in (("train", 400), ("dev", 20), ("test", 20)):
+        (corpus / f"{split}.tsv").write_text("\n".join(_rows(split, n)) + "\n", encoding="utf-8")
+    path = tmp / "tiny.yaml"
+    path.write_text(tiny_config_text(corpus, tmp / "runs"), encoding="utf-8")
+    run_pipeline(load_config(path), until="tokenize", echo=lambda _: None)
+    return path

@@ -165,3 +165,53 @@ def test_bad_inputs_exit_codes(tiny_config: Path, tmp_path: Path) -> None:
     assert code == 1 and "file not found" in out
     code, out = invoke("translate", "--run", str(tmp_path / "nowhere"), "-i", "x")
     assert code == 1 and "no trained run" in out
+
+
+def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from stages import training
+
+    train_dir = tmp_path / "runs" / "tiny" / "train"
+    steps = lambda: [json.loads(h)["step"] for h in (train_dir / "history.jsonl").read_text().splitlines()]  # noqa: E731
+    sets = ["--set", "training.valid_every=2", "--set", "training.schedule=constant", "--set", "training.valid_bleu=false"]
+    code, out = invoke("train", str(tiny_config), "--resume", *sets)
+    assert code == 1 and "no training state to resume from" in out
+
+    real, calls = training.train_step, [0]
+
+    def terminated_at_step_3(*args: object, **kwargs: object) -> tuple[float, dict[str, float]]:
+        calls[0] += 1
+        if calls[0] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training, "train_step", terminated_at_step_3)
+    code, out = invoke("train", str(tiny_config), "--set", "training.max_steps=4", *sets)
+    assert code == 1 and "training stopped by SIGTERM at step 3" in out and "s2s train --resume" in out
+    assert json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]["status"] == "failed"
+    monkeypatch.undo()
+    code, out = invoke("train", str(tiny_config), "--resume", "--set", "training.max_steps=4", *sets)
+    assert code == 0 and "[train] resuming" in out and steps() == [2, 4], out
+    code, out = invoke("train", str(tiny_config), "--resume", "--set", "training.max_steps=6", *sets)
+    assert code == 0 and steps() == [2, 4, 6], out
+    summary = json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]["summary"]
+    assert summary["resumed_from_step"] == 4 and summary["steps"] == 6 and summary["stopped"] == "max_steps"
+
+    more = ["--set", "training.max_steps=8", *sets]
+    code, out = invoke("train", str(tiny_config), "--resume", "--set", "model.dropout=0.3", *more)
+    assert code == 1 and "model.dropout changed from 0.0 to 0.3" in out
+    code, out = invoke("train", str(tiny_config), "--resume", "--set", "training.lr=0.001", *more)
+    assert code == 1 and "training.lr changed from 0.003 to 0.001" in out and "--allow-lr-change" in out
+    assert steps() == [2, 4, 6]  # refused before anything ran
+    code, out = invoke("run", str(tiny_config), "--until", "train", "--resume", "--allow-lr-change",
+                       "--set", "training.lr=0.001", *more)
+    assert code == 0 and steps() == [2, 4, 6, 8], out
+    history = [json.loads(h) for h in (train_dir / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["lr"] == pytest.approx(0.001) and history[-2]["lr"] == pytest.approx(0.003)
+
+    code, out = invoke("train", str(tiny_config), "--allow-lr-change")
+    assert code == 2 and "only applies with --resume" in out
+    code, out = invoke("train", str(tiny_config), "--resume", "--force")
+    assert code == 2 and "pick one" in out

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ from stages.errors import ArtifactError
 from stages.model import ModelConfig, Seq2Seq
 from stages.search import beam_search, greedy_search
 from stages.tokenization import EOS_ID, TokenizerConfig, encode_lines, run_tokenize
-from stages.training import TrainConfig, lr_factor, sequence_loss
+from stages.model import sequence_loss
+from stages.schedule import lr_factor
+from stages.training import TrainConfig
 
 
 def test_token_batches_respect_budget_and_cover_everything() -> None:
@@ -158,7 +161,7 @@ def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) ->
 
 
 def test_clip_value_bounds_each_gradient_element_and_norms_are_per_layer() -> None:
-    from stages.training import _train_step
+    from stages.train_step import train_step
 
     torch.manual_seed(0)
     model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0), 20, 20)
@@ -166,7 +169,7 @@ def test_clip_value_bounds_each_gradient_element_and_norms_are_per_layer() -> No
     cfg = TrainConfig(optimizer="sgd", lr=1.0, clip_value=1e-3, clip_norm=0.0, label_smoothing=0.0)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     before = [p.detach().clone() for p in model.parameters()]
-    loss, norms = _train_step(model, optimizer, batch, cfg, None, "cpu", want_norms=True)
+    loss, norms = train_step(model, optimizer, batch, cfg, None, "cpu", want_norms=True)
     assert loss > 0
     assert max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before)) <= 1e-3 + 1e-7
     assert {"encoder.embed", "encoder.layers.0.0", "encoder.layers.0.1", "decoder_rnn", "generator"} <= set(norms)
@@ -174,7 +177,7 @@ def test_clip_value_bounds_each_gradient_element_and_norms_are_per_layer() -> No
 
 
 def test_out_of_patience() -> None:
-    from stages.training import out_of_patience
+    from stages.validation import out_of_patience
 
     assert not out_of_patience([10.0, 12.0, 11.0], True, 0)
     assert not out_of_patience([10.0, 12.0, 11.0], True, 2)
@@ -182,3 +185,69 @@ def test_out_of_patience() -> None:
     assert not out_of_patience([10.0, 12.0, 11.0, 12.5], True, 2)
     assert out_of_patience([3.0, 2.5, 2.6, 2.5], False, 2)
     assert not out_of_patience([3.0, 2.5, 2.6, 2.4], False, 2)
+
+
+def test_sentence_batches_hold_batch_sentences_length_bucketed_pairs() -> None:
+    from stages.batching import TrainData, sentence_batches
+    from stages.training import epoch_batches
+
+    rng = np.random.default_rng(0)
+    src, tgt = rng.integers(1, 30, 100), rng.integers(1, 30, 100)
+    batches = sentence_batches(src, tgt, 16, rng)
+    assert sorted(len(b) for b in batches) == [4] + [16] * 6
+    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(100))
+    spans = sorted((int(tgt[b].min()), int(tgt[b].max())) for b in batches)
+    assert all(hi <= lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:]))  # target lengths do not interleave
+    data = TrainData([np.arange(1, int(n) + 1) for n in src], [np.arange(1, int(n) + 1) for n in tgt])
+    by_sentences = epoch_batches(data, TrainConfig(batch_type="sentences", batch_sentences=7), rng)
+    assert sorted(b.src.shape[0] for b in by_sentences) == [2] + [7] * 14
+    by_tokens = epoch_batches(data, TrainConfig(batch_type="tokens", batch_tokens=120, batch_sentences=7), rng)
+    assert all(b.tgt_in.numel() <= 120 or b.src.shape[0] == 1 for b in by_tokens)
+    assert {b.src.shape[0] for b in by_tokens} != {7}
+
+
+def _step_model() -> tuple[Seq2Seq, object]:
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0), 20, 20)
+    batch = collate([np.array([5, 6, 7]), np.array([8, 9])], [np.array([10, 11]), np.array([12, 13, 14])])
+    return model, batch
+
+
+def test_grad_scaler_step_unscales_before_clipping_and_skips_overflow() -> None:
+    from stages.train_step import train_step
+
+    cfg = TrainConfig(clip_norm=0.5, label_smoothing=0.0)
+    plain, batch = _step_model()
+    train_step(plain, torch.optim.Adam(plain.parameters()), batch, cfg, None, "cpu")  # type: ignore[arg-type]
+    scaled, _ = _step_model()
+    scaler = torch.amp.GradScaler("cpu")
+    train_step(scaled, torch.optim.Adam(scaled.parameters()), batch, cfg, None, "cpu", scaler=scaler)  # type: ignore[arg-type]
+    for (name, a), b in zip(plain.state_dict().items(), scaled.state_dict().values()):
+        assert torch.equal(a, b), name  # a power-of-two scale, unscaled before clipping: the same step
+    overflow, _ = _step_model()
+    before = [p.detach().clone() for p in overflow.parameters()]
+    overflow.generator.bias.register_hook(lambda grad: grad * float("inf"))  # as an fp16 overflow would
+    scaler = torch.amp.GradScaler("cpu")
+    train_step(overflow, torch.optim.Adam(overflow.parameters()), batch, cfg, None, "cpu", scaler=scaler)  # type: ignore[arg-type]
+    assert all(torch.equal(p, b) for p, b in zip(overflow.parameters(), before))  # step skipped
+    assert scaler.get_scale() == 2.0**15  # and the scale halved
+
+
+def test_precision_choices() -> None:
+    from stages.errors import ConfigError
+    from stages.precision import make_scaler, pick_precision
+    from stages.train_step import train_step
+
+    assert pick_precision("fp32", "cuda") is None and pick_precision("auto", "cuda") is None
+    assert pick_precision("bf16", "cpu") == torch.bfloat16 and pick_precision("fp16", "cuda:1") == torch.float16
+    with pytest.raises(ConfigError, match="training.precision=fp16 needs a CUDA device.*use precision bf16 or fp32"):
+        pick_precision("fp16", "cpu")
+    assert make_scaler(torch.bfloat16, "cuda") is None and make_scaler(None, "cuda") is None
+    fp16_scaler = make_scaler(torch.float16, "cpu")
+    assert fp16_scaler is not None and fp16_scaler.is_enabled()
+    model, batch = _step_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    loss, _ = train_step(model, torch.optim.Adam(model.parameters()), batch, TrainConfig(), torch.bfloat16, "cpu")  # type: ignore[arg-type]
+    assert math.isfinite(loss) and loss > 0
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))

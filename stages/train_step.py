@@ -1,0 +1,69 @@
+"""One optimizer step, with autocast, the fp16 gradient scaler, clipping and per-layer
+gradient norms."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from stages.batching import Batch
+from stages.model import Seq2Seq, sequence_loss
+
+if TYPE_CHECKING:
+    from stages.training import TrainConfig
+
+
+def train_step(
+    model: Seq2Seq, optimizer: torch.optim.Optimizer, b: Batch, cfg: TrainConfig,
+    amp: torch.dtype | None, dev_type: str, want_norms: bool = False,
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[float, dict[str, float]]:
+    """One optimizer step; with `want_norms`, also the gradient norm of each layer
+    before clipping (how vanishing or exploding gradients show up in the history).
+
+    With a `scaler` (fp16), the loss is scaled before backward and the gradients
+    unscaled before clipping; a step whose gradients overflowed is skipped and the
+    scale lowered.
+    """
+    with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+        logits = model(b.src, b.src_lens, b.tgt_in)  # (B, T, vocab)
+    loss = sequence_loss(logits, b.tgt_out, cfg.label_smoothing) / b.n_tokens
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip (and report) the true gradients
+    else:
+        loss.backward()
+    norms = layer_grad_norms(model) if want_norms else {}
+    if cfg.clip_value > 0:
+        torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
+    if cfg.clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return float(loss.detach()), norms
+
+
+def _layer_of(param_name: str) -> str:
+    """`encoder.layers.0.1.weight_hh_l0` -> `encoder.layers.0.1` (layer 0, backward
+    direction); `encoder.embed.weight` -> `encoder.embed`; `generator.bias` -> `generator`."""
+    parts = param_name.split(".")[:-1]
+    if parts[:2] == ["encoder", "layers"]:
+        return ".".join(parts[:4])
+    return ".".join(parts[:2] if parts[0] == "encoder" else parts[:1])
+
+
+def layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
+    """L2 norm of the gradients of each layer (`encoder.layers.0.1`, `decoder_rnn`, ...)."""
+    squares: dict[str, float] = {}
+    for name, param in model.named_parameters():
+        if param.grad is None:
+            continue
+        layer = _layer_of(name)
+        squares[layer] = squares.get(layer, 0.0) + float(param.grad.detach().float().pow(2).sum())
+    return {layer: round(math.sqrt(value), 6) for layer, value in squares.items()}
