@@ -50,7 +50,8 @@ class StepwiseRNN:
         self.c = list(c0.float().unbind(0)) if c0 is not None else []  # fp32 cell state
         self.w_rec: list[torch.Tensor] = []  # per layer: applied to [input; h] (or to h for a GRU)
         self.w_in: list[torch.Tensor] = []  # GRU only: applied to the layer input
-        self.bias: list[torch.Tensor] = []
+        self.bias: list[torch.Tensor] = []  # added to the [input; h] product (to the h product for a GRU)
+        self.bias_in: list[torch.Tensor] = []  # GRU only: added to the input product
         for layer in range(self.layers):
             w_ih, w_hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
             b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
@@ -59,12 +60,13 @@ class StepwiseRNN:
                 self.w_in.append(self._ready(w_ih_step.t()))
                 self.w_rec.append(self._ready(w_hh.t()))
                 self.bias.append(b_hh)
+                self.bias_in.append(b_ih)
             else:
                 self.w_rec.append(self._ready(torch.cat([w_ih_step, w_hh], dim=1).t()))
                 self.bias.append(b_ih + b_hh)
-        bias0 = getattr(rnn, "bias_ih_l0") if self.mode == "GRU" else self.bias[0]
-        self.pre = F.linear(x, getattr(rnn, "weight_ih_l0")[:, : self.x_size], bias0)  # (B, T, G)
         self.lstm = lstm
+        bias0 = self.bias_in[0] if self.mode == "GRU" else self.bias[0]
+        self.pre = F.linear(x, getattr(rnn, "weight_ih_l0")[:, : self.x_size], bias0)  # (B, T, G)
 
     def _ready(self, w: torch.Tensor) -> torch.Tensor:
         return w.to(self.cast) if self.cast is not None else w
@@ -75,10 +77,10 @@ class StepwiseRNN:
         for layer in range(self.layers):
             if layer:
                 inp = F.dropout(inp, self.dropout, training=self.dropout > 0)
-            base = self.pre[:, t] if layer == 0 else self.bias[layer]
             if self.mode == "GRU":
-                self.h[layer] = self._gru(layer, base, inp)
+                self.h[layer] = self._gru(layer, self.pre[:, t] if layer == 0 else self.bias_in[layer], inp)
             else:
+                base = self.pre[:, t] if layer == 0 else self.bias[layer]
                 gates = torch.addmm(base, torch.cat([inp, self.h[layer]], dim=1), self.w_rec[layer])  # (B, G)
                 self.h[layer] = self._lstm(layer, gates) if self.lstm else self._rnn(gates)
             inp = self.h[layer]
@@ -126,6 +128,6 @@ class ModuleStepper:
 
 def stepper(rnn: nn.Module, x: torch.Tensor, hidden: Hidden) -> Stepper:
     """StepwiseRNN for plain recurrent modules, ModuleStepper for anything else."""
-    if isinstance(rnn, nn.RNNBase) and not rnn.bidirectional and rnn.batch_first and rnn.proj_size == 0:
+    if isinstance(rnn, nn.RNNBase) and rnn.bias and rnn.batch_first and not rnn.bidirectional and not rnn.proj_size:
         return StepwiseRNN(rnn, x, hidden)
     return ModuleStepper(rnn, x, hidden)
