@@ -18,7 +18,8 @@ from stages.attention import Attention, AttentionKind
 from stages.encoder import RNN_CLASSES, Encoder
 from stages.errors import ConfigError
 from stages.initialization import InitKind, RecurrentInit, init_weights
-from stages.recurrence import Hidden, stepper
+from stages.feeding import decode_fed
+from stages.recurrence import Hidden
 from stages.tokenization import PAD_ID
 
 Cell = Literal["rnn", "gru", "lstm"]
@@ -195,26 +196,12 @@ class Seq2Seq(nn.Module):
         context, weights = self.attention(out, state.keys, state.memory, state.mask)  # (B, T, D)
         return torch.tanh(self.combine(torch.cat([context, out], dim=-1))), weights
 
-    def _decode_fed(self, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
-        """Input feeding: one step at a time. emb (B, T, E) -> attentional vectors
-        (B, T, H) after dropout, final hidden state, attention weights (B, T, S)."""
-        rnn = stepper(self.decoder_rnn, emb, state.hidden)
-        feed = state.feed if state.feed is not None else emb.new_zeros(emb.size(0), self.cfg.decoder_hidden)
-        fed, weights = [], []
-        for t in range(emb.size(1)):
-            out = rnn.step(t, feed).unsqueeze(1)  # (B, 1, H)
-            attentional, w = self._attend(out, state)
-            feed = self.dropout(attentional.squeeze(1))  # (B, H)
-            fed.append(feed)
-            weights.append(w)
-        return torch.stack(fed, dim=1), rnn.final_hidden(), torch.cat(weights, dim=1)
-
     def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Teacher-forced decoding of tgt_in (B, T) from `state`: logits (B, T, V), the
         state after the last step, attention weights (B, T, S)."""
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
         if self.cfg.input_feeding:
-            attentional, hidden, weights = self._decode_fed(emb, state)
+            attentional, hidden, weights = decode_fed(self, emb, state)
             feed: Optional[torch.Tensor] = attentional[:, -1]
         else:  # one fused RNN call over all steps
             out, hidden = self.decoder_rnn(emb, state.hidden)  # (B, T, H)

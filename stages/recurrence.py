@@ -11,7 +11,7 @@ modules whose weights are not plain tensors (dynamically quantized ones).
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,85 +30,184 @@ def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
 
 
+class _Step(torch.autograd.Function):
+    """base + x @ w for one step; the gradient for w is left to `_Gather`."""
+
+    @staticmethod
+    def forward(ctx: Any, base: torch.Tensor, x: torch.Tensor, w: torch.Tensor, owner: "DeferredLinear") -> torch.Tensor:
+        ctx.save_for_backward(w)
+        ctx.owner, ctx.index, ctx.base_dim = owner, len(owner.inputs), base.dim()
+        owner.inputs.append(x)
+        owner.grads.append(None)
+        return torch.addmm(base, x, w)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
+        (w,) = ctx.saved_tensors
+        ctx.owner.grads[ctx.index] = grad
+        grad_base = None
+        if ctx.needs_input_grad[0]:  # base is (B, N) per-step inputs or an (N,) bias
+            grad_base = grad if ctx.base_dim == 2 else grad.sum(0)
+        return grad_base, grad.mm(w.t()), None, None
+
+
+class _Gather(torch.autograd.Function):
+    """Passes w through; in backward, computes dL/dw = sum_t x_t^T g_t in one matmul.
+
+    Autograd runs this node only after every step that used w, so all g_t are there.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: torch.Tensor, owner: "DeferredLinear") -> torch.Tensor:
+        ctx.owner = owner
+        return w.view_as(w)
+
+    @staticmethod
+    def backward(ctx: Any, _: torch.Tensor) -> tuple[Optional[torch.Tensor], None]:
+        owner: DeferredLinear = ctx.owner
+        used = [(x, g) for x, g in zip(owner.inputs, owner.grads) if g is not None]
+        if not used:
+            return None, None
+        xs = torch.cat([x for x, _ in used])  # (steps*B, K)
+        gs = torch.cat([g for _, g in used])  # (steps*B, N)
+        owner.inputs, owner.grads = [], []
+        return xs.t().mm(gs), None
+
+
+class DeferredLinear:
+    """`base + x_t @ w` for the steps t of one sequence, with the weight's gradient
+    computed once over all steps instead of once per step.
+
+    Per step, the weight gradient would be a (K, N) matrix from an inner dimension of
+    only B rows, plus a (K, N) addition: memory-bound work that dominated the input-
+    feeding decoder's backward pass. Stacked, it is one (K, steps*B) x (steps*B, N) matmul.
+    """
+
+    def __init__(self, w: torch.Tensor):
+        self.w = w  # (K, N), already in the compute dtype
+        self.inputs: list[torch.Tensor] = []
+        self.grads: list[Optional[torch.Tensor]] = []
+        self.deferred = torch.is_grad_enabled() and w.requires_grad
+        self.proxy = _Gather.apply(w, self) if self.deferred else w
+
+    def __call__(self, base: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """base (B, N) or (N,), x (B, K) -> (B, N)."""
+        if not self.deferred:
+            return torch.addmm(base, x, self.w)
+        out: torch.Tensor = _Step.apply(base, x, self.proxy, self)
+        return out
+
+
+class _LSTMCell(torch.autograd.Function):
+    """The LSTM cell's gate arithmetic as one autograd node, in the cell state's dtype.
+
+    gates (B, 4H) in i, f, g, o order; c (B, H) -> h (B, H) in the gates' dtype, new c
+    (B, H). Autograd would record about ten nodes per step for this, and the
+    decoder with input feeding runs it once per target position.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        act = gates.to(c.dtype).sigmoid()  # (B, 4H)
+        size = c.size(1)
+        g = torch.tanh(gates[:, 2 * size : 3 * size].to(c.dtype))
+        i, f, o = act[:, :size], act[:, size : 2 * size], act[:, 3 * size :]
+        c_new = torch.addcmul(f * c, i, g)
+        tanh_c = torch.tanh(c_new)
+        ctx.save_for_backward(act, g, c, tanh_c)
+        ctx.dtype = gates.dtype
+        return (o * tanh_c).to(gates.dtype), c_new
+
+    @staticmethod
+    def backward(ctx: Any, grad_h: torch.Tensor, grad_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        act, g, c, tanh_c = ctx.saved_tensors
+        size = c.size(1)
+        i, f, o = act[:, :size], act[:, size : 2 * size], act[:, 3 * size :]
+        grad_h = grad_h.to(c.dtype)
+        d_c = grad_h * o * (1 - tanh_c * tanh_c) + grad_c  # (B, H)
+        d_act = torch.cat([d_c * g, d_c * c, d_c * i, grad_h * tanh_c], dim=1)  # (B, 4H): d/d(i, f, g, o)
+        slope = act * (1 - act)  # sigmoid'
+        slope[:, 2 * size : 3 * size] = 1 - g * g  # tanh' for the g block
+        return (d_act * slope).to(ctx.dtype), d_c * f
+
+
 class StepwiseRNN:
     """Drive `rnn` (batch_first, any number of layers) one step at a time.
 
     Layer 0's input at step t is [x_t; feed_t]: x (B, T, X) is known up front, feed_t
     (B, F) only once step t-1 is done. `hidden` is the initial state, (layers, B, H)
-    or an (h, c) pair of those for LSTMs.
+    or an (h, c) pair of those for LSTMs. Under autocast, outputs come in the autocast
+    dtype and an LSTM's cell state stays fp32.
     """
 
     def __init__(self, rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden):
-        self.mode, self.layers, self.x_size = rnn.mode, rnn.num_layers, x.size(-1)
+        self.mode, self.layers, x_size = rnn.mode, rnn.num_layers, x.size(-1)
         self.dropout = rnn.dropout if rnn.training else 0.0
+        cast = _autocast_dtype(x.device.type)
+        self.dtype = cast or x.dtype
+        h0, c0 = hidden if isinstance(hidden, tuple) else (hidden, None)
+        self.h = [h.to(self.dtype) for h in h0.unbind(0)]  # per layer (B, H)
+        wide = torch.promote_types(x.dtype, torch.float32)  # fp32 cell state under autocast
+        self.c = [c.to(wide) for c in c0.unbind(0)] if c0 is not None else []
         # Weights are cast once per sequence here, not once per step inside autocast
         # (autocast caches casts of leaf parameters only, and these are slices).
-        self.cast = _autocast_dtype(x.device.type)
-        lstm = self.mode == "LSTM"
-        h0, c0 = hidden if isinstance(hidden, tuple) else (hidden, None)
-        self.h = list(h0.unbind(0))  # per layer (B, H)
-        self.c = list(c0.float().unbind(0)) if c0 is not None else []  # fp32 cell state
-        self.w_rec: list[torch.Tensor] = []  # per layer: applied to [input; h] (or to h for a GRU)
-        self.w_in: list[torch.Tensor] = []  # GRU only: applied to the layer input
-        self.bias: list[torch.Tensor] = []  # added to the [input; h] product (to the h product for a GRU)
+        self.w_rec: list[DeferredLinear] = []  # applied to [input; h], or for a GRU to h alone
+        self.w_in: list[DeferredLinear] = []  # GRU only: applied to the layer input
+        self.bias: list[torch.Tensor] = []  # added to the w_rec product
         self.bias_in: list[torch.Tensor] = []  # GRU only: added to the input product
         for layer in range(self.layers):
             w_ih, w_hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
             b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
-            w_ih_step = w_ih[:, self.x_size :] if layer == 0 else w_ih
+            w_ih_step = w_ih[:, x_size:] if layer == 0 else w_ih
             if self.mode == "GRU":  # the candidate gate needs the input and hidden products apart
-                self.w_in.append(self._ready(w_ih_step.t()))
-                self.w_rec.append(self._ready(w_hh.t()))
-                self.bias.append(b_hh)
-                self.bias_in.append(b_ih)
+                self.w_in.append(DeferredLinear(w_ih_step.t().to(self.dtype)))
+                self.w_rec.append(DeferredLinear(w_hh.t().to(self.dtype)))
+                self.bias_in.append(b_ih.to(self.dtype))
+                self.bias.append(b_hh.to(self.dtype))
             else:
-                self.w_rec.append(self._ready(torch.cat([w_ih_step, w_hh], dim=1).t()))
-                self.bias.append(b_ih + b_hh)
-        self.lstm = lstm
+                self.w_rec.append(DeferredLinear(torch.cat([w_ih_step, w_hh], dim=1).t().to(self.dtype)))
+                self.bias.append((b_ih + b_hh).to(self.dtype))
         bias0 = self.bias_in[0] if self.mode == "GRU" else self.bias[0]
-        self.pre = F.linear(x, getattr(rnn, "weight_ih_l0")[:, : self.x_size], bias0)  # (B, T, G)
-
-    def _ready(self, w: torch.Tensor) -> torch.Tensor:
-        return w.to(self.cast) if self.cast is not None else w
+        w_x = getattr(rnn, "weight_ih_l0")[:, :x_size]
+        # One matmul for the known part of every step, unbound once: indexing it per step
+        # would cost a zero-filled (T, B, G) gradient per step in backward.
+        self.pre = F.linear(x.transpose(0, 1), w_x, bias0).to(self.dtype).unbind(0)  # T x (B, G)
 
     def step(self, t: int, feed: torch.Tensor) -> torch.Tensor:
         """feed (B, F) -> the top layer's output at step t (B, H)."""
-        inp = feed
+        inp = feed.to(self.dtype)
         for layer in range(self.layers):
-            if layer:
-                inp = F.dropout(inp, self.dropout, training=self.dropout > 0)
+            if layer and self.dropout:
+                inp = F.dropout(inp, self.dropout)
+            base = self.pre[t] if layer == 0 else None
             if self.mode == "GRU":
-                self.h[layer] = self._gru(layer, self.pre[:, t] if layer == 0 else self.bias_in[layer], inp)
+                self.h[layer] = self._gru(layer, self.bias_in[layer] if base is None else base, inp)
             else:
-                base = self.pre[:, t] if layer == 0 else self.bias[layer]
-                gates = torch.addmm(base, torch.cat([inp, self.h[layer]], dim=1), self.w_rec[layer])  # (B, G)
-                self.h[layer] = self._lstm(layer, gates) if self.lstm else self._rnn(gates)
+                base = self.bias[layer] if base is None else base
+                gates = self.w_rec[layer](base, torch.cat([inp, self.h[layer]], dim=1))  # (B, G)
+                self.h[layer] = self._lstm(layer, gates) if self.mode == "LSTM" else self._rnn(gates)
             inp = self.h[layer]
         return inp
 
     def _lstm(self, layer: int, gates: torch.Tensor) -> torch.Tensor:
-        i, f, g, o = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * self.c[layer] + torch.sigmoid(i) * torch.tanh(g)
-        self.c[layer] = c
-        return torch.sigmoid(o) * torch.tanh(c)
+        h, self.c[layer] = _LSTMCell.apply(gates, self.c[layer])
+        return h
 
     def _rnn(self, gates: torch.Tensor) -> torch.Tensor:
         return torch.tanh(gates) if self.mode == "RNN_TANH" else torch.relu(gates)
 
     def _gru(self, layer: int, base: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
-        h = self.h[layer]
-        gi = torch.addmm(base, inp, self.w_in[layer])  # (B, 3H)
-        gh = torch.addmm(self.bias[layer], h, self.w_rec[layer])  # (B, 3H)
-        i_r, i_z, i_n = gi.chunk(3, dim=1)
-        h_r, h_z, h_n = gh.chunk(3, dim=1)
-        r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
-        return n + z * (h - n)  # (1 - z) * n + z * h
+        h, size = self.h[layer], self.h[layer].size(1)
+        gi = self.w_in[layer](base, inp)  # (B, 3H)
+        gh = self.w_rec[layer](self.bias[layer], h)  # (B, 3H)
+        r, z = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size]).chunk(2, dim=1)
+        n = torch.tanh(torch.addcmul(gi[:, 2 * size :], r, gh[:, 2 * size :]))
+        return torch.lerp(n, h, z)  # (1 - z) * n + z * h
 
     def final_hidden(self) -> Hidden:
         """The state after the last step taken, shaped like the initial one."""
         h = torch.stack(self.h)  # (layers, B, H)
-        return (h, torch.stack(self.c)) if self.lstm else h
+        return (h, torch.stack(self.c)) if self.mode == "LSTM" else h
 
 
 class ModuleStepper:

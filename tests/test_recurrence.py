@@ -36,6 +36,24 @@ def test_stepwise_equals_the_fused_module(kind: str, layers: int) -> None:
 
 
 @pytest.mark.parametrize("kind", list(RNNS))
+@pytest.mark.parametrize("layers", [1, 2])
+def test_stepwise_gradients_equal_the_fused_module_gradients(kind: str, layers: int) -> None:
+    torch.manual_seed(0)
+    rnn = RNNS[kind](5 + 3, 4, layers)
+    x, feeds = torch.randn(2, 6, 5), torch.randn(2, 6, 3)
+    hidden = initial(rnn, 2)
+    fused_out, _ = rnn(torch.cat([x, feeds], dim=-1), hidden)
+    fused_out.pow(2).sum().backward()
+    expected = {name: p.grad.clone() for name, p in rnn.named_parameters() if p.grad is not None}
+    rnn.zero_grad()
+    run = StepwiseRNN(rnn, x, hidden)
+    torch.stack([run.step(t, feeds[:, t]) for t in range(6)], dim=1).pow(2).sum().backward()
+    assert len(expected) == len(list(rnn.parameters()))
+    for name, p in rnn.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], msg=name)
+
+
+@pytest.mark.parametrize("kind", list(RNNS))
 def test_stepwise_gradients_reach_every_weight(kind: str) -> None:
     torch.manual_seed(0)
     rnn = RNNS[kind](5 + 3, 4, 2)

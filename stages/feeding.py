@@ -1,0 +1,71 @@
+"""The input-feeding decoder loop (Luong et al. 2015): the attentional vector of step
+t-1 is part of the decoder RNN's input at step t, so decoding runs one step at a time.
+
+Everything that does not depend on the previous step is done once per batch: the
+embedding part of the RNN's input product (in `StepwiseRNN`), the padding mask as an
+additive bias, the combine layer's context half applied to the encoder memory, and the
+dropout mask of the fed vectors. The generator runs once after the loop, over all steps.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import TYPE_CHECKING, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stages.recurrence import DeferredLinear, Hidden, stepper
+
+if TYPE_CHECKING:
+    from stages.model import DecoderState, Seq2Seq
+
+
+class _Combine:
+    """Attention weights (B, 1, S) and decoder output (B, H) -> tanh(W_c [context; h]) (B, H).
+
+    W_c [context; h] = weights @ (memory W_ctx^T) + h W_out^T: with the memory projected
+    once per batch, a step needs no context vector at all.
+    """
+
+    def __init__(self, combine: nn.Module, memory: torch.Tensor, dtype: torch.dtype):
+        self.combine, self.memory = combine, memory
+        self.fast = type(combine) is nn.Linear  # not for quantized modules
+        if self.fast:
+            enc = memory.size(-1)
+            weight = typing.cast(nn.Linear, combine).weight
+            self.memory_c = F.linear(memory, weight[:, :enc]).to(dtype)  # (B, S, H)
+            self.w_out = DeferredLinear(weight[:, enc:].t().to(dtype))  # (H, H)
+            self.no_bias = torch.zeros((), dtype=dtype, device=memory.device)
+
+    def __call__(self, weights: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if self.fast:
+            mixed = torch.baddbmm(self.w_out(self.no_bias, out).unsqueeze(1), weights.to(self.memory_c.dtype), self.memory_c)
+            return torch.tanh(mixed.squeeze(1))
+        context = torch.bmm(weights.to(self.memory.dtype), self.memory).squeeze(1)  # (B, D)
+        return torch.tanh(self.combine(torch.cat([context, out.to(context.dtype)], dim=-1)))
+
+
+def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+    """emb (B, T, E) -> attentional vectors (B, T, H) after dropout, the final hidden
+    state, attention weights (B, T, S)."""
+    batch, steps, size = emb.size(0), emb.size(1), model.cfg.decoder_hidden
+    rnn = stepper(model.decoder_rnn, emb, state.hidden)
+    dtype = getattr(rnn, "dtype", emb.dtype)
+    combine = _Combine(model.combine, state.memory, dtype)
+    pad = torch.zeros(state.mask.shape, device=emb.device).masked_fill(~state.mask, float("-inf")).unsqueeze(1)  # (B, 1, S)
+    keep: Optional[torch.Tensor] = None  # dropout of the fed vectors, drawn for all steps at once
+    if model.training and model.cfg.dropout > 0:
+        keep = F.dropout(emb.new_ones(steps, batch, size, dtype=dtype), model.cfg.dropout)
+    feed = state.feed if state.feed is not None else emb.new_zeros(batch, size)
+    fed, weights = [], []
+    for t in range(steps):
+        out = rnn.step(t, feed)  # (B, H)
+        w = torch.softmax(model.attention.scores(out.unsqueeze(1), state.keys) + pad, dim=-1)  # (B, 1, S)
+        feed = combine(w, out)
+        if keep is not None:
+            feed = feed * keep[t]
+        fed.append(feed)
+        weights.append(w)
+    return torch.stack(fed, dim=1), rnn.final_hidden(), torch.cat(weights, dim=1)
