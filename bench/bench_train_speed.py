@@ -42,9 +42,9 @@ from stages.training import TrainConfig, _train_step, make_optimizer, pick_preci
 def tokenized_corpus(work: Path, vocab: int) -> Path:
     """The embedded corpus, prepared and tokenized into `work` (reused when present)."""
     prepare_dir, tokenize_dir = work / artifacts.PREPARE_DIR, work / f"{artifacts.TOKENIZE_DIR}{vocab}"
-    if not (prepare_dir / artifacts.PREPARE_SUMMARY).exists():
-        run_prepare(DataConfig(), prepare_dir, resolve_path, seed=1234)
     if not artifacts.split_ids(tokenize_dir, "train").exists():
+        if not (prepare_dir / artifacts.PREPARE_SUMMARY).exists():
+            run_prepare(DataConfig(), prepare_dir, resolve_path, seed=1234)
         run_tokenize(TokenizerConfig(vocab_size=vocab), prepare_dir, tokenize_dir, seed=1234)
     return tokenize_dir
 
