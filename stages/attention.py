@@ -14,6 +14,7 @@ from torch import nn
 
 AttentionKind = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
 ADDITIVE = ("bahdanau", "luong_concat")
+MULTIPLICATIVE = ("luong_dot", "luong_general")
 
 
 class Attention(nn.Module):

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.recurrence import DeferredLinear, Hidden, stepper
+from stages.attention import MULTIPLICATIVE, Attention
+from stages.recurrence import StepProduct, Hidden, stepper
 
 if TYPE_CHECKING:
     from stages.model import DecoderState, Seq2Seq
@@ -35,16 +36,30 @@ class _Combine:
         if self.fast:
             enc = memory.size(-1)
             weight = typing.cast(nn.Linear, combine).weight
-            self.memory_c = F.linear(memory, weight[:, :enc]).to(dtype)  # (B, S, H)
-            self.w_out = DeferredLinear(weight[:, enc:].t().to(dtype))  # (H, H)
-            self.no_bias = torch.zeros((), dtype=dtype, device=memory.device)
+            self.dtype = dtype
+            self.memory_c = StepProduct(F.linear(memory, weight[:, :enc]).to(dtype))  # (B, S, H)
+            self.w_out = StepProduct(weight[:, enc:].t().to(dtype))  # (H, H)
 
     def __call__(self, weights: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         if self.fast:
-            mixed = torch.baddbmm(self.w_out(self.no_bias, out).unsqueeze(1), weights.to(self.memory_c.dtype), self.memory_c)
+            mixed = self.memory_c(self.w_out(None, out).unsqueeze(1), weights.to(self.dtype))  # (B, 1, H)
             return torch.tanh(mixed.squeeze(1))
         context = torch.bmm(weights.to(self.memory.dtype), self.memory).squeeze(1)  # (B, D)
         return torch.tanh(self.combine(torch.cat([context, out.to(context.dtype)], dim=-1)))
+
+
+class _Scores:
+    """Decoder output (B, H) -> attention scores (B, 1, S); the keys' gradient for
+    multiplicative attention is taken over all steps at once."""
+
+    def __init__(self, attention: Attention, keys: torch.Tensor, dtype: torch.dtype):
+        self.attention, self.keys = attention, keys
+        self.product = StepProduct(keys.transpose(1, 2).to(dtype)) if attention.kind in MULTIPLICATIVE else None
+
+    def __call__(self, out: torch.Tensor) -> torch.Tensor:
+        if self.product is not None:
+            return self.product(None, out.unsqueeze(1))
+        return self.attention.scores(out.unsqueeze(1), self.keys)
 
 
 def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
@@ -59,10 +74,11 @@ def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[
     if model.training and model.cfg.dropout > 0:
         keep = F.dropout(emb.new_ones(steps, batch, size, dtype=dtype), model.cfg.dropout)
     feed = state.feed if state.feed is not None else emb.new_zeros(batch, size)
+    scores = _Scores(model.attention, state.keys, dtype)
     fed, weights = [], []
     for t in range(steps):
         out = rnn.step(t, feed)  # (B, H)
-        w = torch.softmax(model.attention.scores(out.unsqueeze(1), state.keys) + pad, dim=-1)  # (B, 1, S)
+        w = torch.softmax(scores(out) + pad, dim=-1)  # (B, 1, S)
         feed = combine(w, out)
         if keep is not None:
             feed = feed * keep[t]

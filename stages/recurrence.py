@@ -30,70 +30,81 @@ def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
 
 
+def _product(base: Optional[torch.Tensor], x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    if base is None:
+        return torch.matmul(x, w)
+    return torch.addmm(base, x, w) if x.dim() == 2 else torch.baddbmm(base, x, w)
+
+
 class _Step(torch.autograd.Function):
     """base + x @ w for one step; the gradient for w is left to `_Gather`."""
 
     @staticmethod
-    def forward(ctx: Any, base: torch.Tensor, x: torch.Tensor, w: torch.Tensor, owner: "DeferredLinear") -> torch.Tensor:
+    def forward(
+        ctx: Any, base: Optional[torch.Tensor], x: torch.Tensor, w: torch.Tensor, owner: "StepProduct"
+    ) -> torch.Tensor:
         ctx.save_for_backward(w)
-        ctx.owner, ctx.index, ctx.base_dim = owner, len(owner.inputs), base.dim()
+        ctx.owner, ctx.index = owner, len(owner.inputs)
+        ctx.base_shape = None if base is None else base.shape
         owner.inputs.append(x)
         owner.grads.append(None)
-        return torch.addmm(base, x, w)
+        return _product(base, x, w)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
         (w,) = ctx.saved_tensors
         ctx.owner.grads[ctx.index] = grad
         grad_base = None
-        if ctx.needs_input_grad[0]:  # base is (B, N) per-step inputs or an (N,) bias
-            grad_base = grad if ctx.base_dim == 2 else grad.sum(0)
-        return grad_base, grad.mm(w.t()), None, None
+        if ctx.needs_input_grad[0]:  # base is per-step rows, or a bias broadcast over them
+            grad_base = grad if grad.shape == ctx.base_shape else grad.sum(0)
+        return grad_base, torch.matmul(grad, w.transpose(-2, -1)), None, None
 
 
 class _Gather(torch.autograd.Function):
-    """Passes w through; in backward, computes dL/dw = sum_t x_t^T g_t in one matmul.
+    """Passes w through; in backward, computes dL/dw = sum_t x_t^T g_t in one product.
 
     Autograd runs this node only after every step that used w, so all g_t are there.
     """
 
     @staticmethod
-    def forward(ctx: Any, w: torch.Tensor, owner: "DeferredLinear") -> torch.Tensor:
+    def forward(ctx: Any, w: torch.Tensor, owner: "StepProduct") -> torch.Tensor:
         ctx.owner = owner
         return w.view_as(w)
 
     @staticmethod
     def backward(ctx: Any, _: torch.Tensor) -> tuple[Optional[torch.Tensor], None]:
-        owner: DeferredLinear = ctx.owner
+        owner: StepProduct = ctx.owner
         used = [(x, g) for x, g in zip(owner.inputs, owner.grads) if g is not None]
+        owner.inputs, owner.grads = [], []
         if not used:
             return None, None
-        xs = torch.cat([x for x, _ in used])  # (steps*B, K)
-        gs = torch.cat([g for _, g in used])  # (steps*B, N)
-        owner.inputs, owner.grads = [], []
-        return xs.t().mm(gs), None
+        xs = torch.cat([x for x, _ in used], dim=-2)  # (steps*B, K), or (B, steps, K) batched
+        gs = torch.cat([g for _, g in used], dim=-2)  # (steps*B, N), or (B, steps, N)
+        return torch.matmul(xs.transpose(-2, -1), gs), None
 
 
-class DeferredLinear:
-    """`base + x_t @ w` for the steps t of one sequence, with the weight's gradient
-    computed once over all steps instead of once per step.
+class StepProduct:
+    """`base + x_t @ w` for the steps t of one sequence, w shared by all of them, with
+    w's gradient computed once over all steps instead of once per step.
 
-    Per step, the weight gradient would be a (K, N) matrix from an inner dimension of
-    only B rows, plus a (K, N) addition: memory-bound work that dominated the input-
-    feeding decoder's backward pass. Stacked, it is one (K, steps*B) x (steps*B, N) matmul.
+    w is a weight (K, N) with x_t (B, K), or a per-sentence tensor (B, K, N) with x_t
+    (B, 1, K), such as the attention keys or the projected encoder memory. Per step,
+    w's gradient would be a full-size tensor from an inner dimension of only B rows (or
+    one row per sentence), plus a full-size addition: memory-bound work that dominated
+    the input-feeding decoder's backward pass. Over all steps it is one product.
     """
 
     def __init__(self, w: torch.Tensor):
-        self.w = w  # (K, N), already in the compute dtype
+        self.w = w  # already in the compute dtype
         self.inputs: list[torch.Tensor] = []
         self.grads: list[Optional[torch.Tensor]] = []
         self.deferred = torch.is_grad_enabled() and w.requires_grad
         self.proxy = _Gather.apply(w, self) if self.deferred else w
 
-    def __call__(self, base: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """base (B, N) or (N,), x (B, K) -> (B, N)."""
+    def __call__(self, base: Optional[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """base (B, N), (N,), (B, 1, N) or None; x (B, K) or (B, 1, K) -> (B, N) or (B, 1, N)."""
         if not self.deferred:
-            return torch.addmm(base, x, self.w)
+            return _product(base, x, self.w)
         out: torch.Tensor = _Step.apply(base, x, self.proxy, self)
         return out
 
@@ -151,8 +162,8 @@ class StepwiseRNN:
         self.c = [c.to(wide) for c in c0.unbind(0)] if c0 is not None else []
         # Weights are cast once per sequence here, not once per step inside autocast
         # (autocast caches casts of leaf parameters only, and these are slices).
-        self.w_rec: list[DeferredLinear] = []  # applied to [input; h], or for a GRU to h alone
-        self.w_in: list[DeferredLinear] = []  # GRU only: applied to the layer input
+        self.w_rec: list[StepProduct] = []  # applied to [input; h], or for a GRU to h alone
+        self.w_in: list[StepProduct] = []  # GRU only: applied to the layer input
         self.bias: list[torch.Tensor] = []  # added to the w_rec product
         self.bias_in: list[torch.Tensor] = []  # GRU only: added to the input product
         for layer in range(self.layers):
@@ -160,12 +171,12 @@ class StepwiseRNN:
             b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
             w_ih_step = w_ih[:, x_size:] if layer == 0 else w_ih
             if self.mode == "GRU":  # the candidate gate needs the input and hidden products apart
-                self.w_in.append(DeferredLinear(w_ih_step.t().to(self.dtype)))
-                self.w_rec.append(DeferredLinear(w_hh.t().to(self.dtype)))
+                self.w_in.append(StepProduct(w_ih_step.t().to(self.dtype)))
+                self.w_rec.append(StepProduct(w_hh.t().to(self.dtype)))
                 self.bias_in.append(b_ih.to(self.dtype))
                 self.bias.append(b_hh.to(self.dtype))
             else:
-                self.w_rec.append(DeferredLinear(torch.cat([w_ih_step, w_hh], dim=1).t().to(self.dtype)))
+                self.w_rec.append(StepProduct(torch.cat([w_ih_step, w_hh], dim=1).t().to(self.dtype)))
                 self.bias.append((b_ih + b_hh).to(self.dtype))
         bias0 = self.bias_in[0] if self.mode == "GRU" else self.bias[0]
         w_x = getattr(rnn, "weight_ih_l0")[:, :x_size]

@@ -308,3 +308,24 @@ def test_checkpoint_from_before_the_new_model_keys_loads(tmp_path: Path, monkeyp
     src, lens, tgt = padded_batch()
     src, tgt = src.clamp(max=19), tgt.clamp(max=19)
     torch.testing.assert_close(loaded(src, lens, tgt), model(src, lens, tgt), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cell,attention", [("lstm", "luong_general"), ("gru", "luong_dot"), ("rnn", "bahdanau")])
+def test_input_feeding_gradients_equal_plain_autograd(cell: str, attention: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deferred (one product over all steps) gradients equal step-by-step autograd's."""
+    from stages import recurrence
+
+    model = small(cell, attention, input_feeding=True, decoder_layers=2).double().train()
+    src, lens, tgt = padded_batch()
+
+    def grads() -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        model(src, lens, tgt).pow(2).sum().backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    deferred = grads()
+    monkeypatch.setattr(recurrence.StepProduct, "__call__", lambda self, base, x: recurrence._product(base, x, self.w))
+    plain = grads()
+    assert deferred.keys() == plain.keys() and len(plain) == len(list(model.parameters()))
+    for name in plain:
+        torch.testing.assert_close(deferred[name], plain[name], msg=name)
