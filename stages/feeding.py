@@ -67,7 +67,7 @@ def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[
     state, attention weights (B, T, S)."""
     batch, steps, size = emb.size(0), emb.size(1), model.cfg.decoder_hidden
     rnn = stepper(model.decoder_rnn, emb, state.hidden)
-    dtype = getattr(rnn, "dtype", emb.dtype)
+    dtype = rnn.dtype  # the autocast dtype under autocast
     combine = _Combine(model.combine, state.memory, dtype)
     pad = torch.zeros(state.mask.shape, device=emb.device).masked_fill(~state.mask, float("-inf")).unsqueeze(1)  # (B, 1, S)
     keep: Optional[torch.Tensor] = None  # dropout of the fed vectors, drawn for all steps at once

@@ -21,6 +21,8 @@ Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
 
 class Stepper(Protocol):
+    dtype: torch.dtype  # of the outputs
+
     def step(self, t: int, feed: torch.Tensor) -> torch.Tensor: ...
 
     def final_hidden(self) -> Hidden: ...
@@ -226,6 +228,7 @@ class ModuleStepper:
 
     def __init__(self, rnn: nn.Module, x: torch.Tensor, hidden: Hidden):
         self.rnn, self.x, self.hidden = rnn, x, hidden
+        self.dtype = x.dtype
 
     def step(self, t: int, feed: torch.Tensor) -> torch.Tensor:
         inp = torch.cat([self.x[:, t], feed.to(self.x.dtype)], dim=-1).unsqueeze(1)  # (B, 1, X + F)
