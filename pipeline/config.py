@@ -178,6 +178,11 @@ def validate(cfg: RunConfig) -> list[str]:
             value = getattr(getattr(cfg, section), key)
             if value < 1:
                 problems.append(f"{section}.{key}={value}: must be at least 1")
+    if cfg.model.share_embeddings and not cfg.tokenizer.joint:
+        problems.append(
+            "model.share_embeddings=true shares one embedding matrix between the languages, which needs "
+            "one vocabulary: set tokenizer.joint: true or model.share_embeddings: false"
+        )
     if cfg.training.lr <= 0:
         problems.append(f"training.lr={cfg.training.lr}: must be positive")
     if cfg.tokenizer.vocab_size < 8:

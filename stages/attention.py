@@ -1,7 +1,8 @@
 """Attention: each decoder output looks back over every encoder position.
 
 Scores are computed for all target positions at once (Luong-style attention on the
-decoder's outputs), so training runs without a Python loop over time steps.
+decoder's outputs), so training without input feeding runs without a Python loop over
+time steps; with input feeding the decoder calls it once per step, with T = 1.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from typing import Literal
 import torch
 from torch import nn
 
-AttentionKind = Literal["none", "bahdanau", "luong_dot", "luong_general"]
+AttentionKind = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
+ADDITIVE = ("bahdanau", "luong_concat")
+MULTIPLICATIVE = ("luong_dot", "luong_general")
 
 
 class Attention(nn.Module):
-    """Additive (Bahdanau) or multiplicative (Luong dot / general) attention.
+    """Additive (Bahdanau, Luong concat) or multiplicative (Luong dot / general) attention.
 
-    `none` is the no-attention baseline: one fixed context vector per sentence, the mean
-    of its encoder outputs, whatever the decoder is doing.
+    bahdanau: v^T tanh(W_q h_t + b + W_k h_s); luong_concat: v^T tanh(W [h_t; h_s]),
+    the same without the bias (Luong et al. 2015, eq. 8); luong_dot: h_t^T h_s;
+    luong_general: h_t^T W h_s. In every kind the keys (W_k h_s, W h_s) are projected
+    once per sentence. `none` is the no-attention baseline: one fixed context vector
+    per sentence, the mean of its encoder outputs, whatever the decoder is doing.
     """
 
     def __init__(self, kind: AttentionKind, query_size: int, key_size: int, attn_size: int = 0):
@@ -28,10 +34,10 @@ class Attention(nn.Module):
             raise ValueError(f"luong_dot needs query size {query_size} == key size {key_size}")
         if kind == "luong_general":
             self.key_proj = nn.Linear(key_size, query_size, bias=False)
-        elif kind == "bahdanau":
+        elif kind in ADDITIVE:
             attn_size = attn_size or query_size
             self.key_proj = nn.Linear(key_size, attn_size, bias=False)
-            self.query_proj = nn.Linear(query_size, attn_size, bias=True)
+            self.query_proj = nn.Linear(query_size, attn_size, bias=kind == "bahdanau")
             self.energy = nn.Linear(attn_size, 1, bias=False)
 
     def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor:
@@ -39,6 +45,15 @@ class Attention(nn.Module):
         if self.kind in ("luong_dot", "none"):
             return memory
         return self.key_proj(memory)
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """query (B, T, H), keys (B, S, A) -> unnormalised scores (B, T, S)."""
+        if self.kind == "none":
+            return query.new_zeros(query.size(0), query.size(1), keys.size(1))  # uniform weights
+        if self.kind in ADDITIVE:
+            q = self.query_proj(query)  # (B, T, A)
+            return self.energy(torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
+        return torch.bmm(query, keys.transpose(1, 2))
 
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
@@ -48,14 +63,7 @@ class Attention(nn.Module):
         Returns context (B, T, D) and weights (B, T, S), which sum to one over the real
         source positions and are exactly zero on padding.
         """
-        if self.kind == "none":
-            scores = query.new_zeros(query.size(0), query.size(1), memory.size(1))  # uniform weights
-        elif self.kind == "bahdanau":
-            q = self.query_proj(query)  # (B, T, A)
-            scores = self.energy(torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
-        else:
-            scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
-        scores = scores.float().masked_fill(~mask.unsqueeze(1), float("-inf"))
+        scores = self.scores(query, keys).float().masked_fill(~mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         context = torch.bmm(weights.to(memory.dtype), memory)  # (B, T, D)
         return context, weights

@@ -32,8 +32,8 @@ def save_checkpoint(
     `write_more(folder)` adds files to it (the training state of `last`)."""
     with atomic_dir(target) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        if model.cfg.tie_embeddings:
-            state.pop("generator.weight")  # the same storage as tgt_embed.weight
+        for alias in model.tied_weights():  # the same storage as another tensor saved
+            state.pop(alias)
         save_file(state, str(tmp / artifacts.CKPT_WEIGHTS))
         hashes = {}
         for name in (artifacts.SPM_SRC, artifacts.SPM_TGT):
@@ -82,11 +82,11 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.Sen
                 f"{path}: tokenizer missing or not the one this checkpoint was trained with; "
                 f"the checkpoint folder is damaged, retrain or restore it"
             )
-    cfg = ModelConfig(**meta["model"])
+    cfg = ModelConfig(**meta["model"])  # keys added since the checkpoint was written take their defaults
     model = Seq2Seq(cfg, meta["src_vocab"], meta["tgt_vocab"])
     state = load_file(str(folder / artifacts.CKPT_WEIGHTS))
-    if cfg.tie_embeddings:
-        state["generator.weight"] = state["tgt_embed.weight"]
+    for alias, saved in model.tied_weights().items():
+        state[alias] = state[saved]
     model.load_state_dict(state)
     model.to(device).eval()
     sp_src = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_SRC))

@@ -7,20 +7,22 @@ beam search follow the surviving hypotheses.
 
 from __future__ import annotations
 
-import typing
-from dataclasses import dataclass
-from typing import Literal, Optional, Union
+from dataclasses import dataclass, replace
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from stages.attention import Attention, AttentionKind
+from stages.encoder import RNN_CLASSES, Encoder
+from stages.errors import ConfigError
+from stages.initialization import InitKind, RecurrentInit, init_weights
+from stages.feeding import decode_fed
+from stages.recurrence import Hidden
 from stages.tokenization import PAD_ID
 
 Cell = Literal["rnn", "gru", "lstm"]
-_RNN = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,10 +35,14 @@ class ModelConfig:
     decoder_hidden: int = 512
     decoder_layers: int = 1
     attention: AttentionKind = "luong_general"
+    input_feeding: bool = False
     bridge: Literal["learned", "last", "zeros"] = "learned"
     dropout: float = 0.2
     tie_embeddings: bool = False
+    share_embeddings: bool = False
+    init: InitKind = "uniform"
     init_range: float = 0.1
+    recurrent_init: RecurrentInit = "same"
 
 
 def check_model_config(cfg: ModelConfig) -> list[str]:
@@ -65,6 +71,8 @@ def check_model_config(cfg: ModelConfig) -> list[str]:
             problems.append(f"model.{key}={getattr(cfg, key)}: must be at least 1")
     if not 0 <= cfg.dropout < 1:
         problems.append(f"model.dropout={cfg.dropout}: must be in [0, 1)")
+    if cfg.init == "uniform" and cfg.init_range <= 0:
+        problems.append(f"model.init_range={cfg.init_range}: must be positive with model.init=uniform")
     return problems
 
 
@@ -77,6 +85,7 @@ class DecoderState:
     keys: torch.Tensor  # (B, S, A) attention keys, projected once
     mask: torch.Tensor  # (B, S) True on real source tokens
     last_attention: Optional[torch.Tensor] = None  # (B, S)
+    feed: Optional[torch.Tensor] = None  # (B, H) previous attentional vector (input feeding only)
 
     def reorder_hypotheses(self, index: torch.Tensor) -> "DecoderState":
         """Reorder only what differs between hypotheses of one sentence.
@@ -88,76 +97,37 @@ class DecoderState:
             hidden: Hidden = (self.hidden[0].index_select(1, index), self.hidden[1].index_select(1, index))
         else:
             hidden = self.hidden.index_select(1, index)
-        attn = None if self.last_attention is None else self.last_attention.index_select(0, index)
-        return DecoderState(hidden, self.memory, self.keys, self.mask, attn)
+
+        def rows(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if x is None else x.index_select(0, index)
+
+        return replace(self, hidden=hidden, last_attention=rows(self.last_attention), feed=rows(self.feed))
 
     def reorder(self, index: torch.Tensor) -> "DecoderState":
-        if isinstance(self.hidden, tuple):
-            hidden: Hidden = (self.hidden[0].index_select(1, index), self.hidden[1].index_select(1, index))
-        else:
-            hidden = self.hidden.index_select(1, index)
-        attn = None if self.last_attention is None else self.last_attention.index_select(0, index)
-        return DecoderState(
-            hidden,
-            self.memory.index_select(0, index),
-            self.keys.index_select(0, index),
-            self.mask.index_select(0, index),
-            attn,
+        """Reorder everything: for sentences leaving or entering the batch."""
+        return replace(
+            self.reorder_hypotheses(index),
+            memory=self.memory.index_select(0, index),
+            keys=self.keys.index_select(0, index),
+            mask=self.mask.index_select(0, index),
         )
 
 
-def reverse_padded(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-    """Reverse each sequence of x (B, S, ...) within its own length; padding stays put."""
-    positions = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # (1, S)
-    index = (lens.unsqueeze(1) - 1 - positions).clamp(min=0)
-    index = torch.where(positions < lens.unsqueeze(1), index, positions)  # (B, S)
-    return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
-
-
-class Encoder(nn.Module):
-    """Embedding + (bi)directional RNN, one fused RNN call per direction and layer.
-
-    The backward direction runs over each sentence reversed within its own length, so
-    right padding never reaches a real position: no packed sequences are needed, and
-    the fused (oneDNN / cuDNN) kernels run forward and backward.
-    """
-
-    def __init__(self, cfg: ModelConfig, vocab_size: int):
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(cfg.dropout)
-        dirs = 2 if cfg.bidirectional else 1
-        self.layers = nn.ModuleList()
-        for layer in range(cfg.encoder_layers):
-            size_in = cfg.embedding_size if layer == 0 else cfg.encoder_hidden * dirs
-            self.layers.append(
-                nn.ModuleList(_RNN[cfg.cell](size_in, cfg.encoder_hidden, batch_first=True) for _ in range(dirs))
-            )
-
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """src (B, S), src_lens (B,) -> outputs (B, S, dirs*H), final top-layer state (B, dirs*H)."""
-        x = self.dropout(self.embed(src))  # (B, S, E)
-        last = (src_lens - 1).clamp(min=0).view(-1, 1, 1)
-        finals: list[torch.Tensor] = []
-        for depth, directions in enumerate(self.layers):
-            if depth:
-                x = self.dropout(x)
-            outs: list[torch.Tensor] = []
-            finals = []
-            for d, rnn in enumerate(typing.cast(nn.ModuleList, directions)):
-                inp = reverse_padded(x, src_lens) if d else x
-                out, _ = rnn(inp)  # (B, S, H)
-                finals.append(out.gather(1, last.expand(-1, 1, out.size(2))).squeeze(1))
-                outs.append(reverse_padded(out, src_lens) if d else out)
-            x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
-        return x, torch.cat(finals, dim=-1)
-
-
 class Seq2Seq(nn.Module):
-    """Bidirectional recurrent encoder, recurrent decoder with attention after the RNN."""
+    """Bidirectional recurrent encoder, recurrent decoder with attention after the RNN.
+
+    With `input_feeding` (Luong et al. 2015), the decoder RNN's input at step t is
+    [embedding(y_{t-1}); attentional vector of step t-1] (zeros at t = 0).
+    """
 
     def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int):
         super().__init__()
+        if cfg.share_embeddings and src_vocab != tgt_vocab:
+            raise ConfigError(
+                f"model.share_embeddings=true needs one vocabulary for both languages, but the source "
+                f"has {src_vocab} pieces and the target {tgt_vocab}; set tokenizer.joint: true or "
+                f"model.share_embeddings: false"
+            )
         self.cfg = cfg
         self.encoder = Encoder(cfg, src_vocab)
         dirs = 2 if cfg.bidirectional else 1
@@ -166,10 +136,13 @@ class Seq2Seq(nn.Module):
             self.bridge_h = nn.Linear(cfg.encoder_hidden * dirs, cfg.decoder_hidden * cfg.decoder_layers)
         if cfg.bridge == "learned" and cfg.cell == "lstm":
             self.bridge_c = nn.Linear(cfg.encoder_hidden * dirs, cfg.decoder_hidden * cfg.decoder_layers)
-        self.tgt_embed = nn.Embedding(tgt_vocab, cfg.embedding_size, padding_idx=PAD_ID)
+        self.tgt_embed = (
+            self.encoder.embed if cfg.share_embeddings
+            else nn.Embedding(tgt_vocab, cfg.embedding_size, padding_idx=PAD_ID)
+        )
         self.dropout = nn.Dropout(cfg.dropout)
-        self.decoder_rnn = _RNN[cfg.cell](
-            cfg.embedding_size,
+        self.decoder_rnn = RNN_CLASSES[cfg.cell](
+            cfg.embedding_size + (cfg.decoder_hidden if cfg.input_feeding else 0),
             cfg.decoder_hidden,
             num_layers=cfg.decoder_layers,
             batch_first=True,
@@ -178,21 +151,18 @@ class Seq2Seq(nn.Module):
         self.attention = Attention(cfg.attention, cfg.decoder_hidden, enc_out)
         self.combine = nn.Linear(enc_out + cfg.decoder_hidden, cfg.decoder_hidden, bias=False)
         self.generator = nn.Linear(cfg.decoder_hidden, tgt_vocab)
-        self._init_weights(cfg.init_range)
+        init_weights(self, cfg.init, cfg.init_range, cfg.recurrent_init)
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight
 
-    def _init_weights(self, scale: float) -> None:
-        for name, param in self.named_parameters():
-            nn.init.uniform_(param, -scale, scale)
-            if "bias_hh" in name and self.cfg.cell == "lstm":
-                # Forget-gate bias 1: gradients flow through the cell state from the start.
-                size = param.numel() // 4
-                with torch.no_grad():
-                    param[size : 2 * size].fill_(1.0)
-        for embed in (self.encoder.embed, self.tgt_embed):
-            with torch.no_grad():
-                embed.weight[PAD_ID].zero_()
+    def tied_weights(self) -> dict[str, str]:
+        """State-dict names that alias another parameter: alias -> the name saved."""
+        ties = {}
+        if self.cfg.share_embeddings:
+            ties["tgt_embed.weight"] = "encoder.embed.weight"
+        if self.cfg.tie_embeddings:
+            ties["generator.weight"] = ties.get("tgt_embed.weight", "tgt_embed.weight")
+        return ties
 
     def _bridge(self, final: torch.Tensor) -> Hidden:
         """final (B, dirs*H) -> the decoder's initial hidden state (layers, B, H).
@@ -215,30 +185,41 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> DecoderState:
         """src (B, S) -> the decoder's initial state."""
-        memory, final = self.encoder(src, src_lens)
+        memory, final = self.encoder(src, src_lens)  # (B, S, D), (B, D)
         mask = src != PAD_ID
         keys = self.attention.precompute_keys(memory)
-        return DecoderState(self._bridge(final), memory, keys, mask)
+        feed = memory.new_zeros(src.size(0), self.cfg.decoder_hidden) if self.cfg.input_feeding else None
+        return DecoderState(self._bridge(final), memory, keys, mask, feed=feed)
 
-    def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
-        emb = self.dropout(self.tgt_embed(tgt_in))
-        out, hidden = self.decoder_rnn(emb, state.hidden)  # (B, T, H)
-        context, weights = self.attention(out, state.keys, state.memory, state.mask)
-        attentional = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))
-        logits = self.generator(self.dropout(attentional))  # (B, T, V)
-        return logits, hidden, weights
+    def _attend(self, out: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder outputs (B, T, H) -> attentional vectors (B, T, H), weights (B, T, S)."""
+        context, weights = self.attention(out, state.keys, state.memory, state.mask)  # (B, T, D)
+        return torch.tanh(self.combine(torch.cat([context, out], dim=-1))), weights
+
+    def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """Teacher-forced decoding of tgt_in (B, T) from `state`: logits (B, T, V), the
+        state after the last step, attention weights (B, T, S)."""
+        emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
+        if self.cfg.input_feeding:
+            attentional, hidden, weights = decode_fed(self, emb, state)
+            feed: Optional[torch.Tensor] = attentional[:, -1]
+        else:  # one fused RNN call over all steps
+            out, hidden = self.decoder_rnn(emb, state.hidden)  # (B, T, H)
+            attentional, weights = self._attend(out, state)
+            attentional, feed = self.dropout(attentional), None
+        logits = self.generator(attentional)  # (B, T, V), one matmul over all steps
+        return logits, replace(state, hidden=hidden, last_attention=weights[:, -1], feed=feed), weights
 
     def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, T, V) for the whole target in one fused RNN call."""
+        """Teacher-forced logits (B, T, V)."""
         state = self.encode(src, src_lens)
         logits, _, _ = self._decode(tgt_in, state)
         return logits
 
     def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state."""
-        logits, hidden, weights = self._decode(prev_tokens.unsqueeze(1), state)
-        log_probs = torch.log_softmax(logits.squeeze(1).float(), dim=-1)
-        return log_probs, DecoderState(hidden, state.memory, state.keys, state.mask, weights.squeeze(1))
+        logits, state, _ = self._decode(prev_tokens.unsqueeze(1), state)
+        return torch.log_softmax(logits.squeeze(1).float(), dim=-1), state
 
 
 def sequence_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:

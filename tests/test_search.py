@@ -84,10 +84,14 @@ def test_max_length_limits_output() -> None:
     assert len(beam.tokens) == 5
 
 
-def random_model() -> Seq2Seq:
+def random_model(input_feeding: bool = False) -> Seq2Seq:
     torch.manual_seed(3)
-    cfg = ModelConfig(embedding_size=16, encoder_hidden=16, decoder_hidden=32, dropout=0.0, init_range=0.5)
+    cfg = ModelConfig(embedding_size=16, encoder_hidden=16, decoder_hidden=32, dropout=0.0, init_range=0.5,
+                      input_feeding=input_feeding)
     return Seq2Seq(cfg, 40, 40).double().eval()
+
+
+FEEDING = pytest.mark.parametrize("feeding", [False, True], ids=["plain", "input_feeding"])
 
 
 def random_batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,8 +103,9 @@ def random_batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return src, lens
 
 
-def test_beam_size_one_equals_greedy() -> None:
-    model = random_model()
+@FEEDING
+def test_beam_size_one_equals_greedy(feeding: bool) -> None:
+    model = random_model(feeding)
     src, lens = random_batch(8)
     greedy = greedy_search(model, src, lens)
     beam = beam_search(model, src, lens, beam_size=1, alpha=0.0)
@@ -109,9 +114,10 @@ def test_beam_size_one_equals_greedy() -> None:
         assert g.log_prob == pytest.approx(b[0].log_prob)
 
 
+@FEEDING
 @pytest.mark.parametrize("beam", [1, 4])
-def test_sentence_decodes_identically_alone_and_in_batch_of_32(beam: int) -> None:
-    model = random_model()
+def test_sentence_decodes_identically_alone_and_in_batch_of_32(beam: int, feeding: bool) -> None:
+    model = random_model(feeding)
     src, lens = random_batch(32)
     batch = beam_search(model, src, lens, beam_size=beam, n_best=beam)
     for i in (0, 5, 31):
@@ -146,9 +152,10 @@ def test_average_length_normalisation() -> None:
     assert length_penalty(4, -1.0) == 4.0
 
 
+@FEEDING
 @pytest.mark.parametrize("order", ["unsorted", "sorted"])
-def test_beam_is_batch_invariant_for_batches_of_1_7_64(order: str) -> None:
-    model = random_model()
+def test_beam_is_batch_invariant_for_batches_of_1_7_64(order: str, feeding: bool) -> None:
+    model = random_model(feeding)
     src, lens = random_batch(64)
     if order == "sorted":
         index = lens.argsort(descending=True)
@@ -162,8 +169,9 @@ def test_beam_is_batch_invariant_for_batches_of_1_7_64(order: str) -> None:
             assert [h.score for h in other] == pytest.approx([h.score for h in alone], abs=1e-9)
 
 
-def test_attention_rows_follow_the_hypothesis() -> None:
-    model = random_model()
+@FEEDING
+def test_attention_rows_follow_the_hypothesis(feeding: bool) -> None:
+    model = random_model(feeding)
     src, lens = random_batch(6)
     greedy = greedy_search(model, src, lens, keep_attention=True)
     beam = beam_search(model, src, lens, beam_size=1, alpha=0.0, keep_attention=True)
