@@ -142,7 +142,7 @@ def check_resume(folder: Path, config: dict[str, Any], options: ResumeOptions) -
     saved = read_train_config(folder)["config"]
     where = f"since the checkpoint in {folder}"
     for section in FIXED_SECTIONS:
-        for key, old, new in _changes(saved.get(section), config[section], section):
+        for key, old, new in _changes(saved.get(section) or {}, config.get(section) or {}, section):
             raise ConfigError(
                 f"{key} changed from {old!r} to {new!r} {where}; resuming needs the run's own "
                 f"{section} settings: set it back, or train from scratch without --resume"
