@@ -80,19 +80,43 @@ def check_model_config(cfg: ModelConfig) -> list[str]:
 class DecoderState:
     """Everything the decoder carries between steps; every tensor is batch-first."""
 
-    hidden: Hidden  # (layers, B, H), a pair for LSTMs
+    hidden: Hidden  # (layers, B*beam, H), a pair for LSTMs
     memory: torch.Tensor  # (B, S, D) encoder outputs
     keys: torch.Tensor  # (B, S, A) attention keys, projected once
     mask: torch.Tensor  # (B, S) True on real source tokens
-    last_attention: Optional[torch.Tensor] = None  # (B, S)
-    feed: Optional[torch.Tensor] = None  # (B, H) previous attentional vector (input feeding only)
+    last_attention: Optional[torch.Tensor] = None  # (B*beam, S)
+    feed: Optional[torch.Tensor] = None  # (B*beam, H) previous attentional vector (input feeding only)
+    beam: int = 1  # hypothesis rows per sentence sharing one row of memory, keys and mask
+
+    def expand_beams(self, k: int) -> "DecoderState":
+        """k hypothesis rows per sentence (rows b*k .. b*k+k-1), all sharing the
+        sentence's encoder memory, keys and mask, which are not copied."""
+        index = torch.arange(self.mask.size(0), device=self.mask.device).repeat_interleave(k)
+        return replace(self._rows(index), beam=k)
+
+    def flatten_beams(self) -> "DecoderState":
+        """One row of memory per hypothesis row again (a copy), for code that needs it."""
+        if self.beam == 1:
+            return self
+        index = torch.arange(self.mask.size(0), device=self.mask.device).repeat_interleave(self.beam)
+        return replace(self._sentences(index), beam=1)
 
     def reorder_hypotheses(self, index: torch.Tensor) -> "DecoderState":
         """Reorder only what differs between hypotheses of one sentence.
 
         Beam search reorders within each sentence's beams, whose encoder memory, keys
-        and mask are identical rows, so copying them every step would be wasted work.
+        and mask are shared (or identical rows), so copying them every step would be
+        wasted work.
         """
+        return self._rows(index)
+
+    def reorder(self, index: torch.Tensor) -> "DecoderState":
+        """Reorder everything: for sentences leaving or entering the batch. With beams,
+        `index` takes whole groups of `beam` rows, one sentence each."""
+        sentences = index.view(-1, self.beam)[:, 0] // self.beam if self.beam > 1 else index
+        return self._sentences(sentences)._rows(index)
+
+    def _rows(self, index: torch.Tensor) -> "DecoderState":
         if isinstance(self.hidden, tuple):
             hidden: Hidden = (self.hidden[0].index_select(1, index), self.hidden[1].index_select(1, index))
         else:
@@ -103,12 +127,9 @@ class DecoderState:
 
         return replace(self, hidden=hidden, last_attention=rows(self.last_attention), feed=rows(self.feed))
 
-    def reorder(self, index: torch.Tensor) -> "DecoderState":
-        """Reorder everything: for sentences leaving or entering the batch."""
+    def _sentences(self, index: torch.Tensor) -> "DecoderState":
         return replace(
-            self.reorder_hypotheses(index),
-            memory=self.memory.index_select(0, index),
-            keys=self.keys.index_select(0, index),
+            self, memory=self.memory.index_select(0, index), keys=self.keys.index_select(0, index),
             mask=self.mask.index_select(0, index),
         )
 
@@ -192,8 +213,15 @@ class Seq2Seq(nn.Module):
         return DecoderState(self._bridge(final), memory, keys, mask, feed=feed)
 
     def _attend(self, out: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder outputs (B, T, H) -> attentional vectors (B, T, H), weights (B, T, S)."""
-        context, weights = self.attention(out, state.keys, state.memory, state.mask)  # (B, T, D)
+        """Decoder outputs (B*beam, T, H) -> attentional vectors (B*beam, T, H), weights (B*beam, T, S).
+
+        A sentence's beams query its memory together, as if they were time steps:
+        (B*beam, T, H) -> (B, beam*T, H), so the memory is never copied per hypothesis.
+        """
+        rows, steps = out.size(0), out.size(1)
+        query = out.reshape(rows // state.beam, state.beam * steps, -1)
+        context, weights = self.attention(query, state.keys, state.memory, state.mask)  # (B, beam*T, D)
+        context, weights = context.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
         return torch.tanh(self.combine(torch.cat([context, out], dim=-1))), weights
 
     def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
@@ -201,6 +229,7 @@ class Seq2Seq(nn.Module):
         state after the last step, attention weights (B, T, S)."""
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
         if self.cfg.input_feeding:
+            state = state.flatten_beams()  # the fed loop wants a memory row per hypothesis (copied once)
             attentional, hidden, weights = decode_fed(self, emb, state)
             feed: Optional[torch.Tensor] = attentional[:, -1]
         else:  # one fused RNN call over all steps

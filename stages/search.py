@@ -1,7 +1,8 @@
 """Greedy and batched beam search over the model's one-step interface.
 
 The model is reached only through `model.encode(src, lens)` and
-`model.step(prev_tokens, state) -> (log_probs, state)` with `state.reorder(index)`.
+`model.step(prev_tokens, state) -> (log_probs, state)`, with `state.expand_beams(k)`
+(k hypothesis rows per sentence), `state.reorder_hypotheses(index)` and `state.reorder(index)`.
 Each sentence's search depends on its own scores only: its own length limit, its own
 finished list, so a sentence decodes the same alone or inside any batch.
 """
@@ -164,7 +165,7 @@ def beam_search(
     """
     batch, k, device = src.size(0), beam_size, src.device
     state = model.encode(src, src_lens)
-    state = state.reorder(torch.arange(batch, device=device).repeat_interleave(k))
+    state = state.expand_beams(k)  # k rows per sentence; the encoder memory is shared, not copied
     limits = max_lengths(src_lens, ratio, extra).tolist()
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first

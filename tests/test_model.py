@@ -119,6 +119,30 @@ def test_reorder_follows_index() -> None:
     assert torch.equal(state.mask[2], (src != PAD_ID)[0])
 
 
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general", "luong_concat", "none"])
+@pytest.mark.parametrize("feeding", [False, True])
+def test_beams_share_memory_and_step_as_if_it_were_copied(attention: str, feeding: bool) -> None:
+    model = small("lstm", attention=attention, input_feeding=feeding).eval()
+    src, lens, tgt = padded_batch()
+    k = 3
+    shared = model.encode(src, lens).expand_beams(k)
+    copied = model.encode(src, lens).reorder(torch.arange(src.size(0)).repeat_interleave(k))
+    assert shared.memory.size(0) == src.size(0) and copied.memory.size(0) == src.size(0) * k
+    prev = tgt[:, 0].repeat_interleave(k)
+    with torch.no_grad():
+        for t in range(3):
+            lp_shared, shared = model.step(prev, shared)
+            lp_copied, copied = model.step(prev, copied)
+            torch.testing.assert_close(lp_shared, lp_copied)
+            prev = lp_shared.argmax(-1)
+            shuffle = torch.tensor([2, 0, 1, 5, 5, 3, 8, 6, 7])[: src.size(0) * k]
+            shared, copied = shared.reorder_hypotheses(shuffle), copied.reorder_hypotheses(shuffle)
+        keep = torch.tensor([3, 4, 5, 0, 1, 2])  # sentences 1 and 0 stay, in that order
+        lp_shared, _ = model.step(prev[keep], shared.reorder(keep))
+        lp_copied, _ = model.step(prev[keep], copied.reorder(keep))
+    torch.testing.assert_close(lp_shared, lp_copied)
+
+
 def test_reorder_moves_the_fed_vector() -> None:
     model = small(input_feeding=True)
     src, lens, tgt = padded_batch()

@@ -24,6 +24,9 @@ class BigramState:
 
     reorder_hypotheses = reorder
 
+    def expand_beams(self, k: int) -> "BigramState":
+        return self.reorder(torch.arange(self.rows.size(0)).repeat_interleave(k))
+
 
 class BigramModel:
     def __init__(self, table: dict[int, dict[int, float]] = TABLE, vocab: int = 6) -> None:
