@@ -1,4 +1,4 @@
-"""Translation speed of a trained run: greedy and beam 5, fp32 and int8, batch 1 and batched.
+"""Translation speed of a trained run: greedy and beam 5, fp32, bf16 and int8, batch 1 and batched.
 
     python bench/bench_translate.py runs/default [--batch1-sentences 100]
 
@@ -37,15 +37,16 @@ def main() -> None:
     model, sp_src, sp_tgt, _ = load_checkpoint(args.run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
     src, refs = test_split(args.run_dir)
     rows = []
-    for quantize in ("none", "int8"):
+    batched = DecodeConfig().batch_size
+    for quantize, precision in (("none", "fp32"), ("none", "bf16"), ("int8", "fp32")):
         for beam in (1, 5):
-            for batch in (64, 1):
-                cfg = DecodeConfig(beam_size=beam, batch_size=batch, quantize=quantize)  # type: ignore[arg-type]
+            for batch in (batched, 1):
+                cfg = DecodeConfig(beam_size=beam, batch_size=batch, quantize=quantize, precision=precision)  # type: ignore[arg-type]
                 runnable = prepare_for_inference(model, cfg, "cpu")
                 lines = src if batch > 1 else src[: args.batch1_sentences]
                 hyps, speed = timed_translation(runnable, sp_src, sp_tgt, lines, cfg)
                 row: dict[str, object] = {
-                    "precision": "int8" if quantize == "int8" else "fp32",
+                    "precision": "int8" if quantize == "int8" else precision,
                     "search": "greedy" if beam == 1 else f"beam{beam}",
                     "batch_size": batch,
                     "sentences": len(lines),

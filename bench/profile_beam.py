@@ -29,7 +29,7 @@ from stages.translation import DecodeConfig, prepare_for_inference, translate_li
 # Operator name -> part of the search. Linear layers are split by their output width.
 GROUPS = {
     "aten::lstm": "decoder/encoder RNN", "aten::gru": "decoder/encoder RNN", "aten::rnn_tanh": "decoder/encoder RNN",
-    "aten::mkldnn_rnn": "decoder/encoder RNN", "aten::bmm": "attention", "aten::softmax": "attention",
+    "aten::mkldnn_rnn": "decoder/encoder RNN", "aten::mkldnn_rnn_layer": "decoder/encoder RNN", "aten::bmm": "attention", "aten::softmax": "attention",
     "aten::_softmax": "attention", "aten::masked_fill": "attention", "aten::log_softmax": "output softmax",
     "aten::_log_softmax": "output softmax", "aten::topk": "beam bookkeeping", "aten::index_select": "beam bookkeeping",
     "aten::cat": "beam bookkeeping", "aten::gather": "beam bookkeeping", "aten::item": "beam bookkeeping",
