@@ -29,7 +29,7 @@ STATE_VERSION = 1
 # Sections a resume must find unchanged: the weights and the data only fit them.
 FIXED_SECTIONS = ("seed", "data", "tokenizer", "model")
 # Training keys a resume must find unchanged: the optimizer state and the batch order depend on them.
-FIXED_TRAINING_KEYS = ("optimizer", "batch_type", "batch_tokens", "batch_sentences", "max_len")
+FIXED_TRAINING_KEYS = ("optimizer", "batch_type", "batch_tokens", "batch_sentences", "accumulate", "max_len")
 # Training keys that set the coming learning rates: changing them needs `allow_lr_change`.
 LR_KEYS = ("lr", "schedule", "warmup_steps", "plateau_metric", "plateau_factor", "plateau_patience", "min_lr")
 

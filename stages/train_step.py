@@ -16,26 +16,32 @@ if TYPE_CHECKING:
 
 
 def train_step(
-    model: Seq2Seq, optimizer: torch.optim.Optimizer, b: Batch, cfg: TrainConfig,
+    model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: Batch | list[Batch], cfg: TrainConfig,
     amp: torch.dtype | None, dev_type: str, want_norms: bool = False,
     scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[float, dict[str, float]]:
-    """One optimizer step; with `want_norms`, also the gradient norm of each layer
-    before clipping (how vanishing or exploding gradients show up in the history).
+    """One optimizer step over one batch, or over several whose gradients accumulate
+    (`training.accumulate`): the loss is the token mean over all of them, so the step is
+    the one a single batch holding them all would take. With `want_norms`, also the
+    gradient norm of each layer before clipping (how vanishing or exploding gradients
+    show up in the history).
 
     With a `scaler` (fp16), the loss is scaled before backward and the gradients
     unscaled before clipping; a step whose gradients overflowed is skipped and the
     scale lowered.
     """
-    with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-        logits = model(b.src, b.src_lens, b.tgt_in)  # (B, T, vocab)
-    loss = sequence_loss(logits, b.tgt_out, cfg.label_smoothing) / b.n_tokens
+    group = batches if isinstance(batches, list) else [batches]
+    tokens = sum(b.n_tokens for b in group)
     optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for b in group:
+        with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            logits = model(b.src, b.src_lens, b.tgt_in)  # (B, T, vocab)
+        loss = sequence_loss(logits, b.tgt_out, cfg.label_smoothing) / tokens
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        total += float(loss.detach())
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip (and report) the true gradients
-    else:
-        loss.backward()
     norms = layer_grad_norms(model) if want_norms else {}
     if cfg.clip_value > 0:
         torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
@@ -46,7 +52,7 @@ def train_step(
         scaler.update()
     else:
         optimizer.step()
-    return float(loss.detach()), norms
+    return total, norms
 
 
 def _layer_of(param_name: str) -> str:

@@ -39,6 +39,7 @@ class TrainConfig:
     batch_type: Literal["tokens", "sentences"] = "tokens"
     batch_tokens: int = 2048
     batch_sentences: int = 64
+    accumulate: int = 1
     epochs: int = 20
     max_steps: int = 2400
     max_minutes: float = 15.0
@@ -79,6 +80,8 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
         problems.append(f"training.plateau_patience={cfg.plateau_patience}: must be at least 1")
     if cfg.min_lr < 0:
         problems.append(f"training.min_lr={cfg.min_lr}: must be 0 or more")
+    if cfg.accumulate < 1:
+        problems.append(f"training.accumulate={cfg.accumulate}: must be at least 1 (batches per optimizer step)")
     if cfg.batch_sentences < 1:
         problems.append(f"training.batch_sentences={cfg.batch_sentences}: must be at least 1")
     if cfg.precision == "fp16" and cfg.device == "cpu":
@@ -176,11 +179,12 @@ class _Trainer:
             while not stopped:
                 self.rng.bit_generator.state = loop.epoch_rng
                 batches = epoch_batches(self.data, cfg, self.rng)
-                loop.steps_per_epoch = loop.steps_per_epoch or len(batches)
+                loop.steps_per_epoch = loop.steps_per_epoch or -(-len(batches) // cfg.accumulate)
                 bar.total = self.total_steps()
-                for batch in batches[loop.batch_in_epoch :]:
-                    last_of_epoch = loop.batch_in_epoch == len(batches) - 1
-                    stopped = self._step(batch, last_of_epoch and loop.epoch >= cfg.epochs)
+                for start in range(loop.batch_in_epoch, len(batches), cfg.accumulate):
+                    group = batches[start : start + cfg.accumulate]  # one optimizer step
+                    last_of_epoch = start + len(group) >= len(batches)
+                    stopped = self._step(group, last_of_epoch and loop.epoch >= cfg.epochs)
                     bar.update(1)
                     if loop.step % 20 == 0:
                         bar.set_postfix(loss=f"{self.progress.recent_loss():.3f}",
@@ -207,16 +211,17 @@ class _Trainer:
     def _valid_every(self) -> int:
         return self.cfg.valid_every or self.loop.steps_per_epoch
 
-    def _step(self, batch: Batch, last_of_run: bool) -> str:
-        """Train on one batch, validate when due; return why training stops ("" to go on)."""
+    def _step(self, batches: list[Batch], last_of_run: bool) -> str:
+        """One optimizer step over `batches` (training.accumulate of them), validation when
+        due; return why training stops ("" to go on)."""
         cfg, loop = self.cfg, self.loop
         for group in self.optimizer.param_groups:
             group["lr"] = current_lr(loop.step, cfg, self.total_steps(), loop.plateau)
         validating = (loop.step + 1) % self._valid_every() == 0
-        loss, norms = train_step(self.model, self.optimizer, batch.to(self.device), cfg, self.amp,
+        loss, norms = train_step(self.model, self.optimizer, [b.to(self.device) for b in batches], cfg, self.amp,
                                  self.dev_type, validating, self.scaler)
-        loop.step, loop.batch_in_epoch = loop.step + 1, loop.batch_in_epoch + 1
-        self.progress.record(loss, batch.n_tokens)
+        loop.step, loop.batch_in_epoch = loop.step + 1, loop.batch_in_epoch + len(batches)
+        self.progress.record(loss, sum(b.n_tokens for b in batches))
         stop = ""
         if loop.step >= self.total_steps():
             stop = "max_steps"

@@ -251,3 +251,44 @@ def test_precision_choices() -> None:
     assert math.isfinite(loss) and loss > 0
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_accumulated_batches_step_like_one_big_batch(cell: str) -> None:
+    from stages.train_step import train_step
+
+    rng = np.random.default_rng(3)
+    src = [rng.integers(4, 40, n) for n in (3, 7, 5, 2, 9, 4)]
+    tgt = [rng.integers(4, 40, n) for n in (4, 2, 6, 3, 5, 8)]
+    cfg = TrainConfig(optimizer="adam", lr=0.01, clip_norm=1.0, label_smoothing=0.1)
+
+    def fresh() -> tuple[Seq2Seq, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        model = Seq2Seq(ModelConfig(cell=cell, embedding_size=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0), 40, 40)
+        return model, torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    big, big_opt = fresh()
+    small, small_opt = fresh()
+    for _ in range(3):  # three optimizer steps, so Adam's moments are compared too
+        big_loss, _ = train_step(big, big_opt, collate(src, tgt), cfg, None, "cpu")
+        parts = [collate(src[:2], tgt[:2]), collate(src[2:5], tgt[2:5]), collate(src[5:], tgt[5:])]
+        small_loss, _ = train_step(small, small_opt, parts, cfg, None, "cpu")
+        assert small_loss == pytest.approx(big_loss, rel=1e-5)
+    for (name, a), b in zip(big.named_parameters(), small.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_accumulate_trains_through_the_stage(tokenized_run: Path, tmp_path: Path) -> None:
+    import json
+
+    from stages.training import run_train
+
+    run = tokenized_run.parent / "runs" / "tiny"
+    tok, prep = run / "tokenize", run / "prepare"
+    model_cfg = ModelConfig(embedding_size=16, encoder_hidden=16, decoder_hidden=32, dropout=0.0)
+    cfg = TrainConfig(batch_tokens=400, accumulate=3, max_steps=4, valid_every=2, valid_bleu=False,
+                      warmup_steps=1, precision="fp32", max_minutes=0)
+    summary = run_train(model_cfg, cfg, tok, prep, tmp_path / "train", 1)
+    assert summary["steps"] == 4
+    history = [json.loads(line) for line in (tmp_path / "train" / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [2, 4]
