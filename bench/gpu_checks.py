@@ -3,7 +3,7 @@
 
     python bench/gpu_checks.py train|resume|decode [RUN]     # RUN defaults to runs/default
 """
-import dataclasses, json, os, sys, time
+import json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, os.getcwd())
 import torch

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from pipeline.config import RunConfig, dump_yaml, section_hash, to_dict
 from pipeline.manifest import Manifest, hash_outputs, library_versions
-from stages import artifacts
+from stages import artifacts, distributed
 from stages.errors import S2SError
 from stages.files import sha256_file, write_json_atomic, write_text_atomic
 from stages.prepare import input_files, run_prepare
@@ -128,6 +128,9 @@ def run_pipeline(
     run_dir = run_dir_of(cfg)
     if resume is not None and STAGE_NAMES.index(until) < STAGE_NAMES.index("train"):
         resume = None  # nothing to resume before training
+    ranks = distributed.from_env()
+    if ranks.active and not ranks.main:
+        return _follow_main(cfg, until, resume, ranks)
     if resume is not None:
         sections = {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training)}
         check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, {**sections, **_upstream_config(cfg)}, resume)
@@ -140,15 +143,28 @@ def run_pipeline(
     write_text_atomic(run_dir / artifacts.RESOLVED_CONFIG_YAML, dump_yaml(cfg))
     for stage in STAGES:
         fp = fingerprint(stage, cfg, manifest)
-        if resume is not None and stage.name == "train":
+        resuming = resume is not None and stage.name == "train"
+        current = not resuming and stage.name not in force and manifest.is_current(stage.name, fp, run_dir, stage.folder)
+        if stage.name == "train":
+            distributed.from_main(ranks, not current)  # tell the other ranks whether to train
+        if resuming and resume is not None:
             _run_stage(_resumed(stage, resume), cfg, run_dir, manifest, fp, echo, keep_folder=True)
-        elif stage.name not in force and manifest.is_current(stage.name, fp, run_dir, stage.folder):
+        elif current:
             echo(f"[{stage.name}] up to date, skipped")
         else:
             _run_stage(stage, cfg, run_dir, manifest, fp, echo)
         if stage.name == until:
             break
     return manifest
+
+
+def _follow_main(cfg: RunConfig, until: str, resume: ResumeOptions | None, ranks: distributed.Ranks) -> Manifest:
+    """A rank other than 0 under torchrun: rank 0 prepares, tokenizes and keeps the
+    books; this rank joins it for training only (if rank 0 trains), then stops."""
+    run_dir = run_dir_of(cfg)
+    if STAGE_NAMES.index(until) >= STAGE_NAMES.index("train") and distributed.from_main(ranks, False):
+        _train(cfg, run_dir, resume)
+    return Manifest.load(run_dir)
 
 
 def _run_stage(

@@ -4,9 +4,11 @@ gradient norms."""
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from stages.batching import Batch
 from stages.model import Seq2Seq, sequence_loss
@@ -16,9 +18,9 @@ if TYPE_CHECKING:
 
 
 def train_step(
-    model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: Batch | list[Batch], cfg: TrainConfig,
-    amp: torch.dtype | None, dev_type: str, want_norms: bool = False,
-    scaler: torch.amp.GradScaler | None = None,
+    model: Seq2Seq | DistributedDataParallel, optimizer: torch.optim.Optimizer, batches: Batch | list[Batch],
+    cfg: TrainConfig, amp: torch.dtype | None, dev_type: str, want_norms: bool = False,
+    scaler: torch.amp.GradScaler | None = None, tokens: int | None = None, world: int = 1,
 ) -> tuple[float, dict[str, float]]:
     """One optimizer step over one batch, or over several whose gradients accumulate
     (`training.accumulate`): the loss is the token mean over all of them, so the step is
@@ -26,23 +28,32 @@ def train_step(
     gradient norm of each layer before clipping (how vanishing or exploding gradients
     show up in the history).
 
+    Under DistributedDataParallel (`world` ranks), `tokens` is the target-token count of
+    the step's batches on all ranks together; each rank's loss is scaled by `world` so
+    that DDP's gradient average is the gradient of the token mean over all of them.
+
     With a `scaler` (fp16), the loss is scaled before backward and the gradients
     unscaled before clipping; a step whose gradients overflowed is skipped and the
     scale lowered.
     """
     group = batches if isinstance(batches, list) else [batches]
-    tokens = sum(b.n_tokens for b in group)
+    tokens = tokens or sum(b.n_tokens for b in group)
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
-    for b in group:
-        with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            logits = model(b.src, b.src_lens, b.tgt_in)  # (B, T, vocab)
-        loss = sequence_loss(logits, b.tgt_out, cfg.label_smoothing) / tokens
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        total += float(loss.detach())
+    for i, b in enumerate(group):
+        # DDP averages gradients over ranks once, after the step's last backward.
+        last = i == len(group) - 1
+        sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last else nullcontext()
+        with sync:
+            with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                logits = model(b.src, b.src_lens, b.tgt_in)  # (B, T, vocab)
+            loss = sequence_loss(logits, b.tgt_out, cfg.label_smoothing) * (world / tokens)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        total += float(loss.detach()) / world
     if scaler is not None:
         scaler.unscale_(optimizer)  # clip (and report) the true gradients
-    norms = layer_grad_norms(model) if want_norms else {}
+    inner = model.module if isinstance(model, DistributedDataParallel) else model
+    norms = layer_grad_norms(inner) if want_norms else {}
     if cfg.clip_value > 0:
         torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
     if cfg.clip_norm > 0:

@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from stages import artifacts
+from stages import artifacts, distributed
 from stages.batching import Batch, TrainData
 from stages.checkpoint import check_tokenizer, load_checkpoint
 from stages.errors import TrainingInterrupted
@@ -133,7 +134,9 @@ class _Trainer:
         seed: int, config: dict[str, Any], saved: SavedTraining | None,
     ):
         self.cfg, self.config = cfg, config
-        self.device = pick_device(cfg.device)
+        self.ranks = distributed.from_env()
+        distributed.barrier(self.ranks)  # rank 0 has cleared (or kept, on resume) the train folder
+        self.device = distributed.device_for(self.ranks, pick_device(cfg.device))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(seed)
@@ -144,6 +147,10 @@ class _Trainer:
         sp_src = load_processor(tokenize_dir / artifacts.SPM_SRC)
         sp_tgt = load_processor(tokenize_dir / artifacts.SPM_TGT)
         self.model = Seq2Seq(model_cfg, sp_src.get_piece_size(), sp_tgt.get_piece_size()).to(self.device)
+        self.net: Seq2Seq | DistributedDataParallel = self.model
+        if self.ranks.active:
+            ids = [self.ranks.local_rank] if self.device.startswith("cuda") else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = make_optimizer(self.model, cfg)
         self.validate = Validator(tokenize_dir, prepare_dir, cfg, self.device)
         self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None)
@@ -172,19 +179,22 @@ class _Trainer:
     def run(self) -> str:
         """Train until a limit or early stopping; return why it stopped."""
         cfg, loop = self.cfg, self.loop
-        bar = tqdm(initial=loop.step, desc="train", unit="step", disable=None,
+        bar = tqdm(initial=loop.step, desc="train", unit="step", disable=None if self.ranks.main else True,
                    dynamic_ncols=True)
+        per_step = cfg.accumulate * self.ranks.world  # batches per optimizer step, all ranks together
         stopped = self._finished()
         with StopRequest() as request:
             while not stopped:
                 self.rng.bit_generator.state = loop.epoch_rng
                 batches = epoch_batches(self.data, cfg, self.rng)
-                loop.steps_per_epoch = loop.steps_per_epoch or -(-len(batches) // cfg.accumulate)
+                usable = len(batches) - len(batches) % self.ranks.world  # every rank gets a batch
+                loop.steps_per_epoch = loop.steps_per_epoch or -(-usable // per_step)
                 bar.total = self.total_steps()
-                for start in range(loop.batch_in_epoch, len(batches), cfg.accumulate):
-                    group = batches[start : start + cfg.accumulate]  # one optimizer step
-                    last_of_epoch = start + len(group) >= len(batches)
-                    stopped = self._step(group, last_of_epoch and loop.epoch >= cfg.epochs)
+                for start in range(loop.batch_in_epoch, usable, per_step):
+                    group = batches[start : start + per_step]  # one optimizer step
+                    last_of_epoch = start + len(group) >= usable
+                    mine = group[self.ranks.rank :: self.ranks.world]
+                    stopped = self._step(mine, len(group), last_of_epoch and loop.epoch >= cfg.epochs)
                     bar.update(1)
                     if loop.step % 20 == 0:
                         bar.set_postfix(loss=f"{self.progress.recent_loss():.3f}",
@@ -211,17 +221,19 @@ class _Trainer:
     def _valid_every(self) -> int:
         return self.cfg.valid_every or self.loop.steps_per_epoch
 
-    def _step(self, batches: list[Batch], last_of_run: bool) -> str:
-        """One optimizer step over `batches` (training.accumulate of them), validation when
-        due; return why training stops ("" to go on)."""
-        cfg, loop = self.cfg, self.loop
+    def _step(self, batches: list[Batch], consumed: int, last_of_run: bool) -> str:
+        """One optimizer step over this rank's `batches` (training.accumulate of them) of
+        the `consumed` batches all ranks take; validation when due; return why training
+        stops ("" to go on)."""
+        cfg, loop, ranks = self.cfg, self.loop, self.ranks
         for group in self.optimizer.param_groups:
             group["lr"] = current_lr(loop.step, cfg, self.total_steps(), loop.plateau)
         validating = (loop.step + 1) % self._valid_every() == 0
-        loss, norms = train_step(self.model, self.optimizer, [b.to(self.device) for b in batches], cfg, self.amp,
-                                 self.dev_type, validating, self.scaler)
-        loop.step, loop.batch_in_epoch = loop.step + 1, loop.batch_in_epoch + len(batches)
-        self.progress.record(loss, sum(b.n_tokens for b in batches))
+        tokens = int(distributed.total(ranks, sum(b.n_tokens for b in batches), self.device))
+        loss, norms = train_step(self.net, self.optimizer, [b.to(self.device) for b in batches], cfg, self.amp,
+                                 self.dev_type, validating, self.scaler, tokens=tokens, world=ranks.world)
+        loop.step, loop.batch_in_epoch = loop.step + 1, loop.batch_in_epoch + consumed
+        self.progress.record(distributed.total(ranks, loss, self.device), tokens)
         stop = ""
         if loop.step >= self.total_steps():
             stop = "max_steps"
@@ -229,13 +241,16 @@ class _Trainer:
             stop = "max_minutes"
         elif last_of_run:
             stop = "epochs"
+        stop = distributed.from_main(ranks, stop)  # e.g. max_minutes: rank 0's clock decides
         if loop.step % self._valid_every() == 0 or stop:
-            record = {"step": loop.step, "epoch": loop.epoch, **self.progress.summary(),
-                      "lr": self.optimizer.param_groups[0]["lr"]}
-            if norms:
-                record["grad_norms"] = norms
-            if self._validation(record) and not stop:
-                stop = "early_stopping"
+            if ranks.main:  # validation, history and checkpoints: rank 0 alone
+                record = {"step": loop.step, "epoch": loop.epoch, **self.progress.summary(),
+                          "lr": self.optimizer.param_groups[0]["lr"]}
+                if norms:
+                    record["grad_norms"] = norms
+                if self._validation(record) and not stop:
+                    stop = "early_stopping"
+            stop, loop.plateau = distributed.from_main(ranks, (stop, loop.plateau))
         return stop
 
     def _validation(self, record: dict[str, Any]) -> bool:
@@ -269,7 +284,7 @@ class _Trainer:
 
     def _interrupted(self, signal_name: str, saved: bool) -> None:
         """Save `last` with the training state (unless this step's validation just did), stop."""
-        if not saved:
+        if not saved and self.ranks.main:
             self.keeper.save_last(self.model, self.loop.step, self.loop.epoch, self._write_state)
         raise TrainingInterrupted(
             f"training stopped by {signal_name} at step {self.loop.step}; its state is saved in "
