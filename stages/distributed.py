@@ -7,6 +7,7 @@ Without `torchrun` (RANK and WORLD_SIZE unset) every helper is a no-op for one p
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ def from_env() -> Ranks:
         return Ranks()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(_leave)
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True)
 
 
@@ -68,3 +70,8 @@ def from_main(ranks: Ranks, value: T) -> T:
 def barrier(ranks: Ranks) -> None:
     if ranks.active:
         dist.barrier()
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

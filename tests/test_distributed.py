@@ -50,3 +50,17 @@ def test_two_ranks_step_like_one_process_with_twice_the_batch(tiny_corpus: Path,
     history = (runs / "two" / "train" / "history.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(history) == 2  # one writer: rank 0
     assert done.stdout.count("[prepare] running") == 1 and done.stdout.count("[train] running") == 1
+
+    # Resuming works the same under torchrun: both go on from step 20 to 30.
+    more = ["--resume", "--allow-lr-change", "--set", "training.max_steps=30"]
+    subprocess.run([*cli, str(one), *more], check=True, env=env, cwd=ROOT, capture_output=True)
+    launcher[-1] = f"127.0.0.1:{_free_port()}"
+    done = subprocess.run([*launcher, "-m", "pipeline.cli", "train", str(two), *more], env=env, cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = load_file(str(runs / "one" / "train" / "last" / "model.safetensors"))
+    b = load_file(str(runs / "two" / "train" / "last" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    history = (runs / "two" / "train" / "history.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(history) == 3
