@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from stages.subtitle_formats import Format, SubtitleDocument, overlapping_cues
+from stages.subtitle_formats import Cue, Format, SubtitleDocument, overlapping_cues
 from stages.subtitle_text import (
     CueText,
     Segment,
@@ -61,9 +61,7 @@ class Report:
     inner_tags_dropped: int = 0
 
     def as_dict(self, doc: SubtitleDocument, cfg: SubtitleConfig, fmt_out: Format) -> dict[str, Any]:
-        counts = {
-            k: len(v) if isinstance(v, list) else v for k, v in vars(self).items()
-        }
+        counts = {k: len(v) if isinstance(v, list) else v for k, v in vars(self).items()}
         return {
             "input": doc.path, "format_in": doc.format, "format_out": fmt_out, "encoding": doc.encoding,
             "limits": {"max_chars": cfg.max_chars, "max_lines": cfg.max_lines, "max_cps": cfg.max_cps},
@@ -151,7 +149,7 @@ def translate_document(
 
 
 def _assemble(
-    i: int, cue: Any, parsed: CueText, pieces: dict[tuple[int, int], str], doc: SubtitleDocument,
+    i: int, cue: Cue, parsed: CueText, pieces: dict[tuple[int, int], str], doc: SubtitleDocument,
     cfg: SubtitleConfig, report: Report,
 ) -> list[str]:
     if not parsed.segments:
@@ -163,7 +161,8 @@ def _assemble(
     for s, seg in enumerate(parsed.segments):
         text = " ".join(pieces.get((i, s), "").split())
         if not text:
-            report.empty_translations.append(cue.number)
+            if cue.number not in report.empty_translations:
+                report.empty_translations.append(cue.number)
             text = seg.text  # keep the source rather than an empty cue
         texts.append(_frame(seg, text, doc.format))
     if parsed.own_lines:
@@ -187,7 +186,7 @@ def _frame(seg: Segment, text: str, fmt: str) -> str:
     return f"{seg.before}{text}{seg.after}"
 
 
-def _check_norms(cue: Any, lines: list[str], cfg: SubtitleConfig, report: Report) -> None:
+def _check_norms(cue: Cue, lines: list[str], cfg: SubtitleConfig, report: Report) -> None:
     if any(len(line) > cfg.max_chars for line in lines):
         report.lines_over_limit.append(cue.number)
     if len(lines) > cfg.max_lines:
