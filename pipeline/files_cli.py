@@ -83,6 +83,16 @@ def decode_config(
     return cfg
 
 
+def load_for_decoding(run_dir: Path, cfg: DecodeConfig, device: str) -> tuple[Any, Any, Any]:
+    """The model (quantized if asked) and tokenizers of `decoding.checkpoint`: best or
+    last of the run, or a checkpoint folder."""
+    folder = run_dir / artifacts.TRAIN_DIR / cfg.checkpoint
+    if cfg.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+        folder = Path(cfg.checkpoint)
+    model, sp_src, sp_tgt, _ = load_checkpoint(folder, device)
+    return prepare_for_inference(model, cfg, device), sp_src, sp_tgt
+
+
 def _without_attention(hyps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in h.items() if k in ("text", "score", "log_prob")} for h in hyps]
 
@@ -103,11 +113,7 @@ def translate_file(
     size, context_model = context_size(run_dir, context)
     cfg = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(cfg.device)
-    folder = run_dir / artifacts.TRAIN_DIR / cfg.checkpoint
-    if cfg.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
-        folder = Path(cfg.checkpoint)
-    model, sp_src, sp_tgt, _ = load_checkpoint(folder, device)
-    model = prepare_for_inference(model, cfg, device)  # type: ignore[assignment]
+    model, sp_src, sp_tgt = load_for_decoding(run_dir, cfg, device)
     source = iter_lines_strict(Path(input_path)) if input_path else (line.rstrip("\r\n") for line in sys.stdin)
     where = input_path or "<stdin>"
     if context_model:

@@ -6,9 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.files_cli import context_size, decode_config, find_run_dir
-from stages import artifacts
-from stages.checkpoint import load_checkpoint
+from pipeline.files_cli import context_size, decode_config, find_run_dir, load_for_decoding
 from stages.errors import InputDataError
 from stages.files import atomic_path, write_json_atomic
 from stages.prepare import CONTEXT_SEP
@@ -16,7 +14,7 @@ from stages.scoring import ScoreConfig, score_lines
 from stages.subtitle_formats import Format, SubtitleDocument, detect_format, load_subtitles, render
 from stages.subtitle_text import strip_markup
 from stages.subtitling import SubtitleConfig, translate_document
-from stages.translation import pick_device, prepare_for_inference, translate_lines
+from stages.translation import pick_device, translate_lines
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +38,7 @@ def subtitle_file(
     cfg = subtitle_config(run_dir, context, **limits)
     decoding = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(decoding.device)
-    folder = run_dir / artifacts.TRAIN_DIR / decoding.checkpoint
-    if decoding.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
-        folder = Path(decoding.checkpoint)
-    model, sp_src, sp_tgt, _ = load_checkpoint(folder, device)
-    model = prepare_for_inference(model, decoding, device)  # type: ignore[assignment]
+    model, sp_src, sp_tgt = load_for_decoding(run_dir, decoding, device)
 
     def translate(lines: list[str]) -> list[str]:
         return translate_lines(model, sp_src, sp_tgt, lines, decoding, device, where=input_path)

@@ -73,22 +73,18 @@ def decode_subtitle_bytes(data: bytes, path: Path, forced: Optional[str] = None)
     then the legacy single-byte cp1252 and Latin-1 (which decode any byte)."""
     if forced:
         try:
-            return data.decode(forced), forced
+            "".encode(forced)
         except LookupError as exc:
             raise InputDataError(f"--encoding {forced}: unknown encoding; use e.g. utf-8, cp1252, latin-1") from exc
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise InputDataError(
-                f"{path}:{line}: cannot be decoded as {forced} (byte {data[exc.start]:#04x}); "
-                f"leave out --encoding to detect it, or name the file's real encoding"
-            ) from exc
+        why = f"cannot be decoded as {forced}; leave out --encoding to detect it, or name the file's real encoding"
+        return _decode(data, forced, path, why), forced
     if data.startswith(b"\xef\xbb\xbf"):
-        return _decode(data[3:], "utf-8", path, "UTF-8 with BOM"), "utf-8-sig"
+        return _decode(data[3:], "utf-8", path, _LOOKS_LIKE.format("UTF-8 with BOM")), "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return _decode(data, "utf-16", path, "UTF-16"), "utf-16"
+        return _decode(data, "utf-16", path, _LOOKS_LIKE.format("UTF-16")), "utf-16"
     if len(data) >= 4 and data.count(b"\x00") > len(data) // 4:
         enc = "utf-16-le" if data[1] == 0 else "utf-16-be"
-        return _decode(data, enc, path, enc.upper()), enc
+        return _decode(data, enc, path, _LOOKS_LIKE.format(enc.upper())), enc
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -99,15 +95,15 @@ def decode_subtitle_bytes(data: bytes, path: Path, forced: Optional[str] = None)
         return data.decode("latin-1"), "latin-1"
 
 
-def _decode(data: bytes, encoding: str, path: Path, label: str) -> str:
+_LOOKS_LIKE = "the file looks like {} but does not decode as it; re-save it as UTF-8 or name its encoding with --encoding"
+
+
+def _decode(data: bytes, encoding: str, path: Path, why: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise InputDataError(
-            f"{path}:{line}: the file looks like {label} but byte {exc.start} does not decode; "
-            f"re-save it as UTF-8 or name its encoding with --encoding"
-        ) from exc
+        raise InputDataError(f"{path}:{line}: byte {data[exc.start]:#04x}: {why}") from exc
 
 
 def load_subtitles(path: Path, fmt: Optional[str] = None, encoding: Optional[str] = None) -> SubtitleDocument:
