@@ -36,6 +36,9 @@ def from_env() -> Ranks:
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return Ranks()
     if not dist.is_initialized():
+        if torch.cuda.is_available():
+            # Before any collective: NCCL works on the current device, one per rank.
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         atexit.register(_leave)
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True)
