@@ -38,6 +38,7 @@ from stages.batching import Batch, TrainData  # noqa: E402
 from stages.checkpoint import load_checkpoint  # noqa: E402
 from stages.model import ModelConfig, Seq2Seq, sequence_loss  # noqa: E402
 from stages.scoring import ScoreConfig, run_score  # noqa: E402
+from stages.tokenization import load_processor  # noqa: E402
 from stages.training import TrainConfig, run_train  # noqa: E402
 from stages.translation import DecodeConfig, pick_device, run_translate  # noqa: E402
 
@@ -115,11 +116,8 @@ def run_one(run_dir: Path, cell: str, attention: str, budget: float, work: Path,
 
 
 def _vocab_sizes(tokenize_dir: Path) -> tuple[int, int]:
-    import sentencepiece as spm
-
-    sizes = [spm.SentencePieceProcessor(model_file=str(tokenize_dir / n)).get_piece_size()
-             for n in (artifacts.SPM_SRC, artifacts.SPM_TGT)]
-    return sizes[0], sizes[1]
+    src, tgt = (load_processor(tokenize_dir / name) for name in (artifacts.SPM_SRC, artifacts.SPM_TGT))
+    return src.get_piece_size(), tgt.get_piece_size()
 
 
 def main() -> None:

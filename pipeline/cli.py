@@ -155,9 +155,9 @@ def translate(
 @set_option
 def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Score the run (CONFIG), or any two files: s2s score HYP REF."""
-    if len(paths) == 2 and all(Path(p).suffix.lower() in (".srt", ".vtt", ".ass", ".ssa") for p in paths):
-        from pipeline.subtitle_cli import score_subtitles
+    from pipeline.subtitle_cli import is_subtitle_path, score_subtitles
 
+    if len(paths) == 2 and all(is_subtitle_path(p) for p in paths):
         result = _guard(lambda: score_subtitles(paths[0], paths[1]))
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
         return

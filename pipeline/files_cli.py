@@ -29,12 +29,17 @@ def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
     raise ArtifactError(f"{run_ref}: no trained run there (looked for {run_ref}/train and {runs_dir}/{run_ref}/train)")
 
 
-def run_context(run_dir: Path) -> int:
-    """`data.context` of the run: how many previous sentences its model was trained with."""
+def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
+    """One section of the config the run was made with ({} for a bare checkpoint folder)."""
     saved = run_dir / artifacts.RESOLVED_CONFIG
     if not saved.exists():
-        return 0
-    return int(json.loads(saved.read_text(encoding="utf-8")).get("data", {}).get("context", 0))
+        return {}
+    return dict(json.loads(saved.read_text(encoding="utf-8")).get(section, {}))
+
+
+def run_context(run_dir: Path) -> int:
+    """`data.context` of the run: how many previous sentences its model was trained with."""
+    return int(saved_section(run_dir, "data").get("context", 0))
 
 
 def context_size(run_dir: Path, asked: Optional[int]) -> tuple[int, bool]:
@@ -64,8 +69,7 @@ def decode_config(
     run_dir: Path, overrides: list[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str] = None
 ) -> DecodeConfig:
     """The run's own decoding section, then --set overrides, then the flags."""
-    saved = run_dir / artifacts.RESOLVED_CONFIG
-    base = json.loads(saved.read_text(encoding="utf-8")).get("decoding", {}) if saved.exists() else {}
+    base = saved_section(run_dir, "decoding")
     for item in overrides:
         if not item.startswith("decoding."):
             raise ArtifactError(f"--set {item!r}: only decoding.* keys apply when translating a file")

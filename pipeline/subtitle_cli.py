@@ -11,14 +11,13 @@ from stages.errors import InputDataError
 from stages.files import atomic_path, write_json_atomic
 from stages.prepare import CONTEXT_SEP
 from stages.scoring import ScoreConfig, score_lines
-from stages.subtitle_formats import Format, SubtitleDocument, detect_format, load_subtitles, render
+from stages.subtitle_formats import FORMATS, Format, SubtitleDocument, detect_format, load_subtitles, render
 from stages.subtitle_text import strip_markup
 from stages.subtitling import SubtitleConfig, translate_document
 from stages.translation import pick_device, translate_lines
 
 log = logging.getLogger(__name__)
 
-SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
 
 
 def subtitle_config(run_dir: Path, context: Optional[int], **limits: Any) -> SubtitleConfig:
@@ -52,7 +51,7 @@ def subtitle_file(
 
 
 def is_subtitle_path(path: str) -> bool:
-    return Path(path).suffix.lower() in SUBTITLE_SUFFIXES
+    return Path(path).suffix.lower().lstrip(".") in FORMATS
 
 
 def _cue_texts(doc: SubtitleDocument) -> list[str]:

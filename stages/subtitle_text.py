@@ -121,14 +121,10 @@ def parse_cue(lines: list[str], fmt: str) -> CueText:
     edge_tags = len(pattern.findall(prefix + suffix))
     prefix, suffix = _balanced(prefix, suffix, inner, pattern)
     dropped = len(pattern.findall(inner)) + edge_tags - len(pattern.findall(prefix + suffix))
-    clean = [line for line in strip_markup(_inner_lines(lines, per_line, pattern), fmt) if line]
+    clean = [line for line in strip_markup([e[1] for e in edges] if per_line else lines, fmt) if line]
     cue = CueText(_segments(clean), prefix, suffix, per_line, inner_tags_dropped=dropped)
     cue.own_lines = len(cue.segments) > 1 and all(s.kind == "dialogue" for s in cue.segments)
     return cue
-
-
-def _inner_lines(lines: list[str], per_line: bool, pattern: re.Pattern[str]) -> list[str]:
-    return [_edge_tags(line, pattern)[1] if per_line else line for line in lines]
 
 
 def _segments(lines: list[str]) -> list[Segment]:
