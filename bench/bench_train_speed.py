@@ -36,7 +36,8 @@ from stages.batching import Batch, TrainData  # noqa: E402
 from stages.model import ModelConfig, Seq2Seq  # noqa: E402
 from stages.prepare import DataConfig, run_prepare  # noqa: E402
 from stages.tokenization import TokenizerConfig, load_processor, run_tokenize  # noqa: E402
-from stages.training import TrainConfig, _train_step, make_optimizer, pick_precision  # noqa: E402
+from stages.training import TrainConfig, make_optimizer, pick_precision  # noqa: E402
+from stages.train_step import train_step  # noqa: E402
 
 
 def tokenized_corpus(work: Path, vocab: int) -> Path:
@@ -74,7 +75,7 @@ class Timed:
     def run(self, batches: list[Batch], timed: bool) -> None:
         start = time.perf_counter()
         for b in batches:
-            loss, _ = _train_step(self.model, self.optimizer, b, self.tcfg, self.amp, "cpu")
+            loss, _ = train_step(self.model, self.optimizer, b, self.tcfg, self.amp, "cpu")
             self.losses.append(loss)
         if timed:
             self.seconds += time.perf_counter() - start

@@ -30,7 +30,6 @@ from stages.validation import CheckpointKeeper, Validator, dev_metric, out_of_pa
 
 log = logging.getLogger(__name__)
 
-_train_step = train_step  # the name benchmark scripts written before stages/train_step.py import
 
 Metric = Literal["auto", "bleu", "loss"]
 
