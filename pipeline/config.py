@@ -31,6 +31,7 @@ class RunConfig:
     name: str = "default"
     seed: int = 1234
     runs_dir: str = "runs"
+    num_proc: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -187,6 +188,10 @@ def validate(cfg: RunConfig) -> list[str]:
         problems.append(f"training.lr={cfg.training.lr}: must be positive")
     if cfg.tokenizer.vocab_size < 8:
         problems.append(f"tokenizer.vocab_size={cfg.tokenizer.vocab_size}: must be at least 8")
+    if cfg.num_proc < 0:
+        problems.append(f"num_proc={cfg.num_proc}: must be 0 (one process per core for large corpora) or more")
+    if cfg.tokenizer.max_sentences < 1000:
+        problems.append(f"tokenizer.max_sentences={cfg.tokenizer.max_sentences}: must be at least 1000")
     if not cfg.name or "/" in cfg.name:
         problems.append(f"name={cfg.name!r}: must be a non-empty folder name without '/'")
     return problems

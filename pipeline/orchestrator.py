@@ -47,14 +47,17 @@ class Stage:
     sections: tuple[str, ...]
     upstream: tuple[str, ...]
     run: Callable[[RunConfig, Path], dict[str, Any]]
+    layout: int = 1  # raised when the stage's artifacts change shape, so older run folders redo it
 
 
 def _prepare(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    return run_prepare(cfg.data, run_dir / artifacts.PREPARE_DIR, resolve_path, cfg.seed)
+    return run_prepare(cfg.data, run_dir / artifacts.PREPARE_DIR, resolve_path, cfg.seed, cfg.num_proc)
 
 
 def _tokenize(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    return run_tokenize(cfg.tokenizer, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TOKENIZE_DIR, cfg.seed)
+    return run_tokenize(
+        cfg.tokenizer, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TOKENIZE_DIR, cfg.seed, cfg.num_proc
+    )
 
 
 def _train(cfg: RunConfig, run_dir: Path, resume: ResumeOptions | None = None) -> dict[str, Any]:
@@ -88,8 +91,8 @@ def _score(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prepare", artifacts.PREPARE_DIR, ("data",), (), _prepare),
-    Stage("tokenize", artifacts.TOKENIZE_DIR, ("tokenizer",), ("prepare",), _tokenize),
+    Stage("prepare", artifacts.PREPARE_DIR, ("data",), (), _prepare, layout=2),  # 2: Arrow tables
+    Stage("tokenize", artifacts.TOKENIZE_DIR, ("tokenizer",), ("prepare",), _tokenize, layout=2),
     Stage("train", artifacts.TRAIN_DIR, ("model", "training"), ("tokenize", "prepare"), _train),
     Stage("translate", artifacts.TRANSLATE_DIR, ("decoding",), ("train", "tokenize", "prepare"), _translate),
     Stage("score", artifacts.SCORE_DIR, ("scoring",), ("translate", "prepare"), _score),
@@ -105,6 +108,8 @@ def fingerprint(stage: Stage, cfg: RunConfig, manifest: Manifest) -> str:
     """Hash of the stage's config sections, the seed, upstream fingerprints and inputs."""
     parts: dict[str, Any] = {s: to_dict(getattr(cfg, s)) for s in stage.sections}
     parts["seed"] = cfg.seed
+    if stage.layout > 1:
+        parts["layout"] = stage.layout
     for up in stage.upstream:
         entry = manifest.stage(up)
         parts[f"upstream:{up}"] = [entry.get("fingerprint"), entry.get("outputs")]

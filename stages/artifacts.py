@@ -5,9 +5,10 @@ Layout of `runs/<name>/`:
     manifest.json            the orchestrator's books
     config.json              the resolved config of the last run
     prepare/{split}.{src,tgt}   cleaned, line-aligned text
+    prepare/arrow/{split}/      the same pairs as a `datasets` Arrow table (columns src, tgt)
     prepare/summary.json
     tokenize/spm.src.model, spm.tgt.model   (the same file twice when joint)
-    tokenize/{split}.npz        token ids
+    tokenize/ids/{split}/       token ids, a `datasets` Arrow table (columns src_ids, tgt_ids)
     train/best/, train/last/    checkpoints (model.safetensors + meta.json + spm)
     train/last/optimizer.safetensors, rng.safetensors, train_state.json   what resuming needs
     train/top/step<N>/          the training.keep_best best checkpoints, when above 1
@@ -57,6 +58,11 @@ def split_text(folder: Path, split: str, side: str) -> Path:
     return folder / f"{split}.{side}"
 
 
+def split_table(folder: Path, split: str) -> Path:
+    """`prepare/arrow/train/` and friends: a saved `datasets` table of text pairs."""
+    return folder / "arrow" / split
+
+
 def split_ids(folder: Path, split: str) -> Path:
-    """`tokenize/train.npz` and friends."""
-    return folder / f"{split}.npz"
+    """`tokenize/ids/train/` and friends: a saved `datasets` table of token ids."""
+    return folder / "ids" / split

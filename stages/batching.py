@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence, overload
 
 import numpy as np
 import torch
 
-from stages.tokenization import BOS_ID, EOS_ID, PAD_ID, load_ids
+from stages.token_ids import IdColumn, load_id_columns
+from stages.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 
 def token_batches(
@@ -79,24 +81,63 @@ def collate(src: list[np.ndarray], tgt: list[np.ndarray]) -> Batch:
     return Batch(src_t, lens, tgt_in, tgt_out, int(sum(len(t) + 1 for t in tgt)))
 
 
-@dataclass
+class EpochBatches(Sequence[Batch]):
+    """One epoch's batches, each collated from the id columns only when it is used, so
+    an epoch over a large corpus never sits in memory (and under DDP each rank collates
+    its own share only)."""
+
+    def __init__(self, src: IdColumn, tgt: IdColumn, groups: list[np.ndarray]):
+        self.src, self.tgt, self.groups = src, tgt, groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    @overload
+    def __getitem__(self, index: int) -> Batch: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Batch]: ...
+
+    def __getitem__(self, index: int | slice) -> Batch | list[Batch]:
+        if isinstance(index, slice):
+            return [self._collate(g) for g in self.groups[index]]
+        return self._collate(self.groups[index])
+
+    def __iter__(self) -> Iterator[Batch]:
+        return (self._collate(g) for g in self.groups)
+
+    def _collate(self, rows: np.ndarray) -> Batch:
+        return collate([self.src[int(i)] for i in rows], [self.tgt[int(i)] for i in rows])
+
+
 class TrainData:
-    src: list[np.ndarray]
-    tgt: list[np.ndarray]
+    """The pairs training draws batches from: token ids (memory-mapped from tokenize's
+    Arrow table, or in memory) and the rows within the length limit."""
+
+    def __init__(self, src: IdColumn | Sequence[np.ndarray], tgt: IdColumn | Sequence[np.ndarray], max_len: int = 0):
+        self.src = src if isinstance(src, IdColumn) else IdColumn.from_arrays(src)
+        self.tgt = tgt if isinstance(tgt, IdColumn) else IdColumn.from_arrays(tgt)
+        src_lens, tgt_lens = self.src.lengths, self.tgt.lengths
+        fits = (src_lens > 0) & (tgt_lens > 0)
+        if max_len:
+            fits &= (src_lens <= max_len) & (tgt_lens <= max_len)
+        self.rows = np.flatnonzero(fits)
 
     @classmethod
-    def load(cls, path: Path, max_len: int) -> "TrainData":
-        src, tgt = load_ids(path)
-        keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
-        return cls([src[i] for i in keep], [tgt[i] for i in keep])
+    def load(cls, folder: Path, max_len: int) -> "TrainData":
+        """A split's ids from `tokenize/ids/{split}/`; pairs with an empty side or a side
+        over `max_len` pieces are left out."""
+        return cls(*load_id_columns(folder), max_len=max_len)
 
-    def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0) -> list[Batch]:
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0) -> EpochBatches:
         """One epoch of batches: `batch_sentences` pairs each when above 0, else at most
         `batch_tokens` padded tokens each."""
-        src_lens = np.array([len(s) for s in self.src])
-        tgt_lens = np.array([len(t) for t in self.tgt])
+        src_lens, tgt_lens = self.src.lengths[self.rows], self.tgt.lengths[self.rows]
         if batch_sentences > 0:
             groups = sentence_batches(src_lens, tgt_lens, batch_sentences, rng)
         else:
             groups = token_batches(src_lens, tgt_lens, batch_tokens, rng)
-        return [collate([self.src[i] for i in g], [self.tgt[i] for i in g]) for g in groups]
+        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups])

@@ -76,21 +76,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def open_bytes(path: Path) -> bytes:
-    """Read a file's bytes, transparently gunzipping `.gz` files."""
-    if not path.exists():
-        raise InputDataError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputDataError(f"{path}: is a directory, expected a file")
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputDataError(f"{path}: not a valid gzip file ({exc})") from exc
-    return data
-
-
 def read_lines_strict(path: Path) -> list[str]:
     """Read a UTF-8 text file (optionally .gz) as lines; invalid UTF-8 names the line."""
     return list(iter_lines_strict(path))
@@ -125,14 +110,7 @@ def _decode_line(raw: bytes, path: Path, number: int) -> str:
         ) from exc
 
 
-def check_utf8(path: Path) -> None:
-    """Raise InputDataError naming the first line of `path` that is not valid UTF-8."""
-    data = open_bytes(path)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputDataError(
-            f"{path}:{line}: invalid UTF-8 (byte {data[exc.start]:#04x}); convert the file "
-            f"to UTF-8, e.g. `iconv -f latin1 -t utf-8`"
-        ) from exc
+def check_utf8(path: Path) -> int:
+    """Stream `path` (optionally .gz); raise InputDataError naming its first line that is
+    not valid UTF-8, else return how many non-empty lines it has."""
+    return sum(1 for line in iter_lines_strict(path) if line.strip())

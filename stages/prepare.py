@@ -2,23 +2,28 @@
 
 Inputs are local TSV/CSV/JSONL/Parquet files (optionally gzipped), two line-aligned
 text files (a path holding `{lang}`), or a `datasets` hub name / local dataset folder.
-Outputs are line-aligned UTF-8 text files `prepare/{split}.{src,tgt}`.
+Outputs, per split: the cleaned pairs as a memory-mapped Arrow table
+`prepare/arrow/{split}/` (what tokenize reads) and as line-aligned UTF-8 text files
+`prepare/{split}.{src,tgt}` (what people, decoding and scoring read). Every pass runs
+over Arrow files in batches (stages/corpus.py), so memory stays flat as the corpus grows.
 Only the training split is filtered; dev and test are normalised but kept whole, so
 that scores stay comparable.
 """
 
 from __future__ import annotations
 
-import random
 import unicodedata
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from stages import artifacts
+import numpy as np
+
+from stages import artifacts, corpus
 from stages.errors import InputDataError
-from stages.files import check_utf8, open_bytes, read_lines_strict, write_json_atomic, write_lines_atomic
+from stages.files import check_utf8, write_json_atomic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,8 +45,6 @@ class DataConfig:
     context: int = 0
 
 
-Pairs = tuple[list[str], list[str]]
-
 _LOADERS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
@@ -50,21 +53,34 @@ def _suffix(path: Path) -> str:
     return suffixes[-1].lower() if suffixes else ""
 
 
-def _column_values(table: Any, column: str, lang: str, where: str) -> list[str]:
+def _pairs(table: Any, src_col: str, tgt_col: str, cfg: DataConfig, where: str, work: Path, num_proc: int) -> Any:
+    """The table's source and target columns (or `translation` dict column) as a pair table."""
     names = list(table.column_names)
-    if column in names:
-        values = table[column]
-    elif "translation" in names:
-        values = [row.get(lang) if isinstance(row, dict) else None for row in table["translation"]]
-    else:
-        raise InputDataError(
-            f"{where}: no column {column!r} (columns: {', '.join(map(str, names))}); "
-            f"set data.src_column / data.tgt_column to the right names"
-        )
-    return ["" if value is None else str(value) for value in values]
+    for column in (src_col, tgt_col):
+        if column not in names and "translation" not in names:
+            raise InputDataError(
+                f"{where}: no column {column!r} (columns: {', '.join(map(str, names))}); "
+                f"set data.src_column / data.tgt_column to the right names"
+            )
+    columns = {"src": (src_col, cfg.src_lang), "tgt": (tgt_col, cfg.tgt_lang)}
+    return corpus.apply(
+        table, _pick_columns, work, f"pairs-{uuid.uuid4().hex}", num_proc,
+        fn_kwargs={"columns": columns}, remove_columns=names,
+    )
 
 
-def _load_table(path: Path, cfg: DataConfig) -> Any:
+def _pick_columns(batch: dict[str, list[Any]], columns: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
+    out = {}
+    for side, (column, lang) in columns.items():
+        if column in batch:
+            values = batch[column]
+        else:
+            values = [row.get(lang) if isinstance(row, dict) else None for row in batch["translation"]]
+        out[side] = ["" if value is None else str(value) for value in values]
+    return out
+
+
+def _load_file(path: Path, cfg: DataConfig, work: Path) -> Any:
     import datasets
 
     suffix = _suffix(path)
@@ -76,8 +92,7 @@ def _load_table(path: Path, cfg: DataConfig) -> Any:
     if not path.exists():
         raise InputDataError(f"{path}: file not found (check data.train/dev/test in your config)")
     if suffix != ".parquet":
-        check_utf8(path)
-        rows = sum(1 for line in open_bytes(path).splitlines() if line.strip())
+        rows = check_utf8(path)
         if rows <= (1 if suffix in (".tsv", ".csv") and not cfg.columns else 0):
             return None  # header only, or nothing at all
     kwargs: dict[str, Any] = {}
@@ -88,47 +103,38 @@ def _load_table(path: Path, cfg: DataConfig) -> Any:
         if cfg.columns:
             kwargs["column_names"] = [c.strip() for c in cfg.columns.split(",")]
         kwargs["na_filter"] = False  # an empty cell is an empty sentence, not NaN
-    datasets.disable_progress_bars()
+    corpus.quiet()
     try:
         return datasets.load_dataset(
-            _LOADERS[suffix], data_files=str(path), split="train", keep_in_memory=True, **kwargs
+            _LOADERS[suffix], data_files=str(path), split="train", cache_dir=str(work / "load"), **kwargs
         )
     except Exception as exc:  # datasets wraps parser errors in many types
         raise InputDataError(f"{path}: could not be read as {suffix} ({exc})") from exc
 
 
-def load_split(spec: str, cfg: DataConfig, resolve: Any) -> Pairs:
-    """Load one split as (sources, targets). `resolve` maps a config path to a Path."""
+def load_split(spec: str, cfg: DataConfig, resolve: Any, work: Path, num_proc: int = 0) -> Any:
+    """Load one split as a pair table (columns src, tgt), memory-mapped from Arrow files
+    under `work`. `resolve` maps a config path to a Path."""
+    import datasets
+
     src_col = cfg.src_column or cfg.src_lang
     tgt_col = cfg.tgt_column or cfg.tgt_lang
     if cfg.hub:
-        import datasets
-
+        corpus.quiet()
         try:
             table = datasets.load_dataset(cfg.hub, cfg.hub_config or None, split=spec)
         except Exception as exc:
             raise InputDataError(f"data.hub={cfg.hub!r} split {spec!r}: could not load ({exc})") from exc
-        where = f"{cfg.hub}[{spec}]"
-        return _column_values(table, src_col, cfg.src_lang, where), _column_values(
-            table, tgt_col, cfg.tgt_lang, where
-        )
+        return _pairs(table, src_col, tgt_col, cfg, f"{cfg.hub}[{spec}]", work, num_proc)
     if "{lang}" in spec:
         src_path = resolve(spec.replace("{lang}", cfg.src_lang))
         tgt_path = resolve(spec.replace("{lang}", cfg.tgt_lang))
-        src, tgt = read_lines_strict(src_path), read_lines_strict(tgt_path)
-        if len(src) != len(tgt):
-            raise InputDataError(
-                f"{tgt_path} has {len(tgt)} lines but {src_path} has {len(src)}; "
-                f"the two files must be line-aligned"
-            )
-        return src, tgt
+        return corpus.aligned_text_table(src_path, tgt_path, work)
     path = resolve(spec)
-    table = _load_table(path, cfg)
+    table = _load_file(path, cfg, work)
     if table is None:
-        return [], []
-    return _column_values(table, src_col, cfg.src_lang, str(path)), _column_values(
-        table, tgt_col, cfg.tgt_lang, str(path)
-    )
+        return datasets.Dataset.from_dict({"src": [], "tgt": []})
+    return _pairs(table, src_col, tgt_col, cfg, str(path), work, num_proc)
 
 
 def input_files(cfg: DataConfig, resolve: Any) -> list[Path]:
@@ -162,72 +168,104 @@ def add_context(src: list[str], sep: str, size: int) -> list[str]:
     return out
 
 
-def filter_pairs(
-    src: list[str], tgt: list[str], cfg: DataConfig, measured: list[str] | None = None
-) -> tuple[Pairs, Counter[str]]:
-    """Drop empty, over-long and badly length-mismatched training pairs; count each kind.
-
-    `measured` holds the source sentences the limits apply to when `src` carries extra
-    context in front of them (the context is not part of the pair being checked).
-    """
-    drops: Counter[str] = Counter()
-    keep_src, keep_tgt = [], []
-    for s, m, t in zip(src, measured or src, tgt):
-        ns, nt = len(m.split()), len(t.split())
-        if ns == 0 or nt == 0:
-            drops["empty"] += 1
-        elif ns > cfg.max_words or nt > cfg.max_words:
-            drops["too_long"] += 1
-        elif max(ns, nt) > 3 and max(ns, nt) / max(1, min(ns, nt)) > cfg.max_ratio:
-            drops["length_ratio"] += 1
-        else:
-            keep_src.append(s)
-            keep_tgt.append(t)
-    return (keep_src, keep_tgt), drops
+def drop_reason(src: str, tgt: str, cfg: DataConfig) -> str:
+    """Why a training pair is dropped ('' when it is kept): empty, too long or badly
+    length-mismatched. `src` is the sentence alone, without any context in front."""
+    ns, nt = len(src.split()), len(tgt.split())
+    if ns == 0 or nt == 0:
+        return "empty"
+    if ns > cfg.max_words or nt > cfg.max_words:
+        return "too_long"
+    if max(ns, nt) > 3 and max(ns, nt) / max(1, min(ns, nt)) > cfg.max_ratio:
+        return "length_ratio"
+    return ""
 
 
 CONTEXT_SEP = "<sep>"
 
 
-def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int) -> dict[str, Any]:
-    """Load, clean and write every split; return the stage summary."""
-    splits: dict[str, Pairs] = {}
-    for split in artifacts.SPLITS:
-        spec = getattr(cfg, split)
-        if not spec:
-            continue
-        src, tgt = load_split(spec, cfg, resolve)
-        src = [normalize_text(s, cfg.normalize) for s in src]
-        tgt = [normalize_text(t, cfg.normalize) for t in tgt]
-        splits[split] = (src, tgt)
-    if "train" not in splits:
-        raise InputDataError("data.train is empty; set it to a file with training pairs")
-    raw_train = len(splits["train"][0])
-    sentences = splits["train"][0]
-    for split, (src, tgt) in splits.items():
-        splits[split] = (add_context(src, CONTEXT_SEP, cfg.context), tgt)
-    splits["train"], drops = filter_pairs(*splits["train"], cfg, measured=sentences)
-    if not splits["train"][0]:
-        raise InputDataError(
-            f"{cfg.train}: no usable training pairs ({raw_train} read, dropped: {dict(drops)}); "
-            f"check data.src_column/tgt_column and the file's contents"
+def _clean_batch(
+    batch: dict[str, list[str]], indices: list[int], cfg: DataConfig, raw: Any, training: bool
+) -> dict[str, list[str]]:
+    """Normalise a batch of pairs, put the previous source lines in front of each source
+    sentence (`data.context`), and for training say why a pair is dropped."""
+    src = [normalize_text(s, cfg.normalize) for s in batch["src"]]
+    tgt = [normalize_text(t, cfg.normalize) for t in batch["tgt"]]
+    out: dict[str, list[str]] = {"src": src, "tgt": tgt}
+    if cfg.context > 0:
+        first = indices[0]  # batches of an unfiltered table are contiguous rows
+        before = [normalize_text(s, cfg.normalize) for s in raw[max(0, first - cfg.context) : first]["src"]]
+        out["src"] = add_context(before + src, CONTEXT_SEP, cfg.context)[len(before) :]
+    if training:
+        out["drop"] = [drop_reason(s, t, cfg) for s, t in zip(src, tgt)]
+    return out
+
+
+def _clean(table: Any, cfg: DataConfig, split: str, work: Path, num_proc: int) -> tuple[Any, Counter[str]]:
+    """Normalise (and add context to) a split; filter the training split. Returns the
+    table and the count of dropped pairs by reason."""
+    training = split == "train"
+    if len(table) == 0:
+        return table, Counter()
+    cleaned = corpus.apply(
+        table, _clean_batch, work, f"clean-{split}", num_proc, with_indices=True,
+        fn_kwargs={"cfg": cfg, "raw": table, "training": training},
+    )
+    if not training:
+        return cleaned, Counter()
+    reasons = cleaned.data.column("drop").value_counts().to_pylist()
+    drops = Counter({r["values"]: r["counts"] for r in reasons if r["values"]})
+    if drops:
+        cleaned = cleaned.filter(
+            _kept, batched=True, batch_size=corpus.BATCH_ROWS, input_columns=["drop"],
+            num_proc=corpus.workers(num_proc, len(cleaned)),
+            cache_file_name=str(work / "kept.arrow"), load_from_cache_file=False,
         )
-    if "dev" not in splits:
-        splits["train"], splits["dev"] = _carve_dev(splits["train"], cfg.dev_size, seed)
-    summary: dict[str, Any] = {"read_train": raw_train, "dropped": dict(drops), "pairs": {}}
-    for split, (src, tgt) in splits.items():
-        write_lines_atomic(artifacts.split_text(out_dir, split, artifacts.SRC_SUFFIX), src)
-        write_lines_atomic(artifacts.split_text(out_dir, split, artifacts.TGT_SUFFIX), tgt)
-        summary["pairs"][split] = len(src)
+    return cleaned.remove_columns(["drop"]), drops
+
+
+def _kept(reasons: list[str]) -> list[bool]:
+    return [not reason for reason in reasons]
+
+
+def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_proc: int = 0) -> dict[str, Any]:
+    """Load, clean and write every split; return the stage summary."""
+    with corpus.scratch(out_dir) as work:
+        tables: dict[str, Any] = {}
+        drops: Counter[str] = Counter()
+        raw_train = 0
+        for split in artifacts.SPLITS:
+            spec = getattr(cfg, split)
+            if not spec:
+                continue
+            raw = load_split(spec, cfg, resolve, work, num_proc)
+            raw_train = len(raw) if split == "train" else raw_train
+            tables[split], split_drops = _clean(raw, cfg, split, work, num_proc)
+            drops += split_drops
+        if "train" not in tables:
+            raise InputDataError("data.train is empty; set it to a file with training pairs")
+        if len(tables["train"]) == 0:
+            raise InputDataError(
+                f"{cfg.train}: no usable training pairs ({raw_train} read, dropped: {dict(drops)}); "
+                f"check data.src_column/tgt_column and the file's contents"
+            )
+        if "dev" not in tables:
+            tables["train"], tables["dev"] = _carve_dev(tables["train"], cfg.dev_size, seed)
+        summary: dict[str, Any] = {"read_train": raw_train, "dropped": dict(drops), "pairs": {}}
+        for split, table in tables.items():
+            saved = corpus.save_table(table, artifacts.split_table(out_dir, split))
+            corpus.write_column(saved, "src", artifacts.split_text(out_dir, split, artifacts.SRC_SUFFIX))
+            corpus.write_column(saved, "tgt", artifacts.split_text(out_dir, split, artifacts.TGT_SUFFIX))
+            summary["pairs"][split] = len(saved)
     write_json_atomic(out_dir / artifacts.PREPARE_SUMMARY, summary)
     return summary
 
 
-def _carve_dev(train: Pairs, size: int, seed: int) -> tuple[Pairs, Pairs]:
-    if len(train[0]) < 2 * size:
-        size = max(1, len(train[0]) // 10)
-    order = list(range(len(train[0])))
-    random.Random(seed).shuffle(order)
-    dev_ids = set(order[:size])
-    pick = lambda side, keep: [x for i, x in enumerate(side) if (i in dev_ids) == keep]  # noqa: E731
-    return (pick(train[0], False), pick(train[1], False)), (pick(train[0], True), pick(train[1], True))
+def _carve_dev(train: Any, size: int, seed: int) -> tuple[Any, Any]:
+    """Split `size` random pairs (a tenth, for a small corpus) off the training table."""
+    rows = len(train)
+    if rows < 2 * size:
+        size = max(1, rows // 10)
+    is_dev = np.zeros(rows, dtype=bool)
+    is_dev[np.random.default_rng(seed).permutation(rows)[:size]] = True
+    return train.select(np.flatnonzero(~is_dev)), train.select(np.flatnonzero(is_dev))

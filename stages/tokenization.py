@@ -1,6 +1,9 @@
 """Stage 2, tokenize: train SentencePiece model(s) and encode every split to ids.
 
-Special ids are fixed for every model: pad 0, unk 1, bos 2, eos 3.
+SentencePiece learns from the prepared training table, streamed (a random sample of
+`tokenizer.max_sentences` sentences for a larger corpus); every split is then encoded
+in `num_proc` processes into a memory-mapped Arrow table `tokenize/ids/{split}/` that
+training reads. Special ids are fixed for every model: pad 0, unk 1, bos 2, eos 3.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import Any, Literal
 import numpy as np
 import sentencepiece as spm
 
-from stages import artifacts
+from stages import artifacts, corpus
 from stages.errors import ArtifactError
-from stages.files import atomic_path, read_lines_strict
+from stages.files import atomic_path
+from stages.token_ids import IdColumn
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -26,18 +30,20 @@ class TokenizerConfig:
     vocab_size: int = 4000
     joint: bool = True
     character_coverage: float = 1.0
+    max_sentences: int = 1_000_000
 
 
-def _train_spm(texts: list[Path], model_path: Path, cfg: TokenizerConfig, seed: int) -> None:
-    lines: list[str] = []
-    for path in texts:
-        lines.extend(line for line in read_lines_strict(path) if line)
+def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: TokenizerConfig, seed: int) -> None:
+    sentences = len(table) * len(columns)
+    # Above max_sentences, SentencePiece keeps a seeded random sample (reservoir
+    # sampling while it streams), so its memory stops growing with the corpus.
+    sampled = sentences > cfg.max_sentences
     with atomic_path(model_path) as tmp:
         prefix = str(tmp)[: -len(".tmp")] + ".spmtmp"
         spm.set_random_generator_seed(seed)
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=iter(lines),
+                sentence_iterator=corpus.column_lines(table, columns),
                 model_prefix=prefix,
                 model_type=cfg.model_type,
                 vocab_size=cfg.vocab_size,
@@ -47,15 +53,15 @@ def _train_spm(texts: list[Path], model_path: Path, cfg: TokenizerConfig, seed: 
                 bos_id=BOS_ID,
                 eos_id=EOS_ID,
                 user_defined_symbols=["<sep>"],
-                shuffle_input_sentence=False,
-                input_sentence_size=0,
+                input_sentence_size=cfg.max_sentences if sampled else 0,
+                shuffle_input_sentence=sampled,
                 seed_sentencepiece_size=1_000_000,
                 minloglevel=2,
                 hard_vocab_limit=False,
             )
         except RuntimeError as exc:
             raise ArtifactError(
-                f"tokenizer: SentencePiece could not train on {', '.join(map(str, texts))} "
+                f"tokenizer: SentencePiece could not train on the {'/'.join(columns)} side of the training pairs "
                 f"({exc}); if the corpus is small, lower tokenizer.vocab_size (now {cfg.vocab_size})"
             ) from exc
         shutil.move(prefix + ".model", tmp)
@@ -68,51 +74,49 @@ def load_processor(path: Path) -> spm.SentencePieceProcessor:
     return spm.SentencePieceProcessor(model_file=str(path))
 
 
-def encode_lines(sp: spm.SentencePieceProcessor, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Encode to one flat id array plus offsets (len(lines)+1), no bos/eos."""
-    pieces = sp.encode(lines)
-    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
-    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter((i for p in pieces for i in p), dtype=np.int32, count=int(offsets[-1]))
-    return flat, offsets
+_PROCESSORS: dict[str, spm.SentencePieceProcessor] = {}
 
 
-def run_tokenize(cfg: TokenizerConfig, prepare_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
+def _encode_batch(batch: dict[str, list[str]], src_model: str, tgt_model: str) -> dict[str, list[list[int]]]:
+    """Token ids of a batch of pairs, no bos/eos (runs in `datasets`' worker processes,
+    so each loads the models once)."""
+    for path in (src_model, tgt_model):
+        if path not in _PROCESSORS:
+            _PROCESSORS[path] = spm.SentencePieceProcessor(model_file=path)
+    return {"src_ids": _PROCESSORS[src_model].encode(batch["src"]), "tgt_ids": _PROCESSORS[tgt_model].encode(batch["tgt"])}
+
+
+def run_tokenize(
+    cfg: TokenizerConfig, prepare_dir: Path, out_dir: Path, seed: int, num_proc: int = 0
+) -> dict[str, Any]:
+    import datasets
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    src_train = artifacts.split_text(prepare_dir, "train", artifacts.SRC_SUFFIX)
-    tgt_train = artifacts.split_text(prepare_dir, "train", artifacts.TGT_SUFFIX)
+    train = corpus.load_table(artifacts.split_table(prepare_dir, "train"), "the prepared training pairs")
     src_model, tgt_model = out_dir / artifacts.SPM_SRC, out_dir / artifacts.SPM_TGT
     if cfg.joint:
-        _train_spm([src_train, tgt_train], src_model, cfg, seed)
+        _train_spm(train, ("src", "tgt"), src_model, cfg, seed)
         with atomic_path(tgt_model) as tmp:
             shutil.copyfile(src_model, tmp)
     else:
-        _train_spm([src_train], src_model, cfg, seed)
-        _train_spm([tgt_train], tgt_model, cfg, seed)
+        _train_spm(train, ("src",), src_model, cfg, seed)
+        _train_spm(train, ("tgt",), tgt_model, cfg, seed)
     sp_src, sp_tgt = load_processor(src_model), load_processor(tgt_model)
     summary: dict[str, Any] = {"src_vocab": sp_src.get_piece_size(), "tgt_vocab": sp_tgt.get_piece_size()}
-    for split in artifacts.SPLITS:
-        src_text = artifacts.split_text(prepare_dir, split, artifacts.SRC_SUFFIX)
-        if not src_text.exists():
-            continue
-        tgt_text = artifacts.split_text(prepare_dir, split, artifacts.TGT_SUFFIX)
-        src_ids, src_off = encode_lines(sp_src, read_lines_strict(src_text))
-        tgt_ids, tgt_off = encode_lines(sp_tgt, read_lines_strict(tgt_text))
-        target = artifacts.split_ids(out_dir, split)
-        with atomic_path(target) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, src_ids=src_ids, src_offsets=src_off, tgt_ids=tgt_ids, tgt_offsets=tgt_off)
-        summary[f"{split}_src_tokens"] = int(src_off[-1])
-        summary[f"{split}_tgt_tokens"] = int(tgt_off[-1])
+    ids = datasets.Sequence(datasets.Value("int32"))
+    features = datasets.Features({"src_ids": ids, "tgt_ids": ids})
+    with corpus.scratch(out_dir) as work:
+        for split in artifacts.SPLITS:
+            folder = artifacts.split_table(prepare_dir, split)
+            if not folder.exists():
+                continue
+            table = corpus.load_table(folder, f"the prepared {split} pairs")
+            encoded = corpus.apply(
+                table, _encode_batch, work, f"ids-{split}", num_proc, features=features,
+                remove_columns=list(table.column_names),
+                fn_kwargs={"src_model": str(src_model), "tgt_model": str(tgt_model)},
+            )
+            saved = corpus.save_table(encoded, artifacts.split_ids(out_dir, split))
+            for side in ("src", "tgt"):
+                summary[f"{split}_{side}_tokens"] = int(np.sum(IdColumn.of(saved, f"{side}_ids").lengths))
     return summary
-
-
-def load_ids(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Load a split's ids as per-sentence arrays (source, target)."""
-    if not path.exists():
-        raise ArtifactError(f"{path}: token ids not found; rerun the tokenize stage")
-    with np.load(path) as data:
-        src = np.split(data["src_ids"], data["src_offsets"][1:-1])
-        tgt = np.split(data["tgt_ids"], data["tgt_offsets"][1:-1])
-    return src, tgt

@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from stages import artifacts, distributed
-from stages.batching import Batch, TrainData
+from stages.batching import Batch, EpochBatches, TrainData
 from stages.checkpoint import check_tokenizer, load_checkpoint
 from stages.errors import TrainingInterrupted
 from stages.model import ModelConfig, Seq2Seq
@@ -97,7 +97,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def epoch_batches(data: TrainData, cfg: TrainConfig, rng: np.random.Generator) -> list[Batch]:
+def epoch_batches(data: TrainData, cfg: TrainConfig, rng: np.random.Generator) -> EpochBatches:
     """One epoch's length-bucketed batches, by `training.batch_type`, in shuffled order."""
     sentences = cfg.batch_sentences if cfg.batch_type == "sentences" else 0
     return data.batches(cfg.batch_tokens, rng, batch_sentences=sentences)

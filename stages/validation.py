@@ -18,7 +18,7 @@ from stages.batching import TrainData
 from stages.files import read_lines_strict, write_text_atomic
 from stages.model import Seq2Seq, sequence_loss
 from stages.scoring import score_lines
-from stages.tokenization import load_ids, load_processor
+from stages.tokenization import load_processor
 from stages.translation import DecodeConfig, translate_ids
 
 if TYPE_CHECKING:
@@ -33,11 +33,10 @@ class Validator:
     """Dev loss (teacher forced) and dev BLEU (greedy) for the current weights."""
 
     def __init__(self, tokenize_dir: Path, prepare_dir: Path, cfg: TrainConfig, device: str):
-        self.data = TrainData.load(artifacts.split_ids(tokenize_dir, "dev"), 10**9)
-        self.batches = self.data.batches(cfg.batch_tokens, np.random.default_rng(0))
+        self.data = TrainData.load(artifacts.split_ids(tokenize_dir, "dev"), max_len=0)
+        self.batches = list(self.data.batches(cfg.batch_tokens, np.random.default_rng(0)))
         self.refs = read_lines_strict(artifacts.split_text(prepare_dir, "dev", artifacts.TGT_SUFFIX))
-        src_ids, _ = load_ids(artifacts.split_ids(tokenize_dir, "dev"))
-        self.src = [s.tolist()[:250] for s in src_ids]
+        self.src = [self.data.src[i].tolist()[:250] for i in range(len(self.data.src))]
         self.sp_tgt = load_processor(tokenize_dir / artifacts.SPM_TGT)
         self.cfg, self.device = cfg, device
 

@@ -8,7 +8,7 @@ import pytest
 
 from stages import artifacts
 from stages.errors import InputDataError
-from stages.prepare import DataConfig, add_context, filter_pairs, load_split, normalize_text, run_prepare
+from stages.prepare import DataConfig, add_context, drop_reason, load_split, normalize_text, run_prepare
 
 SRC = ["Hello world.", "In the beginning.", "Jesus wept."]
 TGT = ["Hola mundo.", "En el principio.", "Y lloró Jesús."]
@@ -18,18 +18,24 @@ def resolve(spec: str) -> Path:
     return Path(spec)
 
 
+def pairs(spec: str, cfg: DataConfig, work: Path) -> tuple[list[str], list[str]]:
+    """A split loaded through `load_split`, as (sources, targets)."""
+    table = load_split(spec, cfg, resolve, work / "work")
+    return table["src"], table["tgt"]
+
+
 def test_tsv_with_quotes_and_gzip(tmp_path: Path) -> None:
     path = tmp_path / "c.tsv.gz"
     rows = "en\tes\n" + "".join(f'"{s}\t{t}\n' for s, t in zip(SRC, TGT))
     path.write_bytes(gzip.compress(rows.encode("utf-8")))
-    src, tgt = load_split(str(path), DataConfig(), resolve)
+    src, tgt = pairs(str(path), DataConfig(), tmp_path)
     assert src == [f'"{s}' for s in SRC] and tgt == TGT
 
 
 def test_headerless_tsv_with_columns(tmp_path: Path) -> None:
     path = tmp_path / "c.tsv"
     path.write_text("".join(f"Gen.1.{i}\t{s}\t{t}\n" for i, (s, t) in enumerate(zip(SRC, TGT))), encoding="utf-8")
-    src, tgt = load_split(str(path), DataConfig(columns="ref,en,es"), resolve)
+    src, tgt = pairs(str(path), DataConfig(columns="ref,en,es"), tmp_path)
     assert (src, tgt) == (SRC, TGT)
 
 
@@ -42,53 +48,53 @@ def test_csv_jsonl_parquet(tmp_path: Path) -> None:
     table.to_parquet(str(tmp_path / "c.parquet"))
     cfg = DataConfig(src_column="source", tgt_column="target")
     for name in ("c.csv", "c.jsonl", "c.parquet"):
-        assert load_split(str(tmp_path / name), cfg, resolve) == (SRC, TGT), name
+        assert pairs(str(tmp_path / name), cfg, tmp_path) == (SRC, TGT), name
 
 
 def test_translation_dict_column(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps({"translation": {"en": s, "es": t}}) + "\n" for s, t in zip(SRC, TGT)), encoding="utf-8")
-    assert load_split(str(path), DataConfig(), resolve) == (SRC, TGT)
+    assert pairs(str(path), DataConfig(), tmp_path) == (SRC, TGT)
 
 
 def test_aligned_text_files(tmp_path: Path) -> None:
     (tmp_path / "train.en").write_text("\n".join(SRC) + "\n", encoding="utf-8")
     (tmp_path / "train.es").write_text("\n".join(TGT) + "\n", encoding="utf-8")
-    assert load_split(str(tmp_path / "train.{lang}"), DataConfig(), resolve) == (SRC, TGT)
+    assert pairs(str(tmp_path / "train.{lang}"), DataConfig(), tmp_path) == (SRC, TGT)
 
 
 def test_misaligned_text_files_name_both(tmp_path: Path) -> None:
     (tmp_path / "train.en").write_text("\n".join(SRC) + "\n", encoding="utf-8")
     (tmp_path / "train.es").write_text("\n".join(TGT[:2]) + "\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"train\.es has 2 lines but .*train\.en has 3"):
-        load_split(str(tmp_path / "train.{lang}"), DataConfig(), resolve)
+        pairs(str(tmp_path / "train.{lang}"), DataConfig(), tmp_path)
 
 
 def test_invalid_utf8_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "c.tsv"
     path.write_bytes(b"en\tes\nok\tbien\nbad\tcaf\xe9\n")
     with pytest.raises(InputDataError, match=r"c\.tsv:3: invalid UTF-8"):
-        load_split(str(path), DataConfig(), resolve)
+        pairs(str(path), DataConfig(), tmp_path)
     (tmp_path / "t.en").write_bytes(b"a\nb\xff\n")
     (tmp_path / "t.es").write_bytes(b"a\nb\n")
     with pytest.raises(InputDataError, match=r"t\.en:2: invalid UTF-8"):
-        load_split(str(tmp_path / "t.{lang}"), DataConfig(), resolve)
+        pairs(str(tmp_path / "t.{lang}"), DataConfig(), tmp_path)
 
 
 def test_missing_file_and_column(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match=r"nope\.tsv: file not found"):
-        load_split(str(tmp_path / "nope.tsv"), DataConfig(), resolve)
+        pairs(str(tmp_path / "nope.tsv"), DataConfig(), tmp_path)
     path = tmp_path / "c.tsv"
     path.write_text("english\tspanish\na\tb\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"no column 'en' \(columns: english, spanish\)"):
-        load_split(str(path), DataConfig(), resolve)
+        pairs(str(path), DataConfig(), tmp_path)
 
 
 def test_unknown_extension(tmp_path: Path) -> None:
     path = tmp_path / "c.xlsx"
     path.write_text("x", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"unknown file type '\.xlsx'"):
-        load_split(str(path), DataConfig(), resolve)
+        pairs(str(path), DataConfig(), tmp_path)
 
 
 def test_normalize() -> None:
@@ -96,26 +102,45 @@ def test_normalize() -> None:
     assert normalize_text("ﬁn", "none") == "ﬁn"
 
 
-def test_filter_counts_each_kind() -> None:
-    src = ["a b c", "", "x " * 200, "one", "a b c d e"]
-    tgt = ["d e f", "x", "y", "uno dos tres cuatro cinco seis siete ocho nueve diez", "f g h i j"]
-    (keep_src, keep_tgt), drops = filter_pairs(src, tgt, DataConfig(max_words=150, max_ratio=3.0))
-    assert keep_src == ["a b c", "a b c d e"]
-    assert drops == {"empty": 1, "too_long": 1, "length_ratio": 1}
+def test_drop_reasons() -> None:
+    cfg = DataConfig(max_words=150, max_ratio=3.0)
+    assert drop_reason("a b c", "d e f", cfg) == ""
+    assert drop_reason("", "x", cfg) == "empty"
+    assert drop_reason("x " * 200, "y", cfg) == "too_long"
+    assert drop_reason("one", "uno dos tres cuatro cinco seis siete ocho nueve diez", cfg) == "length_ratio"
 
 
 def test_context_prefix() -> None:
     assert add_context(["a", "b", "c"], "<sep>", 1) == ["<sep> a", "a <sep> b", "b <sep> c"]
 
 
-def test_context_is_not_counted_against_the_length_limits() -> None:
+def _write_tsv(path: Path, src: list[str], tgt: list[str]) -> Path:
+    path.write_text("en\tes\n" + "".join(f"{s}\t{t}\n" for s, t in zip(src, tgt)), encoding="utf-8")
+    return path
+
+
+def test_run_prepare_filters_training_pairs_and_counts_each_kind(tmp_path: Path) -> None:
+    src = ["a b c", "", "x " * 200, "one", "a b c d e"]
+    tgt = ["d e f", "x", "y", "uno dos tres cuatro cinco seis siete ocho nueve diez", "f g h i j"]
+    train = _write_tsv(tmp_path / "train.tsv", src, tgt)
+    test = _write_tsv(tmp_path / "test.tsv", src, tgt)
+    out = tmp_path / "prepare"
+    summary = run_prepare(DataConfig(train=str(train), dev=str(test), test=str(test)), out, resolve, seed=1)
+    assert summary["dropped"] == {"empty": 1, "too_long": 1, "length_ratio": 1}
+    assert artifacts.split_text(out, "train", "src").read_text(encoding="utf-8") == "a b c\na b c d e\n"
+    assert summary["pairs"] == {"train": 2, "dev": 5, "test": 5}  # dev and test are kept whole
+    assert not (out / ".work").exists()
+
+
+def test_context_is_not_counted_against_the_length_limits(tmp_path: Path) -> None:
     src = ["one two three four", "five six seven eight"]
     tgt = ["uno dos tres cuatro", "cinco seis siete ocho"]
-    with_context = add_context(src, "<sep>", 1)
-    cfg = DataConfig(max_words=5, max_ratio=1.5)
-    (keep_src, _), drops = filter_pairs(with_context, tgt, cfg, measured=src)
-    assert keep_src == with_context and not drops
-    assert filter_pairs(with_context, tgt, cfg)[1] == {"too_long": 1}
+    train = _write_tsv(tmp_path / "train.tsv", src, tgt)
+    cfg = DataConfig(train=str(train), dev=str(train), test="", max_words=5, max_ratio=1.5, context=1)
+    summary = run_prepare(cfg, tmp_path / "prepare", resolve, seed=1)
+    assert not summary["dropped"]
+    lines = artifacts.split_text(tmp_path / "prepare", "train", "src").read_text(encoding="utf-8").splitlines()
+    assert lines == add_context(src, "<sep>", 1)
 
 
 def test_run_prepare_writes_splits_and_summary(tiny_corpus: Path, tmp_path: Path) -> None:
@@ -144,6 +169,30 @@ def test_hub_name_or_local_dataset_folder(tmp_path: Path) -> None:
     (folder / "train.jsonl").write_text(rows, encoding="utf-8")
     (folder / "test.jsonl").write_text(rows, encoding="utf-8")
     cfg = DataConfig(hub=str(folder))
-    assert load_split("train", cfg, resolve) == (SRC, TGT)
+    assert pairs("train", cfg, tmp_path) == (SRC, TGT)
     with pytest.raises(InputDataError, match=r"split 'validation': could not load"):
-        load_split("validation", cfg, resolve)
+        pairs("validation", cfg, tmp_path)
+
+
+def test_parallel_passes_write_what_one_process_writes(tmp_path: Path) -> None:
+    """num_proc 2 (datasets' worker processes, each over a contiguous shard) gives the
+    same text files and token ids as one process, over a table of several Arrow chunks."""
+    from stages.token_ids import load_id_columns
+    from stages.tokenization import TokenizerConfig, run_tokenize
+
+    rows = 4400
+    src = [f"verse {i} of {i % 7} the book {'and the law ' * (i % 3)}" for i in range(rows)]
+    tgt = [f"versículo {i} del libro {'y la ley ' * (i % 5)}" for i in range(rows)]
+    train = _write_tsv(tmp_path / "train.tsv", src, tgt)
+    cfg = DataConfig(train=str(train), dev="", test="", dev_size=100, context=1)
+    outputs = []
+    for num_proc in (1, 2):
+        prepared, tokenized = tmp_path / f"prepare{num_proc}", tmp_path / f"tokenize{num_proc}"
+        run_prepare(cfg, prepared, resolve, seed=1, num_proc=num_proc)
+        run_tokenize(TokenizerConfig(vocab_size=100), prepared, tokenized, seed=1, num_proc=num_proc)
+        text = [artifacts.split_text(prepared, s, side).read_bytes() for s in ("train", "dev") for side in ("src", "tgt")]
+        ids = load_id_columns(artifacts.split_ids(tokenized, "train"))
+        outputs.append((text, [[ids[side][i].tolist() for i in range(len(ids[side]))] for side in (0, 1)]))
+        assert len(ids[0]._values) > 1  # several chunks: rows are found across chunk boundaries
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0][1][0]) == rows - 100

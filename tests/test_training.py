@@ -12,7 +12,8 @@ from stages.checkpoint import check_tokenizer, load_checkpoint, save_checkpoint
 from stages.errors import ArtifactError
 from stages.model import ModelConfig, Seq2Seq
 from stages.search import beam_search, greedy_search
-from stages.tokenization import EOS_ID, TokenizerConfig, encode_lines, run_tokenize
+from stages.token_ids import load_id_columns
+from stages.tokenization import EOS_ID, TokenizerConfig, run_tokenize
 from stages.model import sequence_loss
 from stages.schedule import lr_factor
 from stages.training import TrainConfig
@@ -76,11 +77,16 @@ def test_model_overfits_twenty_pairs_to_exact_copies() -> None:
 
 
 def _prepared(folder: Path, src_text: str, tgt_text: str) -> Path:
-    """A prepare/ folder whose three splits all hold the same text."""
+    """A prepare/ folder whose three splits all hold the same text (as text files and
+    as the Arrow tables tokenize reads)."""
+    import datasets
+
     folder.mkdir()
+    pairs = {"src": src_text.splitlines(), "tgt": tgt_text.splitlines()}
     for split in ("train", "dev", "test"):
         (folder / f"{split}.src").write_text(src_text, encoding="utf-8")
         (folder / f"{split}.tgt").write_text(tgt_text, encoding="utf-8")
+        datasets.Dataset.from_dict(pairs).save_to_disk(str(folder / "arrow" / split))
     return folder
 
 
@@ -124,9 +130,10 @@ def test_tokenizer_is_deterministic(tmp_path: Path) -> None:
     pieces = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
     assert pieces == [(sp2.id_to_piece(i), sp2.get_score(i)) for i in range(sp2.get_piece_size())]
     assert sp.pad_id() == 0 and sp.unk_id() == 1 and sp.bos_id() == 2 and sp.eos_id() == 3
-    flat, offsets = encode_lines(sp, ["verse 1", "", "the law"])
-    assert len(offsets) == 4 and offsets[2] == offsets[1]
-    assert sp.decode(flat[offsets[2] : offsets[3]].tolist()) == "the law"
+    src_ids, tgt_ids = load_id_columns(one / "ids" / "train")
+    assert len(src_ids) == len(tgt_ids) == 50
+    assert sp.decode(src_ids[7].tolist()) == "verse 7 of the book of the law"
+    assert sp.decode(tgt_ids[49].tolist()) == "VERSE 49 OF THE BOOK OF THE LAW"
 
 
 def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) -> None:

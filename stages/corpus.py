@@ -1,0 +1,125 @@
+"""Parallel corpora as memory-mapped `datasets` Arrow tables: load, map in parallel, save.
+
+Prepare and tokenize never hold a corpus in Python lists: every table here lives in
+an Arrow file on disk and is memory-mapped, and every pass over it is a `datasets`
+`map`/`filter` that reads and writes it in batches, in `num_proc` processes when the
+corpus is large. Their peak memory therefore does not grow with the corpus.
+
+A pair table has two string columns, `src` and `tgt`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from stages.errors import InputDataError
+from stages.files import atomic_dir, atomic_path, iter_lines_strict
+
+# Below this many rows, worker processes cost more to start than they save (measured
+# in bench/bench_data_scaling.py), so `num_proc: 0` (auto) uses one process.
+AUTO_PARALLEL_ROWS = 100_000
+BATCH_ROWS = 2_000  # rows per map batch: small enough to keep memory flat
+
+PAIR_COLUMNS = ("src", "tgt")
+
+
+def workers(num_proc: int, rows: int) -> int | None:
+    """Processes for a pass over `rows` rows: `num_proc`, or with 0 one per core for
+    large corpora; None means the calling process alone."""
+    if num_proc == 0:
+        num_proc = (os.cpu_count() or 1) if rows >= AUTO_PARALLEL_ROWS else 1
+    num_proc = min(num_proc, max(1, rows // BATCH_ROWS))
+    return num_proc if num_proc > 1 else None
+
+
+@contextmanager
+def scratch(folder: Path) -> Iterator[Path]:
+    """A hidden work folder inside a stage's folder for `datasets`' cache files,
+    removed afterwards (hidden files are not among a stage's hashed outputs)."""
+    work = folder / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def quiet() -> None:
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def apply(
+    table: Any, fn: Callable[..., dict[str, list[Any]]], work: Path, name: str, num_proc: int, **kwargs: Any
+) -> Any:
+    """`table.map(fn)` in batches, its result written to an Arrow file under `work`."""
+    return table.map(
+        fn, batched=True, batch_size=BATCH_ROWS, num_proc=workers(num_proc, len(table)),
+        cache_file_name=str(work / f"{name}.arrow"), load_from_cache_file=False,
+        writer_batch_size=BATCH_ROWS, new_fingerprint=uuid.uuid4().hex, **kwargs,
+    )
+
+
+def aligned_text_table(src_path: Path, tgt_path: Path, work: Path) -> Any:
+    """Two line-aligned UTF-8 text files as one pair table (checked line by line first,
+    so that a bad byte or a missing line is reported with its file and line)."""
+    import datasets
+
+    counts = [sum(1 for _ in iter_lines_strict(path)) for path in (src_path, tgt_path)]
+    if counts[0] != counts[1]:
+        raise InputDataError(
+            f"{tgt_path} has {counts[1]} lines but {src_path} has {counts[0]}; "
+            f"the two files must be line-aligned"
+        )
+    if counts[0] == 0:
+        return datasets.Dataset.from_dict({"src": [], "tgt": []})
+    features = datasets.Features({"src": datasets.Value("string"), "tgt": datasets.Value("string")})
+    return datasets.Dataset.from_generator(
+        _aligned_rows, features=features, cache_dir=str(work / "text"),
+        gen_kwargs={"src_path": str(src_path), "tgt_path": str(tgt_path)},
+    )
+
+
+def _aligned_rows(src_path: str, tgt_path: str) -> Iterator[dict[str, str]]:
+    for src, tgt in zip(iter_lines_strict(Path(src_path)), iter_lines_strict(Path(tgt_path))):
+        yield {"src": src, "tgt": tgt}
+
+
+def save_table(table: Any, target: Path) -> Any:
+    """Write `table` to the folder `target` (atomically) and return it memory-mapped from there."""
+    import datasets
+
+    with atomic_dir(target) as tmp:
+        table.save_to_disk(str(tmp))
+    return datasets.load_from_disk(str(target))
+
+
+def load_table(folder: Path, what: str) -> Any:
+    import datasets
+
+    if not folder.is_dir():
+        raise InputDataError(f"{folder}: {what} not found; rerun the stage that writes it")
+    return datasets.load_from_disk(str(folder))
+
+
+def write_column(table: Any, column: str, target: Path) -> None:
+    """Stream one string column into a text file, one row per line (atomically)."""
+    with atomic_path(target) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            for batch in table.select_columns([column]).iter(batch_size=10_000):
+                handle.write("".join(line + "\n" for line in batch[column]))
+
+
+def column_lines(table: Any, columns: tuple[str, ...]) -> Iterator[str]:
+    """The non-empty strings of `columns`, column after column, streamed."""
+    for column in columns:
+        for batch in table.select_columns([column]).iter(batch_size=10_000):
+            yield from (line for line in batch[column] if line)

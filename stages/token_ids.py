@@ -1,0 +1,63 @@
+"""Token ids of a split, read straight from the memory-mapped Arrow table tokenize wrote.
+
+A `datasets` table stores a column of id lists as chunks of Arrow list arrays: one
+flat int32 buffer of ids plus offsets per chunk. `IdColumn` keeps numpy views of those
+buffers (no copy, so nothing is read into memory until a batch needs it) and hands out
+one sentence's ids as a numpy array.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from stages.errors import ArtifactError
+
+
+class IdColumn:
+    """A column of token-id sequences: `column[i]` is sentence i's ids (int32)."""
+
+    def __init__(self, values: list[np.ndarray], offsets: list[np.ndarray]):
+        self._values, self._offsets = values, offsets  # per chunk: flat ids, row offsets into them
+        lengths = [np.diff(off) for off in offsets]
+        self.lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        self._starts = np.cumsum([0] + [len(n) for n in lengths])  # first row of each chunk
+
+    @classmethod
+    def of(cls, table: Any, column: str) -> "IdColumn":
+        """The column `column` of a `datasets` table, as zero-copy views of its Arrow buffers."""
+        values, offsets = [], []
+        for chunk in table.data.column(column).chunks:
+            values.append(chunk.values.to_numpy(zero_copy_only=True))
+            offsets.append(chunk.offsets.to_numpy(zero_copy_only=True))
+        return cls(values, offsets)
+
+    @classmethod
+    def from_arrays(cls, rows: Sequence[np.ndarray]) -> "IdColumn":
+        """A column held in memory (tests, small inputs)."""
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.concatenate([np.asarray(r, dtype=np.int32) for r in rows]) if rows else np.zeros(0, np.int32)
+        return cls([flat], [offsets])
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
+        local = row - int(self._starts[chunk])
+        offsets = self._offsets[chunk]
+        return self._values[chunk][offsets[local] : offsets[local + 1]]
+
+
+def load_id_columns(folder: Path) -> tuple[IdColumn, IdColumn]:
+    """A split's (source, target) ids from `tokenize/ids/{split}/`."""
+    import datasets
+
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: token ids not found; rerun the tokenize stage")
+    table = datasets.load_from_disk(str(folder))
+    return IdColumn.of(table, "src_ids"), IdColumn.of(table, "tgt_ids")
