@@ -61,6 +61,7 @@ def apply(
     table: Any, fn: Callable[..., dict[str, list[Any]]], work: Path, name: str, num_proc: int, **kwargs: Any
 ) -> Any:
     """`table.map(fn)` in batches, its result written to an Arrow file under `work`."""
+    quiet()
     return table.map(
         fn, batched=True, batch_size=BATCH_ROWS, num_proc=workers(num_proc, len(table)),
         cache_file_name=str(work / f"{name}.arrow"), load_from_cache_file=False,
@@ -97,6 +98,7 @@ def save_table(table: Any, target: Path) -> Any:
     """Write `table` to the folder `target` (atomically) and return it memory-mapped from there."""
     import datasets
 
+    quiet()
     with atomic_dir(target) as tmp:
         table.save_to_disk(str(tmp))
     return datasets.load_from_disk(str(target))

@@ -30,7 +30,7 @@ class TokenizerConfig:
     vocab_size: int = 4000
     joint: bool = True
     character_coverage: float = 1.0
-    max_sentences: int = 1_000_000
+    max_sentences: int = 200_000
 
 
 def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: TokenizerConfig, seed: int) -> None:
