@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from stages.errors import InputDataError
+from stages.errors import ArtifactError, InputDataError
 from stages.files import atomic_dir, atomic_path, iter_lines_strict
 
 # Below this many rows, worker processes cost more to start than they save (measured
@@ -108,7 +108,7 @@ def load_table(folder: Path, what: str) -> Any:
     import datasets
 
     if not folder.is_dir():
-        raise InputDataError(f"{folder}: {what} not found; rerun the stage that writes it")
+        raise ArtifactError(f"{folder}: {what} not found; rerun the prepare stage (s2s prepare)")
     return datasets.load_from_disk(str(folder))
 
 
