@@ -11,13 +11,13 @@ from dataclasses import dataclass, replace
 from typing import Literal, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stages.attention import Attention, AttentionKind
 from stages.encoder import RNN_CLASSES, Encoder
 from stages.errors import ConfigError
 from stages.initialization import InitKind, RecurrentInit, init_weights
+from stages.loss import smoothed_cross_entropy
 from stages.feeding import decode_fed
 from stages.recurrence import Hidden
 from stages.tokenization import PAD_ID
@@ -253,7 +253,4 @@ class Seq2Seq(nn.Module):
 
 def sequence_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
     """Summed token cross-entropy over non-pad positions. logits (B, T, V), target (B, T)."""
-    return F.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)), target.reshape(-1),
-        ignore_index=PAD_ID, label_smoothing=smoothing, reduction="sum",
-    )
+    return smoothed_cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), smoothing, PAD_ID)
