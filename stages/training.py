@@ -90,11 +90,13 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer, with PyTorch's fused kernel (one pass over each parameter instead
+    of one per operation: 2-16 % faster training steps on this CPU, bench/README)."""
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, fused=True)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=True)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
 
 
 def epoch_batches(data: TrainData, cfg: TrainConfig, rng: np.random.Generator) -> EpochBatches:
