@@ -4,12 +4,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import stages.loss
 from stages.loss import ROWS, smoothed_cross_entropy
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_fused_loss_and_gradient_equal_cross_entropy(dtype: torch.dtype, smoothing: float) -> None:
+@pytest.mark.parametrize("one_block", [False, True])  # True: the GPU path, all rows at once
+def test_fused_loss_and_gradient_equal_cross_entropy(
+    dtype: torch.dtype, smoothing: float, one_block: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if one_block:
+        monkeypatch.setattr(stages.loss, "block_rows", lambda logits: logits.size(0))
     torch.manual_seed(0)
     rows, vocab = 2 * ROWS + 37, 301  # several blocks of rows, the last one short
     logits = (3 * torch.randn(rows, vocab)).to(dtype).requires_grad_()
