@@ -20,13 +20,11 @@ from typing import Any, Callable, Iterator
 from stages.errors import ArtifactError, InputDataError
 from stages.files import atomic_dir, atomic_path, iter_lines_strict
 
-# Below this many rows, worker processes cost more to start than they save (measured
-# in bench/bench_data_scaling.py), so `num_proc: 0` (auto) uses one process.
+# Below this many rows, worker processes cost more to start than they save (30,000
+# pairs, bench/bench_data_scaling.py: 7.3 s with 2 processes, 6.5 s with 1; 3,000,000
+# pairs: 87.0 s with 2, 107.7 s with 1), so `num_proc: 0` (auto) uses one process.
 AUTO_PARALLEL_ROWS = 100_000
 BATCH_ROWS = 2_000  # rows per map batch: small enough to keep memory flat
-
-PAIR_COLUMNS = ("src", "tgt")
-
 
 def workers(num_proc: int, rows: int) -> int | None:
     """Processes for a pass over `rows` rows: `num_proc`, or with 0 one per core for
@@ -81,12 +79,24 @@ def aligned_text_table(src_path: Path, tgt_path: Path, work: Path) -> Any:
             f"the two files must be line-aligned"
         )
     if counts[0] == 0:
-        return datasets.Dataset.from_dict({"src": [], "tgt": []})
-    features = datasets.Features({"src": datasets.Value("string"), "tgt": datasets.Value("string")})
+        return empty_pairs()
     return datasets.Dataset.from_generator(
-        _aligned_rows, features=features, cache_dir=str(work / "text"),
+        _aligned_rows, features=_pair_features(), cache_dir=str(work / "text"),
         gen_kwargs={"src_path": str(src_path), "tgt_path": str(tgt_path)},
     )
+
+
+def _pair_features() -> Any:
+    import datasets
+
+    return datasets.Features({"src": datasets.Value("string"), "tgt": datasets.Value("string")})
+
+
+def empty_pairs() -> Any:
+    """A pair table without rows (a split whose file holds a header only)."""
+    import datasets
+
+    return datasets.Dataset.from_dict({"src": [], "tgt": []}, features=_pair_features())
 
 
 def _aligned_rows(src_path: str, tgt_path: str) -> Iterator[dict[str, str]]:
@@ -100,7 +110,8 @@ def save_table(table: Any, target: Path) -> Any:
 
     quiet()
     with atomic_dir(target) as tmp:
-        table.save_to_disk(str(tmp))
+        # An empty table needs its one (empty) shard spelled out, or it cannot be loaded back.
+        table.save_to_disk(str(tmp), num_shards=1 if len(table) == 0 else None)
     return datasets.load_from_disk(str(target))
 
 

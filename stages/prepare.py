@@ -133,7 +133,7 @@ def load_split(spec: str, cfg: DataConfig, resolve: Any, work: Path, num_proc: i
     path = resolve(spec)
     table = _load_file(path, cfg, work)
     if table is None:
-        return datasets.Dataset.from_dict({"src": [], "tgt": []})
+        return corpus.empty_pairs()
     return _pairs(table, src_col, tgt_col, cfg, str(path), work, num_proc)
 
 

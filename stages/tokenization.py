@@ -115,7 +115,7 @@ def run_tokenize(
                 table, _encode_batch, work, f"ids-{split}", num_proc, features=features,
                 remove_columns=list(table.column_names),
                 fn_kwargs={"src_model": str(src_model), "tgt_model": str(tgt_model)},
-            )
+            ) if len(table) else datasets.Dataset.from_dict({"src_ids": [], "tgt_ids": []}, features=features)
             saved = corpus.save_table(encoded, artifacts.split_ids(out_dir, split))
             for side in ("src", "tgt"):
                 summary[f"{split}_{side}_tokens"] = int(np.sum(IdColumn.of(saved, f"{side}_ids").lengths))

@@ -196,3 +196,18 @@ def test_parallel_passes_write_what_one_process_writes(tmp_path: Path) -> None:
         assert len(ids[0]._values) > 1  # several chunks: rows are found across chunk boundaries
     assert outputs[0] == outputs[1]
     assert len(outputs[0][1][0]) == rows - 100
+
+
+def test_header_only_split_gives_empty_tables_that_load_back(tmp_path: Path) -> None:
+    from stages.token_ids import load_id_columns
+    from stages.tokenization import TokenizerConfig, run_tokenize
+
+    src = [f"verse {i} of the book" for i in range(60)]
+    train = _write_tsv(tmp_path / "train.tsv", src, [s.upper() for s in src])
+    test = _write_tsv(tmp_path / "test.tsv", [], [])
+    summary = run_prepare(DataConfig(train=str(train), dev="", test=str(test)), tmp_path / "prepare", resolve, seed=1)
+    assert summary["pairs"]["test"] == 0
+    assert artifacts.split_text(tmp_path / "prepare", "test", "src").read_text(encoding="utf-8") == ""
+    run_tokenize(TokenizerConfig(vocab_size=40), tmp_path / "prepare", tmp_path / "tokenize", seed=1)
+    src_ids, tgt_ids = load_id_columns(artifacts.split_ids(tmp_path / "tokenize", "test"))
+    assert len(src_ids) == len(tgt_ids) == 0
