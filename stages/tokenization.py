@@ -92,6 +92,7 @@ def run_tokenize(
     import datasets
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    _PROCESSORS.clear()  # the models about to be trained may replace ones loaded from these paths
     train = corpus.load_table(artifacts.split_table(prepare_dir, "train"), "the prepared training pairs")
     src_model, tgt_model = out_dir / artifacts.SPM_SRC, out_dir / artifacts.SPM_TGT
     if cfg.joint:

@@ -299,3 +299,15 @@ def test_accumulate_trains_through_the_stage(tokenized_run: Path, tmp_path: Path
     assert summary["steps"] == 4
     history = [json.loads(line) for line in (tmp_path / "train" / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [2, 4]
+
+
+def test_retokenizing_into_the_same_folder_encodes_with_the_new_model(tmp_path: Path) -> None:
+    import sentencepiece as spm
+
+    text = "\n".join(f"verse {i} of the book of the law" for i in range(50)) + "\n"
+    prepared = _prepared(tmp_path / "prepare", text, text)
+    for vocab in (40, 60):  # the same model path, a different model each time
+        tok = _tokenizer(tmp_path / "tok", prepared, vocab)
+        sp = spm.SentencePieceProcessor(model_file=str(tok / "spm.src.model"))
+        src_ids, _ = load_id_columns(tok / "ids" / "train")
+        assert src_ids[7].tolist() == sp.encode("verse 7 of the book of the law")
