@@ -129,9 +129,6 @@ class TrainData:
         over `max_len` pieces are left out."""
         return cls(*load_id_columns(folder), max_len=max_len)
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
     def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0) -> EpochBatches:
         """One epoch of batches: `batch_sentences` pairs each when above 0, else at most
         `batch_tokens` padded tokens each."""

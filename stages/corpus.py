@@ -55,16 +55,31 @@ def quiet() -> None:
     datasets.logging.set_verbosity_error()
 
 
+def _pass_options(table: Any, work: Path, name: str, num_proc: int) -> dict[str, Any]:
+    """What every pass shares: batches of BATCH_ROWS rows, `num_proc` workers, its result
+    written to a fresh Arrow file under `work`."""
+    quiet()
+    return {
+        "batched": True, "batch_size": BATCH_ROWS, "num_proc": workers(num_proc, len(table)),
+        "cache_file_name": str(work / f"{name}.arrow"), "load_from_cache_file": False,
+    }
+
+
 def apply(
     table: Any, fn: Callable[..., dict[str, list[Any]]], work: Path, name: str, num_proc: int, **kwargs: Any
 ) -> Any:
-    """`table.map(fn)` in batches, its result written to an Arrow file under `work`."""
-    quiet()
+    """`table.map(fn)` over batches of rows."""
     return table.map(
-        fn, batched=True, batch_size=BATCH_ROWS, num_proc=workers(num_proc, len(table)),
-        cache_file_name=str(work / f"{name}.arrow"), load_from_cache_file=False,
-        writer_batch_size=BATCH_ROWS, new_fingerprint=uuid.uuid4().hex, **kwargs,
+        fn, writer_batch_size=BATCH_ROWS, new_fingerprint=uuid.uuid4().hex,
+        **_pass_options(table, work, name, num_proc), **kwargs,
     )
+
+
+def keep_rows(
+    table: Any, predicate: Callable[..., list[bool]], work: Path, name: str, num_proc: int, **kwargs: Any
+) -> Any:
+    """`table.filter(predicate)` over batches of rows."""
+    return table.filter(predicate, **_pass_options(table, work, name, num_proc), **kwargs)
 
 
 def aligned_text_table(src_path: Path, tgt_path: Path, work: Path) -> Any:
@@ -123,16 +138,21 @@ def load_table(folder: Path, what: str) -> Any:
     return datasets.load_from_disk(str(folder))
 
 
+def _column_batches(table: Any, column: str) -> Iterator[list[str]]:
+    for batch in table.select_columns([column]).iter(batch_size=10_000):
+        yield batch[column]
+
+
 def write_column(table: Any, column: str, target: Path) -> None:
     """Stream one string column into a text file, one row per line (atomically)."""
     with atomic_path(target) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            for batch in table.select_columns([column]).iter(batch_size=10_000):
-                handle.write("".join(line + "\n" for line in batch[column]))
+            for lines in _column_batches(table, column):
+                handle.write("".join(line + "\n" for line in lines))
 
 
 def column_lines(table: Any, columns: tuple[str, ...]) -> Iterator[str]:
     """The non-empty strings of `columns`, column after column, streamed."""
     for column in columns:
-        for batch in table.select_columns([column]).iter(batch_size=10_000):
-            yield from (line for line in batch[column] if line)
+        for lines in _column_batches(table, column):
+            yield from (line for line in lines if line)

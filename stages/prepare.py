@@ -216,11 +216,7 @@ def _clean(table: Any, cfg: DataConfig, split: str, work: Path, num_proc: int) -
     reasons = cleaned.data.column("drop").value_counts().to_pylist()
     drops = Counter({r["values"]: r["counts"] for r in reasons if r["values"]})
     if drops:
-        cleaned = cleaned.filter(
-            _kept, batched=True, batch_size=corpus.BATCH_ROWS, input_columns=["drop"],
-            num_proc=corpus.workers(num_proc, len(cleaned)),
-            cache_file_name=str(work / "kept.arrow"), load_from_cache_file=False,
-        )
+        cleaned = corpus.keep_rows(cleaned, _kept, work, "kept", num_proc, input_columns=["drop"])
     return cleaned.remove_columns(["drop"]), drops
 
 
