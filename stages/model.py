@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from stages.attention import Attention, AttentionKind
+from stages.decode_step import decode_step, fast_step_applies
 from stages.encoder import RNN_CLASSES, Encoder
 from stages.errors import ConfigError
 from stages.initialization import InitKind, RecurrentInit, init_weights
@@ -87,6 +88,7 @@ class DecoderState:
     last_attention: Optional[torch.Tensor] = None  # (B*beam, S)
     feed: Optional[torch.Tensor] = None  # (B*beam, H) previous attentional vector (input feeding only)
     beam: int = 1  # hypothesis rows per sentence sharing one row of memory, keys and mask
+    memory_c: Optional[torch.Tensor] = None  # (B, S, H) memory times the combine layer's context half (search)
 
     def expand_beams(self, k: int) -> "DecoderState":
         """k hypothesis rows per sentence (rows b*k .. b*k+k-1), all sharing the
@@ -131,6 +133,7 @@ class DecoderState:
         return replace(
             self, memory=self.memory.index_select(0, index), keys=self.keys.index_select(0, index),
             mask=self.mask.index_select(0, index),
+            memory_c=None if self.memory_c is None else self.memory_c.index_select(0, index),
         )
 
 
@@ -247,6 +250,8 @@ class Seq2Seq(nn.Module):
 
     def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state."""
+        if fast_step_applies(self):
+            return decode_step(self, prev_tokens, state)
         logits, state, _ = self._decode(prev_tokens.unsqueeze(1), state)
         return torch.log_softmax(logits.squeeze(1).float(), dim=-1), state
 
