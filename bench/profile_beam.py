@@ -4,7 +4,9 @@
 
 Prints JSON: wall time, target tokens/s, and the self CPU time of the heaviest operators
 grouped into encoder / decoder RNN / attention / output projection and softmax / beam
-bookkeeping, plus the time not spent in any operator (Python).
+bookkeeping, plus the time not spent in any operator (Python). Matrix products are told
+apart by their output width: the vocabulary (output layer), the decoder RNN's gates
+(its step in stages/decode_step.py), anything else (combine, bridge, attention keys).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -51,19 +54,20 @@ def main() -> None:
     lines = test_split(args.run)[0][: args.sentences]
     translate_lines(model, sp_src, sp_tgt, lines[:16], cfg, "cpu")  # warm-up
     start = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         with record_function("translate"):
             hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, "cpu")
     wall = time.perf_counter() - start
     tokens = sum(len(sp_tgt.encode(h)) + 1 for h in hyps)
     parts: dict[str, float] = defaultdict(float)
     top = []
-    for event in prof.key_averages():
+    widths = {sp_tgt.get_piece_size(): "output layer", gates(model): "decoder RNN"}
+    for event in prof.key_averages(group_by_input_shape=True):
         if event.key == "translate":
             continue
         ms = event.self_cpu_time_total / 1000
         top.append((event.key, round(ms, 1), event.count))
-        parts[GROUPS.get(event.key, _linear_or_other(event.key))] += ms
+        parts[GROUPS.get(event.key, _linear_or_other(event.key, event.input_shapes, widths))] += ms
     total_ops = sum(parts.values())
     translate_ms = next(e.cpu_time_total for e in prof.key_averages() if e.key == "translate") / 1000
     parts["python and dispatch (not in any operator)"] = max(0.0, translate_ms - total_ops)
@@ -72,14 +76,32 @@ def main() -> None:
         "quantize": args.quantize, "wall_s_profiled": round(wall, 2), "target_tokens": tokens,
         "target_tokens_per_s_profiled": round(tokens / wall, 1),
         "share_percent": {k: round(100 * v / translate_ms, 1) for k, v in sorted(parts.items(), key=lambda kv: -kv[1])},
-        "top_operators_ms": sorted(top, key=lambda r: -r[1])[:15],
+        "top_operators_ms": _top(top),
     }, indent=2))
 
 
-def _linear_or_other(key: str) -> str:
+def gates(model: Any) -> int:
+    """The width of the decoder RNN's gate products."""
+    rnn = model.decoder_rnn
+    return {"LSTM": 4, "GRU": 3}.get(getattr(rnn, "mode", ""), 1) * int(getattr(rnn, "hidden_size", 0))
+
+
+def _linear_or_other(key: str, shapes: list[list[int]], widths: dict[int, str]) -> str:
     if key in ("aten::addmm", "aten::mm", "aten::linear", "aten::matmul", "quantized::linear_dynamic"):
-        return "linear layers (output projection, attention combine, bridge)"
+        out_width = next((s[-1] for s in reversed(shapes) if len(s) == 2), 0)  # the weight (K, N)
+        if key == "aten::linear":  # weight (N, K)
+            out_width = shapes[1][0] if len(shapes) > 1 and len(shapes[1]) == 2 else 0
+        return f"matrix products: {widths.get(out_width, 'other (combine, bridge, keys)')}"
     return "other operators"
+
+
+def _top(rows: list[tuple[str, float, int]]) -> list[tuple[str, float, int]]:
+    """The 15 heaviest operators, shapes merged."""
+    merged: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    for key, ms, count in rows:
+        merged[key][0] += ms
+        merged[key][1] += count
+    return sorted(((k, round(v[0], 1), int(v[1])) for k, v in merged.items()), key=lambda r: -r[1])[:15]
 
 
 if __name__ == "__main__":
