@@ -209,6 +209,7 @@ class _Trainer:
                     loop.epoch_rng = dict(self.rng.bit_generator.state)
                     stopped = "epochs" if loop.epoch > cfg.epochs else ""
         bar.close()
+        distributed.barrier(self.ranks)  # no rank tears down the process group while another still works
         return stopped
 
     def _finished(self) -> str:
