@@ -59,7 +59,8 @@ def fast_step_applies(model: Seq2Seq) -> bool:
 
 
 def _weights_version(model: nn.Module) -> tuple[tuple[int, int], ...]:
-    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+    # Inference tensors (made under inference_mode) keep no version counter: -1.
+    return tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in model.parameters())
 
 
 def step_tables(model: Seq2Seq) -> StepTables:

@@ -12,7 +12,7 @@ from stages.model import ModelConfig, Seq2Seq
 
 def make_model(cell: str, layers: int, attention: str) -> Seq2Seq:
     torch.manual_seed(5)
-    cfg = ModelConfig(cell=cell, embedding_size=12, encoder_hidden=10, decoder_hidden=16, decoder_layers=layers,
+    cfg = ModelConfig(cell=cell, embedding_size=12, encoder_hidden=8, decoder_hidden=16, decoder_layers=layers,
                       attention=attention, dropout=0.0, init_range=0.4)
     return Seq2Seq(cfg, 30, 30).double().eval()
 
@@ -28,7 +28,7 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("attention", ["luong_general", "bahdanau", "none"])
+@pytest.mark.parametrize("attention", ["luong_general", "luong_dot", "luong_concat", "bahdanau", "none"])
 def test_fast_step_equals_the_models_decoding(cell: str, layers: int, attention: str) -> None:
     model = make_model(cell, layers, attention)
     src, lens = batch()
@@ -71,3 +71,13 @@ def test_fast_step_only_in_inference_and_tables_follow_the_weights() -> None:
     feeding = Seq2Seq(ModelConfig(embedding_size=12, encoder_hidden=10, decoder_hidden=16, input_feeding=True), 30, 30)
     with torch.inference_mode():
         assert not fast_step_applies(feeding.eval())
+
+
+def test_fast_step_for_a_model_built_under_inference_mode() -> None:
+    with torch.inference_mode():
+        model = make_model("gru", 1, "luong_general")
+        src, lens = batch()
+        state = model.encode(src, lens)
+        lp_fast, _ = model.step(torch.tensor([4, 5, 6]), state)
+        logits, _, _ = model._decode(torch.tensor([[4], [5], [6]]), state)
+        torch.testing.assert_close(lp_fast, torch.log_softmax(logits.squeeze(1).float(), dim=-1), rtol=0, atol=1e-6)
