@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.recurrence import Hidden
+from stages.recurrence import Hidden, gru_update, lstm_update, simple_update
 
 if TYPE_CHECKING:
     from stages.model import DecoderState, Seq2Seq
@@ -70,7 +70,7 @@ def step_tables(model: Seq2Seq) -> StepTables:
     if cached is not None and cached.version == version:
         return cached
     rnn, gru = model.decoder_rnn, model.decoder_rnn.mode == "GRU"
-    w_ih, b_in, w_hh, b_hh = [], [], [], []
+    w_ih, b_in, w_hh, b_hh = [], [], [], []  # w_ih for the layers above 0
     for layer in range(rnn.num_layers):
         ih, hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
         bias_ih, bias_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
@@ -80,13 +80,14 @@ def step_tables(model: Seq2Seq) -> StepTables:
         else:
             b_in.append(bias_ih + bias_hh)
             b_hh.append(torch.zeros_like(bias_hh))
-        w_ih.append(ih.t())
+        if layer:
+            w_ih.append(ih.t().contiguous())
         w_hh.append(hh.t().contiguous())
     enc = model.combine.weight.size(1) - model.cfg.decoder_hidden
     tables = StepTables(
         version=version,
         embedded=F.linear(model.tgt_embed.weight, getattr(rnn, "weight_ih_l0"), b_in[0]),
-        w_ih=[w.contiguous() for w in w_ih[1:]],
+        w_ih=w_ih,
         b_in=b_in,
         w_hh=w_hh,
         b_hh=b_hh,
@@ -100,19 +101,12 @@ def step_tables(model: Seq2Seq) -> StepTables:
 def _rnn_step(mode: str, gx: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, w_hh: torch.Tensor,
               b_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One cell step from the input product gx (R, G) and the previous h (R, H), c."""
-    size = h.size(1)
     if mode == "GRU":
-        gh = torch.addmm(b_hh, h, w_hh)  # (R, 3H)
-        r, z = torch.sigmoid(gx[:, : 2 * size] + gh[:, : 2 * size]).chunk(2, dim=1)
-        n = torch.tanh(torch.addcmul(gx[:, 2 * size :], r, gh[:, 2 * size :]))
-        return torch.lerp(n, h, z), None
+        return gru_update(gx, torch.addmm(b_hh, h, w_hh), h), None
     gates = torch.addmm(gx, h, w_hh)  # b_hh is folded into gx
     if c is not None:  # LSTM
-        act = torch.sigmoid(gates)
-        g = torch.tanh(gates[:, 2 * size : 3 * size])
-        c = torch.addcmul(act[:, size : 2 * size] * c, act[:, :size], g)
-        return act[:, 3 * size :] * torch.tanh(c), c
-    return (torch.tanh(gates) if mode == "RNN_TANH" else torch.relu(gates)), None
+        return lstm_update(gates, c)
+    return simple_update(mode, gates), None
 
 
 def _recur(model: Seq2Seq, tables: StepTables, prev: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:

@@ -144,6 +144,26 @@ class _LSTMCell(torch.autograd.Function):
         return (d_act * slope).to(ctx.dtype), d_c * f
 
 
+def lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSTM gates (B, 4H) and cell state c (B, H) -> new h (B, H), new c."""
+    h, c_new = _LSTMCell.apply(gates, c)
+    return h, c_new
+
+
+def gru_update(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """GRU input product gi and hidden product gh (B, 3H), both with their biases, and
+    the previous h (B, H) -> new h."""
+    size = h.size(1)
+    r, z = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size]).chunk(2, dim=1)
+    n = torch.tanh(torch.addcmul(gi[:, 2 * size :], r, gh[:, 2 * size :]))
+    return torch.lerp(n, h, z)  # (1 - z) * n + z * h
+
+
+def simple_update(mode: str, gates: torch.Tensor) -> torch.Tensor:
+    """A plain RNN's pre-activation (B, H) -> new h, for nn.RNN's mode RNN_TANH or RNN_RELU."""
+    return torch.tanh(gates) if mode == "RNN_TANH" else torch.relu(gates)
+
+
 class StepwiseRNN:
     """Drive `rnn` (batch_first, any number of layers) one step at a time.
 
@@ -203,19 +223,16 @@ class StepwiseRNN:
         return inp
 
     def _lstm(self, layer: int, gates: torch.Tensor) -> torch.Tensor:
-        h, self.c[layer] = _LSTMCell.apply(gates, self.c[layer])
+        h, self.c[layer] = lstm_update(gates, self.c[layer])
         return h
 
     def _rnn(self, gates: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(gates) if self.mode == "RNN_TANH" else torch.relu(gates)
+        return simple_update(self.mode, gates)
 
     def _gru(self, layer: int, base: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
-        h, size = self.h[layer], self.h[layer].size(1)
         gi = self.w_in[layer](base, inp)  # (B, 3H)
-        gh = self.w_rec[layer](self.bias[layer], h)  # (B, 3H)
-        r, z = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size]).chunk(2, dim=1)
-        n = torch.tanh(torch.addcmul(gi[:, 2 * size :], r, gh[:, 2 * size :]))
-        return torch.lerp(n, h, z)  # (1 - z) * n + z * h
+        gh = self.w_rec[layer](self.bias[layer], self.h[layer])  # (B, 3H)
+        return gru_update(gi, gh, self.h[layer])
 
     def final_hidden(self) -> Hidden:
         """The state after the last step taken, shaped like the initial one."""
