@@ -57,7 +57,12 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str) -> tor
 
     Weights are stored in int8 and activations quantized on the fly (CPU only). On the
     default model this doubled beam-5 speed with no BLEU lost on the test books.
+    Also refuses `decoding.precision: fp16` on the CPU, where PyTorch's recurrent layers
+    have no half-precision kernels.
     """
+    if cfg.precision == "fp16" and device == "cpu":
+        raise ConfigError(f"decoding.precision={cfg.precision} needs a CUDA device (decoding.device={cfg.device} "
+                          "runs on the cpu here); use decoding.precision=bf16 or fp32 on the CPU")
     if cfg.quantize == "none":
         return model
     if device != "cpu":

@@ -79,6 +79,11 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
                        "--set", "decoding.max_input_tokens=3")
     assert code == 0, out
     assert len(q_path.read_text(encoding="utf-8").split("\n")) == 5
+    before = q_path.read_bytes()  # fp16 has no CPU kernels for recurrent layers: a clear error, output kept
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(q_path), "--set",
+                       "decoding.precision=fp16", "--set", "decoding.device=cpu")
+    assert code != 0 and "decoding.precision=fp16 needs a CUDA device" in out and "bf16" in out
+    assert q_path.read_bytes() == before
     assert any("in.txt:1:" in r.getMessage() and "truncated to decoding.max_input_tokens=3" in r.getMessage()
                for r in caplog.records)
 

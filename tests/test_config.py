@@ -73,6 +73,12 @@ def test_range_checks() -> None:
         load_config(None, ["decoding.beam_size=0"])
 
 
+def test_fp16_decoding_on_the_cpu_is_refused_at_load() -> None:
+    with pytest.raises(ConfigError, match=r"decoding\.precision=fp16 needs a CUDA device.*bf16 or fp32"):
+        load_config(None, ["decoding.precision=fp16", "decoding.device=cpu"])
+    assert load_config(None, ["decoding.precision=bf16", "decoding.device=cpu"]).decoding.precision == "bf16"
+
+
 def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"c\.yaml:2: not valid YAML"):
         load_config(write(tmp_path, "model:\n\tcell: lstm\n"))
