@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import torch
 from torch import nn
 
+from stages.dropout import Dropout
 from stages.tokenization import PAD_ID
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int, embed: Optional[nn.Embedding] = None):
         super().__init__()
         self.embed = embed or nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         dirs = 2 if cfg.bidirectional else 1
         self.layers = nn.ModuleList()
         for layer in range(cfg.encoder_layers):

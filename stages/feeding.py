@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from stages.attention import MULTIPLICATIVE, Attention
-from stages.recurrence import StepProduct, Hidden, stepper
+from stages.dropout import keep_mask
+from stages.recurrence import Hidden, StepProduct, stepper
 
 if TYPE_CHECKING:
     from stages.model import DecoderState, Seq2Seq
@@ -72,7 +73,7 @@ def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[
     pad = torch.zeros(state.mask.shape, device=emb.device).masked_fill(~state.mask, float("-inf")).unsqueeze(1)  # (B, 1, S)
     keep: Optional[torch.Tensor] = None  # dropout of the fed vectors, drawn for all steps at once
     if model.training and model.cfg.dropout > 0:
-        keep = F.dropout(emb.new_ones(steps, batch, size, dtype=dtype), model.cfg.dropout)
+        keep = keep_mask((steps, batch, size), model.cfg.dropout, dtype, emb.device)
     feed = state.feed if state.feed is not None else emb.new_zeros(batch, size)
     scores = _Scores(model.attention, state.keys, dtype)
     fed, weights = [], []

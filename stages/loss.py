@@ -1,17 +1,19 @@
-"""Token cross-entropy with label smoothing, fused: one pass forward, one pass backward.
+"""Token cross-entropy with label smoothing, fused: one pass over the logits.
 
 `F.cross_entropy` over bf16 logits casts them to fp32 (a full copy), runs log-softmax
 (another), gathers the NLL, and on the way back fills a zero tensor for the NLL
 gradient, runs log-softmax's backward and casts the gradient back: five passes over a
-(tokens, vocabulary) tensor that is the largest of the step. Here the forward keeps
-only the log-sum-exp per row, and the backward writes softmax minus the smoothed
-target straight into the gradient, a cache-sized block of rows at a time. The loss
-and gradient are those of `F.cross_entropy(logits.float(), target, ignore_index=PAD,
-label_smoothing=eps, reduction="sum")` (tests/test_loss.py); for a 2-core CPU
-training step of the 8k-vocabulary benchmark model this made training 26-39 % faster
+(tokens, vocabulary) tensor that is the largest of the step. Here the forward pass,
+a cache-sized block of rows at a time, casts the block once, takes its log-sum-exp
+and, when a gradient is wanted, writes softmax minus the smoothed target straight into
+the gradient; backward only scales that by the upstream gradient. The loss and
+gradient are those of `F.cross_entropy(logits.float(), target, ignore_index=PAD,
+label_smoothing=eps, reduction="sum")` (tests/test_loss.py). For a 2-core CPU training
+step of the 8k-vocabulary benchmark model the fused loss made training 26-39 % faster
+than `F.cross_entropy`, and writing the gradient in the forward pass (instead of a
+second cast and exponential in backward) took the loss from 26 to 18 ms per step
 (bench/bench_train_speed.py, README).
 """
-
 from __future__ import annotations
 
 from typing import Any
@@ -22,43 +24,54 @@ ROWS = 128  # rows per block on CPUs: 128 x 8,000 fp32 values = 4 MB, within the
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
+    """The forward pass also writes the gradient for an upstream gradient of 1, since
+    it has the softmax of each block in hand; backward only scales it. Recomputing
+    the softmax in backward cost a second cast and exponential over every logit."""
+
     @staticmethod
     def forward(
-        ctx: Any, logits: torch.Tensor, target: torch.Tensor, smoothing: float, pad: int, block: int
+        ctx: Any, logits: torch.Tensor, target: torch.Tensor, smoothing: float, pad: int, block: int, want_grad: bool
     ) -> torch.Tensor:
         # logits (N, V) in any float dtype; target (N,)
-        keep = target != pad
-        lse = torch.empty(logits.size(0), dtype=torch.float32, device=logits.device)
+        rows_total, classes = logits.shape
+        keep = (target != pad).float()  # (N,)
         total = torch.zeros((), dtype=torch.float32, device=logits.device)
-        for start in range(0, logits.size(0), block):
+        # fp16 would lose the small probabilities before the gradient scaler can scale them
+        grad = torch.empty_like(logits, dtype=_grad_dtype(logits.dtype)) if want_grad else None
+        for start in range(0, rows_total, block):
             rows = slice(start, start + block)
-            x = logits[rows].float()  # (R, V)
-            row_lse = torch.logsumexp(x, dim=-1)
-            lse[rows] = row_lse
-            loss = (1.0 - smoothing) * (row_lse - x.gather(1, target[rows, None]).squeeze(1))
-            if smoothing:
-                loss = loss + smoothing * (row_lse - x.mean(dim=-1))  # mean over classes of -log p
+            x = logits[rows].to(torch.float32, copy=True)  # (R, V)
+            picked = x.gather(1, target[rows, None]).squeeze(1)
+            mean = x.mean(dim=-1) if smoothing else None
+            peak = x.amax(dim=-1, keepdim=True)
+            e = x.sub_(peak).exp_()  # exp(x - max), in place
+            norm = e.sum(dim=-1, keepdim=True)
+            row_lse = (peak + norm.log()).squeeze(1)
+            loss = (1.0 - smoothing) * (row_lse - picked)
+            if mean is not None:
+                loss = loss + smoothing * (row_lse - mean)  # mean over classes of -log p
             total += (loss * keep[rows]).sum()
-        ctx.save_for_backward(logits, target, lse, keep)
-        ctx.smoothing, ctx.block = smoothing, block
+            if grad is not None:  # softmax minus the smoothed target, zero on padding rows
+                weight = keep[rows, None]  # (R, 1)
+                p = e.mul_(weight / norm)
+                if smoothing:
+                    p.sub_(weight * (smoothing / classes))
+                p.scatter_add_(1, target[rows, None], weight * -(1.0 - smoothing))
+                grad[rows] = p
+        ctx.grad, ctx.dtype = grad, logits.dtype
         return total
 
     @staticmethod
-    def backward(ctx: Any, grad_total: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
-        logits, target, lse, keep = ctx.saved_tensors
-        smoothing: float = ctx.smoothing
-        block: int = ctx.block
-        scale = keep.float() * grad_total  # (N,)
-        grad = torch.empty_like(logits)
-        hit = torch.full((min(block, logits.size(0)), 1), -(1.0 - smoothing), device=logits.device)
-        for start in range(0, logits.size(0), block):
-            rows = slice(start, start + block)
-            p = logits[rows].to(torch.float32, copy=True).sub_(lse[rows, None]).exp_()  # softmax (R, V)
-            if smoothing:
-                p.sub_(smoothing / logits.size(1))
-            p.scatter_add_(1, target[rows, None], hit[: p.size(0)])
-            grad[rows] = p.mul_(scale[rows, None])
-        return grad, None, None, None, None
+    def backward(ctx: Any, grad_total: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None, None]:
+        grad: torch.Tensor | None = ctx.grad
+        if grad is None:
+            raise RuntimeError("smoothed_cross_entropy: backward through the same loss twice is not supported")
+        ctx.grad = None
+        return grad.mul_(grad_total).to(ctx.dtype), None, None, None, None, None
+
+
+def _grad_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype == torch.float16 else dtype
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float, pad: int) -> torch.Tensor:
@@ -66,7 +79,8 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
     logits (N, V), target (N,). On CPUs the rows go in cache-sized blocks; on GPUs in one
     block, since a kernel launch per block would cost more than the cache saves."""
     block = block_rows(logits)
-    loss: torch.Tensor = _SmoothedCrossEntropy.apply(logits, target, smoothing, pad, block)
+    want_grad = torch.is_grad_enabled() and logits.requires_grad
+    loss: torch.Tensor = _SmoothedCrossEntropy.apply(logits, target, smoothing, pad, block, want_grad)
     return loss
 
 

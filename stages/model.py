@@ -15,11 +15,12 @@ from torch import nn
 
 from stages.attention import Attention, AttentionKind
 from stages.decode_step import decode_step, fast_step_applies
+from stages.dropout import Dropout
 from stages.encoder import RNN_CLASSES, Encoder
 from stages.errors import ConfigError
+from stages.feeding import decode_fed
 from stages.initialization import InitKind, RecurrentInit, init_weights
 from stages.loss import smoothed_cross_entropy
-from stages.feeding import decode_fed
 from stages.recurrence import Hidden
 from stages.tokenization import PAD_ID
 
@@ -164,7 +165,7 @@ class Seq2Seq(nn.Module):
             self.encoder.embed if cfg.share_embeddings
             else nn.Embedding(tgt_vocab, cfg.embedding_size, padding_idx=PAD_ID)
         )
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.decoder_rnn = RNN_CLASSES[cfg.cell](
             cfg.embedding_size + (cfg.decoder_hidden if cfg.input_feeding else 0),
             cfg.decoder_hidden,
