@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages.dropout import dropout
+
 Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -211,7 +213,7 @@ class StepwiseRNN:
         inp = feed.to(self.dtype)
         for layer in range(self.layers):
             if layer and self.dropout:
-                inp = F.dropout(inp, self.dropout)
+                inp = dropout(inp, self.dropout, True)  # between layers, as nn.LSTM's dropout=
             base = self.pre[t] if layer == 0 else None
             if self.mode == "GRU":
                 self.h[layer] = self._gru(layer, self.bias_in[layer] if base is None else base, inp)
