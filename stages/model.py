@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from stages.attention import Attention, AttentionKind
-from stages.decode_step import decode_step, fast_step_applies
+from stages.decode_step import StepTables, decode_step, fast_step_applies
 from stages.dropout import Dropout
 from stages.encoder import RNN_CLASSES, Encoder
 from stages.errors import ConfigError
@@ -90,6 +90,7 @@ class DecoderState:
     feed: Optional[torch.Tensor] = None  # (B*beam, H) previous attentional vector (input feeding only)
     beam: int = 1  # hypothesis rows per sentence sharing one row of memory, keys and mask
     memory_c: Optional[torch.Tensor] = None  # (B, S, H) memory times the combine layer's context half (search)
+    tables: Optional[StepTables] = None  # the search step's weight tables, looked up at a search's first step
 
     def expand_beams(self, k: int) -> "DecoderState":
         """k hypothesis rows per sentence (rows b*k .. b*k+k-1), all sharing the

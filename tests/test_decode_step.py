@@ -81,3 +81,20 @@ def test_fast_step_for_a_model_built_under_inference_mode() -> None:
         lp_fast, _ = model.step(torch.tensor([4, 5, 6]), state)
         logits, _, _ = model._decode(torch.tensor([[4], [5], [6]]), state)
         torch.testing.assert_close(lp_fast, torch.log_softmax(logits.squeeze(1).float(), dim=-1), rtol=0, atol=1e-6)
+
+
+def test_tables_are_looked_up_once_per_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stages.decode_step
+
+    model = make_model("lstm", 1, "luong_general")
+    src, lens = batch()
+    calls = []
+    lookup = stages.decode_step.step_tables
+    monkeypatch.setattr(stages.decode_step, "step_tables", lambda m: calls.append(1) or lookup(m))
+    with torch.inference_mode():
+        state = model.encode(src, lens).expand_beams(2)
+        _, state = model.step(torch.full((6,), 4), state)
+        state = state.reorder(torch.tensor([2, 3, 4, 5]))  # the tables ride along with the state
+        for t in range(2):
+            _, state = model.step(torch.full((4,), 5 + t), state)
+        assert len(calls) == 1 and state.tables is lookup(model)
