@@ -23,7 +23,7 @@ from stages.prepare import DataConfig
 from stages.scoring import ScoreConfig
 from stages.tokenization import TokenizerConfig
 from stages.training import TrainConfig, check_train_config
-from stages.translation import DecodeConfig, pick_device
+from stages.translation import DecodeConfig, pick_device, precision_problem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,9 +184,9 @@ def validate(cfg: RunConfig) -> list[str]:
             "model.share_embeddings=true shares one embedding matrix between the languages, which needs "
             "one vocabulary: set tokenizer.joint: true or model.share_embeddings: false"
         )
-    if cfg.decoding.precision == "fp16" and pick_device(cfg.decoding.device) == "cpu":
-        problems.append(f"decoding.precision=fp16 needs a CUDA device (decoding.device={cfg.decoding.device} "
-                        "runs on the cpu here); use decoding.precision=bf16 or fp32 on the CPU")
+    precision = precision_problem(cfg.decoding, pick_device(cfg.decoding.device))
+    if precision:
+        problems.append(precision)
     if cfg.training.lr <= 0:
         problems.append(f"training.lr={cfg.training.lr}: must be positive")
     if cfg.tokenizer.vocab_size < 8:

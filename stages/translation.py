@@ -52,6 +52,14 @@ def pick_device(name: str) -> str:
     return name
 
 
+def precision_problem(cfg: DecodeConfig, device: str) -> str | None:
+    """Why `decoding.precision` cannot run on `device`, or None."""
+    if cfg.precision == "fp16" and device == "cpu":
+        return (f"decoding.precision=fp16 needs a CUDA device (decoding.device={cfg.device} runs on the cpu "
+                "here); use decoding.precision=bf16 or fp32 on the CPU")
+    return None
+
+
 def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str) -> torch.nn.Module:
     """Apply `decoding.quantize`: int8 dynamic quantization of linear and recurrent layers.
 
@@ -60,9 +68,9 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str) -> tor
     Also refuses `decoding.precision: fp16` on the CPU, where PyTorch's recurrent layers
     have no half-precision kernels.
     """
-    if cfg.precision == "fp16" and device == "cpu":
-        raise ConfigError(f"decoding.precision={cfg.precision} needs a CUDA device (decoding.device={cfg.device} "
-                          "runs on the cpu here); use decoding.precision=bf16 or fp32 on the CPU")
+    problem = precision_problem(cfg, device)
+    if problem:
+        raise ConfigError(problem)
     if cfg.quantize == "none":
         return model
     if device != "cpu":
