@@ -14,6 +14,8 @@ the same tensor (a mask from `torch.rand`, one draw per element, takes 5-6 ms). 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,9 +30,7 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype,
     if device.type != "cpu":
         return F.dropout(torch.ones(shape, dtype=dtype, device=device), p)
     threshold = round(p * _LEVELS)
-    count = 1
-    for size in shape:
-        count *= size
+    count = math.prod(shape)
     draws = torch.empty((count + 3) // 4, dtype=torch.int64).random_()  # 63 random bits each
     quarters = draws.view(torch.int16)[:count].view(shape)
     keep = quarters.bitwise_and_(_LEVELS - 1) >= threshold
