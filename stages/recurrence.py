@@ -124,32 +124,45 @@ class _LSTMCell(torch.autograd.Function):
 
     gates (B, 4H) in i, f, g, o order; c (B, H) -> h (B, H) in the gates' dtype, new c
     (B, H). Autograd would record about ten nodes per step for this, and the
-    decoder with input feeding runs it once per target position.
+    decoder with input feeding runs it once per target position. The activations
+    are applied in place on one fp32 copy of the gates, the four gate gradients are
+    written into one buffer (no cat) and the last products write the gates' dtype
+    directly: 12 passes over a hidden-size row forward and about 22 backward,
+    instead of 15 and 33.
     """
 
     @staticmethod
     def forward(ctx: Any, gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        act = gates.to(c.dtype).sigmoid()  # (B, 4H)
         size = c.size(1)
-        g = torch.tanh(gates[:, 2 * size : 3 * size].to(c.dtype))
-        i, f, o = act[:, :size], act[:, size : 2 * size], act[:, 3 * size :]
+        act = gates.to(c.dtype, copy=True)  # (B, 4H): sigmoid(i, f), tanh(g), sigmoid(o)
+        act[:, : 2 * size].sigmoid_()
+        act[:, 2 * size : 3 * size].tanh_()
+        act[:, 3 * size :].sigmoid_()
+        i, f, g, o = act.chunk(4, dim=1)
         c_new = torch.addcmul(f * c, i, g)
         tanh_c = torch.tanh(c_new)
-        ctx.save_for_backward(act, g, c, tanh_c)
+        h = torch.mul(o, tanh_c, out=torch.empty(c.shape, dtype=gates.dtype, device=c.device))
+        ctx.save_for_backward(act, c, tanh_c)
         ctx.dtype = gates.dtype
-        return (o * tanh_c).to(gates.dtype), c_new
+        return h, c_new
 
     @staticmethod
     def backward(ctx: Any, grad_h: torch.Tensor, grad_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        act, g, c, tanh_c = ctx.saved_tensors
+        act, c, tanh_c = ctx.saved_tensors
         size = c.size(1)
-        i, f, o = act[:, :size], act[:, size : 2 * size], act[:, 3 * size :]
-        grad_h = grad_h.to(c.dtype)
-        d_c = grad_h * o * (1 - tanh_c * tanh_c) + grad_c  # (B, H)
-        d_act = torch.cat([d_c * g, d_c * c, d_c * i, grad_h * tanh_c], dim=1)  # (B, 4H): d/d(i, f, g, o)
-        slope = act * (1 - act)  # sigmoid'
-        slope[:, 2 * size : 3 * size] = 1 - g * g  # tanh' for the g block
-        return (d_act * slope).to(ctx.dtype), d_c * f
+        i, f, g, o = act.chunk(4, dim=1)
+        d_c = torch.addcmul(grad_c, grad_h * o, 1 - tanh_c * tanh_c)  # (B, H)
+        d_act = torch.empty_like(act)  # d/d(i, f, g, o) before the activations' slopes
+        torch.mul(d_c, g, out=d_act[:, :size])
+        torch.mul(d_c, c, out=d_act[:, size : 2 * size])
+        torch.mul(d_c, i, out=d_act[:, 2 * size : 3 * size])
+        torch.mul(grad_h, tanh_c, out=d_act[:, 3 * size :])
+        slope = act * act  # then act - act^2 (sigmoid'), and 1 - g^2 (tanh') for the g block
+        slope[:, 2 * size : 3 * size].neg_().add_(1)
+        torch.sub(act[:, : 2 * size], slope[:, : 2 * size], out=slope[:, : 2 * size])
+        torch.sub(act[:, 3 * size :], slope[:, 3 * size :], out=slope[:, 3 * size :])
+        grad_gates = torch.mul(d_act, slope, out=torch.empty(act.shape, dtype=ctx.dtype, device=act.device))
+        return grad_gates, d_c * f
 
 
 def lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
