@@ -73,6 +73,7 @@ class _Gather(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, w: torch.Tensor, owner: "StepProduct") -> torch.Tensor:
         ctx.owner = owner
+        ctx.set_materialize_grads(False)  # the steps pass None for w: no zero-filled w-sized tensor
         return w.view_as(w)
 
     @staticmethod
