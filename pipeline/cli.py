@@ -130,7 +130,12 @@ def translate(
     threads: Optional[int], quantize: Optional[str], alignments: Optional[str], plot_attention: Optional[str],
     context: Optional[int],
 ) -> None:
-    """Translate the test split (CONFIG), or any file with --run RUN -i in.txt -o out.txt."""
+    """Translate the test split (CONFIG), or any file with a trained run:
+    s2s translate in.txt --run RUN -o out.txt (or -i in.txt; stdin without either)."""
+    if run_path is not None and config is not None:  # with --run, the argument is the input file
+        if input_path is not None:
+            raise click.UsageError(f"the input is given twice ({config} and -i {input_path}): give it once")
+        input_path = config
     if threads:
         import torch
 

@@ -65,6 +65,11 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
     assert code == 0, out
     lines = out_path.read_text(encoding="utf-8").split("\n")
     assert len(lines) == 5 and lines[1] == "" and lines[2] == "" and lines[4] == ""
+    # The input may also be the argument, as for `s2s subtitle FILE --run RUN`; not both.
+    code, out = invoke("translate", str(src), "--run", str(run_dir), "-o", str(tmp_path / "arg.txt"), "--beam-size", "2")
+    assert code == 0 and (tmp_path / "arg.txt").read_text(encoding="utf-8") == out_path.read_text(encoding="utf-8"), out
+    code, out = invoke("translate", str(src), "--run", str(run_dir), "-i", str(src), "-o", str(tmp_path / "twice.txt"))
+    assert code == 2 and "the input is given twice" in out and not (tmp_path / "twice.txt").exists()
 
     nbest_path = tmp_path / "nbest.jsonl"
     code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(nbest_path), "--n-best", "2", "--beam-size", "3",
