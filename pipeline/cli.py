@@ -13,12 +13,19 @@ import click
 from pipeline.config import RunConfig, load_config
 from pipeline.orchestrator import STAGE_NAMES, run_dir_of, run_pipeline
 from stages import artifacts
-from stages.errors import S2SError
+from stages.errors import ConfigError, S2SError
 from stages.train_state import ResumeOptions
 
 
-def _load(config: Optional[str], overrides: tuple[str, ...]) -> RunConfig:
-    return load_config(Path(config) if config else None, list(overrides))
+def _load(config: Optional[str], overrides: tuple[str, ...], hint: str = "") -> RunConfig:
+    """The run config; `hint` is added to the error when CONFIG is not a .yaml/.yml file
+    that loads (a user who meant a text file for `translate` or `score`)."""
+    try:
+        return load_config(Path(config) if config else None, list(overrides))
+    except ConfigError as exc:
+        if hint and config and Path(config).suffix.lower() not in (".yaml", ".yml"):
+            raise ConfigError(f"{exc}\n{config} is read as a run config (YAML); {hint}") from exc
+        raise
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
@@ -144,7 +151,8 @@ def translate(
         if input_path or output_path or beam_size or checkpoint or n_best or quantize or alignments or plot_attention \
                 or context is not None:
             raise click.UsageError("-i/-o and the other file-translation options need --run RUN")
-        cfg = _guard(lambda: _load(config, overrides))
+        hint = "to translate a text file: s2s translate FILE --run RUN -o OUT"
+        cfg = _guard(lambda: _load(config, overrides, hint))
         _guard(lambda: run_pipeline(cfg, until="translate", echo=click.echo))
         return
     from pipeline.files_cli import translate_file
@@ -174,7 +182,8 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
         return
     if len(paths) > 2:
         raise click.UsageError("expected CONFIG, or HYP REF")
-    cfg = _guard(lambda: _load(paths[0] if paths else None, overrides))
+    hint = "to score a translation: s2s score HYP REF"
+    cfg = _guard(lambda: _load(paths[0] if paths else None, overrides, hint))
     manifest = _guard(lambda: run_pipeline(cfg, until="score", echo=click.echo))
     click.echo(json.dumps(manifest.stage("score").get("summary"), indent=2))
 

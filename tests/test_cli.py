@@ -175,6 +175,15 @@ def test_bad_inputs_exit_codes(tiny_config: Path, tmp_path: Path) -> None:
     assert code == 1 and "file not found" in out
     code, out = invoke("translate", "--run", str(tmp_path / "nowhere"), "-i", "x")
     assert code == 1 and "no trained run" in out
+    # A text file where a run config is expected: the error says what was probably meant.
+    hyp = tmp_path / "out.hyp"
+    hyp.write_text("Jesús lloró.\nEn el principio: Dios.\nAmén.\n", encoding="utf-8")
+    code, out = invoke("score", str(hyp))
+    assert code == 1 and "read as a run config" in out and "s2s score HYP REF" in out
+    code, out = invoke("translate", str(hyp))
+    assert code == 1 and "s2s translate FILE --run RUN" in out
+    code, out = invoke("run", str(tmp_path / "missing.yaml"))
+    assert "read as a run config" not in out
 
 
 def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
