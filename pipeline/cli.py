@@ -123,7 +123,7 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
 @click.option("--run", "run_path", type=click.Path(file_okay=False), help="Translate a file with this trained run (name or folder).")
 @click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), help="Input text (default: stdin).")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), help="Output text (default: stdout).")
-@click.option("--beam-size", type=int, help="Beam size (1 = greedy).")
+@click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder (e.g. from s2s average).")
 @click.option("--n-best", type=click.IntRange(min=1), help="Write the N best hypotheses per line with scores, as JSONL (N is capped at the beam size).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
@@ -202,7 +202,7 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 @click.option("--max-gap-ms", default=1500, show_default=True, type=click.IntRange(min=0), help="Cues further apart never share a sentence.")
 @click.option("--bilingual", is_flag=True, help="Keep the source lines under the translation in every cue.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report JSON (default: OUTPUT.report.json).")
-@click.option("--beam-size", type=int, help="Beam size (1 = greedy).")
+@click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
 @set_option

@@ -175,6 +175,9 @@ def test_bad_inputs_exit_codes(tiny_config: Path, tmp_path: Path) -> None:
     assert code == 1 and "file not found" in out
     code, out = invoke("translate", "--run", str(tmp_path / "nowhere"), "-i", "x")
     assert code == 1 and "no trained run" in out
+    for command in ("translate", "subtitle"):  # a beam of 0 is refused before anything runs
+        code, out = invoke(command, "in.txt", "--run", str(tmp_path / "nowhere"), "-o", "o.txt", "--beam-size", "0")
+        assert code == 2 and "--beam-size" in out and "0 is not in the range x>=1" in out
     # A text file where a run config is expected: the error says what was probably meant.
     hyp = tmp_path / "out.hyp"
     hyp.write_text("Jesús lloró.\nEn el principio: Dios.\nAmén.\n", encoding="utf-8")
