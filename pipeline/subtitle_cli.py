@@ -33,7 +33,8 @@ def subtitle_file(
     """Translate one subtitle file; write it (and its report) only once all of it is done."""
     run_dir = find_run_dir(run_ref)
     doc = load_subtitles(Path(input_path), fmt, encoding)
-    fmt_out: Format = detect_format(Path(output_path), to) if (to or Path(output_path).suffix) else doc.format
+    fmt_out: Format = (detect_format(Path(output_path), to, option="--to", verb="writes")
+                       if (to or Path(output_path).suffix) else doc.format)
     cfg = subtitle_config(run_dir, context, **limits)
     decoding = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(decoding.device)

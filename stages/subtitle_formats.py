@@ -57,13 +57,14 @@ class SubtitleDocument:
     ass_events: list[int] = field(default_factory=list)  # event index per cue
 
 
-def detect_format(path: Path, forced: Optional[str]) -> Format:
+def detect_format(path: Path, forced: Optional[str], option: str = "--format", verb: str = "reads") -> Format:
+    """The format `forced` by `option`, else the one path's extension names."""
     name = (forced or path.suffix.lstrip(".")).lower()
     if name not in FORMATS:
-        how = f"--format {forced}" if forced else f"the extension {path.suffix!r}"
+        how = f"{option} {forced}" if forced else f"the extension {path.suffix!r}"
         raise InputDataError(
-            f"{path}: {how} is not a subtitle format s2s reads; use one of {', '.join(FORMATS)} "
-            f"(name the format with --format when the extension does not say it)"
+            f"{path}: {how} is not a subtitle format s2s {verb}; use one of {', '.join(FORMATS)} "
+            f"(name the format with {option} when the extension does not say it)"
         )
     return name  # type: ignore[return-value]
 

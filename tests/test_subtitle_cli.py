@@ -84,5 +84,8 @@ def test_subtitle_errors_leave_nothing_behind(tiny_corpus: Path, tmp_path: Path)
     assert out_srt.read_text(encoding="utf-8") == "precious\n"
     code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", str(out_srt), "--context", "1")
     assert code == 1 and "trained without context (data.context: 0)" in out
+    code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", str(tmp_path / "out.txt"))
+    assert code == 1 and "out.txt: the extension '.txt' is not a subtitle format s2s writes" in out and "--to" in out
+    assert not (tmp_path / "out.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
     shutil.rmtree(tmp_path / "runs")
