@@ -231,7 +231,8 @@ def average(checkpoints: tuple[str, ...], output: str) -> None:
     from stages.checkpoint import average_checkpoints
 
     summary = _guard(lambda: average_checkpoints([Path(c) for c in checkpoints], Path(output)))
-    click.echo(f"averaged {summary['checkpoints']} checkpoints into {output}")
+    count = summary["checkpoints"]
+    click.echo(f"averaged {count} checkpoint{'s' if count != 1 else ''} into {output}")
 
 
 @main.command()

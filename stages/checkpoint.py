@@ -95,6 +95,25 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.Sen
 
 
 
+def _check_average_target(folders: list[Path], target: Path) -> None:
+    """The average goes to a new folder: never over one of its inputs, nor over a run's
+    own best/last checkpoint, which its manifest records (a changed one makes the run's
+    training stage out of date)."""
+    where = target.resolve()
+    if any(where == folder.resolve() for folder in folders):
+        raise ArtifactError(
+            f"-o {target} is one of the checkpoints being averaged and would be replaced; "
+            f"write the average to a new folder"
+        )
+    run = where.parent.parent
+    if where.name in (artifacts.CKPT_BEST, artifacts.CKPT_LAST) and where.parent.name == artifacts.TRAIN_DIR \
+            and (run / artifacts.MANIFEST).exists():
+        raise ArtifactError(
+            f"-o {target} is run {run.name}'s own {where.name} checkpoint; write the average to a new folder "
+            f"(e.g. {target.parent / 'average'}) and translate with --checkpoint FOLDER"
+        )
+
+
 def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
     """Average the weights of checkpoints of one model (same config and tokenizer).
 
@@ -102,6 +121,7 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
     """
     if not folders:
         raise ArtifactError("give at least one checkpoint folder to average")
+    _check_average_target(folders, target)
     metas = [read_meta(f) for f in folders]
     for folder, meta in zip(folders[1:], metas[1:]):
         for key in ("model", "src_vocab", "tgt_vocab", "tokenizer_sha256"):

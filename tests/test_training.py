@@ -165,6 +165,16 @@ def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) ->
     save_checkpoint(tmp_path / "d", other, tok, {"step": 3})
     with pytest.raises(ArtifactError, match="its model differs"):
         average_checkpoints([tmp_path / "a", tmp_path / "d"], tmp_path / "avg3")
+    before = (tmp_path / "a" / "model.safetensors").read_bytes()
+    with pytest.raises(ArtifactError, match="is one of the checkpoints being averaged"):
+        average_checkpoints([tmp_path / "a", tmp_path / "c"], tmp_path / "a")
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == before
+    run_best = tmp_path / "runs" / "r" / "train" / "best"  # a run's own checkpoint, in its manifest
+    run_best.mkdir(parents=True)
+    (tmp_path / "runs" / "r" / "manifest.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="is run r's own best checkpoint"):
+        average_checkpoints([tmp_path / "a", tmp_path / "c"], run_best)
+    assert list(run_best.iterdir()) == []
 
 
 def test_clip_value_bounds_each_gradient_element_and_norms_are_per_layer() -> None:
