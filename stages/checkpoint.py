@@ -110,7 +110,8 @@ def _check_average_target(folders: list[Path], target: Path) -> None:
             and (run / artifacts.MANIFEST).exists():
         raise ArtifactError(
             f"-o {target} is run {run.name}'s own {where.name} checkpoint; write the average to a new folder "
-            f"(e.g. {target.parent / 'average'}) and translate with --checkpoint FOLDER"
+            f"outside the run's stage folders, which a rerun empties (e.g. {target.parent.parent / 'average'}), "
+            f"and translate with --checkpoint FOLDER"
         )
 
 
