@@ -163,12 +163,23 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     return cfg
 
 
-_POSITIVE = {
-    "tokenizer": ("vocab_size",),
-    "training": ("batch_tokens", "epochs", "max_len"),
+_POSITIVE = {  # tokenizer.vocab_size has its own lower bound below
     "decoding": ("beam_size", "batch_size", "max_input_tokens", "stream_lines"),
-    "data": ("max_words",),
+    "data": ("max_words", "dev_size"),
+    "training": ("batch_tokens", "epochs", "max_len", "keep_best"),
 }
+_NON_NEGATIVE = {  # 0 means off, none or no limit for most of them
+    "data": ("context",),
+    "training": ("max_steps", "max_minutes", "warmup_steps", "clip_norm", "clip_value", "valid_every", "patience",
+                 "threads"),
+    "decoding": ("length_penalty", "min_len", "no_repeat_ngram", "max_len_extra"),
+}
+_OPEN_RANGES = (  # (section, key, low, low included, high, high included, example)
+    ("data", "max_ratio", 1.0, True, float("inf"), False, "3.0"),
+    ("tokenizer", "character_coverage", 0.0, False, 1.0, True, "1.0, or 0.9995 for large alphabets"),
+    ("training", "label_smoothing", 0.0, True, 1.0, False, "0.1"),
+    ("decoding", "max_len_ratio", 0.0, False, float("inf"), False, "1.5"),
+)
 
 
 def validate(cfg: RunConfig) -> list[str]:
@@ -179,6 +190,16 @@ def validate(cfg: RunConfig) -> list[str]:
             value = getattr(getattr(cfg, section), key)
             if value < 1:
                 problems.append(f"{section}.{key}={value}: must be at least 1")
+    for section, keys in _NON_NEGATIVE.items():
+        for key in keys:
+            value = getattr(getattr(cfg, section), key)
+            if value < 0:
+                problems.append(f"{section}.{key}={value}: must be 0 or more")
+    for section, key, low, low_in, high, high_in, example in _OPEN_RANGES:
+        value = getattr(getattr(cfg, section), key)
+        if value < low or (value == low and not low_in) or value > high or (value == high and not high_in):
+            bounds = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+            problems.append(f"{section}.{key}={value}: must be in {bounds}, e.g. {example}")
     if cfg.model.share_embeddings and not cfg.tokenizer.joint:
         problems.append(
             "model.share_embeddings=true shares one embedding matrix between the languages, which needs "

@@ -73,6 +73,30 @@ def test_range_checks() -> None:
         load_config(None, ["decoding.beam_size=0"])
 
 
+@pytest.mark.parametrize("override,message", [
+    ("data.context=-1", r"data\.context=-1: must be 0 or more"),
+    ("data.dev_size=0", r"data\.dev_size=0: must be at least 1"),
+    ("data.max_ratio=0.5", r"data\.max_ratio=0\.5: must be in \[1, inf\)"),
+    ("tokenizer.character_coverage=0", r"tokenizer\.character_coverage=0\.0: must be in \(0, 1\]"),
+    ("tokenizer.character_coverage=1.5", r"tokenizer\.character_coverage=1\.5: must be in \(0, 1\]"),
+    ("training.label_smoothing=1", r"training\.label_smoothing=1\.0: must be in \[0, 1\)"),
+    ("training.max_steps=-5", r"training\.max_steps=-5: must be 0 or more"),
+    ("training.keep_best=0", r"training\.keep_best=0: must be at least 1"),
+    ("training.clip_norm=-1", r"training\.clip_norm=-1\.0: must be 0 or more"),
+    ("decoding.max_len_ratio=0", r"decoding\.max_len_ratio=0\.0: must be in \(0, inf\)"),
+    ("decoding.min_len=-2", r"decoding\.min_len=-2: must be 0 or more"),
+])
+def test_out_of_range_values_name_the_key_and_the_range(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_range_edges_that_mean_off_or_no_limit_load() -> None:
+    load_config(None, ["data.context=0", "training.max_steps=0", "training.max_minutes=0", "training.clip_norm=0",
+                       "training.valid_every=0", "training.label_smoothing=0", "data.max_ratio=1",
+                       "tokenizer.character_coverage=1", "decoding.length_penalty=0"])
+
+
 def test_fp16_decoding_on_the_cpu_is_refused_at_load() -> None:
     with pytest.raises(ConfigError, match=r"decoding\.precision=fp16 needs a CUDA device.*bf16 or fp32"):
         load_config(None, ["decoding.precision=fp16", "decoding.device=cpu"])
