@@ -12,6 +12,7 @@ that scores stay comparable.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from collections import Counter
@@ -60,7 +61,8 @@ def _pairs(table: Any, src_col: str, tgt_col: str, cfg: DataConfig, where: str, 
         if column not in names and "translation" not in names:
             raise InputDataError(
                 f"{where}: no column {column!r} (columns: {', '.join(map(str, names))}); "
-                f"set data.src_column / data.tgt_column to the right names"
+                f"set data.src_column / data.tgt_column to the right names, or name the columns of a "
+                f"file without a header line with data.columns (e.g. \"{cfg.src_lang},{cfg.tgt_lang}\")"
             )
     columns = {"src": (src_col, cfg.src_lang), "tgt": (tgt_col, cfg.tgt_lang)}
     return corpus.apply(
@@ -109,7 +111,23 @@ def _load_file(path: Path, cfg: DataConfig, work: Path) -> Any:
             _LOADERS[suffix], data_files=str(path), split="train", cache_dir=str(work / "load"), **kwargs
         )
     except Exception as exc:  # datasets wraps parser errors in many types
-        raise InputDataError(f"{path}: could not be read as {suffix} ({exc})") from exc
+        raise InputDataError(_load_problem(path, suffix, exc)) from exc
+
+
+def _load_problem(path: Path, suffix: str, exc: BaseException) -> str:
+    """The message for a file `datasets` could not read: the innermost cause, and for a
+    row with too many fields, its line and the likely fix."""
+    inner: BaseException = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(inner))
+    if fields and suffix in (".tsv", ".csv"):
+        want, line, saw = fields.groups()
+        sep = "tab" if suffix == ".tsv" else "comma"
+        hint = "" if suffix == ".tsv" else "; quotes are read as text, so a sentence with a comma needs .tsv or .jsonl"
+        return (f"{path}:{line}: {saw} {sep}-separated fields where the first line has {want}: "
+                f"a {sep} inside a sentence or an extra column; fix that line{hint}")
+    return f"{path}: could not be read as {suffix} ({inner})"
 
 
 def load_split(spec: str, cfg: DataConfig, resolve: Any, work: Path, num_proc: int = 0) -> Any:

@@ -86,7 +86,16 @@ def test_missing_file_and_column(tmp_path: Path) -> None:
         pairs(str(tmp_path / "nope.tsv"), DataConfig(), tmp_path)
     path = tmp_path / "c.tsv"
     path.write_text("english\tspanish\na\tb\n", encoding="utf-8")
-    with pytest.raises(InputDataError, match=r"no column 'en' \(columns: english, spanish\)"):
+    with pytest.raises(InputDataError, match=r"no column 'en' \(columns: english, spanish\).*data\.columns"):
+        pairs(str(path), DataConfig(), tmp_path)
+
+
+@pytest.mark.parametrize("suffix,sep", [(".tsv", "\t"), (".csv", ",")])
+def test_a_row_with_an_extra_field_names_its_line(tmp_path: Path, suffix: str, sep: str) -> None:
+    path = tmp_path / f"c{suffix}"
+    path.write_text(f"en{sep}es\nHello{sep}Hola\nBye{sep} now{sep}Adiós\nAmen{sep}Amén\n", encoding="utf-8")
+    kind = "tab" if suffix == ".tsv" else "comma"
+    with pytest.raises(InputDataError, match=rf"c\{suffix}:3: 3 {kind}-separated fields where the first line has 2"):
         pairs(str(path), DataConfig(), tmp_path)
 
 
