@@ -12,6 +12,7 @@ that scores stay comparable.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 import uuid
@@ -24,7 +25,7 @@ import numpy as np
 
 from stages import artifacts, corpus
 from stages.errors import InputDataError
-from stages.files import check_utf8, write_json_atomic
+from stages.files import check_utf8, iter_lines_strict, write_json_atomic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +128,26 @@ def _load_problem(path: Path, suffix: str, exc: BaseException) -> str:
         hint = "" if suffix == ".tsv" else "; quotes are read as text, so a sentence with a comma needs .tsv or .jsonl"
         return (f"{path}:{line}: {saw} {sep}-separated fields where the first line has {want}: "
                 f"a {sep} inside a sentence or an extra column; fix that line{hint}")
+    if suffix == ".jsonl":
+        bad = _first_bad_json_line(path)
+        if bad:
+            return bad
     return f"{path}: could not be read as {suffix} ({inner})"
+
+
+def _first_bad_json_line(path: Path) -> str:
+    """`file:line: ...` for the first non-empty line of a JSONL file that is not a JSON
+    object, or "" (read only after `datasets` failed, so a good file costs nothing)."""
+    for number, line in enumerate(iter_lines_strict(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object"
+        if not isinstance(row, dict):
+            return f"{path}:{number}: a JSON {type(row).__name__}, not an object; each line must be one JSON object"
+    return ""
 
 
 def load_split(spec: str, cfg: DataConfig, resolve: Any, work: Path, num_proc: int = 0) -> Any:

@@ -90,6 +90,13 @@ def test_missing_file_and_column(tmp_path: Path) -> None:
         pairs(str(path), DataConfig(), tmp_path)
 
 
+def test_a_broken_jsonl_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"en": "Hello", "es": "Hola"}\n{"en": "Bye", "es": \n{"en": "Amen", "es": "Amén"}\n', encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"c\.jsonl:2: not valid JSON \(Expecting value at column 21\)"):
+        pairs(str(path), DataConfig(), tmp_path)
+
+
 @pytest.mark.parametrize("suffix,sep", [(".tsv", "\t"), (".csv", ",")])
 def test_a_row_with_an_extra_field_names_its_line(tmp_path: Path, suffix: str, sep: str) -> None:
     path = tmp_path / f"c{suffix}"
