@@ -90,19 +90,18 @@ def test_missing_file_and_column(tmp_path: Path) -> None:
         pairs(str(path), DataConfig(), tmp_path)
 
 
-def test_a_broken_jsonl_line_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "c.jsonl"
-    path.write_text('{"en": "Hello", "es": "Hola"}\n{"en": "Bye", "es": \n{"en": "Amen", "es": "Amén"}\n', encoding="utf-8")
-    with pytest.raises(InputDataError, match=r"c\.jsonl:2: not valid JSON \(Expecting value at column 21\)"):
-        pairs(str(path), DataConfig(), tmp_path)
-
-
-@pytest.mark.parametrize("suffix,sep", [(".tsv", "\t"), (".csv", ",")])
-def test_a_row_with_an_extra_field_names_its_line(tmp_path: Path, suffix: str, sep: str) -> None:
-    path = tmp_path / f"c{suffix}"
-    path.write_text(f"en{sep}es\nHello{sep}Hola\nBye{sep} now{sep}Adiós\nAmen{sep}Amén\n", encoding="utf-8")
-    kind = "tab" if suffix == ".tsv" else "comma"
-    with pytest.raises(InputDataError, match=rf"c\{suffix}:3: 3 {kind}-separated fields where the first line has 2"):
+@pytest.mark.parametrize("name,text,message", [
+    ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n{"en": "Bye", "es": \n{"en": "Amen", "es": "Amén"}\n',
+     r"c\.jsonl:2: not valid JSON \(Expecting value at column 21\)"),
+    ("c.tsv", "en\tes\nHello\tHola\nBye\t now\tAdiós\nAmen\tAmén\n",
+     r"c\.tsv:3: 3 tab-separated fields where the first line has 2"),
+    ("c.csv", "en,es\nHello,Hola\nBye, now,Adiós\nAmen,Amén\n",
+     r"c\.csv:3: 3 comma-separated fields where the first line has 2.*needs \.tsv or \.jsonl"),
+], ids=["jsonl", "tsv", "csv"])
+def test_a_malformed_row_is_named_by_its_line(tmp_path: Path, name: str, text: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputDataError, match=message):
         pairs(str(path), DataConfig(), tmp_path)
 
 
