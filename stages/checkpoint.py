@@ -94,7 +94,6 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.Sen
     return model, sp_src, sp_tgt, meta
 
 
-
 def _check_average_target(folders: list[Path], target: Path) -> None:
     """The average goes to a new folder: never over one of its inputs, nor over a run's
     own best/last checkpoint, which its manifest records (a changed one makes the run's
