@@ -6,6 +6,7 @@ directory and returns a summary; only this module touches the manifest.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import shutil
@@ -177,6 +178,7 @@ def _run_stage(
     keep_folder: bool = False,
 ) -> None:
     echo(f"[{stage.name}] {'resuming' if keep_folder else 'running'}")
+    previous = copy.deepcopy(manifest.data["stages"].get(stage.name))
     manifest.start(stage.name, fp)
     if not keep_folder:
         # A rerun starts from an empty folder, so no file of an earlier run lingers among the outputs.
@@ -191,8 +193,23 @@ def _run_stage(
         manifest.fail(stage.name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
         raise
     seconds = time.perf_counter() - start
-    manifest.finish(stage.name, hash_outputs(run_dir, stage.folder), seconds, summary)
+    outputs = hash_outputs(run_dir, stage.folder)
+    if keep_folder and _nothing_resumed(previous, outputs, summary):
+        manifest.data["stages"][stage.name] = previous  # keep the record of the training that did run
+        manifest.save()
+        echo(f"[{stage.name}] nothing to resume: training had already stopped at step {summary.get('steps')} "
+             f"({summary.get('stopped')}); raise training.max_steps or training.epochs to train on")
+        return
+    manifest.finish(stage.name, outputs, seconds, summary)
     echo(f"[{stage.name}] done in {seconds:.1f}s: {_headline(stage.name, summary)}")
+
+
+def _nothing_resumed(previous: dict[str, Any] | None, outputs: dict[str, str], summary: dict[str, Any]) -> bool:
+    """A resume of a finished training: no step taken and its files unchanged."""
+    return (
+        previous is not None and previous.get("status") == "done" and previous.get("outputs") == outputs
+        and summary.get("resumed_from_step") == summary.get("steps")
+    )
 
 
 def _headline(name: str, summary: dict[str, Any]) -> str:

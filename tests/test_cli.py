@@ -220,6 +220,10 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert code == 0 and steps() == [2, 4, 6], out
     summary = json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]["summary"]
     assert summary["resumed_from_step"] == 4 and summary["steps"] == 6 and summary["stopped"] == "max_steps"
+    record = json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]
+    code, out = invoke("train", str(tiny_config), "--resume", "--set", "training.max_steps=6", *sets)
+    assert code == 0 and "nothing to resume: training had already stopped at step 6 (max_steps)" in out, out
+    assert json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"] == record
 
     more = ["--set", "training.max_steps=8", *sets]
     code, out = invoke("train", str(tiny_config), "--resume", "--set", "model.dropout=0.3", *more)
