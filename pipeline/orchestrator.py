@@ -197,8 +197,11 @@ def _run_stage(
     if keep_folder and _nothing_resumed(previous, outputs, summary):
         manifest.data["stages"][stage.name] = previous  # keep the record of the training that did run
         manifest.save()
+        stopped = summary.get("stopped")
+        more = "training.patience (0: never stop early)" if stopped == "early_stopping" else \
+            "training.max_steps or training.epochs"
         echo(f"[{stage.name}] nothing to resume: training had already stopped at step {summary.get('steps')} "
-             f"({summary.get('stopped')}); raise training.max_steps or training.epochs to train on")
+             f"({stopped}); raise {more} to train on")
         return
     manifest.finish(stage.name, outputs, seconds, summary)
     echo(f"[{stage.name}] done in {seconds:.1f}s: {_headline(stage.name, summary)}")
