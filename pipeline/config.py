@@ -166,18 +166,15 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
 _POSITIVE = {  # tokenizer.vocab_size has its own lower bound below
     "decoding": ("beam_size", "batch_size", "max_input_tokens", "stream_lines"),
     "data": ("max_words", "dev_size"),
-    "training": ("batch_tokens", "epochs", "max_len", "keep_best"),
+    "training": ("batch_tokens", "epochs", "max_len"),
 }
-_NON_NEGATIVE = {  # 0 means off, none or no limit for most of them
+_NON_NEGATIVE = {  # 0 means off, none or no limit for most of them; training's own in check_train_config
     "data": ("context",),
-    "training": ("max_steps", "max_minutes", "warmup_steps", "clip_norm", "clip_value", "valid_every", "patience",
-                 "threads"),
     "decoding": ("length_penalty", "min_len", "no_repeat_ngram", "max_len_extra"),
 }
 _OPEN_RANGES = (  # (section, key, low, low included, high, high included, example)
     ("data", "max_ratio", 1.0, True, float("inf"), False, "3.0"),
     ("tokenizer", "character_coverage", 0.0, False, 1.0, True, "1.0, or 0.9995 for large alphabets"),
-    ("training", "label_smoothing", 0.0, True, 1.0, False, "0.1"),
     ("decoding", "max_len_ratio", 0.0, False, float("inf"), False, "1.5"),
 )
 

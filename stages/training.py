@@ -78,8 +78,14 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
         problems.append(f"training.plateau_factor={cfg.plateau_factor}: must be between 0 and 1, e.g. 0.5")
     if cfg.plateau_patience < 1:
         problems.append(f"training.plateau_patience={cfg.plateau_patience}: must be at least 1")
-    if cfg.min_lr < 0:
-        problems.append(f"training.min_lr={cfg.min_lr}: must be 0 or more")
+    for key in ("min_lr", "max_steps", "max_minutes", "warmup_steps", "clip_norm", "clip_value", "valid_every",
+                "patience", "threads"):  # 0: none, off or no limit
+        if getattr(cfg, key) < 0:
+            problems.append(f"training.{key}={getattr(cfg, key)}: must be 0 or more")
+    if cfg.keep_best < 1:
+        problems.append(f"training.keep_best={cfg.keep_best}: must be at least 1")
+    if not 0 <= cfg.label_smoothing < 1:
+        problems.append(f"training.label_smoothing={cfg.label_smoothing}: must be in [0, 1), e.g. 0.1")
     if cfg.accumulate < 1:
         problems.append(f"training.accumulate={cfg.accumulate}: must be at least 1 (batches per optimizer step)")
     if cfg.batch_sentences < 1:
