@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from stages import cpu_kernels
+
 ROWS = 128  # rows per block on CPUs: 128 x 8,000 fp32 values = 4 MB, within the caches
 
 
@@ -34,6 +36,10 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         ctx: Any, logits: torch.Tensor, target: torch.Tensor, smoothing: float, pad: int, block: int, want_grad: bool
     ) -> torch.Tensor:
         # logits (N, V) in any float dtype; target (N,)
+        if cpu_kernels.cross_entropy_applies(logits, target):
+            total, ctx.grad = cpu_kernels.smoothed_cross_entropy(logits, target, smoothing, pad, want_grad)
+            ctx.dtype = logits.dtype
+            return total
         rows_total, classes = logits.shape
         keep = (target != pad).float()  # (N,)
         total = torch.zeros((), dtype=torch.float32, device=logits.device)

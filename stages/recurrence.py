@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages import cpu_kernels
 from stages.dropout import dropout
 
 Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -129,7 +130,10 @@ def lstm_cell_forward(
     gates (B, 4H) in i, f, g, o order; c (B, H) -> h (B, H) in the gates' dtype, new c
     (B, H), and what `lstm_cell_backward` needs. The activations are applied in place
     on one fp32 copy of the gates and the last product writes the gates' dtype directly.
+    On CPUs one fused kernel does it all (stages/cpu_kernels.cpp).
     """
+    if cpu_kernels.lstm_applies(gates, c):
+        return cpu_kernels.lstm_forward(gates, c)
     size = c.size(1)
     act = gates.to(c.dtype, copy=True)  # (B, 4H): sigmoid(i, f), tanh(g), sigmoid(o)
     act[:, : 2 * size].sigmoid_()
@@ -147,6 +151,8 @@ def lstm_cell_backward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of `lstm_cell_forward`: (gates in `dtype`, previous c). The four gate
     gradients are written into one buffer (no cat)."""
+    if cpu_kernels.lstm_backward_applies(saved, dtype):
+        return cpu_kernels.lstm_backward(saved, grad_h, grad_c, dtype)
     act, c, tanh_c = saved
     size = c.size(1)
     i, f, g, o = act.chunk(4, dim=1)

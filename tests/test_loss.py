@@ -5,16 +5,21 @@ import torch
 import torch.nn.functional as F
 
 import stages.loss
+from stages import cpu_kernels
 from stages.loss import ROWS, smoothed_cross_entropy
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-@pytest.mark.parametrize("one_block", [False, True])  # True: the GPU path, all rows at once
+@pytest.mark.parametrize("path", ["kernel", "blocks", "one_block"])  # one_block: the GPU path, all rows at once
 def test_fused_loss_and_gradient_equal_cross_entropy(
-    dtype: torch.dtype, smoothing: float, one_block: bool, monkeypatch: pytest.MonkeyPatch
+    dtype: torch.dtype, smoothing: float, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if one_block:
+    if path == "kernel" and cpu_kernels.library() is None:
+        pytest.skip("no C++ compiler for the CPU kernels")
+    if path != "kernel":
+        monkeypatch.setattr(cpu_kernels, "library", lambda: None)
+    if path == "one_block":
         monkeypatch.setattr(stages.loss, "block_rows", lambda logits: logits.size(0))
     torch.manual_seed(0)
     rows, vocab = 2 * ROWS + 37, 301  # several blocks of rows, the last one short
@@ -59,3 +64,10 @@ def test_fused_loss_without_gradient_and_with_fp16_logits() -> None:
         loss2 = smoothed_cross_entropy(logits.clone().requires_grad_(), target, 0.1, pad=0)
         loss2.backward(retain_graph=True)
         loss2.backward()
+
+
+def test_kernel_refuses_targets_outside_the_vocabulary() -> None:
+    if cpu_kernels.library() is None:
+        pytest.skip("no C++ compiler for the CPU kernels")
+    with pytest.raises(IndexError, match="out of range"):
+        smoothed_cross_entropy(torch.randn(4, 7), torch.tensor([1, 2, 7, 0]), 0.1, pad=0)

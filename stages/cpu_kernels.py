@@ -1,0 +1,169 @@
+"""Fused CPU kernels (stages/cpu_kernels.cpp), built with the machine's C++ compiler on
+first use and loaded through ctypes.
+
+They replace chains of small PyTorch operators in the CPU training step: the LSTM
+cell, which the input-feeding decoder runs once per target position (about ten
+operators forward and twenty backward, each a pass over memory plus its dispatch),
+and the label-smoothed cross-entropy over the logits. Without a compiler, or with
+S2S_CPU_KERNELS=0, everything runs on the PyTorch operators, which compute the same
+values (tests/test_cpu_kernels.py holds the two to each other).
+
+The library is built once per source, compiler and CPU into the user's cache
+(`$S2S_CACHE_DIR`, else `$XDG_CACHE_HOME/s2s`, else `~/.cache/s2s`), under a
+temporary name then renamed, so concurrent first uses do not see half a file. It is
+built with -march=native, hence the CPU's flags in its name.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "-std=c++17",
+         "-fPIC", "-shared", "-pthread"]
+_DTYPES = {torch.float32: 0, torch.bfloat16: 1}
+_P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+
+
+def enabled() -> bool:
+    return os.environ.get("S2S_CPU_KERNELS", "1") != "0"
+
+
+def cache_dir() -> Path:
+    if os.environ.get("S2S_CACHE_DIR"):
+        return Path(os.environ["S2S_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "s2s"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build(compiler: str) -> Path:
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), " ".join(FLAGS), version, _cpu_flags(),
+                                    platform.machine()]).encode()).hexdigest()[:16]
+    target = cache_dir() / f"cpu_kernels-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".cpu_kernels-", suffix=".so")
+    os.close(fd)
+    try:
+        subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True, check=True)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+@functools.lru_cache(maxsize=None)
+def library() -> Optional[ctypes.CDLL]:
+    """The loaded kernels, or None (disabled, no compiler, or the build failed)."""
+    if not enabled():
+        return None
+    compiler = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+    if compiler is None:
+        log.info("no C++ compiler found: training uses PyTorch operators for the LSTM cell and the loss")
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build(compiler)))
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        log.warning("building the CPU kernels failed, using PyTorch operators instead: %s", detail.strip()[:500])
+        return None
+    lib.s2s_lstm_forward.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _P, _P, _P, _P]
+    lib.s2s_lstm_forward.restype = None
+    lib.s2s_lstm_backward.argtypes = [ctypes.c_int, _I, _I, _P, _P, _P, _P, _P, _P, _P]
+    lib.s2s_lstm_backward.restype = None
+    lib.s2s_smoothed_ce.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _I, _F, _P, _I]
+    lib.s2s_smoothed_ce.restype = ctypes.c_double
+    return lib
+
+
+def _rows(t: torch.Tensor) -> bool:
+    """A CPU matrix whose rows are contiguous (any row stride)."""
+    return t.device.type == "cpu" and t.dim() == 2 and t.stride(1) == 1 and t.stride(0) >= t.size(1)
+
+
+def lstm_applies(gates: torch.Tensor, c: torch.Tensor) -> bool:
+    return (gates.dtype in _DTYPES and c.dtype == torch.float32 and _rows(gates) and c.is_contiguous()
+            and c.device.type == "cpu" and library() is not None)
+
+
+def lstm_forward(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The kernel behind `recurrence.lstm_cell_forward`, same contract (see `lstm_applies`)."""
+    lib = library()
+    assert lib is not None
+    batch, size = c.shape
+    h = torch.empty(c.shape, dtype=gates.dtype)
+    c_new, tanh_c = torch.empty_like(c), torch.empty_like(c)
+    act = torch.empty(batch, 4 * size)
+    lib.s2s_lstm_forward(_DTYPES[gates.dtype], batch, size, gates.data_ptr(), gates.stride(0), c.data_ptr(),
+                         h.data_ptr(), c_new.data_ptr(), act.data_ptr(), tanh_c.data_ptr())
+    return h, c_new, (act, c, tanh_c)
+
+
+def lstm_backward_applies(saved: tuple[torch.Tensor, ...], dtype: torch.dtype) -> bool:
+    return (dtype in _DTYPES and all(t.dtype == torch.float32 and t.is_contiguous() and t.device.type == "cpu"
+                                     for t in saved) and library() is not None)
+
+
+def lstm_backward(saved: tuple[torch.Tensor, ...], grad_h: torch.Tensor, grad_c: torch.Tensor,
+                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel behind `recurrence.lstm_cell_backward`, for tensors from `lstm_forward`."""
+    lib = library()
+    assert lib is not None
+    act, c, tanh_c = saved
+    batch, size = c.shape
+    grad_h = grad_h.to(dtype).contiguous()
+    grad_c = grad_c.to(torch.float32).contiguous()
+    grad_gates = torch.empty(batch, 4 * size, dtype=dtype)
+    grad_c_prev = torch.empty_like(c)
+    lib.s2s_lstm_backward(_DTYPES[dtype], batch, size, act.data_ptr(), c.data_ptr(), tanh_c.data_ptr(),
+                          grad_h.data_ptr(), grad_c.data_ptr(), grad_gates.data_ptr(), grad_c_prev.data_ptr())
+    return grad_gates, grad_c_prev
+
+
+def cross_entropy_applies(logits: torch.Tensor, target: torch.Tensor) -> bool:
+    return (logits.dtype in _DTYPES and _rows(logits) and target.dtype == torch.int64 and target.is_contiguous()
+            and target.device.type == "cpu" and library() is not None)
+
+
+def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float, pad: int,
+                           want_grad: bool) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Summed label-smoothed cross-entropy of logits (N, V) over rows whose target is
+    not `pad`, and with `want_grad` its gradient (N, V) in the logits' dtype: the
+    kernel behind `loss.smoothed_cross_entropy`, rows split over torch's thread count."""
+    lib = library()
+    assert lib is not None
+    rows, classes = logits.shape
+    if rows and int(target.min()) < 0 or rows and int(target.max()) >= classes:
+        raise IndexError(f"target out of range [0, {classes}) for the cross-entropy")
+    grad = torch.empty(logits.shape, dtype=logits.dtype) if want_grad else None
+    total = lib.s2s_smoothed_ce(_DTYPES[logits.dtype], rows, classes, logits.data_ptr(), logits.stride(0),
+                                target.data_ptr(), pad, smoothing, None if grad is None else grad.data_ptr(),
+                                torch.get_num_threads())
+    return torch.tensor(total, dtype=torch.float32), grad
