@@ -31,7 +31,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.orchestrator import resolve_path  # noqa: E402
-from stages import artifacts  # noqa: E402
+from stages import artifacts, cpu_kernels  # noqa: E402
 from stages.batching import Batch, TrainData  # noqa: E402
 from stages.model import ModelConfig, Seq2Seq  # noqa: E402
 from stages.prepare import DataConfig, run_prepare  # noqa: E402
@@ -118,6 +118,7 @@ def main() -> None:
         "vocab": vocab,
         "batch_tokens": args.batch_tokens,
         "precision": str(pick_precision(tcfg.precision, "cpu")).replace("torch.", ""),
+        "cpu_kernels": cpu_kernels.library() is not None,  # S2S_CPU_KERNELS=0 for the operators alone
         "steps_timed_per_variant": args.steps * args.rounds,
     }
     for label, timed in variants.items():

@@ -4,7 +4,8 @@ first use and loaded through ctypes.
 They replace chains of small PyTorch operators in the CPU training step: the LSTM
 cell, which the input-feeding decoder runs once per target position (about ten
 operators forward and twenty backward, each a pass over memory plus its dispatch),
-and the label-smoothed cross-entropy over the logits. Without a compiler, or with
+the input-feeding decoder's attention step (multiplicative attention and the linear
+combine layer), and the label-smoothed cross-entropy over the logits. Without a compiler, or with
 S2S_CPU_KERNELS=0, everything runs on the PyTorch operators, which compute the same
 values (tests/test_cpu_kernels.py holds the two to each other).
 
@@ -100,6 +101,10 @@ def library() -> Optional[ctypes.CDLL]:
     lib.s2s_lstm_backward.restype = None
     lib.s2s_smoothed_ce.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _I, _F, _P, _I]
     lib.s2s_smoothed_ce.restype = ctypes.c_double
+    lib.s2s_attend_forward.argtypes = [ctypes.c_int, _I, _I, _I] + [_P] * 10
+    lib.s2s_attend_forward.restype = None
+    lib.s2s_attend_backward.argtypes = [ctypes.c_int, _I, _I, _I] + [_P] * 9
+    lib.s2s_attend_backward.restype = None
     return lib
 
 
@@ -167,3 +172,49 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
                                 target.data_ptr(), pad, smoothing, None if grad is None else grad.data_ptr(),
                                 torch.get_num_threads())
     return torch.tensor(total, dtype=torch.float32), grad
+
+
+def _ptr(t: Optional[torch.Tensor]) -> Optional[int]:
+    return None if t is None else t.data_ptr()
+
+
+def attend_applies(*tensors: torch.Tensor) -> bool:
+    """Contiguous CPU tensors of one kernel dtype, and the kernels built."""
+    dtype = tensors[0].dtype
+    return (dtype in _DTYPES and all(t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
+                                     for t in tensors) and library() is not None)
+
+
+def attend_forward(out: torch.Tensor, keys: torch.Tensor, bias: torch.Tensor, memc: torch.Tensor,
+                   proj: torch.Tensor, keep: Optional[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """One attention-and-combine step (cpu_kernels.cpp's attend_forward): out, proj,
+    keep (B, H); keys, memc (B, S, H); bias (B, S) fp32 -> weights (B, S) fp32, the
+    same in out's dtype, tanh_out (B, H) fp32 and feed (B, H)."""
+    lib = library()
+    assert lib is not None
+    batch, src, size = keys.shape
+    weights = torch.empty(batch, src)
+    weights_low = torch.empty(batch, src, dtype=out.dtype)
+    tanh_out = torch.empty(batch, size)
+    feed = torch.empty(batch, size, dtype=out.dtype)
+    lib.s2s_attend_forward(_DTYPES[out.dtype], batch, src, size, out.data_ptr(), keys.data_ptr(), bias.data_ptr(),
+                           memc.data_ptr(), proj.data_ptr(), _ptr(keep), weights.data_ptr(),
+                           weights_low.data_ptr(), tanh_out.data_ptr(), feed.data_ptr())
+    return weights, weights_low, tanh_out, feed
+
+
+def attend_backward(grad_feed: torch.Tensor, keep: Optional[torch.Tensor], tanh_out: torch.Tensor,
+                    weights: torch.Tensor, keys: torch.Tensor, memc: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Gradients of `attend_forward` for grad_feed (B, H): grad_proj (B, H), grad_scores
+    (B, S) and grad_out (B, H), in the keys' dtype."""
+    lib = library()
+    assert lib is not None
+    batch, src, size = keys.shape
+    grad_feed = grad_feed.to(keys.dtype).contiguous()
+    grad_proj = torch.empty(batch, size, dtype=keys.dtype)
+    grad_scores = torch.empty(batch, src, dtype=keys.dtype)
+    grad_out = torch.empty(batch, size, dtype=keys.dtype)
+    lib.s2s_attend_backward(_DTYPES[keys.dtype], batch, src, size, grad_feed.data_ptr(), _ptr(keep),
+                            tanh_out.data_ptr(), weights.data_ptr(), keys.data_ptr(), memc.data_ptr(),
+                            grad_proj.data_ptr(), grad_scores.data_ptr(), grad_out.data_ptr())
+    return grad_proj, grad_scores, grad_out

@@ -10,12 +10,13 @@ dropout mask of the fed vectors. The generator runs once after the loop, over al
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages import cpu_kernels
 from stages.attention import MULTIPLICATIVE, Attention
 from stages.dropout import keep_mask
 from stages.recurrence import Hidden, StepProduct, stepper
@@ -63,6 +64,80 @@ class _Scores:
         return self.attention.scores(out.unsqueeze(1), self.keys)
 
 
+class _AttendStep(torch.autograd.Function):
+    """`_FusedAttention`'s step as one autograd node; the gradients of the keys and the
+    projected memory are left to their `StepProduct`s, which take them over all steps."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, out: torch.Tensor, proj: torch.Tensor, keys_proxy: torch.Tensor, memc_proxy: torch.Tensor,
+        fused: "_FusedAttention", keep: Optional[torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        weights, weights_low, tanh_out, feed = cpu_kernels.attend_forward(
+            out, fused.keys, fused.bias, fused.memc, proj, keep)
+        ctx.fused, ctx.index = fused, fused.record(out, weights_low)
+        ctx.save_for_backward(tanh_out, weights, keep)
+        ctx.mark_non_differentiable(weights)
+        return feed, weights
+
+    @staticmethod
+    def backward(ctx: Any, grad_feed: torch.Tensor, _: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
+        tanh_out, weights, keep = ctx.saved_tensors
+        fused: _FusedAttention = ctx.fused
+        grad_proj, grad_scores, grad_out = cpu_kernels.attend_backward(
+            grad_feed, keep, tanh_out, weights, fused.keys, fused.memc)
+        fused.gradients(ctx.index, grad_scores, grad_proj)
+        return grad_out, grad_proj, None, None, None, None
+
+
+class _FusedAttention:
+    """Scores, softmax, combine and the feed's dropout of one step in one CPU kernel
+    call (stages/cpu_kernels.cpp), for multiplicative attention with a linear combine
+    layer: about a dozen operators forward and as many backward per target position,
+    each with its own dispatch and pass over memory, in `_Scores` and `_Combine`."""
+
+    def __init__(self, scores: _Scores, combine: _Combine, pad: torch.Tensor):
+        assert scores.product is not None
+        self.keys_owner, self.memc_owner, self.w_out = scores.product, combine.memory_c, combine.w_out
+        self.keys = self.keys_owner.w.transpose(1, 2)  # (B, S, H)
+        self.memc = self.memc_owner.w  # (B, S, H)
+        self.bias = pad.squeeze(1)  # (B, S)
+
+    @staticmethod
+    def of(scores: _Scores, combine: _Combine, pad: torch.Tensor, dtype: torch.dtype) -> Optional[_FusedAttention]:
+        """The fused step where it applies (CPU, kernels built, fp32 or bf16), else None."""
+        if scores.product is None or not combine.fast or pad.device.type != "cpu":
+            return None
+        keys, memc = scores.product.w.transpose(1, 2), combine.memory_c.w
+        if not (cpu_kernels.attend_applies(keys, memc) and keys.dtype == dtype and pad.dtype == torch.float32):
+            return None
+        if scores.product.deferred != combine.memory_c.deferred:  # their steps share one index
+            return None
+        return _FusedAttention(scores, combine, pad)
+
+    def __call__(self, out: torch.Tensor, keep: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """out (B, H) -> the fed vector (B, H) after dropout, attention weights (B, 1, S)."""
+        proj = self.w_out(None, out)  # (B, H): the combine layer's half for the decoder output
+        out = out.contiguous()
+        if not torch.is_grad_enabled():
+            weights, _, _, feed = cpu_kernels.attend_forward(out, self.keys, self.bias, self.memc, proj, keep)
+            return feed, weights.unsqueeze(1)
+        feed, weights = _AttendStep.apply(out, proj, self.keys_owner.proxy, self.memc_owner.proxy, self, keep)
+        return feed, weights.unsqueeze(1)
+
+    def record(self, out: torch.Tensor, weights: torch.Tensor) -> int:
+        """Note a step's inputs to the keys' and memory's gathered gradients; its index."""
+        index = len(self.keys_owner.inputs)
+        for owner, x in ((self.keys_owner, out), (self.memc_owner, weights)):
+            owner.inputs.append(x.unsqueeze(1))  # (B, 1, H) and (B, 1, S)
+            owner.grads.append(None)
+        return index
+
+    def gradients(self, index: int, grad_scores: torch.Tensor, grad_mixed: torch.Tensor) -> None:
+        self.keys_owner.grads[index] = grad_scores.unsqueeze(1)  # (B, 1, S)
+        self.memc_owner.grads[index] = grad_mixed.unsqueeze(1)  # (B, 1, H)
+
+
 def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
     """emb (B, T, E) -> attentional vectors (B, T, H) after dropout, the final hidden
     state, attention weights (B, T, S)."""
@@ -76,9 +151,15 @@ def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[
         keep = keep_mask((steps, batch, size), model.cfg.dropout, dtype, emb.device)
     feed = state.feed if state.feed is not None else emb.new_zeros(batch, size)
     scores = _Scores(model.attention, state.keys, dtype)
+    fused = _FusedAttention.of(scores, combine, pad, dtype)
     fed, weights = [], []
     for t in range(steps):
         out = rnn.step(t, feed)  # (B, H)
+        if fused is not None:
+            feed, w = fused(out, None if keep is None else keep[t])
+            fed.append(feed)
+            weights.append(w)
+            continue
         w = torch.softmax(scores(out) + pad, dim=-1)  # (B, 1, S)
         feed = combine(w, out)
         if keep is not None:

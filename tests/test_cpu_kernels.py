@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from stages import cpu_kernels, recurrence
+from stages.model import ModelConfig, Seq2Seq, sequence_loss
 
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                                     reason="no C++ compiler")
@@ -91,3 +92,59 @@ def test_lstm_kernel_extremes_saturate_without_nan() -> None:
     want_c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     assert torch.isfinite(h).all() and torch.allclose(c_new, want_c, atol=1e-6)
     assert torch.allclose(h, o.sigmoid() * want_c.tanh(), atol=1e-6)
+
+
+def _fed_model(attention: str) -> Seq2Seq:
+    torch.manual_seed(0)
+    cfg = ModelConfig(cell="lstm", attention=attention, embedding_size=16, encoder_hidden=12,  # type: ignore[arg-type]
+                      decoder_hidden=24, dropout=0.3, input_feeding=True)
+    return Seq2Seq(cfg, 50, 60).train()
+
+
+def _loss_and_grads(model: Seq2Seq, kernels: bool, autocast: bool,
+                    monkeypatch: pytest.MonkeyPatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    src = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 0, 0], [13, 14, 0, 0, 0]])
+    lens = torch.tensor([5, 3, 2])
+    tgt = torch.tensor([[2, 20, 21, 22], [2, 23, 24, 0], [2, 25, 0, 0]])
+    model.zero_grad()
+    with monkeypatch.context() as m:
+        if not kernels:
+            m.setattr(cpu_kernels, "library", lambda: None)
+        torch.manual_seed(1)  # the same dropout masks on both paths
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(src, lens, tgt)
+        loss = sequence_loss(logits, tgt, 0.1)
+        loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@needs_compiler
+@pytest.mark.parametrize("attention", ["luong_general", "luong_dot"])
+@pytest.mark.parametrize("autocast", [False, True])
+def test_fused_attention_step_trains_like_the_operators(
+    attention: str, autocast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _fed_model(attention)
+    fused_loss, fused = _loss_and_grads(model, True, autocast, monkeypatch)
+    plain_loss, plain = _loss_and_grads(model, False, autocast, monkeypatch)
+    assert fused.keys() == plain.keys() and len(fused) == len(list(model.parameters()))
+    # fp32: the same arithmetic up to the exp; bf16: the kernel rounds only its outputs,
+    # the operators also round the scores, the mixed vector and its tanh
+    rtol = 1e-4 if not autocast else 3e-2
+    assert torch.allclose(fused_loss, plain_loss, rtol=rtol)
+    for name in plain:
+        err = (fused[name] - plain[name]).norm() / plain[name].norm().clamp_min(1e-12)
+        assert err < rtol * 3, name
+
+
+@needs_compiler
+def test_fused_attention_step_decodes_like_the_operators(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _fed_model("luong_general").eval()
+    src, lens = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]]), torch.tensor([3, 4])
+    with torch.no_grad():
+        state = model.encode(src, lens)
+        fused, _ = model.step(torch.tensor([2, 2]), state)
+        with monkeypatch.context() as m:
+            m.setattr(cpu_kernels, "library", lambda: None)
+            plain, _ = model.step(torch.tensor([2, 2]), state)
+    assert torch.allclose(fused, plain, atol=1e-5)
