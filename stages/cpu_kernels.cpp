@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <thread>
+#include <omp.h>
 #include <vector>
 
 namespace {
@@ -72,7 +72,8 @@ inline float tanh_(float x) {
 template <typename T>
 void lstm_forward(int64_t batch, int64_t size, const T* __restrict gates, int64_t stride,
                   const float* __restrict c, T* __restrict h, float* __restrict c_new,
-                  float* __restrict act, float* __restrict tanh_c) {
+                  float* __restrict act, float* __restrict tanh_c, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < batch; b++) {
         const T* g = gates + b * stride;
         float* a = act + b * 4 * size;
@@ -102,7 +103,8 @@ void lstm_forward(int64_t batch, int64_t size, const T* __restrict gates, int64_
 template <typename T>
 void lstm_backward(int64_t batch, int64_t size, const float* __restrict act, const float* __restrict c,
                    const float* __restrict tanh_c, const T* __restrict grad_h, const float* __restrict grad_c,
-                   T* __restrict grad_gates, float* __restrict grad_c_prev) {
+                   T* __restrict grad_gates, float* __restrict grad_c_prev, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < batch; b++) {
         const float* a = act + b * 4 * size;
         T* gg = grad_gates + b * 4 * size;
@@ -167,22 +169,15 @@ double smoothed_ce_rows(int64_t begin, int64_t end, int64_t classes, const T* __
 
 template <typename T>
 double smoothed_ce(int64_t rows, int64_t classes, const T* logits, int64_t stride, const int64_t* target,
-                   int64_t pad, float smoothing, T* grad, int64_t threads) {
-    if (threads < 1) threads = 1;
-    if (threads > rows) threads = rows > 0 ? rows : 1;
-    std::vector<double> totals(threads, 0.0);
-    std::vector<std::vector<float>> buffers(threads, std::vector<float>(classes));
-    auto work = [&](int64_t k) {
-        int64_t begin = rows * k / threads, end = rows * (k + 1) / threads;
-        totals[k] = smoothed_ce_rows(begin, end, classes, logits, stride, target, pad, smoothing, grad,
-                                     buffers[k].data());
-    };
-    std::vector<std::thread> pool;
-    for (int64_t k = 1; k < threads; k++) pool.emplace_back(work, k);
-    work(0);
-    for (auto& t : pool) t.join();
+                   int64_t pad, float smoothing, T* grad, int threads) {
     double total = 0.0;
-    for (double v : totals) total += v;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+        std::vector<float> buffer(classes);
+        int parts = omp_get_num_threads(), part = omp_get_thread_num();
+        int64_t begin = rows * part / parts, end = rows * (part + 1) / parts;
+        total += smoothed_ce_rows(begin, end, classes, logits, stride, target, pad, smoothing, grad, buffer.data());
+    }
     return total;
 }
 
@@ -199,8 +194,11 @@ template <typename T>
 void attend_forward(int64_t batch, int64_t src, int64_t size, const T* __restrict out, const T* __restrict keys,
                     const float* __restrict bias, const T* __restrict memc, const T* __restrict proj,
                     const T* __restrict keep, float* __restrict weights, T* __restrict weights_low,
-                    float* __restrict tanh_out, T* __restrict feed) {
+                    float* __restrict tanh_out, T* __restrict feed, int threads) {
+#pragma omp parallel num_threads(threads)
+    {
     std::vector<float> query(size), mixed(size);
+#pragma omp for schedule(static)
     for (int64_t b = 0; b < batch; b++) {
         const T* o = out + b * size;
         for (int64_t h = 0; h < size; h++) query[h] = to_f32(o[h]);
@@ -242,6 +240,7 @@ void attend_forward(int64_t batch, int64_t src, int64_t size, const T* __restric
             f[h] = from_f32<T>(kp ? v * to_f32(kp[h]) : v);
         }
     }
+    }
 }
 
 // Gradients of attend_forward for grad_feed (B, H): grad_proj (B, H) (also the
@@ -251,8 +250,11 @@ template <typename T>
 void attend_backward(int64_t batch, int64_t src, int64_t size, const T* __restrict grad_feed,
                      const T* __restrict keep, const float* __restrict tanh_out, const float* __restrict weights,
                      const T* __restrict keys, const T* __restrict memc, T* __restrict grad_proj,
-                     T* __restrict grad_scores, T* __restrict grad_out) {
+                     T* __restrict grad_scores, T* __restrict grad_out, int threads) {
+#pragma omp parallel num_threads(threads)
+    {
     std::vector<float> grad_mixed(size), grad_query(size), grad_w(src);
+#pragma omp for schedule(static)
     for (int64_t b = 0; b < batch; b++) {
         const T* gf = grad_feed + b * size;
         const float* t = tanh_out + b * size;
@@ -288,6 +290,7 @@ void attend_backward(int64_t batch, int64_t src, int64_t size, const T* __restri
         T* go = grad_out + b * size;
         for (int64_t h = 0; h < size; h++) go[h] = from_f32<T>(grad_query[h]);
     }
+    }
 }
 
 }  // namespace
@@ -297,28 +300,28 @@ extern "C" {
 // dtype codes: 0 = fp32, 1 = bf16 (the gates', logits' and gradients' type)
 
 void s2s_lstm_forward(int dtype, int64_t batch, int64_t size, const void* gates, int64_t stride,
-                      const float* c, void* h, float* c_new, float* act, float* tanh_c) {
+                      const float* c, void* h, float* c_new, float* act, float* tanh_c, int threads) {
     if (dtype == 1)
         lstm_forward(batch, size, static_cast<const bf16*>(gates), stride, c, static_cast<bf16*>(h), c_new, act,
-                     tanh_c);
+                     tanh_c, threads);
     else
         lstm_forward(batch, size, static_cast<const float*>(gates), stride, c, static_cast<float*>(h), c_new,
-                     act, tanh_c);
+                     act, tanh_c, threads);
 }
 
 void s2s_lstm_backward(int dtype, int64_t batch, int64_t size, const float* act, const float* c,
                        const float* tanh_c, const void* grad_h, const float* grad_c, void* grad_gates,
-                       float* grad_c_prev) {
+                       float* grad_c_prev, int threads) {
     if (dtype == 1)
         lstm_backward(batch, size, act, c, tanh_c, static_cast<const bf16*>(grad_h), grad_c,
-                      static_cast<bf16*>(grad_gates), grad_c_prev);
+                      static_cast<bf16*>(grad_gates), grad_c_prev, threads);
     else
         lstm_backward(batch, size, act, c, tanh_c, static_cast<const float*>(grad_h), grad_c,
-                      static_cast<float*>(grad_gates), grad_c_prev);
+                      static_cast<float*>(grad_gates), grad_c_prev, threads);
 }
 
 double s2s_smoothed_ce(int dtype, int64_t rows, int64_t classes, const void* logits, int64_t stride,
-                       const int64_t* target, int64_t pad, float smoothing, void* grad, int64_t threads) {
+                       const int64_t* target, int64_t pad, float smoothing, void* grad, int threads) {
     if (dtype == 1)
         return smoothed_ce(rows, classes, static_cast<const bf16*>(logits), stride, target, pad, smoothing,
                            static_cast<bf16*>(grad), threads);
@@ -328,30 +331,30 @@ double s2s_smoothed_ce(int dtype, int64_t rows, int64_t classes, const void* log
 
 void s2s_attend_forward(int dtype, int64_t batch, int64_t src, int64_t size, const void* out, const void* keys,
                         const float* bias, const void* memc, const void* proj, const void* keep, float* weights,
-                        void* weights_low, float* tanh_out, void* feed) {
+                        void* weights_low, float* tanh_out, void* feed, int threads) {
     if (dtype == 1)
         attend_forward(batch, src, size, static_cast<const bf16*>(out), static_cast<const bf16*>(keys), bias,
                        static_cast<const bf16*>(memc), static_cast<const bf16*>(proj), static_cast<const bf16*>(keep),
-                       weights, static_cast<bf16*>(weights_low), tanh_out, static_cast<bf16*>(feed));
+                       weights, static_cast<bf16*>(weights_low), tanh_out, static_cast<bf16*>(feed), threads);
     else
         attend_forward(batch, src, size, static_cast<const float*>(out), static_cast<const float*>(keys), bias,
                        static_cast<const float*>(memc), static_cast<const float*>(proj),
                        static_cast<const float*>(keep), weights, static_cast<float*>(weights_low), tanh_out,
-                       static_cast<float*>(feed));
+                       static_cast<float*>(feed), threads);
 }
 
 void s2s_attend_backward(int dtype, int64_t batch, int64_t src, int64_t size, const void* grad_feed,
                          const void* keep, const float* tanh_out, const float* weights, const void* keys,
-                         const void* memc, void* grad_proj, void* grad_scores, void* grad_out) {
+                         const void* memc, void* grad_proj, void* grad_scores, void* grad_out, int threads) {
     if (dtype == 1)
         attend_backward(batch, src, size, static_cast<const bf16*>(grad_feed), static_cast<const bf16*>(keep),
                         tanh_out, weights, static_cast<const bf16*>(keys), static_cast<const bf16*>(memc),
-                        static_cast<bf16*>(grad_proj), static_cast<bf16*>(grad_scores), static_cast<bf16*>(grad_out));
+                        static_cast<bf16*>(grad_proj), static_cast<bf16*>(grad_scores), static_cast<bf16*>(grad_out), threads);
     else
         attend_backward(batch, src, size, static_cast<const float*>(grad_feed), static_cast<const float*>(keep),
                         tanh_out, weights, static_cast<const float*>(keys), static_cast<const float*>(memc),
                         static_cast<float*>(grad_proj), static_cast<float*>(grad_scores),
-                        static_cast<float*>(grad_out));
+                        static_cast<float*>(grad_out), threads);
 }
 
 }  // extern "C"

@@ -34,10 +34,20 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
-FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "-std=c++17",
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-std=c++17",
          "-fPIC", "-shared", "-pthread"]
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1}
 _P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+
+
+# The kernels split their rows over torch's threads (the same OpenMP runtime: the
+# library's libgomp.so.1 is the one torch loaded) from this many elements of work on.
+LSTM_SPLIT = 1 << 12
+ATTEND_SPLIT = 1 << 16
+
+
+def threads(work: int, split: int) -> int:
+    return torch.get_num_threads() if work >= split else 1
 
 
 def enabled() -> bool:
@@ -95,15 +105,15 @@ def library() -> Optional[ctypes.CDLL]:
         detail = getattr(err, "stderr", "") or str(err)
         log.warning("building the CPU kernels failed, using PyTorch operators instead: %s", detail.strip()[:500])
         return None
-    lib.s2s_lstm_forward.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _P, _P, _P, _P]
+    lib.s2s_lstm_forward.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _P, _P, _P, _P, ctypes.c_int]
     lib.s2s_lstm_forward.restype = None
-    lib.s2s_lstm_backward.argtypes = [ctypes.c_int, _I, _I, _P, _P, _P, _P, _P, _P, _P]
+    lib.s2s_lstm_backward.argtypes = [ctypes.c_int, _I, _I, _P, _P, _P, _P, _P, _P, _P, ctypes.c_int]
     lib.s2s_lstm_backward.restype = None
-    lib.s2s_smoothed_ce.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _I, _F, _P, _I]
+    lib.s2s_smoothed_ce.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _I, _F, _P, ctypes.c_int]
     lib.s2s_smoothed_ce.restype = ctypes.c_double
-    lib.s2s_attend_forward.argtypes = [ctypes.c_int, _I, _I, _I] + [_P] * 10
+    lib.s2s_attend_forward.argtypes = [ctypes.c_int, _I, _I, _I] + [_P] * 10 + [ctypes.c_int]
     lib.s2s_attend_forward.restype = None
-    lib.s2s_attend_backward.argtypes = [ctypes.c_int, _I, _I, _I] + [_P] * 9
+    lib.s2s_attend_backward.argtypes = [ctypes.c_int, _I, _I, _I] + [_P] * 9 + [ctypes.c_int]
     lib.s2s_attend_backward.restype = None
     return lib
 
@@ -127,7 +137,7 @@ def lstm_forward(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, to
     c_new, tanh_c = torch.empty_like(c), torch.empty_like(c)
     act = torch.empty(batch, 4 * size)
     lib.s2s_lstm_forward(_DTYPES[gates.dtype], batch, size, gates.data_ptr(), gates.stride(0), c.data_ptr(),
-                         h.data_ptr(), c_new.data_ptr(), act.data_ptr(), tanh_c.data_ptr())
+                         h.data_ptr(), c_new.data_ptr(), act.data_ptr(), tanh_c.data_ptr(), threads(batch * size, LSTM_SPLIT))
     return h, c_new, (act, c, tanh_c)
 
 
@@ -148,7 +158,8 @@ def lstm_backward(saved: tuple[torch.Tensor, ...], grad_h: torch.Tensor, grad_c:
     grad_gates = torch.empty(batch, 4 * size, dtype=dtype)
     grad_c_prev = torch.empty_like(c)
     lib.s2s_lstm_backward(_DTYPES[dtype], batch, size, act.data_ptr(), c.data_ptr(), tanh_c.data_ptr(),
-                          grad_h.data_ptr(), grad_c.data_ptr(), grad_gates.data_ptr(), grad_c_prev.data_ptr())
+                          grad_h.data_ptr(), grad_c.data_ptr(), grad_gates.data_ptr(), grad_c_prev.data_ptr(),
+                          threads(batch * size, LSTM_SPLIT))
     return grad_gates, grad_c_prev
 
 
@@ -170,7 +181,7 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
     grad = torch.empty(logits.shape, dtype=logits.dtype) if want_grad else None
     total = lib.s2s_smoothed_ce(_DTYPES[logits.dtype], rows, classes, logits.data_ptr(), logits.stride(0),
                                 target.data_ptr(), pad, smoothing, None if grad is None else grad.data_ptr(),
-                                torch.get_num_threads())
+                                threads(rows * classes, 1))
     return torch.tensor(total, dtype=torch.float32), grad
 
 
@@ -199,7 +210,8 @@ def attend_forward(out: torch.Tensor, keys: torch.Tensor, bias: torch.Tensor, me
     feed = torch.empty(batch, size, dtype=out.dtype)
     lib.s2s_attend_forward(_DTYPES[out.dtype], batch, src, size, out.data_ptr(), keys.data_ptr(), bias.data_ptr(),
                            memc.data_ptr(), proj.data_ptr(), _ptr(keep), weights.data_ptr(),
-                           weights_low.data_ptr(), tanh_out.data_ptr(), feed.data_ptr())
+                           weights_low.data_ptr(), tanh_out.data_ptr(), feed.data_ptr(),
+                           threads(batch * src * size, ATTEND_SPLIT))
     return weights, weights_low, tanh_out, feed
 
 
@@ -216,5 +228,6 @@ def attend_backward(grad_feed: torch.Tensor, keep: Optional[torch.Tensor], tanh_
     grad_out = torch.empty(batch, size, dtype=keys.dtype)
     lib.s2s_attend_backward(_DTYPES[keys.dtype], batch, src, size, grad_feed.data_ptr(), _ptr(keep),
                             tanh_out.data_ptr(), weights.data_ptr(), keys.data_ptr(), memc.data_ptr(),
-                            grad_proj.data_ptr(), grad_scores.data_ptr(), grad_out.data_ptr())
+                            grad_proj.data_ptr(), grad_scores.data_ptr(), grad_out.data_ptr(),
+                            threads(batch * src * size, ATTEND_SPLIT))
     return grad_proj, grad_scores, grad_out

@@ -111,8 +111,6 @@ class _FusedAttention:
         keys, memc = scores.product.w.transpose(1, 2), combine.memory_c.w
         if not (cpu_kernels.attend_applies(keys, memc) and keys.dtype == dtype and pad.dtype == torch.float32):
             return None
-        if scores.product.deferred != combine.memory_c.deferred:  # their steps share one index
-            return None
         return _FusedAttention(scores, combine, pad)
 
     def __call__(self, out: torch.Tensor, keep: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,17 +123,22 @@ class _FusedAttention:
         feed, weights = _AttendStep.apply(out, proj, self.keys_owner.proxy, self.memc_owner.proxy, self, keep)
         return feed, weights.unsqueeze(1)
 
-    def record(self, out: torch.Tensor, weights: torch.Tensor) -> int:
-        """Note a step's inputs to the keys' and memory's gathered gradients; its index."""
-        index = len(self.keys_owner.inputs)
-        for owner, x in ((self.keys_owner, out), (self.memc_owner, weights)):
-            owner.inputs.append(x.unsqueeze(1))  # (B, 1, H) and (B, 1, S)
-            owner.grads.append(None)
-        return index
+    def record(self, out: torch.Tensor, weights: torch.Tensor) -> tuple[Optional[int], Optional[int]]:
+        """Note a step's inputs to the keys' and memory's gathered gradients (where they
+        want one); where in each owner's list the step's gradients go."""
+        index: list[Optional[int]] = []
+        for owner, x in ((self.keys_owner, out), (self.memc_owner, weights)):  # (B, H), (B, S)
+            index.append(len(owner.inputs) if owner.deferred else None)
+            if owner.deferred:
+                owner.inputs.append(x.unsqueeze(1))
+                owner.grads.append(None)
+        return index[0], index[1]
 
-    def gradients(self, index: int, grad_scores: torch.Tensor, grad_mixed: torch.Tensor) -> None:
-        self.keys_owner.grads[index] = grad_scores.unsqueeze(1)  # (B, 1, S)
-        self.memc_owner.grads[index] = grad_mixed.unsqueeze(1)  # (B, 1, H)
+    def gradients(self, index: tuple[Optional[int], Optional[int]], grad_scores: torch.Tensor,
+                  grad_mixed: torch.Tensor) -> None:
+        for owner, at, g in ((self.keys_owner, index[0], grad_scores), (self.memc_owner, index[1], grad_mixed)):
+            if at is not None:
+                owner.grads[at] = g.unsqueeze(1)  # (B, 1, S), (B, 1, H)
 
 
 def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:

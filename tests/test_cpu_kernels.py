@@ -148,3 +148,22 @@ def test_fused_attention_step_decodes_like_the_operators(monkeypatch: pytest.Mon
             m.setattr(cpu_kernels, "library", lambda: None)
             plain, _ = model.step(torch.tensor([2, 2]), state)
     assert torch.allclose(fused, plain, atol=1e-5)
+
+
+@needs_compiler
+def test_fused_attention_step_with_a_frozen_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys without a gradient (the encoder ran without one) and a combine layer with one."""
+    model = _fed_model("luong_general").eval()
+    src, lens, tgt = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]]), torch.tensor([3, 4]), torch.tensor([[2, 7, 8]] * 2)
+    grads = []
+    for kernels in (True, False):
+        model.zero_grad()
+        with monkeypatch.context() as m:
+            if not kernels:
+                m.setattr(cpu_kernels, "library", lambda: None)
+            with torch.no_grad():
+                state = model.encode(src, lens)
+            logits, _, _ = model._decode(tgt, state)
+            logits.sum().backward()
+        grads.append(model.combine.weight.grad.clone())  # type: ignore[union-attr]
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
