@@ -1,4 +1,4 @@
-"""Fused CPU kernels (stages/cpu_kernels.cpp), built with the machine's C++ compiler on
+"""Fused CPU kernels (the C++ in stages/csrc/), built with the machine's C++ compiler on
 first use and loaded through ctypes.
 
 They replace chains of small PyTorch operators in the CPU training step: the LSTM
@@ -11,8 +11,9 @@ values (tests/test_cpu_kernels.py holds the two to each other).
 
 The library is built once per source, compiler and CPU into the user's cache
 (`$S2S_CACHE_DIR`, else `$XDG_CACHE_HOME/s2s`, else `~/.cache/s2s`), under a
-temporary name then renamed, so concurrent first uses do not see half a file. It is
-built with -march=native, hence the CPU's flags in its name.
+temporary name then renamed, so concurrent first uses do not see half a file, and
+replaces the builds of earlier sources there. It is built with -march=native, hence
+the CPU's flags in its name.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
+SOURCES = Path(__file__).with_name("csrc")  # *.cpp compiled into one library, *.h included
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-std=c++17",
          "-fPIC", "-shared", "-pthread"]
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1}
@@ -73,7 +74,9 @@ def _cpu_flags() -> str:
 
 def _build(compiler: str) -> Path:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), " ".join(FLAGS), version, _cpu_flags(),
+    files = sorted(SOURCES.glob("*.cpp")) + sorted(SOURCES.glob("*.h"))
+    texts = [f"{f.name}\n{f.read_text()}" for f in files]
+    key = hashlib.sha256("\n".join([*texts, " ".join(FLAGS), version, _cpu_flags(),
                                     platform.machine()]).encode()).hexdigest()[:16]
     target = cache_dir() / f"cpu_kernels-{key}.so"
     if target.exists():
@@ -82,8 +85,12 @@ def _build(compiler: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".cpu_kernels-", suffix=".so")
     os.close(fd)
     try:
-        subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True, check=True)
+        sources = [str(f) for f in files if f.suffix == ".cpp"]
+        subprocess.run([compiler, *FLAGS, "-o", tmp, *sources], capture_output=True, text=True, check=True)
         os.replace(tmp, target)
+        for stale in target.parent.glob("cpu_kernels-*.so"):  # builds of earlier sources
+            if stale != target:
+                stale.unlink(missing_ok=True)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -198,12 +205,13 @@ def attend_applies(*tensors: torch.Tensor) -> bool:
 
 def attend_forward(out: torch.Tensor, keys: torch.Tensor, bias: torch.Tensor, memc: torch.Tensor,
                    proj: torch.Tensor, keep: Optional[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """One attention-and-combine step (cpu_kernels.cpp's attend_forward): out, proj,
+    """One attention-and-combine step (csrc/attention.cpp's attend_forward): out, proj,
     keep (B, H); keys, memc (B, S, H); bias (B, S) fp32 -> weights (B, S) fp32, the
     same in out's dtype, tanh_out (B, H) fp32 and feed (B, H)."""
     lib = library()
     assert lib is not None
     batch, src, size = keys.shape
+    proj, keep = proj.contiguous(), None if keep is None else keep.contiguous()
     weights = torch.empty(batch, src)
     weights_low = torch.empty(batch, src, dtype=out.dtype)
     tanh_out = torch.empty(batch, size)

@@ -66,7 +66,9 @@ class _Scores:
 
 class _AttendStep(torch.autograd.Function):
     """`_FusedAttention`'s step as one autograd node; the gradients of the keys and the
-    projected memory are left to their `StepProduct`s, which take them over all steps."""
+    projected memory are left to their `StepProduct`s, which take them over all steps.
+    The attention weights it returns carry no gradient: training uses them only as the
+    returned alignments."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -92,7 +94,7 @@ class _AttendStep(torch.autograd.Function):
 
 class _FusedAttention:
     """Scores, softmax, combine and the feed's dropout of one step in one CPU kernel
-    call (stages/cpu_kernels.cpp), for multiplicative attention with a linear combine
+    call (stages/csrc/), for multiplicative attention with a linear combine
     layer: about a dozen operators forward and as many backward per target position,
     each with its own dispatch and pass over memory, in `_Scores` and `_Combine`."""
 

@@ -26,8 +26,9 @@ def fresh_library(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @needs_compiler
 def test_library_builds_once_into_the_cache(tmp_path, fresh_library: None) -> None:
+    (tmp_path / "cpu_kernels-0000000000000000.so").write_bytes(b"an earlier source's build")
     assert cpu_kernels.library() is not None
-    built = list(tmp_path.glob("cpu_kernels-*.so"))
+    built = list(tmp_path.glob("cpu_kernels-*.so"))  # the earlier build is gone
     assert len(built) == 1 and not list(tmp_path.glob(".cpu_kernels-*"))  # no temporary left behind
     stamp = built[0].stat().st_mtime_ns
     cpu_kernels.library.cache_clear()
