@@ -5,9 +5,12 @@ They replace chains of small PyTorch operators in the CPU training step: the LST
 cell, which the input-feeding decoder runs once per target position (about ten
 operators forward and twenty backward, each a pass over memory plus its dispatch),
 the input-feeding decoder's attention step (multiplicative attention and the linear
-combine layer), and the label-smoothed cross-entropy over the logits. Without a compiler, or with
-S2S_CPU_KERNELS=0, everything runs on the PyTorch operators, which compute the same
-values (tests/test_cpu_kernels.py holds the two to each other).
+combine layer), and the label-smoothed cross-entropy over the logits. Without a
+compiler, or with S2S_CPU_KERNELS=0, everything runs on the PyTorch operators, which
+compute the same values (tests/test_cpu_kernels.py holds the two to each other).
+The build links libgomp.so.1, which resolves to the copy that Linux wheels of torch
+have already loaded; where the build fails (say, a compiler without OpenMP), the
+operators run and a warning says why.
 
 The library is built once per source, compiler and CPU into the user's cache
 (`$S2S_CACHE_DIR`, else `$XDG_CACHE_HOME/s2s`, else `~/.cache/s2s`), under a
@@ -104,7 +107,7 @@ def library() -> Optional[ctypes.CDLL]:
         return None
     compiler = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
     if compiler is None:
-        log.info("no C++ compiler found: training uses PyTorch operators for the LSTM cell and the loss")
+        log.info("no C++ compiler found: the LSTM cell, attention step and loss run on PyTorch operators")
         return None
     try:
         lib = ctypes.CDLL(str(_build(compiler)))
