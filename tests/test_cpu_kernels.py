@@ -10,8 +10,9 @@ import torch
 from stages import cpu_kernels, recurrence
 from stages.model import ModelConfig, Seq2Seq, sequence_loss
 
-needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                                    reason="no C++ compiler")
+needs_compiler = pytest.mark.skipif(
+    (shutil.which("g++") is None and shutil.which("c++") is None) or not cpu_kernels.enabled(),
+    reason="no C++ compiler, or S2S_CPU_KERNELS=0")
 
 
 @pytest.fixture
