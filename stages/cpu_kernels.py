@@ -113,7 +113,9 @@ def library() -> Optional[ctypes.CDLL]:
         lib = ctypes.CDLL(str(_build(compiler)))
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or str(err)
-        log.warning("building the CPU kernels failed, using PyTorch operators instead: %s", detail.strip()[:500])
+        log.warning("building the CPU kernels with %s failed, so training runs on PyTorch operators (slower); "
+                    "set CXX to a working C++ compiler, or S2S_CPU_KERNELS=0 to skip the build: %s",
+                    compiler, detail.strip()[:500])
         return None
     lib.s2s_lstm_forward.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _P, _P, _P, _P, ctypes.c_int]
     lib.s2s_lstm_forward.restype = None
