@@ -130,6 +130,14 @@ def library() -> Optional[ctypes.CDLL]:
     return lib
 
 
+def _loaded() -> ctypes.CDLL:
+    """The library, for callers that checked `*_applies` first."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError("the CPU kernels are not built: check the matching *_applies() first")
+    return lib
+
+
 def _rows(t: torch.Tensor) -> bool:
     """A CPU matrix whose rows are contiguous (any row stride)."""
     return t.device.type == "cpu" and t.dim() == 2 and t.stride(1) == 1 and t.stride(0) >= t.size(1)
@@ -142,14 +150,14 @@ def lstm_applies(gates: torch.Tensor, c: torch.Tensor) -> bool:
 
 def lstm_forward(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
     """The kernel behind `recurrence.lstm_cell_forward`, same contract (see `lstm_applies`)."""
-    lib = library()
-    assert lib is not None
+    lib = _loaded()
     batch, size = c.shape
     h = torch.empty(c.shape, dtype=gates.dtype)
     c_new, tanh_c = torch.empty_like(c), torch.empty_like(c)
     act = torch.empty(batch, 4 * size)
     lib.s2s_lstm_forward(_DTYPES[gates.dtype], batch, size, gates.data_ptr(), gates.stride(0), c.data_ptr(),
-                         h.data_ptr(), c_new.data_ptr(), act.data_ptr(), tanh_c.data_ptr(), threads(batch * size, LSTM_SPLIT))
+                         h.data_ptr(), c_new.data_ptr(), act.data_ptr(), tanh_c.data_ptr(),
+                         threads(batch * size, LSTM_SPLIT))
     return h, c_new, (act, c, tanh_c)
 
 
@@ -161,8 +169,7 @@ def lstm_backward_applies(saved: tuple[torch.Tensor, ...], dtype: torch.dtype) -
 def lstm_backward(saved: tuple[torch.Tensor, ...], grad_h: torch.Tensor, grad_c: torch.Tensor,
                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The kernel behind `recurrence.lstm_cell_backward`, for tensors from `lstm_forward`."""
-    lib = library()
-    assert lib is not None
+    lib = _loaded()
     act, c, tanh_c = saved
     batch, size = c.shape
     grad_h = grad_h.to(dtype).contiguous()
@@ -185,10 +192,9 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
     """Summed label-smoothed cross-entropy of logits (N, V) over rows whose target is
     not `pad`, and with `want_grad` its gradient (N, V) in the logits' dtype: the
     kernel behind `loss.smoothed_cross_entropy`, rows split over torch's thread count."""
-    lib = library()
-    assert lib is not None
+    lib = _loaded()
     rows, classes = logits.shape
-    if rows and int(target.min()) < 0 or rows and int(target.max()) >= classes:
+    if rows and not (int(target.min()) >= 0 and int(target.max()) < classes):
         raise IndexError(f"target out of range [0, {classes}) for the cross-entropy")
     grad = torch.empty(logits.shape, dtype=logits.dtype) if want_grad else None
     total = lib.s2s_smoothed_ce(_DTYPES[logits.dtype], rows, classes, logits.data_ptr(), logits.stride(0),
@@ -213,8 +219,7 @@ def attend_forward(out: torch.Tensor, keys: torch.Tensor, bias: torch.Tensor, me
     """One attention-and-combine step (csrc/attention.cpp's attend_forward): out, proj,
     keep (B, H); keys, memc (B, S, H); bias (B, S) fp32 -> weights (B, S) fp32, the
     same in out's dtype, tanh_out (B, H) fp32 and feed (B, H)."""
-    lib = library()
-    assert lib is not None
+    lib = _loaded()
     batch, src, size = keys.shape
     proj, keep = proj.contiguous(), None if keep is None else keep.contiguous()
     weights = torch.empty(batch, src)
@@ -232,8 +237,7 @@ def attend_backward(grad_feed: torch.Tensor, keep: Optional[torch.Tensor], tanh_
                     weights: torch.Tensor, keys: torch.Tensor, memc: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Gradients of `attend_forward` for grad_feed (B, H): grad_proj (B, H), grad_scores
     (B, S) and grad_out (B, H), in the keys' dtype."""
-    lib = library()
-    assert lib is not None
+    lib = _loaded()
     batch, src, size = keys.shape
     grad_feed = grad_feed.to(keys.dtype).contiguous()
     grad_proj = torch.empty(batch, size, dtype=keys.dtype)

@@ -108,12 +108,12 @@ class _FusedAttention:
     @staticmethod
     def of(scores: _Scores, combine: _Combine, pad: torch.Tensor, dtype: torch.dtype) -> Optional[_FusedAttention]:
         """The fused step where it applies (CPU, kernels built, fp32 or bf16), else None."""
-        if scores.product is None or not combine.fast or pad.device.type != "cpu":
+        if scores.product is None or not combine.fast:
             return None
-        keys, memc = scores.product.w.transpose(1, 2), combine.memory_c.w
-        if not (cpu_kernels.attend_applies(keys, memc) and keys.dtype == dtype and pad.dtype == torch.float32):
-            return None
-        return _FusedAttention(scores, combine, pad)
+        fused = _FusedAttention(scores, combine, pad)
+        applies = (cpu_kernels.attend_applies(fused.keys, fused.memc) and fused.keys.dtype == dtype
+                   and cpu_kernels.attend_applies(fused.bias) and fused.bias.dtype == torch.float32)
+        return fused if applies else None
 
     def __call__(self, out: torch.Tensor, keep: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """out (B, H) -> the fed vector (B, H) after dropout, attention weights (B, 1, S)."""
@@ -162,13 +162,11 @@ def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[
         out = rnn.step(t, feed)  # (B, H)
         if fused is not None:
             feed, w = fused(out, None if keep is None else keep[t])
-            fed.append(feed)
-            weights.append(w)
-            continue
-        w = torch.softmax(scores(out) + pad, dim=-1)  # (B, 1, S)
-        feed = combine(w, out)
-        if keep is not None:
-            feed = feed * keep[t]
+        else:
+            w = torch.softmax(scores(out) + pad, dim=-1)  # (B, 1, S)
+            feed = combine(w, out)
+            if keep is not None:
+                feed = feed * keep[t]
         fed.append(feed)
         weights.append(w)
     return torch.stack(fed, dim=1), rnn.final_hidden(), torch.cat(weights, dim=1)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -120,6 +121,13 @@ def _loss_and_grads(model: Seq2Seq, kernels: bool, autocast: bool,
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+def _counted(fn: Callable[..., Any], calls: dict[str, int], name: str) -> Callable[..., Any]:
+    def counting(*args: Any) -> Any:
+        calls[name] += 1
+        return fn(*args)
+    return counting
+
+
 @needs_compiler
 @pytest.mark.parametrize("attention", ["luong_general", "luong_dot"])
 @pytest.mark.parametrize("autocast", [False, True])
@@ -127,7 +135,11 @@ def test_fused_attention_step_trains_like_the_operators(
     attention: str, autocast: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = _fed_model(attention)
+    calls = {"forward": 0, "backward": 0}
+    for name in calls:  # count the kernel calls, so that a path that never fuses cannot pass
+        monkeypatch.setattr(cpu_kernels, f"attend_{name}", _counted(getattr(cpu_kernels, f"attend_{name}"), calls, name))
     fused_loss, fused = _loss_and_grads(model, True, autocast, monkeypatch)
+    assert calls == {"forward": 4, "backward": 4}  # one per target position
     plain_loss, plain = _loss_and_grads(model, False, autocast, monkeypatch)
     assert fused.keys() == plain.keys() and len(fused) == len(list(model.parameters()))
     # fp32: the same arithmetic up to the exp; bf16: the kernel rounds only its outputs,
