@@ -34,8 +34,8 @@ CHILD = """
 import sys, json
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from stages.prepare import DataConfig, run_prepare
-from stages.tokenization import TokenizerConfig, run_tokenize
+from stages.corpus.prepare import DataConfig, run_prepare
+from stages.corpus.tokenization import TokenizerConfig, run_tokenize
 work = Path({work!r})
 data = DataConfig(train=str(work / "train.tsv"), dev={dev!r}, test={test!r})
 run_prepare(data, work / "prepare", lambda p: Path(p), 1234, {num_proc})

@@ -34,13 +34,13 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import artifacts  # noqa: E402
-from stages.batching import Batch, TrainData  # noqa: E402
-from stages.checkpoint import load_checkpoint  # noqa: E402
-from stages.model import ModelConfig, Seq2Seq, sequence_loss  # noqa: E402
-from stages.scoring import ScoreConfig, run_score  # noqa: E402
-from stages.tokenization import load_processor  # noqa: E402
-from stages.training import TrainConfig, run_train  # noqa: E402
-from stages.translation import DecodeConfig, pick_device, run_translate  # noqa: E402
+from stages.corpus.batching import Batch, TrainData  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
+from stages.model.seq2seq import ModelConfig, Seq2Seq, sequence_loss  # noqa: E402
+from stages.decode.scoring import ScoreConfig, run_score  # noqa: E402
+from stages.corpus.tokenization import load_processor  # noqa: E402
+from stages.train.trainer import TrainConfig, run_train  # noqa: E402
+from stages.decode.translation import DecodeConfig, pick_device, run_translate  # noqa: E402
 
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "bahdanau", "luong_general")

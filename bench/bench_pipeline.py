@@ -24,14 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import artifacts  # noqa: E402
 from bench.common import test_split, timed_translation  # noqa: E402
-from stages.checkpoint import load_checkpoint  # noqa: E402
-from stages.model import Seq2Seq  # noqa: E402
-from stages.scoring import score_lines  # noqa: E402
-from stages.batching import TrainData  # noqa: E402
-from stages.precision import pick_precision  # noqa: E402
-from stages.train_step import train_step  # noqa: E402
-from stages.training import TrainConfig, make_optimizer  # noqa: E402
-from stages.translation import DecodeConfig  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
+from stages.model.seq2seq import Seq2Seq  # noqa: E402
+from stages.decode.scoring import score_lines  # noqa: E402
+from stages.corpus.batching import TrainData  # noqa: E402
+from stages.train.precision import pick_precision  # noqa: E402
+from stages.train.step import train_step  # noqa: E402
+from stages.train.trainer import TrainConfig, make_optimizer  # noqa: E402
+from stages.decode.translation import DecodeConfig  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -42,7 +42,7 @@ def bench_training(run_dir: Path, steps: int) -> dict[str, object]:
     cfg_all = json.loads((run_dir / artifacts.RESOLVED_CONFIG).read_text())
     tcfg = TrainConfig(**cfg_all["training"])
     ckpt_meta = json.loads((run_dir / "train" / "best" / artifacts.CKPT_META).read_text())
-    from stages.model import ModelConfig
+    from stages.model.seq2seq import ModelConfig
 
     model = Seq2Seq(ModelConfig(**ckpt_meta["model"]), ckpt_meta["src_vocab"], ckpt_meta["tgt_vocab"])
     data = TrainData.load(artifacts.split_ids(run_dir / artifacts.TOKENIZE_DIR, "train"), tcfg.max_len)

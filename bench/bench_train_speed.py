@@ -31,13 +31,14 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.orchestrator import resolve_path  # noqa: E402
-from stages import artifacts, cpu_kernels  # noqa: E402
-from stages.batching import Batch, TrainData  # noqa: E402
-from stages.model import ModelConfig, Seq2Seq  # noqa: E402
-from stages.prepare import DataConfig, run_prepare  # noqa: E402
-from stages.tokenization import TokenizerConfig, load_processor, run_tokenize  # noqa: E402
-from stages.training import TrainConfig, make_optimizer, pick_precision  # noqa: E402
-from stages.train_step import train_step  # noqa: E402
+from stages import artifacts  # noqa: E402
+from stages.model.fast import cpu_kernels  # noqa: E402
+from stages.corpus.batching import Batch, TrainData  # noqa: E402
+from stages.model.seq2seq import ModelConfig, Seq2Seq  # noqa: E402
+from stages.corpus.prepare import DataConfig, run_prepare  # noqa: E402
+from stages.corpus.tokenization import TokenizerConfig, load_processor, run_tokenize  # noqa: E402
+from stages.train.trainer import TrainConfig, make_optimizer, pick_precision  # noqa: E402
+from stages.train.step import train_step  # noqa: E402
 
 
 def tokenized_corpus(work: Path, vocab: int) -> Path:

@@ -37,13 +37,13 @@ if os.environ.get("S2S_ARROW_ONLY"):
 
     sys.modules["datasets"] = types.SimpleNamespace(load_from_disk=_ArrowTable)  # type: ignore[assignment]
 
-import stages.model as model_module  # noqa: E402
-from stages.checkpoint import load_checkpoint  # noqa: E402
-from stages.model import ModelConfig, Seq2Seq  # noqa: E402
-from stages.scoring import ScoreConfig, run_score  # noqa: E402
-from stages.train_state import ResumeOptions  # noqa: E402
-from stages.training import TrainConfig, run_train  # noqa: E402
-from stages.translation import DecodeConfig, run_translate  # noqa: E402
+import stages.model.seq2seq as model_module  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
+from stages.model.seq2seq import ModelConfig, Seq2Seq  # noqa: E402
+from stages.decode.scoring import ScoreConfig, run_score  # noqa: E402
+from stages.train.state import ResumeOptions  # noqa: E402
+from stages.train.trainer import TrainConfig, run_train  # noqa: E402
+from stages.decode.translation import DecodeConfig, run_translate  # noqa: E402
 
 OUT = Path(os.environ.get("OUT", "/tmp"))
 RESULT: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}

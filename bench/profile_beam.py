@@ -6,7 +6,7 @@ Prints JSON: wall time, target tokens/s, and the self CPU time of the heaviest o
 grouped into encoder / decoder RNN / attention / output projection and softmax / beam
 bookkeeping, plus the time not spent in any operator (Python). Matrix products are told
 apart by their output width: the vocabulary (output layer), the decoder RNN's gates
-(its step in stages/decode_step.py), anything else (combine, bridge, attention keys).
+(its step in stages/model/fast/search_step.py), anything else (combine, bridge, attention keys).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import test_split  # noqa: E402
 from stages import artifacts  # noqa: E402
-from stages.checkpoint import load_checkpoint  # noqa: E402
-from stages.translation import DecodeConfig, prepare_for_inference, translate_lines  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
+from stages.decode.translation import DecodeConfig, prepare_for_inference, translate_lines  # noqa: E402
 
 # Operator name -> part of the search. Linear layers are split by their output width.
 GROUPS = {

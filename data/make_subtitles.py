@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from stages.subtitle_text import split_by_share, wrap_line  # noqa: E402
+from stages.subtitles.text import split_by_share, wrap_line  # noqa: E402
 
 CUE_CHARS = 84
 

@@ -14,7 +14,7 @@ from pipeline.config import RunConfig, load_config
 from pipeline.orchestrator import STAGE_NAMES, run_dir_of, run_pipeline
 from stages import artifacts
 from stages.errors import ConfigError, S2SError
-from stages.train_state import ResumeOptions
+from stages.train.state import ResumeOptions
 
 
 def _load(config: Optional[str], overrides: tuple[str, ...], hint: str = "") -> RunConfig:
@@ -175,7 +175,7 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
         return
     if len(paths) == 2:
-        from stages.scoring import ScoreConfig, score_files
+        from stages.decode.scoring import ScoreConfig, score_files
 
         result = _guard(lambda: score_files(Path(paths[0]), Path(paths[1]), ScoreConfig()))
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
@@ -228,7 +228,7 @@ def subtitle(
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for the averaged checkpoint.")
 def average(checkpoints: tuple[str, ...], output: str) -> None:
     """Average checkpoint folders of one model into a new checkpoint folder."""
-    from stages.checkpoint import average_checkpoints
+    from stages.model.checkpoint import average_checkpoints
 
     summary = _guard(lambda: average_checkpoints([Path(c) for c in checkpoints], Path(output)))
     count = summary["checkpoints"]
@@ -241,7 +241,7 @@ def average(checkpoints: tuple[str, ...], output: str) -> None:
 def plot(run_ref: str, output: Optional[str]) -> None:
     """Plot RUN's training history: losses, dev BLEU, learning rate, gradient norms."""
     from pipeline.files_cli import find_run_dir
-    from stages.history_plot import plot_history, read_history
+    from stages.plots.history import plot_history, read_history
 
     run_dir = _guard(lambda: find_run_dir(run_ref))
     history = _guard(lambda: read_history(run_dir / artifacts.TRAIN_DIR / artifacts.HISTORY))

@@ -18,12 +18,12 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from stages.errors import ConfigError
-from stages.model import ModelConfig, check_model_config
-from stages.prepare import DataConfig
-from stages.scoring import ScoreConfig
-from stages.tokenization import TokenizerConfig
-from stages.training import TrainConfig, check_train_config
-from stages.translation import DecodeConfig, pick_device, precision_problem
+from stages.model.seq2seq import ModelConfig, check_model_config
+from stages.corpus.prepare import DataConfig
+from stages.decode.scoring import ScoreConfig
+from stages.corpus.tokenization import TokenizerConfig
+from stages.train.trainer import TrainConfig, check_train_config
+from stages.decode.translation import DecodeConfig, pick_device, precision_problem
 
 
 @dataclass(frozen=True, kw_only=True)

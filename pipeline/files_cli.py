@@ -14,12 +14,12 @@ from tqdm import tqdm
 
 from pipeline.config import RunConfig, apply_overrides, build_section, validate
 from stages import artifacts
-from stages.attention_plot import plot_attention
-from stages.checkpoint import load_checkpoint
+from stages.plots.attention import plot_attention
+from stages.model.checkpoint import load_checkpoint
 from stages.errors import ArtifactError, ConfigError
 from stages.files import atomic_path, iter_lines_strict
-from stages.prepare import CONTEXT_SEP
-from stages.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines_nbest
+from stages.corpus.prepare import CONTEXT_SEP
+from stages.decode.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines_nbest
 
 
 def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:

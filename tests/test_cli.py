@@ -193,7 +193,7 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
     import os
     import signal
 
-    from stages import training
+    from stages.train import trainer
 
     train_dir = tmp_path / "runs" / "tiny" / "train"
     steps = lambda: [json.loads(h)["step"] for h in (train_dir / "history.jsonl").read_text().splitlines()]  # noqa: E731
@@ -201,7 +201,7 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
     code, out = invoke("train", str(tiny_config), "--resume", *sets)
     assert code == 1 and "no training state to resume from" in out
 
-    real, calls = training.train_step, [0]
+    real, calls = trainer.train_step, [0]
 
     def terminated_at_step_3(*args: object, **kwargs: object) -> tuple[float, dict[str, float]]:
         calls[0] += 1
@@ -209,7 +209,7 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(training, "train_step", terminated_at_step_3)
+    monkeypatch.setattr(trainer, "train_step", terminated_at_step_3)
     code, out = invoke("train", str(tiny_config), "--set", "training.max_steps=4", *sets)
     assert code == 1 and "training stopped by SIGTERM at step 3" in out and "s2s train --resume" in out
     assert json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]["status"] == "failed"

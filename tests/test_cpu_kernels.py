@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from stages import cpu_kernels, recurrence
-from stages.model import ModelConfig, Seq2Seq, sequence_loss
+from stages.model.fast import cpu_kernels
+
+from stages.model.fast import recurrence
+from stages.model.seq2seq import ModelConfig, Seq2Seq, sequence_loss
 
 needs_compiler = pytest.mark.skipif(
     (shutil.which("g++") is None and shutil.which("c++") is None) or not cpu_kernels.enabled(),
@@ -47,7 +49,7 @@ def test_disabled_or_unbuildable_means_pytorch_operators(
     cpu_kernels.library.cache_clear()
     monkeypatch.setenv("CXX", shutil.which("false") or "/bin/false")  # a "compiler" that always fails
     monkeypatch.setattr(shutil, "which", lambda name: "/bin/false" if name in ("/bin/false", "false") else None)
-    with caplog.at_level(logging.INFO, logger="stages.cpu_kernels"):
+    with caplog.at_level(logging.INFO, logger="stages.model.fast.cpu_kernels"):
         assert cpu_kernels.library() is None
     gates, c = torch.randn(3, 8), torch.randn(3, 2)
     h, c_new, _ = recurrence.lstm_cell_forward(gates, c)  # the operators' path still works

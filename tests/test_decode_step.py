@@ -1,4 +1,4 @@
-"""The search step with precomputed tables (stages/decode_step.py) gives what the
+"""The search step with precomputed tables (stages/model/fast/search_step.py) gives what the
 model's own teacher-forced decoding gives, step after step."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stages.decode_step import fast_step_applies, step_tables
-from stages.model import ModelConfig, Seq2Seq
+from stages.model.fast.search_step import fast_step_applies, step_tables
+from stages.model.seq2seq import ModelConfig, Seq2Seq
 
 
 def make_model(cell: str, layers: int, attention: str) -> Seq2Seq:
@@ -84,13 +84,13 @@ def test_fast_step_for_a_model_built_under_inference_mode() -> None:
 
 
 def test_tables_are_looked_up_once_per_search(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stages.decode_step
+    import stages.model.fast.search_step
 
     model = make_model("lstm", 1, "luong_general")
     src, lens = batch()
     calls = []
-    lookup = stages.decode_step.step_tables
-    monkeypatch.setattr(stages.decode_step, "step_tables", lambda m: calls.append(1) or lookup(m))
+    lookup = stages.model.fast.search_step.step_tables
+    monkeypatch.setattr(stages.model.fast.search_step, "step_tables", lambda m: calls.append(1) or lookup(m))
     with torch.inference_mode():
         state = model.encode(src, lens).expand_beams(2)
         _, state = model.step(torch.full((6,), 4), state)

@@ -1,11 +1,11 @@
-"""The CPU dropout mask of stages/dropout.py: rate, scaling, gradient, determinism."""
+"""The CPU dropout mask of stages/model/dropout.py: rate, scaling, gradient, determinism."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from stages.dropout import Dropout, dropout, keep_mask
+from stages.model.dropout import Dropout, dropout, keep_mask
 
 
 @pytest.mark.parametrize("p", [0.1, 0.2, 0.5])

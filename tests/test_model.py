@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from stages.attention import Attention
-from stages.model import ModelConfig, Seq2Seq
-from stages.tokenization import PAD_ID
+from stages.model.attention import Attention
+from stages.model.seq2seq import ModelConfig, Seq2Seq
+from stages.corpus.tokenization import PAD_ID
 
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat")
@@ -169,7 +169,7 @@ def test_bahdanau_attention_is_additive() -> None:
 
 def test_int8_quantization_replaces_linear_and_recurrent_layers() -> None:
     from stages.errors import ConfigError
-    from stages.translation import DecodeConfig, prepare_for_inference
+    from stages.decode.translation import DecodeConfig, prepare_for_inference
 
     model = small()
     quantized = prepare_for_inference(model, DecodeConfig(quantize="int8"), "cpu")
@@ -182,9 +182,9 @@ def test_int8_quantization_replaces_linear_and_recurrent_layers() -> None:
 
 
 def test_int8_quantized_input_feeding_model_steps_through_the_module() -> None:
-    from stages.recurrence import ModuleStepper, stepper
-    from stages.search import greedy_search
-    from stages.translation import DecodeConfig, prepare_for_inference
+    from stages.model.fast.recurrence import ModuleStepper, stepper
+    from stages.decode.search import greedy_search
+    from stages.decode.translation import DecodeConfig, prepare_for_inference
 
     model = small(input_feeding=True)
     quantized = prepare_for_inference(model, DecodeConfig(quantize="int8"), "cpu")
@@ -290,7 +290,7 @@ def test_share_embeddings_needs_a_joint_tokenizer() -> None:
 
 def _checkpoint(tmp_path: Path, cfg: ModelConfig, vocab: int = 20) -> tuple[Seq2Seq, Path]:
     from stages import artifacts
-    from stages.checkpoint import save_checkpoint
+    from stages.model.checkpoint import save_checkpoint
 
     spm_dir = tmp_path / "spm"  # the checkpoint copies and hashes these files, nothing more
     spm_dir.mkdir(exist_ok=True)
@@ -304,7 +304,7 @@ def _checkpoint(tmp_path: Path, cfg: ModelConfig, vocab: int = 20) -> tuple[Seq2
 
 @pytest.mark.parametrize("tie", [False, True])
 def test_checkpoint_with_shared_embeddings_round_trips(tmp_path: Path, tie: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stages import checkpoint
+    from stages.model import checkpoint
 
     cfg = ModelConfig(embedding_size=8, encoder_hidden=4, decoder_hidden=8, share_embeddings=True,
                       tie_embeddings=tie, input_feeding=True, attention="luong_concat")
@@ -319,7 +319,7 @@ def test_checkpoint_with_shared_embeddings_round_trips(tmp_path: Path, tie: bool
 def test_checkpoint_from_before_the_new_model_keys_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from stages import checkpoint
+    from stages.model import checkpoint
 
     model, folder = _checkpoint(tmp_path, ModelConfig(embedding_size=8, encoder_hidden=4, decoder_hidden=8))
     meta = json.loads((folder / "meta.json").read_text())
@@ -337,7 +337,7 @@ def test_checkpoint_from_before_the_new_model_keys_loads(tmp_path: Path, monkeyp
 @pytest.mark.parametrize("cell,attention", [("lstm", "luong_general"), ("gru", "luong_dot"), ("rnn", "bahdanau")])
 def test_input_feeding_gradients_equal_plain_autograd(cell: str, attention: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The deferred (one product over all steps) gradients equal step-by-step autograd's."""
-    from stages import recurrence
+    from stages.model.fast import recurrence
 
     model = small(cell, attention, input_feeding=True, decoder_layers=2).double().train()
     src, lens, tgt = padded_batch()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from stages.batching import collate
-from stages.model import ModelConfig, Seq2Seq, sequence_loss
-from stages.search import greedy_search
+from stages.corpus.batching import collate
+from stages.model.seq2seq import ModelConfig, Seq2Seq, sequence_loss
+from stages.decode.search import greedy_search
 
 
 def reversal_corpus() -> tuple[list[np.ndarray], list[np.ndarray]]:

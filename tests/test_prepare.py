@@ -8,7 +8,7 @@ import pytest
 
 from stages import artifacts
 from stages.errors import InputDataError
-from stages.prepare import DataConfig, add_context, drop_reason, load_split, normalize_text, run_prepare
+from stages.corpus.prepare import DataConfig, add_context, drop_reason, load_split, normalize_text, run_prepare
 
 SRC = ["Hello world.", "In the beginning.", "Jesus wept."]
 TGT = ["Hola mundo.", "En el principio.", "Y lloró Jesús."]
@@ -192,8 +192,8 @@ def test_hub_name_or_local_dataset_folder(tmp_path: Path) -> None:
 def test_parallel_passes_write_what_one_process_writes(tmp_path: Path) -> None:
     """num_proc 2 (datasets' worker processes, each over a contiguous shard) gives the
     same text files and token ids as one process, over a table of several Arrow chunks."""
-    from stages.token_ids import load_id_columns
-    from stages.tokenization import TokenizerConfig, run_tokenize
+    from stages.corpus.token_ids import load_id_columns
+    from stages.corpus.tokenization import TokenizerConfig, run_tokenize
 
     rows = 4400
     src = [f"verse {i} of {i % 7} the book {'and the law ' * (i % 3)}" for i in range(rows)]
@@ -214,8 +214,8 @@ def test_parallel_passes_write_what_one_process_writes(tmp_path: Path) -> None:
 
 
 def test_header_only_split_gives_empty_tables_that_load_back(tmp_path: Path) -> None:
-    from stages.token_ids import load_id_columns
-    from stages.tokenization import TokenizerConfig, run_tokenize
+    from stages.corpus.token_ids import load_id_columns
+    from stages.corpus.tokenization import TokenizerConfig, run_tokenize
 
     src = [f"verse {i} of the book" for i in range(60)]
     train = _write_tsv(tmp_path / "train.tsv", src, [s.upper() for s in src])

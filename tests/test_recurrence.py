@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from stages.recurrence import ModuleStepper, StepwiseRNN, stepper
+from stages.model.fast.recurrence import ModuleStepper, StepwiseRNN, stepper
 
 RNNS = {"rnn_tanh": lambda i, h, n: nn.RNN(i, h, n, batch_first=True),
         "rnn_relu": lambda i, h, n: nn.RNN(i, h, n, nonlinearity="relu", batch_first=True),

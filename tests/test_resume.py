@@ -15,11 +15,12 @@ import torch
 
 from pipeline.config import RunConfig, load_config, to_dict
 from pipeline.orchestrator import run_dir_of
-from stages import artifacts, training
-from stages.checkpoint import load_checkpoint
+from stages import artifacts
+from stages.train import trainer
+from stages.model.checkpoint import load_checkpoint
 from stages.errors import ArtifactError, ConfigError, TrainingInterrupted
-from stages.train_state import ResumeOptions, check_resume
-from stages.training import run_train
+from stages.train.state import ResumeOptions, check_resume
+from stages.train.trainer import run_train
 
 
 def _train(cfg: RunConfig, out_dir: Path, resume: ResumeOptions | None = None) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def _train(cfg: RunConfig, out_dir: Path, resume: ResumeOptions | None = None) -
 
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     """Send this process SIGINT right after training step `step` of the next run."""
-    real, calls = training.train_step, [0]
+    real, calls = trainer.train_step, [0]
 
     def stepping(*args: Any, **kwargs: Any) -> tuple[float, dict[str, float]]:
         out = real(*args, **kwargs)
@@ -41,7 +42,7 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
             os.kill(os.getpid(), signal.SIGINT)
         return out
 
-    monkeypatch.setattr(training, "train_step", stepping)
+    monkeypatch.setattr(trainer, "train_step", stepping)
 
 
 def _history(out_dir: Path) -> list[dict[str, Any]]:

@@ -10,10 +10,11 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.orchestrator import run_dir_of
-from stages import artifacts, training
+from stages import artifacts
+from stages.train import trainer
 from stages.errors import ConfigError
-from stages.schedule import Plateau
-from stages.training import TrainConfig, run_train
+from stages.train.schedule import Plateau
+from stages.train.trainer import TrainConfig, run_train
 
 
 def test_plateau_reduces_after_patience_bad_validations_down_to_min_lr() -> None:
@@ -47,7 +48,7 @@ def _train_scripted(
     *overrides: str,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     monkeypatch.setattr(_ScriptedValidator, "script", script)
-    monkeypatch.setattr(training, "Validator", _ScriptedValidator)
+    monkeypatch.setattr(trainer, "Validator", _ScriptedValidator)
     cfg = load_config(tokenized_run, ["training.valid_every=1", "training.warmup_steps=0", *overrides])
     run_dir = run_dir_of(cfg)
     out = tmp_path / "train"

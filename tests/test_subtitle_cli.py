@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from stages.subtitle_formats import load_subtitles
+from stages.subtitles.formats import load_subtitles
 from tests.conftest import tiny_config_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "subtitles"

@@ -10,9 +10,9 @@ import pysubs2
 import pytest
 
 from stages.errors import InputDataError
-from stages.subtitle_formats import load_subtitles, render
-from stages.subtitle_text import parse_cue, split_by_share, wrap_line
-from stages.subtitling import SubtitleConfig, translate_document
+from stages.subtitles.formats import load_subtitles, render
+from stages.subtitles.text import parse_cue, split_by_share, wrap_line
+from stages.subtitles.translation import SubtitleConfig, translate_document
 
 FIXTURES = Path(__file__).parent / "fixtures" / "subtitles"
 

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from stages.batching import collate, token_batches
-from stages.checkpoint import check_tokenizer, load_checkpoint, save_checkpoint
+from stages.corpus.batching import collate, token_batches
+from stages.model.checkpoint import check_tokenizer, load_checkpoint, save_checkpoint
 from stages.errors import ArtifactError
-from stages.model import ModelConfig, Seq2Seq
-from stages.search import beam_search, greedy_search
-from stages.token_ids import load_id_columns
-from stages.tokenization import EOS_ID, TokenizerConfig, run_tokenize
-from stages.model import sequence_loss
-from stages.schedule import lr_factor
-from stages.training import TrainConfig
+from stages.model.seq2seq import ModelConfig, Seq2Seq
+from stages.decode.search import beam_search, greedy_search
+from stages.corpus.token_ids import load_id_columns
+from stages.corpus.tokenization import EOS_ID, TokenizerConfig, run_tokenize
+from stages.model.seq2seq import sequence_loss
+from stages.train.schedule import lr_factor
+from stages.train.trainer import TrainConfig
 
 
 def test_token_batches_respect_budget_and_cover_everything() -> None:
@@ -137,7 +137,7 @@ def test_tokenizer_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) -> None:
-    from stages.checkpoint import average_checkpoints
+    from stages.model.checkpoint import average_checkpoints
 
     text = "\n".join(f"verse {i} of the book of the law" for i in range(30)) + "\n"
     prepared = _prepared(tmp_path / "prepare", text, text)
@@ -178,7 +178,7 @@ def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) ->
 
 
 def test_clip_value_bounds_each_gradient_element_and_norms_are_per_layer() -> None:
-    from stages.train_step import train_step
+    from stages.train.step import train_step
 
     torch.manual_seed(0)
     model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0), 20, 20)
@@ -194,7 +194,7 @@ def test_clip_value_bounds_each_gradient_element_and_norms_are_per_layer() -> No
 
 
 def test_out_of_patience() -> None:
-    from stages.validation import out_of_patience
+    from stages.train.validation import out_of_patience
 
     assert not out_of_patience([10.0, 12.0, 11.0], True, 0)
     assert not out_of_patience([10.0, 12.0, 11.0], True, 2)
@@ -205,8 +205,8 @@ def test_out_of_patience() -> None:
 
 
 def test_sentence_batches_hold_batch_sentences_length_bucketed_pairs() -> None:
-    from stages.batching import TrainData, sentence_batches
-    from stages.training import epoch_batches
+    from stages.corpus.batching import TrainData, sentence_batches
+    from stages.train.trainer import epoch_batches
 
     rng = np.random.default_rng(0)
     src, tgt = rng.integers(1, 30, 100), rng.integers(1, 30, 100)
@@ -231,7 +231,7 @@ def _step_model() -> tuple[Seq2Seq, object]:
 
 
 def test_grad_scaler_step_unscales_before_clipping_and_skips_overflow() -> None:
-    from stages.train_step import train_step
+    from stages.train.step import train_step
 
     cfg = TrainConfig(clip_norm=0.5, label_smoothing=0.0)
     plain, batch = _step_model()
@@ -252,8 +252,8 @@ def test_grad_scaler_step_unscales_before_clipping_and_skips_overflow() -> None:
 
 def test_precision_choices() -> None:
     from stages.errors import ConfigError
-    from stages.precision import make_scaler, pick_precision
-    from stages.train_step import train_step
+    from stages.train.precision import make_scaler, pick_precision
+    from stages.train.step import train_step
 
     assert pick_precision("fp32", "cuda") is None and pick_precision("auto", "cuda") is None
     assert pick_precision("bf16", "cpu") == torch.bfloat16 and pick_precision("fp16", "cuda:1") == torch.float16
@@ -272,7 +272,7 @@ def test_precision_choices() -> None:
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_accumulated_batches_step_like_one_big_batch(cell: str) -> None:
-    from stages.train_step import train_step
+    from stages.train.step import train_step
 
     rng = np.random.default_rng(3)
     src = [rng.integers(4, 40, n) for n in (3, 7, 5, 2, 9, 4)]
@@ -298,7 +298,7 @@ def test_accumulated_batches_step_like_one_big_batch(cell: str) -> None:
 def test_accumulate_trains_through_the_stage(tokenized_run: Path, tmp_path: Path) -> None:
     import json
 
-    from stages.training import run_train
+    from stages.train.trainer import run_train
 
     run = tokenized_run.parent / "runs" / "tiny"
     tok, prep = run / "tokenize", run / "prepare"

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from stages.batching import Batch
-from stages.model import Seq2Seq, sequence_loss
+from stages.corpus.batching import Batch
+from stages.model.seq2seq import Seq2Seq, sequence_loss
 
 if TYPE_CHECKING:
-    from stages.training import TrainConfig
+    from stages.train.trainer import TrainConfig
 
 
 def train_step(

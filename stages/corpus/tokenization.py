@@ -16,10 +16,12 @@ from typing import Any, Literal
 import numpy as np
 import sentencepiece as spm
 
-from stages import artifacts, corpus
+from stages import artifacts
+
+from stages.corpus import tables
 from stages.errors import ArtifactError
 from stages.files import atomic_path
-from stages.token_ids import IdColumn
+from stages.corpus.token_ids import IdColumn
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -43,7 +45,7 @@ def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: Toke
         spm.set_random_generator_seed(seed)
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=corpus.column_lines(table, columns),
+                sentence_iterator=tables.column_lines(table, columns),
                 model_prefix=prefix,
                 model_type=cfg.model_type,
                 vocab_size=cfg.vocab_size,
@@ -93,7 +95,7 @@ def run_tokenize(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _PROCESSORS.clear()  # the models about to be trained may replace ones loaded from these paths
-    train = corpus.load_table(artifacts.split_table(prepare_dir, "train"), "the prepared training pairs")
+    train = tables.load_table(artifacts.split_table(prepare_dir, "train"), "the prepared training pairs")
     src_model, tgt_model = out_dir / artifacts.SPM_SRC, out_dir / artifacts.SPM_TGT
     if cfg.joint:
         _train_spm(train, ("src", "tgt"), src_model, cfg, seed)
@@ -106,18 +108,18 @@ def run_tokenize(
     summary: dict[str, Any] = {"src_vocab": sp_src.get_piece_size(), "tgt_vocab": sp_tgt.get_piece_size()}
     ids = datasets.Sequence(datasets.Value("int32"))
     features = datasets.Features({"src_ids": ids, "tgt_ids": ids})
-    with corpus.scratch(out_dir) as work:
+    with tables.scratch(out_dir) as work:
         for split in artifacts.SPLITS:
             folder = artifacts.split_table(prepare_dir, split)
             if not folder.exists():
                 continue
-            table = corpus.load_table(folder, f"the prepared {split} pairs")
-            encoded = corpus.apply(
+            table = tables.load_table(folder, f"the prepared {split} pairs")
+            encoded = tables.apply(
                 table, _encode_batch, work, f"ids-{split}", num_proc, features=features,
                 remove_columns=list(table.column_names),
                 fn_kwargs={"src_model": str(src_model), "tgt_model": str(tgt_model)},
             ) if len(table) else datasets.Dataset.from_dict({"src_ids": [], "tgt_ids": []}, features=features)
-            saved = corpus.save_table(encoded, artifacts.split_ids(out_dir, split))
+            saved = tables.save_table(encoded, artifacts.split_ids(out_dir, split))
             for side in ("src", "tgt"):
                 summary[f"{split}_{side}_tokens"] = int(np.sum(IdColumn.of(saved, f"{side}_ids").lengths))
     return summary

@@ -13,16 +13,16 @@ from typing import Literal, Optional
 import torch
 from torch import nn
 
-from stages.attention import Attention, AttentionKind
-from stages.decode_step import StepTables, decode_step, fast_step_applies
-from stages.dropout import Dropout
-from stages.encoder import RNN_CLASSES, Encoder
+from stages.model.attention import Attention, AttentionKind
+from stages.model.fast.search_step import StepTables, decode_step, fast_step_applies
+from stages.model.dropout import Dropout
+from stages.model.encoder import RNN_CLASSES, Encoder
 from stages.errors import ConfigError
-from stages.feeding import decode_fed
-from stages.initialization import InitKind, RecurrentInit, init_weights
-from stages.loss import smoothed_cross_entropy
-from stages.recurrence import Hidden
-from stages.tokenization import PAD_ID
+from stages.model.fast.feeding import decode_fed
+from stages.model.initialization import InitKind, RecurrentInit, init_weights
+from stages.model.loss import smoothed_cross_entropy
+from stages.model.fast.recurrence import Hidden
+from stages.corpus.tokenization import PAD_ID
 
 Cell = Literal["rnn", "gru", "lstm"]
 

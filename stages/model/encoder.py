@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Callable, Optional
 import torch
 from torch import nn
 
-from stages.dropout import Dropout
-from stages.tokenization import PAD_ID
+from stages.model.dropout import Dropout
+from stages.corpus.tokenization import PAD_ID
 
 if TYPE_CHECKING:
-    from stages.model import ModelConfig
+    from stages.model.seq2seq import ModelConfig
 
 RNN_CLASSES: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 

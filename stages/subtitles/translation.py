@@ -12,8 +12,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from stages.subtitle_formats import Cue, Format, SubtitleDocument, overlapping_cues
-from stages.subtitle_text import (
+from stages.subtitles.formats import Cue, Format, SubtitleDocument, overlapping_cues
+from stages.subtitles.text import (
     CueText,
     Segment,
     ends_sentence,

@@ -13,16 +13,16 @@ import numpy as np
 import torch
 
 from stages import artifacts
-from stages.checkpoint import save_checkpoint
-from stages.batching import TrainData
+from stages.model.checkpoint import save_checkpoint
+from stages.corpus.batching import TrainData
 from stages.files import read_lines_strict, write_text_atomic
-from stages.model import Seq2Seq, sequence_loss
-from stages.scoring import score_lines
-from stages.tokenization import load_processor
-from stages.translation import DecodeConfig, translate_ids
+from stages.model.seq2seq import Seq2Seq, sequence_loss
+from stages.decode.scoring import score_lines
+from stages.corpus.tokenization import load_processor
+from stages.decode.translation import DecodeConfig, translate_ids
 
 if TYPE_CHECKING:
-    from stages.training import TrainConfig
+    from stages.train.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 

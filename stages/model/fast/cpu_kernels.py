@@ -1,4 +1,4 @@
-"""Fused CPU kernels (the C++ in stages/csrc/), built with the machine's C++ compiler on
+"""Fused CPU kernels (the C++ in stages/model/fast/csrc/), built with the machine's C++ compiler on
 first use and loaded through ctypes.
 
 They replace chains of small PyTorch operators in the CPU training step: the LSTM

@@ -1,6 +1,6 @@
-// The input-feeding decoder's attention step (stages/feeding.py), forward and backward.
-// Built with the other files of stages/csrc/ into one library on first use by
-// stages/cpu_kernels.py (g++ -O3 -march=native -fopenmp) and called through ctypes.
+// The input-feeding decoder's attention step (stages/model/fast/feeding.py), forward and backward.
+// Built with the other files of stages/model/fast/csrc/ into one library on first use by
+// stages/model/fast/cpu_kernels.py (g++ -O3 -march=native -fopenmp) and called through ctypes.
 // Tensors arrive as raw pointers, bf16 as uint16_t; the math is fp32. Rows are split
 // over `threads` OpenMP threads (torch's own runtime: see cpu_kernels.py).
 
@@ -15,7 +15,7 @@ using namespace s2s;
 namespace {
 
 // One step of multiplicative attention with a linear combine layer, as the
-// input-feeding decoder runs it per target position (stages/feeding.py), for each
+// input-feeding decoder runs it per target position (stages/model/fast/feeding.py), for each
 // sentence b of the batch:
 //   weights = softmax(out . keys_s + bias_s)            (S,)  bias: 0, or -inf on padding
 //   tanh_out = tanh(proj + sum_s weights_s memc_s)      (H,)  proj = W_out out, memc = W_ctx memory

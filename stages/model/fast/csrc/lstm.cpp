@@ -1,8 +1,8 @@
 // The LSTM cell, forward and backward: about ten PyTorch operators forward and twenty
 // backward, each its own pass over memory, run once per target position by the
 // input-feeding decoder.
-// Built with the other files of stages/csrc/ into one library on first use by
-// stages/cpu_kernels.py (g++ -O3 -march=native -fopenmp) and called through ctypes.
+// Built with the other files of stages/model/fast/csrc/ into one library on first use by
+// stages/model/fast/cpu_kernels.py (g++ -O3 -march=native -fopenmp) and called through ctypes.
 // Tensors arrive as raw pointers, bf16 as uint16_t; the math is fp32. Rows are split
 // over `threads` OpenMP threads (torch's own runtime: see cpu_kernels.py).
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from stages import cpu_kernels
+from stages.model.fast import cpu_kernels
 
 ROWS = 128  # rows per block on CPUs: 128 x 8,000 fp32 values = 4 MB, within the caches
 

@@ -1,7 +1,7 @@
 // Label-smoothed cross-entropy over the logits and its gradient, in one pass per row
-// (stages/loss.py has the same in PyTorch operators, in blocks of rows).
-// Built with the other files of stages/csrc/ into one library on first use by
-// stages/cpu_kernels.py (g++ -O3 -march=native -fopenmp) and called through ctypes.
+// (stages/model/loss.py has the same in PyTorch operators, in blocks of rows).
+// Built with the other files of stages/model/fast/csrc/ into one library on first use by
+// stages/model/fast/cpu_kernels.py (g++ -O3 -march=native -fopenmp) and called through ctypes.
 // Tensors arrive as raw pointers, bf16 as uint16_t; the math is fp32. Rows are split
 // over `threads` OpenMP threads (torch's own runtime: see cpu_kernels.py).
 

@@ -5,7 +5,7 @@ text files (a path holding `{lang}`), or a `datasets` hub name / local dataset f
 Outputs, per split: the cleaned pairs as a memory-mapped Arrow table
 `prepare/arrow/{split}/` (what tokenize reads) and as line-aligned UTF-8 text files
 `prepare/{split}.{src,tgt}` (what people, decoding and scoring read). Every pass runs
-over Arrow files in batches (stages/corpus.py), so memory stays flat as the corpus grows.
+over Arrow files in batches (stages/corpus/tables.py), so memory stays flat as the corpus grows.
 Only the training split is filtered; dev and test are normalised but kept whole, so
 that scores stay comparable.
 """
@@ -23,7 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from stages import artifacts, corpus
+from stages import artifacts
+
+from stages.corpus import tables
 from stages.errors import InputDataError
 from stages.files import check_utf8, iter_lines_strict, write_json_atomic
 
@@ -66,7 +68,7 @@ def _pairs(table: Any, src_col: str, tgt_col: str, cfg: DataConfig, where: str, 
                 f"file without a header line with data.columns (e.g. \"{cfg.src_lang},{cfg.tgt_lang}\")"
             )
     columns = {"src": (src_col, cfg.src_lang), "tgt": (tgt_col, cfg.tgt_lang)}
-    return corpus.apply(
+    return tables.apply(
         table, _pick_columns, work, f"pairs-{uuid.uuid4().hex}", num_proc,
         fn_kwargs={"columns": columns}, remove_columns=names,
     )
@@ -106,7 +108,7 @@ def _load_file(path: Path, cfg: DataConfig, work: Path) -> Any:
         if cfg.columns:
             kwargs["column_names"] = [c.strip() for c in cfg.columns.split(",")]
         kwargs["na_filter"] = False  # an empty cell is an empty sentence, not NaN
-    corpus.quiet()
+    tables.quiet()
     try:
         return datasets.load_dataset(
             _LOADERS[suffix], data_files=str(path), split="train", cache_dir=str(work / "load"), **kwargs
@@ -158,7 +160,7 @@ def load_split(spec: str, cfg: DataConfig, resolve: Any, work: Path, num_proc: i
     src_col = cfg.src_column or cfg.src_lang
     tgt_col = cfg.tgt_column or cfg.tgt_lang
     if cfg.hub:
-        corpus.quiet()
+        tables.quiet()
         try:
             table = datasets.load_dataset(cfg.hub, cfg.hub_config or None, split=spec)
         except Exception as exc:
@@ -167,11 +169,11 @@ def load_split(spec: str, cfg: DataConfig, resolve: Any, work: Path, num_proc: i
     if "{lang}" in spec:
         src_path = resolve(spec.replace("{lang}", cfg.src_lang))
         tgt_path = resolve(spec.replace("{lang}", cfg.tgt_lang))
-        return corpus.aligned_text_table(src_path, tgt_path, work)
+        return tables.aligned_text_table(src_path, tgt_path, work)
     path = resolve(spec)
     table = _load_file(path, cfg, work)
     if table is None:
-        return corpus.empty_pairs()
+        return tables.empty_pairs()
     return _pairs(table, src_col, tgt_col, cfg, str(path), work, num_proc)
 
 
@@ -245,7 +247,7 @@ def _clean(table: Any, cfg: DataConfig, split: str, work: Path, num_proc: int) -
     training = split == "train"
     if len(table) == 0:
         return table, Counter()
-    cleaned = corpus.apply(
+    cleaned = tables.apply(
         table, _clean_batch, work, f"clean-{split}", num_proc, with_indices=True,
         fn_kwargs={"cfg": cfg, "raw": table, "training": training},
     )
@@ -254,7 +256,7 @@ def _clean(table: Any, cfg: DataConfig, split: str, work: Path, num_proc: int) -
     reasons = cleaned.data.column("drop").value_counts().to_pylist()
     drops = Counter({r["values"]: r["counts"] for r in reasons if r["values"]})
     if drops:
-        cleaned = corpus.keep_rows(cleaned, _kept, work, "kept", num_proc, input_columns=["drop"])
+        cleaned = tables.keep_rows(cleaned, _kept, work, "kept", num_proc, input_columns=["drop"])
     return cleaned.remove_columns(["drop"]), drops
 
 
@@ -264,8 +266,8 @@ def _kept(reasons: list[str]) -> list[bool]:
 
 def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_proc: int = 0) -> dict[str, Any]:
     """Load, clean and write every split; return the stage summary."""
-    with corpus.scratch(out_dir) as work:
-        tables: dict[str, Any] = {}
+    with tables.scratch(out_dir) as work:
+        split_tables: dict[str, Any] = {}
         drops: Counter[str] = Counter()
         raw_train = 0
         for split in artifacts.SPLITS:
@@ -274,22 +276,22 @@ def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_pro
                 continue
             raw = load_split(spec, cfg, resolve, work, num_proc)
             raw_train = len(raw) if split == "train" else raw_train
-            tables[split], split_drops = _clean(raw, cfg, split, work, num_proc)
+            split_tables[split], split_drops = _clean(raw, cfg, split, work, num_proc)
             drops += split_drops
-        if "train" not in tables:
+        if "train" not in split_tables:
             raise InputDataError("data.train is empty; set it to a file with training pairs")
-        if len(tables["train"]) == 0:
+        if len(split_tables["train"]) == 0:
             raise InputDataError(
                 f"{cfg.train}: no usable training pairs ({raw_train} read, dropped: {dict(drops)}); "
                 f"check data.src_column/tgt_column and the file's contents"
             )
-        if "dev" not in tables:
-            tables["train"], tables["dev"] = _carve_dev(tables["train"], cfg.dev_size, seed)
+        if "dev" not in split_tables:
+            split_tables["train"], split_tables["dev"] = _carve_dev(split_tables["train"], cfg.dev_size, seed)
         summary: dict[str, Any] = {"read_train": raw_train, "dropped": dict(drops), "pairs": {}}
-        for split, table in tables.items():
-            saved = corpus.save_table(table, artifacts.split_table(out_dir, split))
-            corpus.write_column(saved, "src", artifacts.split_text(out_dir, split, artifacts.SRC_SUFFIX))
-            corpus.write_column(saved, "tgt", artifacts.split_text(out_dir, split, artifacts.TGT_SUFFIX))
+        for split, table in split_tables.items():
+            saved = tables.save_table(table, artifacts.split_table(out_dir, split))
+            tables.write_column(saved, "src", artifacts.split_text(out_dir, split, artifacts.SRC_SUFFIX))
+            tables.write_column(saved, "tgt", artifacts.split_text(out_dir, split, artifacts.TGT_SUFFIX))
             summary["pairs"][split] = len(saved)
     write_json_atomic(out_dir / artifacts.PREPARE_SUMMARY, summary)
     return summary

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages import cpu_kernels
-from stages.dropout import dropout
+from stages.model.fast import cpu_kernels
+from stages.model.dropout import dropout
 
 Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
@@ -130,7 +130,7 @@ def lstm_cell_forward(
     gates (B, 4H) in i, f, g, o order; c (B, H) -> h (B, H) in the gates' dtype, new c
     (B, H), and what `lstm_cell_backward` needs. The activations are applied in place
     on one fp32 copy of the gates and the last product writes the gates' dtype directly.
-    On CPUs one fused kernel does it all (stages/csrc/).
+    On CPUs one fused kernel does it all (stages/model/fast/csrc/).
     """
     if cpu_kernels.lstm_applies(gates, c):
         return cpu_kernels.lstm_forward(gates, c)

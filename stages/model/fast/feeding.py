@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages import cpu_kernels
-from stages.attention import MULTIPLICATIVE, Attention
-from stages.dropout import keep_mask
-from stages.recurrence import Hidden, StepProduct, stepper
+from stages.model.fast import cpu_kernels
+from stages.model.attention import MULTIPLICATIVE, Attention
+from stages.model.dropout import keep_mask
+from stages.model.fast.recurrence import Hidden, StepProduct, stepper
 
 if TYPE_CHECKING:
-    from stages.model import DecoderState, Seq2Seq
+    from stages.model.seq2seq import DecoderState, Seq2Seq
 
 
 class _Combine:
@@ -94,7 +94,7 @@ class _AttendStep(torch.autograd.Function):
 
 class _FusedAttention:
     """Scores, softmax, combine and the feed's dropout of one step in one CPU kernel
-    call (stages/csrc/), for multiplicative attention with a linear combine
+    call (stages/model/fast/csrc/), for multiplicative attention with a linear combine
     layer: about a dozen operators forward and as many backward per target position,
     each with its own dispatch and pass over memory, in `_Scores` and `_Combine`."""
 

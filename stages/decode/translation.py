@@ -18,12 +18,12 @@ import sentencepiece as spm
 import torch
 
 from stages import artifacts
-from stages.checkpoint import check_tokenizer, load_checkpoint
+from stages.model.checkpoint import check_tokenizer, load_checkpoint
 from stages.errors import ConfigError
 from stages.files import read_lines_strict, write_lines_atomic
-from stages.model import Seq2Seq
-from stages.search import Constraints, Hypothesis, beam_search, greedy_search
-from stages.tokenization import PAD_ID
+from stages.model.seq2seq import Seq2Seq
+from stages.decode.search import Constraints, Hypothesis, beam_search, greedy_search
+from stages.corpus.tokenization import PAD_ID
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Iterator, Sequence, overload
 import numpy as np
 import torch
 
-from stages.token_ids import IdColumn, load_id_columns
-from stages.tokenization import BOS_ID, EOS_ID, PAD_ID
+from stages.corpus.token_ids import IdColumn, load_id_columns
+from stages.corpus.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 
 def token_batches(

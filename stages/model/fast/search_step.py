@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.recurrence import Hidden, gru_update, lstm_update, simple_update
+from stages.model.fast.recurrence import Hidden, gru_update, lstm_update, simple_update
 
 if TYPE_CHECKING:
-    from stages.model import DecoderState, Seq2Seq
+    from stages.model.seq2seq import DecoderState, Seq2Seq
 
 PLAIN_RNNS = (nn.RNN, nn.GRU, nn.LSTM)
 

@@ -1,4 +1,4 @@
-// Shared pieces of the fused CPU kernels (stages/csrc/*.cpp): bf16 conversions and the
+// Shared pieces of the fused CPU kernels (stages/model/fast/csrc/*.cpp): bf16 conversions and the
 // activations, written so that g++ vectorizes the loops that use them.
 #pragma once
 

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from stages import artifacts
 from stages.errors import ArtifactError, ConfigError
-from stages.schedule import Plateau
+from stages.train.schedule import Plateau
 
 STATE_VERSION = 1
 
