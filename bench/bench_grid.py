@@ -40,7 +40,8 @@ from stages.model.seq2seq import ModelConfig, Seq2Seq, sequence_loss  # noqa: E4
 from stages.decode.scoring import ScoreConfig, run_score  # noqa: E402
 from stages.corpus.tokenization import load_processor  # noqa: E402
 from stages.train.trainer import TrainConfig, run_train  # noqa: E402
-from stages.decode.translation import DecodeConfig, pick_device, run_translate  # noqa: E402
+from stages.decode.translation import DecodeConfig, run_translate  # noqa: E402
+from stages.devices import pick_device  # noqa: E402
 
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "bahdanau", "luong_general")

@@ -23,7 +23,8 @@ from stages.corpus.prepare import DataConfig
 from stages.decode.scoring import ScoreConfig
 from stages.corpus.tokenization import TokenizerConfig
 from stages.train.trainer import TrainConfig, check_train_config
-from stages.decode.translation import DecodeConfig, pick_device, precision_problem
+from stages.decode.translation import DecodeConfig, precision_problem
+from stages.devices import pick_device
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, TextIO
@@ -18,8 +17,9 @@ from stages.plots.attention import plot_attention
 from stages.model.checkpoint import load_checkpoint
 from stages.errors import ArtifactError, ConfigError
 from stages.files import atomic_path, iter_lines_strict
-from stages.corpus.prepare import CONTEXT_SEP
-from stages.decode.translation import DecodeConfig, pick_device, prepare_for_inference, translate_lines_nbest
+from stages.corpus.vocab import CONTEXT_SEP, with_context
+from stages.decode.translation import DecodeConfig, prepare_for_inference, translate_lines_nbest
+from stages.devices import pick_device
 
 
 def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
@@ -51,18 +51,6 @@ def context_size(run_dir: Path, asked: Optional[int]) -> tuple[int, bool]:
             f"train a run with data.context: 1 for context, or leave out --context"
         )
     return (trained if asked is None else asked), bool(trained)
-
-
-def with_context(lines: Iterable[str], size: int, separator: str) -> Iterator[str]:
-    """Each line behind its `size` predecessors and the separator, as in training
-    (`data.context`); empty lines stay empty and are not context."""
-    history: deque[str] = deque(maxlen=max(size, 1))
-    for line in lines:
-        if not line.strip():
-            yield line
-            continue
-        yield " ".join([*(history if size else []), separator, line])
-        history.append(line)
 
 
 def decode_config(

@@ -9,7 +9,7 @@ import torch
 
 from stages.model.attention import Attention
 from stages.model.seq2seq import ModelConfig, Seq2Seq
-from stages.corpus.tokenization import PAD_ID
+from stages.corpus.vocab import PAD_ID
 
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat")

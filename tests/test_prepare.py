@@ -8,7 +8,8 @@ import pytest
 
 from stages import artifacts
 from stages.errors import InputDataError
-from stages.corpus.prepare import DataConfig, add_context, drop_reason, load_split, normalize_text, run_prepare
+from stages.corpus.prepare import DataConfig, drop_reason, load_split, normalize_text, run_prepare
+from stages.corpus.vocab import with_context
 
 SRC = ["Hello world.", "In the beginning.", "Jesus wept."]
 TGT = ["Hola mundo.", "En el principio.", "Y lloró Jesús."]
@@ -126,7 +127,7 @@ def test_drop_reasons() -> None:
 
 
 def test_context_prefix() -> None:
-    assert add_context(["a", "b", "c"], "<sep>", 1) == ["<sep> a", "a <sep> b", "b <sep> c"]
+    assert list(with_context(["a", "b", "c"], 1)) == ["<sep> a", "a <sep> b", "b <sep> c"]
 
 
 def _write_tsv(path: Path, src: list[str], tgt: list[str]) -> Path:
@@ -155,7 +156,7 @@ def test_context_is_not_counted_against_the_length_limits(tmp_path: Path) -> Non
     summary = run_prepare(cfg, tmp_path / "prepare", resolve, seed=1)
     assert not summary["dropped"]
     lines = artifacts.split_text(tmp_path / "prepare", "train", "src").read_text(encoding="utf-8").splitlines()
-    assert lines == add_context(src, "<sep>", 1)
+    assert lines == list(with_context(src, 1))
 
 
 def test_run_prepare_writes_splits_and_summary(tiny_corpus: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from stages.model.seq2seq import ModelConfig, Seq2Seq
 from stages.decode.search import Constraints, banned_tokens, beam_search, greedy_search, length_penalty, select_alive
-from stages.corpus.tokenization import BOS_ID, EOS_ID
+from stages.corpus.vocab import BOS_ID, EOS_ID
 
 A, B = 4, 5
 # A bigram "model": the next-token distribution depends only on the previous token.

@@ -13,7 +13,8 @@ from stages.errors import ArtifactError
 from stages.model.seq2seq import ModelConfig, Seq2Seq
 from stages.decode.search import beam_search, greedy_search
 from stages.corpus.token_ids import load_id_columns
-from stages.corpus.tokenization import EOS_ID, TokenizerConfig, run_tokenize
+from stages.corpus.tokenization import TokenizerConfig, run_tokenize
+from stages.corpus.vocab import EOS_ID
 from stages.model.seq2seq import sequence_loss
 from stages.train.schedule import lr_factor
 from stages.train.trainer import TrainConfig

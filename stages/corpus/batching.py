@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from stages.corpus.token_ids import IdColumn, load_id_columns
-from stages.corpus.tokenization import BOS_ID, EOS_ID, PAD_ID
+from stages.corpus.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 def token_batches(

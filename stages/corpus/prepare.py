@@ -26,6 +26,7 @@ import numpy as np
 from stages import artifacts
 
 from stages.corpus import tables
+from stages.corpus.vocab import CONTEXT_SEP, with_context
 from stages.errors import InputDataError
 from stages.files import check_utf8, iter_lines_strict, write_json_atomic
 
@@ -197,17 +198,6 @@ def normalize_text(text: str, form: str) -> str:
     return " ".join(text.split())
 
 
-def add_context(src: list[str], sep: str, size: int) -> list[str]:
-    """Prefix each source line with its `size` predecessors, behind a separator token."""
-    if size <= 0:
-        return src
-    out = []
-    for i, line in enumerate(src):
-        previous = src[max(0, i - size) : i]
-        out.append(" ".join([*previous, sep, line]) if previous else f"{sep} {line}")
-    return out
-
-
 def drop_reason(src: str, tgt: str, cfg: DataConfig) -> str:
     """Why a training pair is dropped ('' when it is kept): empty, too long or badly
     length-mismatched. `src` is the sentence alone, without any context in front."""
@@ -221,7 +211,16 @@ def drop_reason(src: str, tgt: str, cfg: DataConfig) -> str:
     return ""
 
 
-CONTEXT_SEP = "<sep>"
+def _previous_sources(raw: Any, first: int, cfg: DataConfig) -> list[str]:
+    """The last `data.context` non-blank normalised source lines before row `first`."""
+    found: list[str] = []
+    end = first
+    while end > 0 and len(found) < cfg.context:
+        start = max(0, end - 4 * cfg.context)
+        window = [normalize_text(s, cfg.normalize) for s in raw[start:end]["src"]]
+        found = [s for s in window if s.strip()] + found
+        end = start
+    return found[-cfg.context :]
 
 
 def _clean_batch(
@@ -233,9 +232,8 @@ def _clean_batch(
     tgt = [normalize_text(t, cfg.normalize) for t in batch["tgt"]]
     out: dict[str, list[str]] = {"src": src, "tgt": tgt}
     if cfg.context > 0:
-        first = indices[0]  # batches of an unfiltered table are contiguous rows
-        before = [normalize_text(s, cfg.normalize) for s in raw[max(0, first - cfg.context) : first]["src"]]
-        out["src"] = add_context(before + src, CONTEXT_SEP, cfg.context)[len(before) :]
+        before = _previous_sources(raw, indices[0], cfg)  # batches of an unfiltered table are contiguous rows
+        out["src"] = list(with_context(src, cfg.context, CONTEXT_SEP, before))
     if training:
         out["drop"] = [drop_reason(s, t, cfg) for s, t in zip(src, tgt)]
     return out

@@ -22,8 +22,7 @@ from stages.corpus import tables
 from stages.errors import ArtifactError
 from stages.files import atomic_path
 from stages.corpus.token_ids import IdColumn
-
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+from stages.corpus.vocab import BOS_ID, CONTEXT_SEP, EOS_ID, PAD_ID, UNK_ID
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +53,7 @@ def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: Toke
                 unk_id=UNK_ID,
                 bos_id=BOS_ID,
                 eos_id=EOS_ID,
-                user_defined_symbols=["<sep>"],
+                user_defined_symbols=[CONTEXT_SEP],
                 input_sentence_size=cfg.max_sentences if sampled else 0,
                 shuffle_input_sentence=sampled,
                 seed_sentencepiece_size=1_000_000,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
-from stages.corpus.tokenization import BOS_ID, EOS_ID
+from stages.corpus.vocab import BOS_ID, EOS_ID
 
 
 class SearchState(Protocol):

@@ -18,12 +18,13 @@ import sentencepiece as spm
 import torch
 
 from stages import artifacts
+from stages.devices import device_type, pick_device
 from stages.model.checkpoint import check_tokenizer, load_checkpoint
 from stages.errors import ConfigError
 from stages.files import read_lines_strict, write_lines_atomic
 from stages.model.seq2seq import Seq2Seq
 from stages.decode.search import Constraints, Hypothesis, beam_search, greedy_search
-from stages.corpus.tokenization import PAD_ID
+from stages.corpus.vocab import PAD_ID
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,6 @@ class DecodeConfig:
     quantize: Literal["none", "int8"] = "none"
     stream_lines: int = 10000
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-
-
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def precision_problem(cfg: DecodeConfig, device: str) -> str | None:
@@ -121,7 +116,7 @@ def _autocast(precision: str, device: str) -> ContextManager[Any]:
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+    return torch.autocast(device_type(device), dtype=dtype)
 
 
 def _search_chunk(

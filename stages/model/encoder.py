@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from stages.model.dropout import Dropout
-from stages.corpus.tokenization import PAD_ID
+from stages.corpus.vocab import PAD_ID
 
 if TYPE_CHECKING:
     from stages.model.seq2seq import ModelConfig

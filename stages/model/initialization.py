@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from stages.corpus.tokenization import PAD_ID
+from stages.corpus.vocab import PAD_ID
 
 InitKind = Literal["uniform", "xavier"]
 RecurrentInit = Literal["same", "orthogonal"]

@@ -22,7 +22,7 @@ from stages.model.fast.feeding import decode_fed
 from stages.model.initialization import InitKind, RecurrentInit, init_weights
 from stages.model.loss import smoothed_cross_entropy
 from stages.model.fast.recurrence import Hidden
-from stages.corpus.tokenization import PAD_ID
+from stages.corpus.vocab import PAD_ID
 
 Cell = Literal["rnn", "gru", "lstm"]
 

@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from stages.corpus.vocab import join_context
 from stages.subtitles.formats import Cue, Format, SubtitleDocument, overlapping_cues
 from stages.subtitles.text import (
     CueText,
@@ -115,7 +116,7 @@ def model_inputs(units: list[Unit], cues: list[CueText], cfg: SubtitleConfig) ->
     for unit in units:
         cue, seg = unit.members[0]
         previous = history[-cfg.context :] if cfg.context else []
-        inputs.append(" ".join([*previous, cfg.separator, unit.text]))
+        inputs.append(join_context(previous, unit.text, cfg.separator))
         if cues[cue].segments[seg].kind in ("speech", "dialogue"):
             history.append(unit.text)
     return inputs

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from stages.devices import device_type
 from stages.errors import ConfigError
 
 
@@ -45,9 +46,4 @@ def make_scaler(amp: torch.dtype | None, device: str) -> torch.amp.GradScaler | 
     otherwise: bf16 has fp32's exponent range and needs no scaling."""
     if amp != torch.float16:
         return None
-    return torch.amp.GradScaler("cuda" if device.startswith("cuda") else "cpu")
-
-
-def device_type(device: str) -> str:
-    """`cuda:1` -> `cuda`: the device type autocast and the scaler want."""
-    return "cuda" if device.startswith("cuda") else "cpu"
+    return torch.amp.GradScaler(device_type(device))

@@ -15,19 +15,19 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from stages import artifacts
+from stages.devices import device_type, pick_device
 
 from stages.train import distributed
 from stages.corpus.batching import Batch, EpochBatches, TrainData
 from stages.model.checkpoint import check_tokenizer, load_checkpoint
 from stages.errors import TrainingInterrupted
 from stages.model.seq2seq import ModelConfig, Seq2Seq
-from stages.train.precision import device_type, make_scaler, pick_precision
+from stages.train.precision import make_scaler, pick_precision
 from stages.train.progress import StopRequest, TrainProgress
 from stages.train.schedule import current_lr
 from stages.corpus.tokenization import load_processor
 from stages.train.state import LoopState, ResumeOptions, SavedTraining, check_resume, load_train_state, save_train_state
 from stages.train.step import train_step
-from stages.decode.translation import pick_device
 from stages.train.validation import CheckpointKeeper, Validator, dev_metric, out_of_patience
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from stages import artifacts
+from stages.devices import device_type
 from stages.model.checkpoint import save_checkpoint
 from stages.corpus.batching import TrainData
 from stages.files import read_lines_strict, write_text_atomic
@@ -44,7 +45,7 @@ class Validator:
     def __call__(self, model: Seq2Seq, amp: torch.dtype | None) -> dict[str, float]:
         model.eval()
         total, tokens = 0.0, 0
-        dev_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        dev_type = device_type(self.device)
         with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             for batch in self.batches:
                 b = batch.to(self.device)

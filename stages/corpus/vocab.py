@@ -1,0 +1,43 @@
+"""The vocabulary's fixed points, shared by every stage: the special token ids, the
+context separator, and the one rule that puts previous lines in front of a source line.
+
+A leaf: it imports nothing heavy, so search and the model can use the ids without
+pulling in SentencePiece or `datasets`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterable, Iterator, Sequence
+
+# Fixed for every SentencePiece model s2s trains (stages/corpus/tokenization.py).
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+# Between the previous lines and the line to translate, for a context model
+# (`data.context: N`); a user-defined SentencePiece symbol, so it is always one piece.
+CONTEXT_SEP = "<sep>"
+
+
+def join_context(previous: Sequence[str], line: str, separator: str = CONTEXT_SEP) -> str:
+    """`"p1 p2 <sep> line"`: the previous lines, the separator, then the line."""
+    return " ".join([*previous, separator, line])
+
+
+def with_context(
+    lines: Iterable[str], size: int, separator: str = CONTEXT_SEP, before: Sequence[str] = ()
+) -> Iterator[str]:
+    """Each line behind its `size` previous non-blank lines and the separator, as a
+    context model is trained (prepare) and used (translate, subtitle).
+
+    Blank lines stay as they are and are not context for the lines after them. With
+    `size` 0 a line gets the separator alone. `before` holds the lines that precede the
+    first one (a batch cut out of a longer text), so a batch gets the same context as
+    the whole text would.
+    """
+    history: deque[str] = deque((b for b in before if b.strip()), maxlen=max(size, 1))
+    for line in lines:
+        if not line.strip():
+            yield line
+            continue
+        yield join_context(list(history) if size else [], line, separator)
+        history.append(line)
