@@ -34,8 +34,10 @@ CHILD = """
 import sys, json
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from stages.corpus.prepare import DataConfig, run_prepare
-from stages.corpus.tokenization import TokenizerConfig, run_tokenize
+from stages.corpus.prepare import run_prepare
+from stages.corpus.config import DataConfig
+from stages.corpus.tokenization import run_tokenize
+from stages.corpus.config import TokenizerConfig
 work = Path({work!r})
 data = DataConfig(train=str(work / "train.tsv"), dev={dev!r}, test={test!r})
 run_prepare(data, work / "prepare", lambda p: Path(p), 1234, {num_proc})

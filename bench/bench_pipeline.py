@@ -30,8 +30,9 @@ from stages.decode.scoring import score_lines  # noqa: E402
 from stages.corpus.batching import TrainData  # noqa: E402
 from stages.train.precision import pick_precision  # noqa: E402
 from stages.train.step import train_step  # noqa: E402
-from stages.train.trainer import TrainConfig, make_optimizer  # noqa: E402
-from stages.decode.translation import DecodeConfig  # noqa: E402
+from stages.train.trainer import make_optimizer  # noqa: E402
+from stages.train.config import TrainConfig  # noqa: E402
+from stages.decode.config import DecodeConfig  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -42,7 +43,7 @@ def bench_training(run_dir: Path, steps: int) -> dict[str, object]:
     cfg_all = json.loads((run_dir / artifacts.RESOLVED_CONFIG).read_text())
     tcfg = TrainConfig(**cfg_all["training"])
     ckpt_meta = json.loads((run_dir / "train" / "best" / artifacts.CKPT_META).read_text())
-    from stages.model.seq2seq import ModelConfig
+    from stages.model.config import ModelConfig
 
     model = Seq2Seq(ModelConfig(**ckpt_meta["model"]), ckpt_meta["src_vocab"], ckpt_meta["tgt_vocab"])
     data = TrainData.load(artifacts.split_ids(run_dir / artifacts.TOKENIZE_DIR, "train"), tcfg.max_len)

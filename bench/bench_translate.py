@@ -23,7 +23,8 @@ from stages import artifacts  # noqa: E402
 from bench.common import test_split, timed_translation  # noqa: E402
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
 from stages.decode.scoring import score_lines  # noqa: E402
-from stages.decode.translation import DecodeConfig, prepare_for_inference  # noqa: E402
+from stages.decode.translation import prepare_for_inference  # noqa: E402
+from stages.decode.config import DecodeConfig  # noqa: E402
 
 
 def main() -> None:

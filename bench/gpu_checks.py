@@ -39,11 +39,15 @@ if os.environ.get("S2S_ARROW_ONLY"):
 
 import stages.model.seq2seq as model_module  # noqa: E402
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
-from stages.model.seq2seq import ModelConfig, Seq2Seq  # noqa: E402
-from stages.decode.scoring import ScoreConfig, run_score  # noqa: E402
+from stages.model.seq2seq import Seq2Seq  # noqa: E402
+from stages.model.config import ModelConfig  # noqa: E402
+from stages.decode.scoring import run_score  # noqa: E402
+from stages.decode.config import ScoreConfig  # noqa: E402
 from stages.train.state import ResumeOptions  # noqa: E402
-from stages.train.trainer import TrainConfig, run_train  # noqa: E402
-from stages.decode.translation import DecodeConfig, run_translate  # noqa: E402
+from stages.train.trainer import run_train  # noqa: E402
+from stages.train.config import TrainConfig  # noqa: E402
+from stages.decode.translation import run_translate  # noqa: E402
+from stages.decode.config import DecodeConfig  # noqa: E402
 
 OUT = Path(os.environ.get("OUT", "/tmp"))
 RESULT: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}

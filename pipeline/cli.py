@@ -175,7 +175,8 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
         return
     if len(paths) == 2:
-        from stages.decode.scoring import ScoreConfig, score_files
+        from stages.decode.config import ScoreConfig
+        from stages.decode.scoring import score_files
 
         result = _guard(lambda: score_files(Path(paths[0]), Path(paths[1]), ScoreConfig()))
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))

@@ -17,14 +17,11 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from stages.corpus.config import DataConfig, TokenizerConfig
+from stages.decode.config import DecodeConfig, ScoreConfig
 from stages.errors import ConfigError
-from stages.model.seq2seq import ModelConfig, check_model_config
-from stages.corpus.prepare import DataConfig
-from stages.decode.scoring import ScoreConfig
-from stages.corpus.tokenization import TokenizerConfig
-from stages.train.trainer import TrainConfig, check_train_config
-from stages.decode.translation import DecodeConfig, precision_problem
-from stages.devices import pick_device
+from stages.model.config import ModelConfig
+from stages.train.config import TrainConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,56 +161,16 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     return cfg
 
 
-_POSITIVE = {  # tokenizer.vocab_size has its own lower bound below
-    "decoding": ("beam_size", "batch_size", "max_input_tokens", "stream_lines"),
-    "data": ("max_words", "dev_size"),
-    "training": ("batch_tokens", "epochs", "max_len"),
-}
-_NON_NEGATIVE = {  # 0 means off, none or no limit for most of them; training's own in check_train_config
-    "data": ("context",),
-    "decoding": ("length_penalty", "min_len", "no_repeat_ngram", "max_len_extra"),
-}
-_OPEN_RANGES = (  # (section, key, low, low included, high, high included, example)
-    ("data", "max_ratio", 1.0, True, float("inf"), False, "3.0"),
-    ("tokenizer", "character_coverage", 0.0, False, 1.0, True, "1.0, or 0.9995 for large alphabets"),
-    ("decoding", "max_len_ratio", 0.0, False, float("inf"), False, "1.5"),
-)
-
-
 def validate(cfg: RunConfig) -> list[str]:
-    """Cross-key and range checks, each naming the keys involved."""
-    problems = check_model_config(cfg.model) + check_train_config(cfg.training)
-    for section, keys in _POSITIVE.items():
-        for key in keys:
-            value = getattr(getattr(cfg, section), key)
-            if value < 1:
-                problems.append(f"{section}.{key}={value}: must be at least 1")
-    for section, keys in _NON_NEGATIVE.items():
-        for key in keys:
-            value = getattr(getattr(cfg, section), key)
-            if value < 0:
-                problems.append(f"{section}.{key}={value}: must be 0 or more")
-    for section, key, low, low_in, high, high_in, example in _OPEN_RANGES:
-        value = getattr(getattr(cfg, section), key)
-        if value < low or (value == low and not low_in) or value > high or (value == high and not high_in):
-            bounds = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
-            problems.append(f"{section}.{key}={value}: must be in {bounds}, e.g. {example}")
+    """Every section's own range checks, then the checks that span sections."""
+    problems = [p for name in SECTIONS for p in getattr(cfg, name).problems()]
     if cfg.model.share_embeddings and not cfg.tokenizer.joint:
         problems.append(
             "model.share_embeddings=true shares one embedding matrix between the languages, which needs "
             "one vocabulary: set tokenizer.joint: true or model.share_embeddings: false"
         )
-    precision = precision_problem(cfg.decoding, pick_device(cfg.decoding.device))
-    if precision:
-        problems.append(precision)
-    if cfg.training.lr <= 0:
-        problems.append(f"training.lr={cfg.training.lr}: must be positive")
-    if cfg.tokenizer.vocab_size < 8:
-        problems.append(f"tokenizer.vocab_size={cfg.tokenizer.vocab_size}: must be at least 8")
     if cfg.num_proc < 0:
         problems.append(f"num_proc={cfg.num_proc}: must be 0 (one process per core for large corpora) or more")
-    if cfg.tokenizer.max_sentences < 1000:
-        problems.append(f"tokenizer.max_sentences={cfg.tokenizer.max_sentences}: must be at least 1000")
     if not cfg.name or "/" in cfg.name:
         problems.append(f"name={cfg.name!r}: must be a non-empty folder name without '/'")
     return problems

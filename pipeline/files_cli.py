@@ -13,13 +13,14 @@ from tqdm import tqdm
 
 from pipeline.config import RunConfig, apply_overrides, build_section, validate
 from stages import artifacts
-from stages.plots.attention import plot_attention
-from stages.model.checkpoint import load_checkpoint
+from stages.corpus.vocab import CONTEXT_SEP, with_context
+from stages.decode.config import DecodeConfig
+from stages.decode.translation import prepare_for_inference, translate_lines_nbest
+from stages.devices import pick_device
 from stages.errors import ArtifactError, ConfigError
 from stages.files import atomic_path, iter_lines_strict
-from stages.corpus.vocab import CONTEXT_SEP, with_context
-from stages.decode.translation import DecodeConfig, prepare_for_inference, translate_lines_nbest
-from stages.devices import pick_device
+from stages.model.checkpoint import load_checkpoint
+from stages.plots.attention import plot_attention
 
 
 def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:

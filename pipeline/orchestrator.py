@@ -18,15 +18,15 @@ from typing import Any, Callable
 from pipeline.config import RunConfig, dump_yaml, section_hash, to_dict
 from pipeline.manifest import Manifest, hash_outputs, library_versions
 from stages import artifacts
-from stages.train import distributed
+from stages.corpus.prepare import input_files, run_prepare
+from stages.corpus.tokenization import run_tokenize
+from stages.decode.scoring import run_score
+from stages.decode.translation import run_translate
 from stages.errors import S2SError
 from stages.files import sha256_file, write_json_atomic, write_text_atomic
-from stages.corpus.prepare import input_files, run_prepare
-from stages.decode.scoring import run_score
-from stages.corpus.tokenization import run_tokenize
+from stages.train import distributed
 from stages.train.state import ResumeOptions, check_resume
 from stages.train.trainer import run_train
-from stages.decode.translation import run_translate
 
 log = logging.getLogger(__name__)
 

@@ -6,16 +6,29 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.files_cli import context_size, decode_config, find_run_dir, load_for_decoding
-from stages.errors import InputDataError
-from stages.files import atomic_path, write_json_atomic
+from pipeline.files_cli import (
+    context_size,
+    decode_config,
+    find_run_dir,
+    load_for_decoding,
+)
 from stages.corpus.vocab import CONTEXT_SEP
-from stages.decode.scoring import ScoreConfig, score_lines
-from stages.subtitles.formats import FORMATS, Format, SubtitleDocument, detect_format, load_subtitles, render
-from stages.subtitles.text import strip_markup
-from stages.subtitles.translation import SubtitleConfig, translate_document
+from stages.decode.config import ScoreConfig
+from stages.decode.scoring import score_lines
 from stages.decode.translation import translate_lines
 from stages.devices import pick_device
+from stages.errors import InputDataError
+from stages.files import atomic_path, write_json_atomic
+from stages.subtitles.formats import (
+    FORMATS,
+    Format,
+    SubtitleDocument,
+    detect_format,
+    load_subtitles,
+    render,
+)
+from stages.subtitles.text import strip_markup
+from stages.subtitles.translation import SubtitleConfig, translate_document
 
 log = logging.getLogger(__name__)
 

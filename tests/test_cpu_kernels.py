@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from stages.model.fast import cpu_kernels
-
-from stages.model.fast import recurrence
-from stages.model.seq2seq import ModelConfig, Seq2Seq, sequence_loss
+from stages.model.config import ModelConfig
+from stages.model.fast import cpu_kernels, recurrence
+from stages.model.seq2seq import Seq2Seq, sequence_loss
 
 needs_compiler = pytest.mark.skipif(
     (shutil.which("g++") is None and shutil.which("c++") is None) or not cpu_kernels.enabled(),

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from stages.model.config import ModelConfig
 from stages.model.fast.search_step import fast_step_applies, step_tables
-from stages.model.seq2seq import ModelConfig, Seq2Seq
+from stages.model.seq2seq import Seq2Seq
 
 
 def make_model(cell: str, layers: int, attention: str) -> Seq2Seq:

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
-from stages.model.attention import Attention
-from stages.model.seq2seq import ModelConfig, Seq2Seq
 from stages.corpus.vocab import PAD_ID
+from stages.model.attention import Attention
+from stages.model.config import ModelConfig
+from stages.model.seq2seq import Seq2Seq
 
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat")
@@ -168,8 +169,9 @@ def test_bahdanau_attention_is_additive() -> None:
 
 
 def test_int8_quantization_replaces_linear_and_recurrent_layers() -> None:
+    from stages.decode.config import DecodeConfig
+    from stages.decode.translation import prepare_for_inference
     from stages.errors import ConfigError
-    from stages.decode.translation import DecodeConfig, prepare_for_inference
 
     model = small()
     quantized = prepare_for_inference(model, DecodeConfig(quantize="int8"), "cpu")
@@ -182,9 +184,10 @@ def test_int8_quantization_replaces_linear_and_recurrent_layers() -> None:
 
 
 def test_int8_quantized_input_feeding_model_steps_through_the_module() -> None:
-    from stages.model.fast.recurrence import ModuleStepper, stepper
+    from stages.decode.config import DecodeConfig
     from stages.decode.search import greedy_search
-    from stages.decode.translation import DecodeConfig, prepare_for_inference
+    from stages.decode.translation import prepare_for_inference
+    from stages.model.fast.recurrence import ModuleStepper, stepper
 
     model = small(input_feeding=True)
     quantized = prepare_for_inference(model, DecodeConfig(quantize="int8"), "cpu")

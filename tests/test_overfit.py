@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from stages.corpus.batching import collate
-from stages.model.seq2seq import ModelConfig, Seq2Seq, sequence_loss
 from stages.decode.search import greedy_search
+from stages.model.config import ModelConfig
+from stages.model.seq2seq import Seq2Seq, sequence_loss
 
 
 def reversal_corpus() -> tuple[list[np.ndarray], list[np.ndarray]]:

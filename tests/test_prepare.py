@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from stages import artifacts
-from stages.errors import InputDataError
-from stages.corpus.prepare import DataConfig, drop_reason, load_split, normalize_text, run_prepare
+from stages.corpus.config import DataConfig
+from stages.corpus.prepare import drop_reason, load_split, normalize_text, run_prepare
 from stages.corpus.vocab import with_context
+from stages.errors import InputDataError
 
 SRC = ["Hello world.", "In the beginning.", "Jesus wept."]
 TGT = ["Hola mundo.", "En el principio.", "Y lloró Jesús."]
@@ -193,8 +194,9 @@ def test_hub_name_or_local_dataset_folder(tmp_path: Path) -> None:
 def test_parallel_passes_write_what_one_process_writes(tmp_path: Path) -> None:
     """num_proc 2 (datasets' worker processes, each over a contiguous shard) gives the
     same text files and token ids as one process, over a table of several Arrow chunks."""
+    from stages.corpus.config import TokenizerConfig
     from stages.corpus.token_ids import load_id_columns
-    from stages.corpus.tokenization import TokenizerConfig, run_tokenize
+    from stages.corpus.tokenization import run_tokenize
 
     rows = 4400
     src = [f"verse {i} of {i % 7} the book {'and the law ' * (i % 3)}" for i in range(rows)]
@@ -215,8 +217,9 @@ def test_parallel_passes_write_what_one_process_writes(tmp_path: Path) -> None:
 
 
 def test_header_only_split_gives_empty_tables_that_load_back(tmp_path: Path) -> None:
+    from stages.corpus.config import TokenizerConfig
     from stages.corpus.token_ids import load_id_columns
-    from stages.corpus.tokenization import TokenizerConfig, run_tokenize
+    from stages.corpus.tokenization import run_tokenize
 
     src = [f"verse {i} of the book" for i in range(60)]
     train = _write_tsv(tmp_path / "train.tsv", src, [s.upper() for s in src])

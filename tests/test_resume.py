@@ -16,9 +16,9 @@ import torch
 from pipeline.config import RunConfig, load_config, to_dict
 from pipeline.orchestrator import run_dir_of
 from stages import artifacts
-from stages.train import trainer
-from stages.model.checkpoint import load_checkpoint
 from stages.errors import ArtifactError, ConfigError, TrainingInterrupted
+from stages.model.checkpoint import load_checkpoint
+from stages.train import trainer
 from stages.train.state import ResumeOptions, check_resume
 from stages.train.trainer import run_train
 

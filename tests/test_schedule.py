@@ -11,10 +11,11 @@ import pytest
 from pipeline.config import load_config
 from pipeline.orchestrator import run_dir_of
 from stages import artifacts
-from stages.train import trainer
 from stages.errors import ConfigError
+from stages.train import trainer
+from stages.train.config import TrainConfig
 from stages.train.schedule import Plateau
-from stages.train.trainer import TrainConfig, run_train
+from stages.train.trainer import run_train
 
 
 def test_plateau_reduces_after_patience_bad_validations_down_to_min_lr() -> None:

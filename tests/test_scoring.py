@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.errors import InputDataError
 from stages.decode.scoring import score_files, score_lines
+from stages.errors import InputDataError
 
 HYPS = ["The cat sat on the mat.", "God created the heavens and the earth."]
 REFS = ["The cat sat on a mat.", "In the beginning God created the heavens and the earth."]

@@ -6,9 +6,17 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from stages.model.seq2seq import ModelConfig, Seq2Seq
-from stages.decode.search import Constraints, banned_tokens, beam_search, greedy_search, length_penalty, select_alive
 from stages.corpus.vocab import BOS_ID, EOS_ID
+from stages.decode.search import (
+    Constraints,
+    banned_tokens,
+    beam_search,
+    greedy_search,
+    length_penalty,
+    select_alive,
+)
+from stages.model.config import ModelConfig
+from stages.model.seq2seq import Seq2Seq
 
 A, B = 4, 5
 # A bigram "model": the next-token distribution depends only on the previous token.

@@ -8,16 +8,17 @@ import pytest
 import torch
 
 from stages.corpus.batching import collate, token_batches
-from stages.model.checkpoint import check_tokenizer, load_checkpoint, save_checkpoint
-from stages.errors import ArtifactError
-from stages.model.seq2seq import ModelConfig, Seq2Seq
-from stages.decode.search import beam_search, greedy_search
+from stages.corpus.config import TokenizerConfig
 from stages.corpus.token_ids import load_id_columns
-from stages.corpus.tokenization import TokenizerConfig, run_tokenize
+from stages.corpus.tokenization import run_tokenize
 from stages.corpus.vocab import EOS_ID
-from stages.model.seq2seq import sequence_loss
+from stages.decode.search import beam_search, greedy_search
+from stages.errors import ArtifactError
+from stages.model.checkpoint import check_tokenizer, load_checkpoint, save_checkpoint
+from stages.model.config import ModelConfig
+from stages.model.seq2seq import Seq2Seq, sequence_loss
+from stages.train.config import TrainConfig
 from stages.train.schedule import lr_factor
-from stages.train.trainer import TrainConfig
 
 
 def test_token_batches_respect_budget_and_cover_everything() -> None:

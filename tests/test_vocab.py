@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stages import artifacts
-from stages.corpus.prepare import DataConfig, run_prepare
+from stages.corpus.config import DataConfig
+from stages.corpus.prepare import run_prepare
 from stages.corpus.vocab import CONTEXT_SEP, join_context, with_context
 
 

@@ -17,38 +17,17 @@ import re
 import unicodedata
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from stages import artifacts
-
 from stages.corpus import tables
+from stages.corpus.config import DataConfig
 from stages.corpus.vocab import CONTEXT_SEP, with_context
 from stages.errors import InputDataError
 from stages.files import check_utf8, iter_lines_strict, write_json_atomic
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataConfig:
-    train: str = "data/bible/train.tsv.gz"
-    dev: str = "data/bible/dev.tsv.gz"
-    test: str = "data/bible/test.tsv.gz"
-    hub: str = ""
-    hub_config: str = ""
-    columns: str = ""
-    src_lang: str = "en"
-    tgt_lang: str = "es"
-    src_column: str = ""
-    tgt_column: str = ""
-    dev_size: int = 500
-    normalize: Literal["NFC", "NFKC", "none"] = "NFKC"
-    max_words: int = 150
-    max_ratio: float = 3.0
-    context: int = 0
-
 
 _LOADERS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 

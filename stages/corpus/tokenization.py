@@ -9,29 +9,19 @@ training reads. Special ids are fixed for every model: pad 0, unk 1, bos 2, eos 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import sentencepiece as spm
 
 from stages import artifacts
-
 from stages.corpus import tables
-from stages.errors import ArtifactError
-from stages.files import atomic_path
+from stages.corpus.config import TokenizerConfig
 from stages.corpus.token_ids import IdColumn
 from stages.corpus.vocab import BOS_ID, CONTEXT_SEP, EOS_ID, PAD_ID, UNK_ID
-
-
-@dataclass(frozen=True, kw_only=True)
-class TokenizerConfig:
-    model_type: Literal["unigram", "bpe"] = "unigram"
-    vocab_size: int = 4000
-    joint: bool = True
-    character_coverage: float = 1.0
-    max_sentences: int = 200_000
+from stages.errors import ArtifactError
+from stages.files import atomic_path
 
 
 def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: TokenizerConfig, seed: int) -> None:

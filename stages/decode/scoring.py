@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF
 
 from stages import artifacts
+from stages.decode.config import ScoreConfig
 from stages.errors import InputDataError
 from stages.files import read_lines_strict, write_json_atomic
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScoreConfig:
-    tokenize: str = "13a"
-    lowercase: bool = False
 
 
 def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig = ScoreConfig()) -> dict[str, Any]:

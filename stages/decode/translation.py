@@ -10,49 +10,23 @@ import contextlib
 import logging
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager, Literal
+from typing import Any, ContextManager
 
 import sentencepiece as spm
 import torch
 
 from stages import artifacts
+from stages.corpus.vocab import PAD_ID
+from stages.decode.config import DecodeConfig, precision_problem
+from stages.decode.search import Constraints, Hypothesis, beam_search, greedy_search
 from stages.devices import device_type, pick_device
-from stages.model.checkpoint import check_tokenizer, load_checkpoint
 from stages.errors import ConfigError
 from stages.files import read_lines_strict, write_lines_atomic
+from stages.model.checkpoint import check_tokenizer, load_checkpoint
 from stages.model.seq2seq import Seq2Seq
-from stages.decode.search import Constraints, Hypothesis, beam_search, greedy_search
-from stages.corpus.vocab import PAD_ID
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DecodeConfig:
-    beam_size: int = 5
-    length_penalty: float = 1.0
-    length_norm: Literal["gnmt", "average"] = "gnmt"
-    min_len: int = 0
-    no_repeat_ngram: int = 0
-    max_len_ratio: float = 1.5
-    max_len_extra: int = 10
-    batch_size: int = 128
-    max_input_tokens: int = 250
-    checkpoint: str = "best"
-    device: str = "auto"
-    quantize: Literal["none", "int8"] = "none"
-    stream_lines: int = 10000
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-
-
-def precision_problem(cfg: DecodeConfig, device: str) -> str | None:
-    """Why `decoding.precision` cannot run on `device`, or None."""
-    if cfg.precision == "fp16" and device == "cpu":
-        return (f"decoding.precision=fp16 needs a CUDA device (decoding.device={cfg.device} runs on the cpu "
-                "here); use decoding.precision=bf16 or fp32 on the CPU")
-    return None
 
 
 def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str) -> torch.nn.Module:

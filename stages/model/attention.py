@@ -7,12 +7,11 @@ time steps; with input feeding the decoder calls it once per step, with T = 1.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-AttentionKind = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
+from stages.model.config import AttentionKind
+
 ADDITIVE = ("bahdanau", "luong_concat")
 MULTIPLICATIVE = ("luong_dot", "luong_general")
 

@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from stages import artifacts
 from stages.errors import ArtifactError
 from stages.files import atomic_dir, sha256_file
-from stages.model.seq2seq import ModelConfig, Seq2Seq
+from stages.model.config import ModelConfig
+from stages.model.seq2seq import Seq2Seq
 
 FORMAT_VERSION = 1
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Callable, Optional
 import torch
 from torch import nn
 
-from stages.model.dropout import Dropout
 from stages.corpus.vocab import PAD_ID
+from stages.model.dropout import Dropout
 
 if TYPE_CHECKING:
-    from stages.model.seq2seq import ModelConfig
+    from stages.model.config import ModelConfig
 
 RNN_CLASSES: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 

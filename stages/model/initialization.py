@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
 from stages.corpus.vocab import PAD_ID
+from stages.model.config import InitKind, RecurrentInit
 
-InitKind = Literal["uniform", "xavier"]
-RecurrentInit = Literal["same", "orthogonal"]
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 

@@ -8,74 +8,22 @@ beam search follow the surviving hypotheses.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
-from stages.model.attention import Attention, AttentionKind
-from stages.model.fast.search_step import StepTables, decode_step, fast_step_applies
+from stages.corpus.vocab import PAD_ID
+from stages.errors import ConfigError
+from stages.model.attention import Attention
+from stages.model.config import ModelConfig
 from stages.model.dropout import Dropout
 from stages.model.encoder import RNN_CLASSES, Encoder
-from stages.errors import ConfigError
 from stages.model.fast.feeding import decode_fed
-from stages.model.initialization import InitKind, RecurrentInit, init_weights
-from stages.model.loss import smoothed_cross_entropy
 from stages.model.fast.recurrence import Hidden
-from stages.corpus.vocab import PAD_ID
-
-Cell = Literal["rnn", "gru", "lstm"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelConfig:
-    cell: Cell = "lstm"
-    embedding_size: int = 256
-    encoder_hidden: int = 256
-    encoder_layers: int = 1
-    bidirectional: bool = True
-    decoder_hidden: int = 512
-    decoder_layers: int = 1
-    attention: AttentionKind = "luong_general"
-    input_feeding: bool = False
-    bridge: Literal["learned", "last", "zeros"] = "learned"
-    dropout: float = 0.2
-    tie_embeddings: bool = False
-    share_embeddings: bool = False
-    init: InitKind = "uniform"
-    init_range: float = 0.1
-    recurrent_init: RecurrentInit = "same"
-
-
-def check_model_config(cfg: ModelConfig) -> list[str]:
-    """Problems with combinations of keys, each message naming the keys involved."""
-    problems = []
-    enc_out = cfg.encoder_hidden * (2 if cfg.bidirectional else 1)
-    if cfg.attention == "luong_dot" and enc_out != cfg.decoder_hidden:
-        problems.append(
-            f"model.attention=luong_dot needs the encoder output size ({enc_out} = "
-            f"model.encoder_hidden x directions) to equal model.decoder_hidden "
-            f"({cfg.decoder_hidden}); use luong_general or change one of them"
-        )
-    if cfg.bridge == "last" and enc_out != cfg.decoder_hidden:
-        problems.append(
-            f"model.bridge=last copies the encoder's final state ({enc_out} = model.encoder_hidden x "
-            f"directions) into the decoder, so it must equal model.decoder_hidden ({cfg.decoder_hidden}); "
-            f"use bridge: learned or change one of them"
-        )
-    if cfg.tie_embeddings and cfg.embedding_size != cfg.decoder_hidden:
-        problems.append(
-            f"model.tie_embeddings=true needs model.embedding_size ({cfg.embedding_size}) == "
-            f"model.decoder_hidden ({cfg.decoder_hidden})"
-        )
-    for key in ("embedding_size", "encoder_hidden", "encoder_layers", "decoder_hidden", "decoder_layers"):
-        if getattr(cfg, key) < 1:
-            problems.append(f"model.{key}={getattr(cfg, key)}: must be at least 1")
-    if not 0 <= cfg.dropout < 1:
-        problems.append(f"model.dropout={cfg.dropout}: must be in [0, 1)")
-    if cfg.init == "uniform" and cfg.init_range <= 0:
-        problems.append(f"model.init_range={cfg.init_range}: must be positive with model.init=uniform")
-    return problems
+from stages.model.fast.search_step import StepTables, decode_step, fast_step_applies
+from stages.model.initialization import init_weights
+from stages.model.loss import smoothed_cross_entropy
 
 
 @dataclass

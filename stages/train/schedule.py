@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stages.train.trainer import TrainConfig
+    from stages.train.config import TrainConfig
 
 
 def lr_factor(step: int, cfg: TrainConfig, total_steps: int) -> float:

@@ -14,7 +14,7 @@ from stages.corpus.batching import Batch
 from stages.model.seq2seq import Seq2Seq, sequence_loss
 
 if TYPE_CHECKING:
-    from stages.train.trainer import TrainConfig
+    from stages.train.config import TrainConfig
 
 
 def train_step(

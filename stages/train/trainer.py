@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,86 +14,35 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from stages import artifacts
-from stages.devices import device_type, pick_device
-
-from stages.train import distributed
 from stages.corpus.batching import Batch, EpochBatches, TrainData
-from stages.model.checkpoint import check_tokenizer, load_checkpoint
+from stages.corpus.tokenization import load_processor
+from stages.devices import device_type, pick_device
 from stages.errors import TrainingInterrupted
-from stages.model.seq2seq import ModelConfig, Seq2Seq
+from stages.model.checkpoint import check_tokenizer, load_checkpoint
+from stages.model.config import ModelConfig
+from stages.model.seq2seq import Seq2Seq
+from stages.train import distributed
+from stages.train.config import TrainConfig
 from stages.train.precision import make_scaler, pick_precision
 from stages.train.progress import StopRequest, TrainProgress
 from stages.train.schedule import current_lr
-from stages.corpus.tokenization import load_processor
-from stages.train.state import LoopState, ResumeOptions, SavedTraining, check_resume, load_train_state, save_train_state
+from stages.train.state import (
+    LoopState,
+    ResumeOptions,
+    SavedTraining,
+    check_resume,
+    load_train_state,
+    save_train_state,
+)
 from stages.train.step import train_step
-from stages.train.validation import CheckpointKeeper, Validator, dev_metric, out_of_patience
+from stages.train.validation import (
+    CheckpointKeeper,
+    Validator,
+    dev_metric,
+    out_of_patience,
+)
 
 log = logging.getLogger(__name__)
-
-
-Metric = Literal["auto", "bleu", "loss"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    batch_type: Literal["tokens", "sentences"] = "tokens"
-    batch_tokens: int = 2048
-    batch_sentences: int = 64
-    accumulate: int = 1
-    epochs: int = 20
-    max_steps: int = 2400
-    max_minutes: float = 15.0
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 0.003
-    schedule: Literal["constant", "linear", "inverse_sqrt", "plateau"] = "linear"
-    warmup_steps: int = 200
-    plateau_metric: Metric = "auto"
-    plateau_factor: float = 0.5
-    plateau_patience: int = 2
-    min_lr: float = 1e-5
-    clip_norm: float = 1.0
-    clip_value: float = 0.0
-    label_smoothing: float = 0.1
-    valid_every: int = 600
-    patience: int = 0
-    early_stopping_metric: Metric = "auto"
-    keep_best: int = 1
-    valid_bleu: bool = True
-    max_len: int = 150
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: str = "auto"
-    threads: int = 0
-
-
-def check_train_config(cfg: TrainConfig) -> list[str]:
-    """Problems with ranges and combinations of training keys, each naming the keys."""
-    problems = []
-    for key in ("plateau_metric", "early_stopping_metric"):
-        if getattr(cfg, key) == "bleu" and not cfg.valid_bleu:
-            problems.append(
-                f"training.{key}=bleu needs dev BLEU, but training.valid_bleu is false; "
-                f"set {key}: loss, or valid_bleu: true"
-            )
-    if not 0 < cfg.plateau_factor < 1:
-        problems.append(f"training.plateau_factor={cfg.plateau_factor}: must be between 0 and 1, e.g. 0.5")
-    if cfg.plateau_patience < 1:
-        problems.append(f"training.plateau_patience={cfg.plateau_patience}: must be at least 1")
-    for key in ("min_lr", "max_steps", "max_minutes", "warmup_steps", "clip_norm", "clip_value", "valid_every",
-                "patience", "threads"):  # 0: none, off or no limit
-        if getattr(cfg, key) < 0:
-            problems.append(f"training.{key}={getattr(cfg, key)}: must be 0 or more")
-    if cfg.keep_best < 1:
-        problems.append(f"training.keep_best={cfg.keep_best}: must be at least 1")
-    if not 0 <= cfg.label_smoothing < 1:
-        problems.append(f"training.label_smoothing={cfg.label_smoothing}: must be in [0, 1), e.g. 0.1")
-    if cfg.accumulate < 1:
-        problems.append(f"training.accumulate={cfg.accumulate}: must be at least 1 (batches per optimizer step)")
-    if cfg.batch_sentences < 1:
-        problems.append(f"training.batch_sentences={cfg.batch_sentences}: must be at least 1")
-    if cfg.precision == "fp16" and cfg.device == "cpu":
-        problems.append("training.precision=fp16 needs a CUDA device (training.device is cpu); use bf16 or fp32")
-    return problems
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -13,17 +13,18 @@ import numpy as np
 import torch
 
 from stages import artifacts
-from stages.devices import device_type
-from stages.model.checkpoint import save_checkpoint
 from stages.corpus.batching import TrainData
-from stages.files import read_lines_strict, write_text_atomic
-from stages.model.seq2seq import Seq2Seq, sequence_loss
-from stages.decode.scoring import score_lines
 from stages.corpus.tokenization import load_processor
-from stages.decode.translation import DecodeConfig, translate_ids
+from stages.decode.config import DecodeConfig
+from stages.decode.scoring import score_lines
+from stages.decode.translation import translate_ids
+from stages.devices import device_type
+from stages.files import read_lines_strict, write_text_atomic
+from stages.model.checkpoint import save_checkpoint
+from stages.model.seq2seq import Seq2Seq, sequence_loss
 
 if TYPE_CHECKING:
-    from stages.train.trainer import TrainConfig
+    from stages.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

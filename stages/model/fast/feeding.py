@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.model.fast import cpu_kernels
 from stages.model.attention import MULTIPLICATIVE, Attention
 from stages.model.dropout import keep_mask
+from stages.model.fast import cpu_kernels
 from stages.model.fast.recurrence import Hidden, StepProduct, stepper
 
 if TYPE_CHECKING:

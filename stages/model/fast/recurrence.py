@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.model.fast import cpu_kernels
 from stages.model.dropout import dropout
+from stages.model.fast import cpu_kernels
 
 Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 

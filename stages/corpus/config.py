@@ -1,0 +1,49 @@
+"""The `data` and `tokenizer` config sections, with their range checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from stages.checks import at_least_one, in_range, not_negative
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    train: str = "data/bible/train.tsv.gz"
+    dev: str = "data/bible/dev.tsv.gz"
+    test: str = "data/bible/test.tsv.gz"
+    hub: str = ""
+    hub_config: str = ""
+    columns: str = ""
+    src_lang: str = "en"
+    tgt_lang: str = "es"
+    src_column: str = ""
+    tgt_column: str = ""
+    dev_size: int = 500
+    normalize: Literal["NFC", "NFKC", "none"] = "NFKC"
+    max_words: int = 150
+    max_ratio: float = 3.0
+    context: int = 0
+
+    def problems(self) -> list[str]:
+        return (at_least_one("data", self, ("max_words", "dev_size")) + not_negative("data", self, ("context",))
+                + in_range("data", self, "max_ratio", 1.0, True, float("inf"), False, "3.0"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerConfig:
+    model_type: Literal["unigram", "bpe"] = "unigram"
+    vocab_size: int = 4000
+    joint: bool = True
+    character_coverage: float = 1.0
+    max_sentences: int = 200_000
+
+    def problems(self) -> list[str]:
+        problems = in_range("tokenizer", self, "character_coverage", 0.0, False, 1.0, True,
+                            "1.0, or 0.9995 for large alphabets")
+        if self.vocab_size < 8:
+            problems.append(f"tokenizer.vocab_size={self.vocab_size}: must be at least 8")
+        if self.max_sentences < 1000:
+            problems.append(f"tokenizer.max_sentences={self.max_sentences}: must be at least 1000")
+        return problems

@@ -1,0 +1,52 @@
+"""The `decoding` and `scoring` config sections, with their range checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from stages.checks import at_least_one, in_range, not_negative
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeConfig:
+    beam_size: int = 5
+    length_penalty: float = 1.0
+    length_norm: Literal["gnmt", "average"] = "gnmt"
+    min_len: int = 0
+    no_repeat_ngram: int = 0
+    max_len_ratio: float = 1.5
+    max_len_extra: int = 10
+    batch_size: int = 128
+    max_input_tokens: int = 250
+    checkpoint: str = "best"
+    device: str = "auto"
+    quantize: Literal["none", "int8"] = "none"
+    stream_lines: int = 10000
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+
+    def problems(self) -> list[str]:
+        from stages.devices import pick_device  # torch: only when the config is checked
+
+        problems = (at_least_one("decoding", self, ("beam_size", "batch_size", "max_input_tokens", "stream_lines"))
+                    + not_negative("decoding", self, ("length_penalty", "min_len", "no_repeat_ngram", "max_len_extra"))
+                    + in_range("decoding", self, "max_len_ratio", 0.0, False, float("inf"), False, "1.5"))
+        precision = precision_problem(self, pick_device(self.device))
+        return problems + ([precision] if precision else [])
+
+
+def precision_problem(cfg: DecodeConfig, device: str) -> str | None:
+    """Why `decoding.precision` cannot run on `device`, or None."""
+    if cfg.precision == "fp16" and device == "cpu":
+        return (f"decoding.precision=fp16 needs a CUDA device (decoding.device={cfg.device} runs on the cpu "
+                "here); use decoding.precision=bf16 or fp32 on the CPU")
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreConfig:
+    tokenize: str = "13a"
+    lowercase: bool = False
+
+    def problems(self) -> list[str]:
+        return []

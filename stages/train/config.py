@@ -1,0 +1,69 @@
+"""The `training` config section, with its range checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from stages.checks import at_least_one, not_negative
+
+Metric = Literal["auto", "bleu", "loss"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    batch_type: Literal["tokens", "sentences"] = "tokens"
+    batch_tokens: int = 2048
+    batch_sentences: int = 64
+    accumulate: int = 1
+    epochs: int = 20
+    max_steps: int = 2400
+    max_minutes: float = 15.0
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 0.003
+    schedule: Literal["constant", "linear", "inverse_sqrt", "plateau"] = "linear"
+    warmup_steps: int = 200
+    plateau_metric: Metric = "auto"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    min_lr: float = 1e-5
+    clip_norm: float = 1.0
+    clip_value: float = 0.0
+    label_smoothing: float = 0.1
+    valid_every: int = 600
+    patience: int = 0
+    early_stopping_metric: Metric = "auto"
+    keep_best: int = 1
+    valid_bleu: bool = True
+    max_len: int = 150
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    threads: int = 0
+
+    def problems(self) -> list[str]:
+        """Problems with ranges and combinations of training keys, each naming the keys."""
+        return _problems(self)
+
+
+def _problems(cfg: TrainConfig) -> list[str]:
+    problems = at_least_one("training", cfg, ("batch_tokens", "epochs", "max_len"))
+    if cfg.lr <= 0:
+        problems.append(f"training.lr={cfg.lr}: must be positive")
+    for key in ("plateau_metric", "early_stopping_metric"):
+        if getattr(cfg, key) == "bleu" and not cfg.valid_bleu:
+            problems.append(
+                f"training.{key}=bleu needs dev BLEU, but training.valid_bleu is false; "
+                f"set {key}: loss, or valid_bleu: true"
+            )
+    if not 0 < cfg.plateau_factor < 1:
+        problems.append(f"training.plateau_factor={cfg.plateau_factor}: must be between 0 and 1, e.g. 0.5")
+    problems += at_least_one("training", cfg, ("plateau_patience", "keep_best", "batch_sentences"))
+    problems += not_negative("training", cfg, ("min_lr", "max_steps", "max_minutes", "warmup_steps", "clip_norm",
+                                               "clip_value", "valid_every", "patience", "threads"))
+    if not 0 <= cfg.label_smoothing < 1:
+        problems.append(f"training.label_smoothing={cfg.label_smoothing}: must be in [0, 1), e.g. 0.1")
+    if cfg.accumulate < 1:
+        problems.append(f"training.accumulate={cfg.accumulate}: must be at least 1 (batches per optimizer step)")
+    if cfg.precision == "fp16" and cfg.device == "cpu":
+        problems.append("training.precision=fp16 needs a CUDA device (training.device is cpu); use bf16 or fp32")
+    return problems
