@@ -35,17 +35,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import artifacts  # noqa: E402
 from stages.corpus.batching import Batch, TrainData  # noqa: E402
-from stages.model.checkpoint import load_checkpoint  # noqa: E402
-from stages.model.seq2seq import Seq2Seq, sequence_loss  # noqa: E402
-from stages.model.config import ModelConfig  # noqa: E402
-from stages.decode.scoring import run_score  # noqa: E402
-from stages.decode.config import ScoreConfig  # noqa: E402
 from stages.corpus.tokenization import load_processor  # noqa: E402
-from stages.train.trainer import run_train  # noqa: E402
-from stages.train.config import TrainConfig  # noqa: E402
+from stages.decode.config import (
+    DecodeConfig,  # noqa: E402
+    ScoreConfig,  # noqa: E402
+)
+from stages.decode.scoring import run_score  # noqa: E402
 from stages.decode.translation import run_translate  # noqa: E402
-from stages.decode.config import DecodeConfig  # noqa: E402
 from stages.devices import pick_device  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
+from stages.model.config import ModelConfig  # noqa: E402
+from stages.model.seq2seq import Seq2Seq, sequence_loss  # noqa: E402
+from stages.train.config import TrainConfig  # noqa: E402
+from stages.train.trainer import run_train  # noqa: E402
 
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "bahdanau", "luong_general")

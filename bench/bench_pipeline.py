@@ -22,17 +22,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages import artifacts  # noqa: E402
 from bench.common import test_split, timed_translation  # noqa: E402
+from stages import artifacts  # noqa: E402
+from stages.corpus.batching import TrainData  # noqa: E402
+from stages.decode.config import DecodeConfig  # noqa: E402
+from stages.decode.scoring import score_lines  # noqa: E402
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
 from stages.model.seq2seq import Seq2Seq  # noqa: E402
-from stages.decode.scoring import score_lines  # noqa: E402
-from stages.corpus.batching import TrainData  # noqa: E402
+from stages.train.config import TrainConfig  # noqa: E402
 from stages.train.precision import pick_precision  # noqa: E402
 from stages.train.step import train_step  # noqa: E402
 from stages.train.trainer import make_optimizer  # noqa: E402
-from stages.train.config import TrainConfig  # noqa: E402
-from stages.decode.config import DecodeConfig  # noqa: E402
 
 
 def peak_rss_mb() -> float:

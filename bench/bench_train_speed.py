@@ -32,17 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.orchestrator import resolve_path  # noqa: E402
 from stages import artifacts  # noqa: E402
-from stages.model.fast import cpu_kernels  # noqa: E402
 from stages.corpus.batching import Batch, TrainData  # noqa: E402
-from stages.model.seq2seq import Seq2Seq  # noqa: E402
-from stages.model.config import ModelConfig  # noqa: E402
+from stages.corpus.config import (
+    DataConfig,  # noqa: E402
+    TokenizerConfig,  # noqa: E402
+)
 from stages.corpus.prepare import run_prepare  # noqa: E402
-from stages.corpus.config import DataConfig  # noqa: E402
 from stages.corpus.tokenization import load_processor, run_tokenize  # noqa: E402
-from stages.corpus.config import TokenizerConfig  # noqa: E402
-from stages.train.trainer import make_optimizer, pick_precision  # noqa: E402
+from stages.model.config import ModelConfig  # noqa: E402
+from stages.model.fast import cpu_kernels  # noqa: E402
+from stages.model.seq2seq import Seq2Seq  # noqa: E402
 from stages.train.config import TrainConfig  # noqa: E402
 from stages.train.step import train_step  # noqa: E402
+from stages.train.trainer import make_optimizer, pick_precision  # noqa: E402
 
 
 def tokenized_corpus(work: Path, vocab: int) -> Path:

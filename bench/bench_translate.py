@@ -19,12 +19,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages import artifacts  # noqa: E402
 from bench.common import test_split, timed_translation  # noqa: E402
-from stages.model.checkpoint import load_checkpoint  # noqa: E402
+from stages import artifacts  # noqa: E402
+from stages.decode.config import DecodeConfig  # noqa: E402
 from stages.decode.scoring import score_lines  # noqa: E402
 from stages.decode.translation import prepare_for_inference  # noqa: E402
-from stages.decode.config import DecodeConfig  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
 
 def main() -> None:

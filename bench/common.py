@@ -10,9 +10,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import artifacts  # noqa: E402
-from stages.files import read_lines_strict  # noqa: E402
-from stages.decode.translation import translate_lines  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
+from stages.decode.translation import translate_lines  # noqa: E402
+from stages.files import read_lines_strict  # noqa: E402
 
 
 def test_split(run_dir: Path) -> tuple[list[str], list[str]]:

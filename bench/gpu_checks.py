@@ -37,17 +37,19 @@ if os.environ.get("S2S_ARROW_ONLY"):
 
     sys.modules["datasets"] = types.SimpleNamespace(load_from_disk=_ArrowTable)  # type: ignore[assignment]
 
-import stages.model.seq2seq as model_module  # noqa: E402
-from stages.model.checkpoint import load_checkpoint  # noqa: E402
-from stages.model.seq2seq import Seq2Seq  # noqa: E402
-from stages.model.config import ModelConfig  # noqa: E402
+from stages.decode.config import (
+    DecodeConfig,  # noqa: E402
+    ScoreConfig,  # noqa: E402
+)
 from stages.decode.scoring import run_score  # noqa: E402
-from stages.decode.config import ScoreConfig  # noqa: E402
+from stages.decode.translation import run_translate  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
+from stages.model.config import ModelConfig  # noqa: E402
+from stages.model.fast import search_step  # noqa: E402
+from stages.model.seq2seq import Seq2Seq  # noqa: E402
+from stages.train.config import TrainConfig  # noqa: E402
 from stages.train.state import ResumeOptions  # noqa: E402
 from stages.train.trainer import run_train  # noqa: E402
-from stages.train.config import TrainConfig  # noqa: E402
-from stages.decode.translation import run_translate  # noqa: E402
-from stages.decode.config import DecodeConfig  # noqa: E402
 
 OUT = Path(os.environ.get("OUT", "/tmp"))
 RESULT: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
@@ -73,7 +75,7 @@ def check_step() -> None:
                 lens = torch.tensor([7, 3, 5])
                 tokens = torch.randint(4, 30, (6, 4), generator=torch.Generator().manual_seed(9)).cuda()
                 with torch.inference_mode():
-                    assert model_module.fast_step_applies(model)
+                    assert search_step.applies(model)
                     fast = slow = model.encode(src.cuda(), lens.cuda()).expand_beams(2)
                     for t in range(tokens.size(1)):
                         log_probs, fast = model.step(tokens[:, t], fast)
@@ -91,12 +93,12 @@ def check_decode(run: Path, saved: dict[str, Any]) -> None:
 
     tok, prep = run / "tokenize", run / "prepare"
     sp = spm.SentencePieceProcessor(model_file=str(tok / "spm.tgt.model"))
-    table_step = model_module.fast_step_applies
+    table_step = search_step.applies
     hyps = {}
     for label, precision, use_table in (("fp32 table step", "fp32", True), ("fp32 module", "fp32", False),
                                         ("fp16", "fp16", True), ("bf16", "bf16", True),
                                         ("fp32 table step again", "fp32", True), ("fp32 module again", "fp32", False)):
-        model_module.fast_step_applies = table_step if use_table else (lambda model: False)  # type: ignore[assignment]
+        search_step.applies = table_step if use_table else (lambda model: False)  # type: ignore[assignment]
         out = Path(f"/tmp/gpu_checks/decode/{label.replace(' ', '_')}")
         summary = run_translate(DecodeConfig(**{**saved["decoding"], "precision": precision}), run / "train", tok, prep, out)
         score = run_score(ScoreConfig(), out, prep, Path(f"{out}_score"))
@@ -105,7 +107,7 @@ def check_decode(run: Path, saved: dict[str, Any]) -> None:
         RESULT[f"decode beam5 {label}"] = {"seconds": summary["seconds"], "target_tok_s": round(tokens / summary["seconds"]),
                                            "bleu": score["bleu"], "chrf": score.get("chrf")}
         emit()
-    model_module.fast_step_applies = table_step
+    search_step.applies = table_step
     RESULT["fp32 table step vs module: identical lines"] = sum(a == b for a, b in zip(hyps["fp32 table step"], hyps["fp32 module"]))
     RESULT["lines"] = len(hyps["fp32 table step"])
     emit()

@@ -1,16 +1,20 @@
 """Train the default config with model.input_feeding (fp32, 2,400 steps) and score the
 test books, for comparison with the same run without it (python bench/gpu_input_feeding_bleu.py [RUN]).
 """
-import json, os, sys, time
+import json
+import os
+import sys
+import time
 from pathlib import Path
+
 sys.path.insert(0, os.getcwd())
-from stages.model.config import ModelConfig
-from stages.train.trainer import run_train
-from stages.train.config import TrainConfig
-from stages.decode.translation import run_translate
-from stages.decode.config import DecodeConfig
+from stages.decode.config import DecodeConfig, ScoreConfig
 from stages.decode.scoring import run_score
-from stages.decode.config import ScoreConfig
+from stages.decode.translation import run_translate
+from stages.model.config import ModelConfig
+from stages.train.config import TrainConfig
+from stages.train.trainer import run_train
+
 run = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/default"); saved = json.loads((run / "config.json").read_text()); work = Path("/tmp/if")
 t = time.time()
 s = run_train(ModelConfig(**{**saved["model"], "input_feeding": True}), TrainConfig(**{**saved["training"], "max_minutes": 0, "valid_every": 1200}), run / "tokenize", run / "prepare", work / "train", saved["seed"])

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import test_split  # noqa: E402
 from stages import artifacts  # noqa: E402
-from stages.model.checkpoint import load_checkpoint  # noqa: E402
-from stages.decode.translation import prepare_for_inference, translate_lines  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
+from stages.decode.translation import prepare_for_inference, translate_lines  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
 # Operator name -> part of the search. Linear layers are split by their output width.
 GROUPS = {

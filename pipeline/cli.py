@@ -279,6 +279,8 @@ def _flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'pairs': {'train': 3}} -> {'pairs.train': 3}; the best-validation record is skipped."""
     out: dict[str, Any] = {}
     for key, value in summary.items():
+        if key == "paths":  # which optimised paths ran: in the manifest, too long for the table
+            continue
         if isinstance(value, dict) and key != "best":
             out.update(_flatten(value, f"{prefix}{key}."))
         elif not isinstance(value, (dict, list)):

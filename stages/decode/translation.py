@@ -24,6 +24,7 @@ from stages.devices import device_type, pick_device
 from stages.errors import ConfigError
 from stages.files import read_lines_strict, write_lines_atomic
 from stages.model.checkpoint import check_tokenizer, load_checkpoint
+from stages.model.fast import cpu_kernels, record
 from stages.model.seq2seq import Seq2Seq
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def run_translate(
     model = prepare_for_inference(model, cfg, device)  # type: ignore[assignment]
     src_path = artifacts.split_text(prepare_dir, "test", artifacts.SRC_SUFFIX)
     lines = read_lines_strict(src_path)
+    record.reset()
     start = time.perf_counter()
     hyps = translate_lines(model, sp_src, sp_tgt, lines, cfg, device, where=str(src_path))
     seconds = time.perf_counter() - start
@@ -187,4 +189,5 @@ def run_translate(
         "seconds": round(seconds, 2),
         "sentences_per_s": round(len(lines) / max(seconds, 1e-9), 1),
         "checkpoint_step": meta.get("step"),
+        "paths": {"cpu_kernels": cpu_kernels.status(), "ran": record.tally()},
     }

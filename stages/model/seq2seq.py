@@ -1,13 +1,20 @@
-"""The recurrent encoder-decoder with attention, and its one-step decoding interface.
+"""The recurrent encoder-decoder with attention: the specification.
 
-Search talks to the model only through `encode`, `init_state` and
+Every computation of the model is written here once, plainly: teacher-forced decoding
+(`_decode`), the input-feeding loop (`_decode_fed_reference`), one search step
+(`step`) and the loss (`sequence_loss`). Where an optimised path in `stages/model/fast/`
+applies, it runs instead, and it must give what the code here gives: each one names
+its reference and the test that holds them equal (`stages.model.fast.PATHS`), and
+each dispatch is tallied in `fast.record` so a run's summary says which code ran.
+
+Search talks to the model only through `encode` and
 `step(prev_tokens, state) -> (log_probs, state)`; `DecoderState.reorder(index)` lets
 beam search follow the surviving hypotheses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Optional
 
 import torch
@@ -19,72 +26,10 @@ from stages.model.attention import Attention
 from stages.model.config import ModelConfig
 from stages.model.dropout import Dropout
 from stages.model.encoder import RNN_CLASSES, Encoder
-from stages.model.fast.feeding import decode_fed
-from stages.model.fast.recurrence import Hidden
-from stages.model.fast.search_step import StepTables, decode_step, fast_step_applies
+from stages.model.fast import feeding, record, search_step
+from stages.model.fast.loss import smoothed_cross_entropy
 from stages.model.initialization import init_weights
-from stages.model.loss import smoothed_cross_entropy
-
-
-@dataclass
-class DecoderState:
-    """Everything the decoder carries between steps; every tensor is batch-first."""
-
-    hidden: Hidden  # (layers, B*beam, H), a pair for LSTMs
-    memory: torch.Tensor  # (B, S, D) encoder outputs
-    keys: torch.Tensor  # (B, S, A) attention keys, projected once
-    mask: torch.Tensor  # (B, S) True on real source tokens
-    last_attention: Optional[torch.Tensor] = None  # (B*beam, S)
-    feed: Optional[torch.Tensor] = None  # (B*beam, H) previous attentional vector (input feeding only)
-    beam: int = 1  # hypothesis rows per sentence sharing one row of memory, keys and mask
-    memory_c: Optional[torch.Tensor] = None  # (B, S, H) memory times the combine layer's context half (search)
-    tables: Optional[StepTables] = None  # the search step's weight tables, looked up at a search's first step
-
-    def expand_beams(self, k: int) -> "DecoderState":
-        """k hypothesis rows per sentence (rows b*k .. b*k+k-1), all sharing the
-        sentence's encoder memory, keys and mask, which are not copied."""
-        index = torch.arange(self.mask.size(0), device=self.mask.device).repeat_interleave(k)
-        return replace(self._rows(index), beam=k)
-
-    def flatten_beams(self) -> "DecoderState":
-        """One row of memory per hypothesis row again (a copy), for code that needs it."""
-        if self.beam == 1:
-            return self
-        index = torch.arange(self.mask.size(0), device=self.mask.device).repeat_interleave(self.beam)
-        return replace(self._sentences(index), beam=1)
-
-    def reorder_hypotheses(self, index: torch.Tensor) -> "DecoderState":
-        """Reorder only what differs between hypotheses of one sentence.
-
-        Beam search reorders within each sentence's beams, whose encoder memory, keys
-        and mask are shared (or identical rows), so copying them every step would be
-        wasted work.
-        """
-        return self._rows(index)
-
-    def reorder(self, index: torch.Tensor) -> "DecoderState":
-        """Reorder everything: for sentences leaving or entering the batch. With beams,
-        `index` takes whole groups of `beam` rows, one sentence each."""
-        sentences = index.view(-1, self.beam)[:, 0] // self.beam if self.beam > 1 else index
-        return self._sentences(sentences)._rows(index)
-
-    def _rows(self, index: torch.Tensor) -> "DecoderState":
-        if isinstance(self.hidden, tuple):
-            hidden: Hidden = (self.hidden[0].index_select(1, index), self.hidden[1].index_select(1, index))
-        else:
-            hidden = self.hidden.index_select(1, index)
-
-        def rows(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-            return None if x is None else x.index_select(0, index)
-
-        return replace(self, hidden=hidden, last_attention=rows(self.last_attention), feed=rows(self.feed))
-
-    def _sentences(self, index: torch.Tensor) -> "DecoderState":
-        return replace(
-            self, memory=self.memory.index_select(0, index), keys=self.keys.index_select(0, index),
-            mask=self.mask.index_select(0, index),
-            memory_c=None if self.memory_c is None else self.memory_c.index_select(0, index),
-        )
+from stages.model.state import DecoderState, Hidden
 
 
 class Seq2Seq(nn.Module):
@@ -183,7 +128,11 @@ class Seq2Seq(nn.Module):
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
         if self.cfg.input_feeding:
             state = state.flatten_beams()  # the fed loop wants a memory row per hypothesis (copied once)
-            attentional, hidden, weights = decode_fed(self, emb, state)
+            if feeding.applies(self):
+                attentional, hidden, weights = feeding.decode_fed(self, emb, state)
+            else:
+                record.ran("input_feeding.reference")
+                attentional, hidden, weights = self._decode_fed_reference(emb, state)
             feed: Optional[torch.Tensor] = attentional[:, -1]
         else:  # one fused RNN call over all steps
             out, hidden = self.decoder_rnn(emb, state.hidden)  # (B, T, H)
@@ -191,6 +140,21 @@ class Seq2Seq(nn.Module):
             attentional, feed = self.dropout(attentional), None
         logits = self.generator(attentional)  # (B, T, V), one matmul over all steps
         return logits, replace(state, hidden=hidden, last_attention=weights[:, -1], feed=feed), weights
+
+    def _decode_fed_reference(self, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+        """The input-feeding loop, one RNN call and one attention per step: emb (B, T, E)
+        -> attentional vectors (B, T, H) after dropout, the final hidden state, attention
+        weights (B, T, S). `state` has one memory row per hypothesis (beam 1)."""
+        feed = state.feed if state.feed is not None else emb.new_zeros(emb.size(0), self.cfg.decoder_hidden)
+        hidden, fed, weights = state.hidden, [], []
+        for t in range(emb.size(1)):
+            inp = torch.cat([emb[:, t], feed.to(emb.dtype)], dim=-1).unsqueeze(1)  # (B, 1, E + H)
+            out, hidden = self.decoder_rnn(inp, hidden)  # (B, 1, H)
+            attentional, w = self._attend(out, state)  # (B, 1, H), (B, 1, S)
+            feed = self.dropout(attentional).squeeze(1)  # (B, H)
+            fed.append(feed)
+            weights.append(w)
+        return torch.stack(fed, dim=1), hidden, torch.cat(weights, dim=1)
 
     def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, T, V)."""
@@ -200,8 +164,10 @@ class Seq2Seq(nn.Module):
 
     def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state."""
-        if fast_step_applies(self):
-            return decode_step(self, prev_tokens, state)
+        if search_step.applies(self):
+            record.ran("search_step.tables")
+            return search_step.decode_step(self, prev_tokens, state)
+        record.ran("search_step.reference")
         logits, state, _ = self._decode(prev_tokens.unsqueeze(1), state)
         return torch.log_softmax(logits.squeeze(1).float(), dim=-1), state
 

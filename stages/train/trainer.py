@@ -20,6 +20,7 @@ from stages.devices import device_type, pick_device
 from stages.errors import TrainingInterrupted
 from stages.model.checkpoint import check_tokenizer, load_checkpoint
 from stages.model.config import ModelConfig
+from stages.model.fast import cpu_kernels, record
 from stages.model.seq2seq import Seq2Seq
 from stages.train import distributed
 from stages.train.config import TrainConfig
@@ -83,6 +84,11 @@ def run_train(
     return trainer.summary(stopped)
 
 
+def fast_paths() -> dict[str, Any]:
+    """Which optimised paths ran since the tally was last reset (stages/model/fast/)."""
+    return {"cpu_kernels": cpu_kernels.status(), "ran": record.tally()}
+
+
 class _Trainer:
     """The objects of one training run and the loop over them."""
 
@@ -112,6 +118,7 @@ class _Trainer:
         self.validate = Validator(tokenize_dir, prepare_dir, cfg, self.device)
         self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None)
         self.progress = TrainProgress()
+        record.reset()  # the summary tallies the optimised paths this training ran
         self.rng = np.random.default_rng(seed)
         self.loop = LoopState(epoch_rng=dict(self.rng.bit_generator.state))
         self.resumed_from: int | None = None
@@ -262,6 +269,7 @@ class _Trainer:
             "seconds": round(self.progress.elapsed(), 1),
             "target_tokens_per_s": round(self.progress.tokens_per_s(), 1),
             "best": self.keeper.best,
+            "paths": fast_paths(),
         }
         if self.resumed_from is not None:
             out["resumed_from_step"] = self.resumed_from

@@ -7,7 +7,7 @@ operators forward and twenty backward, each a pass over memory plus its dispatch
 the input-feeding decoder's attention step (multiplicative attention and the linear
 combine layer), and the label-smoothed cross-entropy over the logits. Without a
 compiler, or with S2S_CPU_KERNELS=0, everything runs on the PyTorch operators, which
-compute the same values (tests/test_cpu_kernels.py holds the two to each other).
+compute the same values (tests/fast/test_cpu_kernels.py holds the two to each other).
 The build links libgomp.so.1, which resolves to the copy that Linux wheels of torch
 have already loaded; where the build fails (say, a compiler without OpenMP), the
 operators run and a warning says why.
@@ -100,23 +100,38 @@ def _build(compiler: str) -> Path:
     return target
 
 
+_status = "not loaded"
+
+
+def status() -> str:
+    """Whether the kernels run, and why: `on: built with ...` or `off: <reason>`."""
+    library()
+    return _status
+
+
 @functools.lru_cache(maxsize=None)
 def library() -> Optional[ctypes.CDLL]:
     """The loaded kernels, or None (disabled, no compiler, or the build failed)."""
+    global _status
     if not enabled():
+        _status = "off: S2S_CPU_KERNELS=0"
         return None
     compiler = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
     if compiler is None:
+        _status = "off: no C++ compiler found (set CXX)"
         log.info("no C++ compiler found: the LSTM cell, attention step and loss run on PyTorch operators")
         return None
     try:
-        lib = ctypes.CDLL(str(_build(compiler)))
+        path = _build(compiler)
+        lib = ctypes.CDLL(str(path))
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or str(err)
+        _status = f"off: the build with {compiler} failed ({detail.strip()[:200]})"
         log.warning("building the CPU kernels with %s failed, so training runs on PyTorch operators (slower); "
                     "set CXX to a working C++ compiler, or S2S_CPU_KERNELS=0 to skip the build: %s",
                     compiler, detail.strip()[:500])
         return None
+    _status = f"on: built with {compiler} ({path.name})"
     lib.s2s_lstm_forward.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _P, _P, _P, _P, ctypes.c_int]
     lib.s2s_lstm_forward.restype = None
     lib.s2s_lstm_backward.argtypes = [ctypes.c_int, _I, _I, _P, _P, _P, _P, _P, _P, _P, ctypes.c_int]
@@ -149,7 +164,7 @@ def lstm_applies(gates: torch.Tensor, c: torch.Tensor) -> bool:
 
 
 def lstm_forward(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
-    """The kernel behind `recurrence.lstm_cell_forward`, same contract (see `lstm_applies`)."""
+    """The kernel behind `cells.lstm_cell_forward`, same contract (see `lstm_applies`)."""
     lib = _loaded()
     batch, size = c.shape
     h = torch.empty(c.shape, dtype=gates.dtype)
@@ -168,7 +183,7 @@ def lstm_backward_applies(saved: tuple[torch.Tensor, ...], dtype: torch.dtype) -
 
 def lstm_backward(saved: tuple[torch.Tensor, ...], grad_h: torch.Tensor, grad_c: torch.Tensor,
                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kernel behind `recurrence.lstm_cell_backward`, for tensors from `lstm_forward`."""
+    """The kernel behind `cells.lstm_cell_backward`, for tensors from `lstm_forward`."""
     lib = _loaded()
     act, c, tanh_c = saved
     batch, size = c.shape

@@ -1,16 +1,21 @@
-"""The input-feeding decoder loop (Luong et al. 2015): the attentional vector of step
-t-1 is part of the decoder RNN's input at step t, so decoding runs one step at a time.
+"""The input-feeding decoder loop (Luong et al. 2015), optimised: the attentional vector
+of step t-1 is part of the decoder RNN's input at step t, so decoding runs one step at a
+time.
 
 Everything that does not depend on the previous step is done once per batch: the
 embedding part of the RNN's input product (in `StepwiseRNN`), the padding mask as an
 additive bias, the combine layer's context half applied to the encoder memory, and the
-dropout mask of the fed vectors. The generator runs once after the loop, over all steps.
+dropout mask of the fed vectors. Multiplicative attention with a linear combine layer
+runs as one C++ kernel call per step on CPUs (csrc/attention.cpp).
+
+It must equal `Seq2Seq._decode_fed_reference`, forward and gradients
+(tests/fast/test_feeding.py); the kernel must equal this loop on PyTorch operators
+(tests/fast/test_cpu_kernels.py).
 """
 
 from __future__ import annotations
 
-import typing
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +23,9 @@ from torch import nn
 
 from stages.model.attention import MULTIPLICATIVE, Attention
 from stages.model.dropout import keep_mask
-from stages.model.fast import cpu_kernels
-from stages.model.fast.recurrence import Hidden, StepProduct, stepper
-
-if TYPE_CHECKING:
-    from stages.model.seq2seq import DecoderState, Seq2Seq
+from stages.model.fast import cpu_kernels, record, stepwise
+from stages.model.fast.stepwise import StepProduct, StepwiseRNN
+from stages.model.state import DecoderParts, DecoderState, Hidden
 
 
 class _Combine:
@@ -32,22 +35,15 @@ class _Combine:
     once per batch, a step needs no context vector at all.
     """
 
-    def __init__(self, combine: nn.Module, memory: torch.Tensor, dtype: torch.dtype):
-        self.combine, self.memory = combine, memory
-        self.fast = type(combine) is nn.Linear  # not for quantized modules
-        if self.fast:
-            enc = memory.size(-1)
-            weight = typing.cast(nn.Linear, combine).weight
-            self.dtype = dtype
-            self.memory_c = StepProduct(F.linear(memory, weight[:, :enc]).to(dtype))  # (B, S, H)
-            self.w_out = StepProduct(weight[:, enc:].t().to(dtype))  # (H, H)
+    def __init__(self, combine: nn.Linear, memory: torch.Tensor, dtype: torch.dtype):
+        enc = memory.size(-1)
+        self.dtype = dtype
+        self.memory_c = StepProduct(F.linear(memory, combine.weight[:, :enc]).to(dtype))  # (B, S, H)
+        self.w_out = StepProduct(combine.weight[:, enc:].t().to(dtype))  # (H, H)
 
     def __call__(self, weights: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        if self.fast:
-            mixed = self.memory_c(self.w_out(None, out).unsqueeze(1), weights.to(self.dtype))  # (B, 1, H)
-            return torch.tanh(mixed.squeeze(1))
-        context = torch.bmm(weights.to(self.memory.dtype), self.memory).squeeze(1)  # (B, D)
-        return torch.tanh(self.combine(torch.cat([context, out.to(context.dtype)], dim=-1)))
+        mixed = self.memory_c(self.w_out(None, out).unsqueeze(1), weights.to(self.dtype))  # (B, 1, H)
+        return torch.tanh(mixed.squeeze(1))
 
 
 class _Scores:
@@ -108,7 +104,7 @@ class _FusedAttention:
     @staticmethod
     def of(scores: _Scores, combine: _Combine, pad: torch.Tensor, dtype: torch.dtype) -> Optional[_FusedAttention]:
         """The fused step where it applies (CPU, kernels built, fp32 or bf16), else None."""
-        if scores.product is None or not combine.fast:
+        if scores.product is None:
             return None
         fused = _FusedAttention(scores, combine, pad)
         applies = (cpu_kernels.attend_applies(fused.keys, fused.memc) and fused.keys.dtype == dtype
@@ -143,13 +139,19 @@ class _FusedAttention:
                 owner.grads[at] = g.unsqueeze(1)  # (B, 1, S), (B, 1, H)
 
 
-def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+def applies(model: DecoderParts) -> bool:
+    """Whether `decode_fed` can run the model: plain recurrent and combine modules (a
+    quantized model runs the reference loop)."""
+    return stepwise.applies(model.decoder_rnn) and type(model.combine) is nn.Linear
+
+
+def decode_fed(model: DecoderParts, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
     """emb (B, T, E) -> attentional vectors (B, T, H) after dropout, the final hidden
-    state, attention weights (B, T, S)."""
+    state, attention weights (B, T, S); for a model where `applies` holds."""
     batch, steps, size = emb.size(0), emb.size(1), model.cfg.decoder_hidden
-    rnn = stepper(model.decoder_rnn, emb, state.hidden)
+    rnn = StepwiseRNN(model.decoder_rnn, emb, state.hidden)  # type: ignore[arg-type]
     dtype = rnn.dtype  # the autocast dtype under autocast
-    combine = _Combine(model.combine, state.memory, dtype)
+    combine = _Combine(model.combine, state.memory, dtype)  # type: ignore[arg-type]
     pad = torch.zeros(state.mask.shape, device=emb.device).masked_fill(~state.mask, float("-inf")).unsqueeze(1)  # (B, 1, S)
     keep: Optional[torch.Tensor] = None  # dropout of the fed vectors, drawn for all steps at once
     if model.training and model.cfg.dropout > 0:
@@ -157,6 +159,9 @@ def decode_fed(model: Seq2Seq, emb: torch.Tensor, state: DecoderState) -> tuple[
     feed = state.feed if state.feed is not None else emb.new_zeros(batch, size)
     scores = _Scores(model.attention, state.keys, dtype)
     fused = _FusedAttention.of(scores, combine, pad, dtype)
+    record.ran("input_feeding.stepwise")
+    if fused is not None:
+        record.ran("input_feeding.attention_kernel")
     fed, weights = [], []
     for t in range(steps):
         out = rnn.step(t, feed)  # (B, H)

@@ -9,24 +9,22 @@ projected memory is computed once per batch of sentences, so a step never forms 
 context vector. For the default model (embeddings 256, LSTM decoder 512, encoder
 output 512) that removes 0.78 of the 4.2 million multiply-adds of a hypothesis step.
 
-The step is the model's own arithmetic in another order (tests/test_decode_step.py
-compares it with `Seq2Seq._decode`); it runs in inference only, without autocast and
+The step is the model's own arithmetic in another order: it must equal
+`Seq2Seq.step`'s reference branch, one step of `Seq2Seq._decode`
+(tests/fast/test_search_step.py). It runs in inference only, without autocast and
 without input feeding, on the model's plain (not quantized) modules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.model.fast.recurrence import Hidden, gru_update, lstm_update, simple_update
-
-if TYPE_CHECKING:
-    from stages.model.seq2seq import DecoderState, Seq2Seq
+from stages.model.fast.cells import gru_update, lstm_update, simple_update
+from stages.model.state import DecoderParts, DecoderState, Hidden
 
 PLAIN_RNNS = (nn.RNN, nn.GRU, nn.LSTM)
 
@@ -45,7 +43,7 @@ class StepTables:
     w_out: torch.Tensor  # (H, H): the combine layer's decoder-output half, transposed
 
 
-def fast_step_applies(model: Seq2Seq) -> bool:
+def applies(model: DecoderParts) -> bool:
     """Whether `decode_step` can run this model in its current mode."""
     return (
         not model.training
@@ -63,7 +61,7 @@ def _weights_version(model: nn.Module) -> tuple[tuple[int, int], ...]:
     return tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in model.parameters())
 
 
-def step_tables(model: Seq2Seq) -> StepTables:
+def step_tables(model: DecoderParts) -> StepTables:
     """The model's tables, rebuilt when any of its weights changed since the last call."""
     version = _weights_version(model)
     cached = getattr(model, "_step_tables", None)
@@ -109,7 +107,7 @@ def _rnn_step(mode: str, gx: torch.Tensor, h: torch.Tensor, c: torch.Tensor | No
     return simple_update(mode, gates), None
 
 
-def _recur(model: Seq2Seq, tables: StepTables, prev: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+def _recur(model: DecoderParts, tables: StepTables, prev: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
     """prev (R,) -> the top layer's output (R, H) and the new hidden state."""
     mode = model.decoder_rnn.mode
     hs, cs = hidden if isinstance(hidden, tuple) else (hidden, None)
@@ -130,7 +128,7 @@ def _recur(model: Seq2Seq, tables: StepTables, prev: torch.Tensor, hidden: Hidde
     return inp, ((stacked, torch.stack(new_c)) if new_c else stacked)
 
 
-def decode_step(model: Seq2Seq, prev: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+def decode_step(model: DecoderParts, prev: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
     """prev (R,) -> log-probabilities (R, V) of the next token and the new state, as
     `Seq2Seq.step` would give them."""
     # Looked up once per search: checking every weight's version costs ~40 us a step,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stages.model.config import ModelConfig
-from stages.model.fast import cpu_kernels, recurrence
+from stages.model.fast import cells, cpu_kernels
 from stages.model.seq2seq import Seq2Seq, sequence_loss
 
 needs_compiler = pytest.mark.skipif(
@@ -51,7 +51,7 @@ def test_disabled_or_unbuildable_means_pytorch_operators(
     with caplog.at_level(logging.INFO, logger="stages.model.fast.cpu_kernels"):
         assert cpu_kernels.library() is None
     gates, c = torch.randn(3, 8), torch.randn(3, 2)
-    h, c_new, _ = recurrence.lstm_cell_forward(gates, c)  # the operators' path still works
+    h, c_new, _ = cells.lstm_cell_forward(gates, c)  # the operators' path still works
     i, f, g, o = gates.chunk(4, dim=1)
     assert torch.allclose(c_new, f.sigmoid() * c + i.sigmoid() * g.tanh())
     assert torch.allclose(h, o.sigmoid() * c_new.tanh())
@@ -62,8 +62,8 @@ def _cell(gates: torch.Tensor, c: torch.Tensor, grad_h: torch.Tensor, grad_c: to
     with monkeypatch.context() as m:
         if not kernels:
             m.setattr(cpu_kernels, "library", lambda: None)
-        h, c_new, saved = recurrence.lstm_cell_forward(gates, c)
-        grad_gates, grad_c_prev = recurrence.lstm_cell_backward(saved, grad_h, grad_c, gates.dtype)
+        h, c_new, saved = cells.lstm_cell_forward(gates, c)
+        grad_gates, grad_c_prev = cells.lstm_cell_backward(saved, grad_h, grad_c, gates.dtype)
     return h, c_new, grad_gates, grad_c_prev
 
 

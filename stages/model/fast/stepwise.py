@@ -5,30 +5,30 @@ t-1, so the fused kernels, which want the whole input sequence up front, cannot 
 it. `StepwiseRNN` runs the same weights step by step: the part of layer 0's input
 product that is known in advance (the target embeddings) is computed for every step
 in one matmul, and each step does one small matmul per layer (two for a GRU) plus
-the gate arithmetic. `ModuleStepper` calls the module itself once per step, for
-modules whose weights are not plain tensors (dynamically quantized ones).
+the gate arithmetic. `StepProduct` takes a shared weight's gradient over all steps in
+one product instead of one per step.
+
+It must equal the module run over the same inputs (tests/fast/test_stepwise.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, Union
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from stages.model.dropout import dropout
-from stages.model.fast import cpu_kernels
+from stages.model.fast.cells import gru_update, lstm_update, simple_update
+from stages.model.state import Hidden
 
-Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
-
-class Stepper(Protocol):
-    dtype: torch.dtype  # of the outputs
-
-    def step(self, t: int, feed: torch.Tensor) -> torch.Tensor: ...
-
-    def final_hidden(self) -> Hidden: ...
+def applies(rnn: nn.Module) -> bool:
+    """Whether `StepwiseRNN` can run `rnn`: a plain (not quantized) batch-first,
+    one-directional recurrent module with biases."""
+    return (isinstance(rnn, nn.RNNBase) and rnn.bias and rnn.batch_first and not rnn.bidirectional
+            and not rnn.proj_size)
 
 
 def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
@@ -122,95 +122,6 @@ class StepProduct:
         return out
 
 
-def lstm_cell_forward(
-    gates: torch.Tensor, c: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
-    """The LSTM cell's gate arithmetic in the cell state's dtype, outside autograd.
-
-    gates (B, 4H) in i, f, g, o order; c (B, H) -> h (B, H) in the gates' dtype, new c
-    (B, H), and what `lstm_cell_backward` needs. The activations are applied in place
-    on one fp32 copy of the gates and the last product writes the gates' dtype directly.
-    On CPUs one fused kernel does it all (stages/model/fast/csrc/).
-    """
-    if cpu_kernels.lstm_applies(gates, c):
-        return cpu_kernels.lstm_forward(gates, c)
-    size = c.size(1)
-    act = gates.to(c.dtype, copy=True)  # (B, 4H): sigmoid(i, f), tanh(g), sigmoid(o)
-    act[:, : 2 * size].sigmoid_()
-    act[:, 2 * size : 3 * size].tanh_()
-    act[:, 3 * size :].sigmoid_()
-    i, f, g, o = act.chunk(4, dim=1)
-    c_new = torch.addcmul(f * c, i, g)
-    tanh_c = torch.tanh(c_new)
-    h = torch.mul(o, tanh_c, out=torch.empty(c.shape, dtype=gates.dtype, device=c.device))
-    return h, c_new, (act, c, tanh_c)
-
-
-def lstm_cell_backward(
-    saved: tuple[torch.Tensor, ...], grad_h: torch.Tensor, grad_c: torch.Tensor, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients of `lstm_cell_forward`: (gates in `dtype`, previous c). The four gate
-    gradients are written into one buffer (no cat)."""
-    if cpu_kernels.lstm_backward_applies(saved, dtype):
-        return cpu_kernels.lstm_backward(saved, grad_h, grad_c, dtype)
-    act, c, tanh_c = saved
-    size = c.size(1)
-    i, f, g, o = act.chunk(4, dim=1)
-    d_c = torch.addcmul(grad_c, grad_h * o, 1 - tanh_c * tanh_c)  # (B, H)
-    d_act = torch.empty_like(act)  # d/d(i, f, g, o) before the activations' slopes
-    torch.mul(d_c, g, out=d_act[:, :size])
-    torch.mul(d_c, c, out=d_act[:, size : 2 * size])
-    torch.mul(d_c, i, out=d_act[:, 2 * size : 3 * size])
-    torch.mul(grad_h, tanh_c, out=d_act[:, 3 * size :])
-    slope = act * act  # then act - act^2 (sigmoid'), and 1 - g^2 (tanh') for the g block
-    slope[:, 2 * size : 3 * size].neg_().add_(1)
-    torch.sub(act[:, : 2 * size], slope[:, : 2 * size], out=slope[:, : 2 * size])
-    torch.sub(act[:, 3 * size :], slope[:, 3 * size :], out=slope[:, 3 * size :])
-    grad_gates = torch.mul(d_act, slope, out=torch.empty(act.shape, dtype=dtype, device=act.device))
-    return grad_gates, d_c * f
-
-
-class _LSTMCell(torch.autograd.Function):
-    """The LSTM cell's gate arithmetic as one autograd node: autograd would record
-    about ten nodes per step for it, and the decoder with input feeding runs it once
-    per target position. In-place activations and one gradient buffer take it from
-    15 to 12 passes over a hidden-size row forward and from 33 to about 22 backward."""
-
-    @staticmethod
-    def forward(ctx: Any, gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, c_new, saved = lstm_cell_forward(gates, c)
-        ctx.save_for_backward(*saved)
-        ctx.dtype = gates.dtype
-        return h, c_new
-
-    @staticmethod
-    def backward(ctx: Any, grad_h: torch.Tensor, grad_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return lstm_cell_backward(ctx.saved_tensors, grad_h, grad_c, ctx.dtype)
-
-
-def lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """LSTM gates (B, 4H) and cell state c (B, H) -> new h (B, H), new c."""
-    if not (torch.is_grad_enabled() and (gates.requires_grad or c.requires_grad)):
-        h, c_new, _ = lstm_cell_forward(gates, c)  # search: no autograd node (35 against 44 us a call)
-        return h, c_new
-    h, c_new = _LSTMCell.apply(gates, c)
-    return h, c_new
-
-
-def gru_update(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """GRU input product gi and hidden product gh (B, 3H), both with their biases, and
-    the previous h (B, H) -> new h."""
-    size = h.size(1)
-    r, z = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size]).chunk(2, dim=1)
-    n = torch.tanh(torch.addcmul(gi[:, 2 * size :], r, gh[:, 2 * size :]))
-    return torch.lerp(n, h, z)  # (1 - z) * n + z * h
-
-
-def simple_update(mode: str, gates: torch.Tensor) -> torch.Tensor:
-    """A plain RNN's pre-activation (B, H) -> new h, for nn.RNN's mode RNN_TANH or RNN_RELU."""
-    return torch.tanh(gates) if mode == "RNN_TANH" else torch.relu(gates)
-
-
 class StepwiseRNN:
     """Drive `rnn` (batch_first, any number of layers) one step at a time.
 
@@ -285,26 +196,3 @@ class StepwiseRNN:
         """The state after the last step taken, shaped like the initial one."""
         h = torch.stack(self.h)  # (layers, B, H)
         return (h, torch.stack(self.c)) if self.mode == "LSTM" else h
-
-
-class ModuleStepper:
-    """The same contract as StepwiseRNN, calling the module once per step."""
-
-    def __init__(self, rnn: nn.Module, x: torch.Tensor, hidden: Hidden):
-        self.rnn, self.x, self.hidden = rnn, x, hidden
-        self.dtype = x.dtype
-
-    def step(self, t: int, feed: torch.Tensor) -> torch.Tensor:
-        inp = torch.cat([self.x[:, t], feed.to(self.x.dtype)], dim=-1).unsqueeze(1)  # (B, 1, X + F)
-        out, self.hidden = self.rnn(inp, self.hidden)
-        return out.squeeze(1)  # (B, H)
-
-    def final_hidden(self) -> Hidden:
-        return self.hidden
-
-
-def stepper(rnn: nn.Module, x: torch.Tensor, hidden: Hidden) -> Stepper:
-    """StepwiseRNN for plain recurrent modules, ModuleStepper for anything else."""
-    if isinstance(rnn, nn.RNNBase) and rnn.bias and rnn.batch_first and not rnn.bidirectional and not rnn.proj_size:
-        return StepwiseRNN(rnn, x, hidden)
-    return ModuleStepper(rnn, x, hidden)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from stages.model.config import ModelConfig
-from stages.model.fast.search_step import fast_step_applies, step_tables
+from stages.model.fast.search_step import applies as fast_step_applies
+from stages.model.fast.search_step import step_tables
 from stages.model.seq2seq import Seq2Seq
 
 

@@ -8,7 +8,7 @@ a cache-sized block of rows at a time, casts the block once, takes its log-sum-e
 and, when a gradient is wanted, writes softmax minus the smoothed target straight into
 the gradient; backward only scales that by the upstream gradient. The loss and
 gradient are those of `F.cross_entropy(logits.float(), target, ignore_index=PAD,
-label_smoothing=eps, reduction="sum")` (tests/test_loss.py). For a 2-core CPU training
+label_smoothing=eps, reduction="sum")` (tests/fast/test_loss.py). For a 2-core CPU training
 step of the 8k-vocabulary benchmark model the fused loss made training 26-39 % faster
 than `F.cross_entropy`, and writing the gradient in the forward pass (instead of a
 second cast and exponential in backward) took it from 26 to 18 ms, forward and
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from stages.model.fast import cpu_kernels
+from stages.model.fast import cpu_kernels, record
 
 ROWS = 128  # rows per block on CPUs: 128 x 8,000 fp32 values = 4 MB, within the caches
 
@@ -37,9 +37,11 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     ) -> torch.Tensor:
         # logits (N, V) in any float dtype; target (N,)
         if cpu_kernels.cross_entropy_applies(logits, target):
+            record.ran("cross_entropy.kernel")
             total, ctx.grad = cpu_kernels.smoothed_cross_entropy(logits, target, smoothing, pad, want_grad)
             ctx.dtype = logits.dtype
             return total
+        record.ran("cross_entropy.operators")
         rows_total, classes = logits.shape
         keep = (target != pad).float()  # (N,)
         total = torch.zeros((), dtype=torch.float32, device=logits.device)

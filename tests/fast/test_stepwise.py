@@ -1,10 +1,12 @@
+"""`StepwiseRNN` (stages/model/fast/stepwise.py) equals the fused recurrent module it steps through."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from stages.model.fast.recurrence import ModuleStepper, StepwiseRNN, stepper
+from stages.model.fast.stepwise import StepwiseRNN, applies
 
 RNNS = {"rnn_tanh": lambda i, h, n: nn.RNN(i, h, n, batch_first=True),
         "rnn_relu": lambda i, h, n: nn.RNN(i, h, n, nonlinearity="relu", batch_first=True),
@@ -26,13 +28,13 @@ def test_stepwise_equals_the_fused_module(kind: str, layers: int) -> None:
     x, feeds = torch.randn(2, 6, 5), torch.randn(2, 6, 3)
     hidden = initial(rnn, 2)
     fused_out, fused_hidden = rnn(torch.cat([x, feeds], dim=-1), hidden)
-    for run in (StepwiseRNN(rnn, x, hidden), ModuleStepper(rnn, x, hidden)):
-        outs = torch.stack([run.step(t, feeds[:, t]) for t in range(6)], dim=1)
-        torch.testing.assert_close(outs, fused_out)
-        final = run.final_hidden()
-        for got, want in zip(final if isinstance(final, tuple) else (final,),
-                             fused_hidden if isinstance(fused_hidden, tuple) else (fused_hidden,)):
-            torch.testing.assert_close(got, want)
+    run = StepwiseRNN(rnn, x, hidden)
+    outs = torch.stack([run.step(t, feeds[:, t]) for t in range(6)], dim=1)
+    torch.testing.assert_close(outs, fused_out)
+    final = run.final_hidden()
+    for got, want in zip(final if isinstance(final, tuple) else (final,),
+                         fused_hidden if isinstance(fused_hidden, tuple) else (fused_hidden,)):
+        torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("kind", list(RNNS))
@@ -58,8 +60,8 @@ def test_stepwise_gradients_reach_every_weight(kind: str) -> None:
     torch.manual_seed(0)
     rnn = RNNS[kind](5 + 3, 4, 2)
     x = torch.randn(2, 3, 5, requires_grad=True)
-    run = stepper(rnn, x, initial(rnn, 2))
-    assert isinstance(run, StepwiseRNN)
+    assert applies(rnn)
+    run = StepwiseRNN(rnn, x, initial(rnn, 2))
     feed = torch.zeros(2, 3)
     total = torch.zeros(())
     for t in range(3):

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import stages.model.loss
+import stages.model.fast.loss
 from stages.model.fast import cpu_kernels
-from stages.model.loss import ROWS, smoothed_cross_entropy
+from stages.model.fast.loss import ROWS, smoothed_cross_entropy
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -20,7 +20,7 @@ def test_fused_loss_and_gradient_equal_cross_entropy(
     if path != "kernel":
         monkeypatch.setattr(cpu_kernels, "library", lambda: None)
     if path == "one_block":
-        monkeypatch.setattr(stages.model.loss, "block_rows", lambda logits: logits.size(0))
+        monkeypatch.setattr(stages.model.fast.loss, "block_rows", lambda logits: logits.size(0))
     torch.manual_seed(0)
     rows, vocab = 2 * ROWS + 37, 301  # several blocks of rows, the last one short
     logits = (3 * torch.randn(rows, vocab)).to(dtype).requires_grad_()
