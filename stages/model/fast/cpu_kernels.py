@@ -8,6 +8,10 @@ the input-feeding decoder's attention step (multiplicative attention and the lin
 combine layer), and the label-smoothed cross-entropy over the logits. Without a
 compiler, or with S2S_CPU_KERNELS=0, everything runs on the PyTorch operators, which
 compute the same values (tests/fast/test_cpu_kernels.py holds the two to each other).
+The C interface is declared once, in csrc/kernels.h: every .cpp includes it (so a
+definition that differs does not compile), `interface()` reads the ctypes argument
+types from it, and `_call` refuses a call with the wrong number of arguments
+(tests/fast/test_kernel_interface.py).
 The build links libgomp.so.1, which resolves to the copy that Linux wheels of torch
 have already loaded; where the build fails (say, a compiler without OpenMP), the
 operators run and a warning says why.
@@ -27,11 +31,12 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -40,8 +45,10 @@ log = logging.getLogger(__name__)
 SOURCES = Path(__file__).with_name("csrc")  # *.cpp compiled into one library, *.h included
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-std=c++17",
          "-fPIC", "-shared", "-pthread"]
+HEADER = SOURCES / "kernels.h"  # the one declaration of the C interface
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1}
-_P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+_C_TYPES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "float": ctypes.c_float, "double": ctypes.c_double}
+_DECLARATION = re.compile(r"^(\w+)\s+(s2s_\w+)\s*\(([^)]*)\);", re.M)
 
 
 # The kernels split their rows over torch's threads (the same OpenMP runtime: the
@@ -132,17 +139,44 @@ def library() -> Optional[ctypes.CDLL]:
                     compiler, detail.strip()[:500])
         return None
     _status = f"on: built with {compiler} ({path.name})"
-    lib.s2s_lstm_forward.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _P, _P, _P, _P, ctypes.c_int]
-    lib.s2s_lstm_forward.restype = None
-    lib.s2s_lstm_backward.argtypes = [ctypes.c_int, _I, _I, _P, _P, _P, _P, _P, _P, _P, ctypes.c_int]
-    lib.s2s_lstm_backward.restype = None
-    lib.s2s_smoothed_ce.argtypes = [ctypes.c_int, _I, _I, _P, _I, _P, _I, _F, _P, ctypes.c_int]
-    lib.s2s_smoothed_ce.restype = ctypes.c_double
-    lib.s2s_attend_forward.argtypes = [ctypes.c_int, _I, _I, _I] + [_P] * 10 + [ctypes.c_int]
-    lib.s2s_attend_forward.restype = None
-    lib.s2s_attend_backward.argtypes = [ctypes.c_int, _I, _I, _I] + [_P] * 9 + [ctypes.c_int]
-    lib.s2s_attend_backward.restype = None
+    lib.s2s_functions = {}  # name -> (function, argument count), for `_call`
+    for name, (restype, argtypes) in interface().items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, restype
+        lib.s2s_functions[name] = (function, len(argtypes))
     return lib
+
+
+def _c_type(declared: str) -> Optional[type]:
+    """A C type as written in kernels.h -> its ctypes type (pointers as addresses)."""
+    if "*" in declared:
+        return ctypes.c_void_p
+    if declared == "void":
+        return None
+    if declared not in _C_TYPES:
+        raise ValueError(f"{HEADER}: type {declared!r} has no ctypes equivalent; use one of "
+                         f"{', '.join(_C_TYPES)} or a pointer")
+    return _C_TYPES[declared]
+
+
+@functools.lru_cache(maxsize=None)
+def interface() -> dict[str, tuple[Optional[type], list[type]]]:
+    """Every function kernels.h declares: name -> (return type, argument types), as ctypes types."""
+    functions = {}
+    for returns, name, params in _DECLARATION.findall(HEADER.read_text()):
+        types = [" ".join(p.split()[:-1]).replace("const ", "") + ("*" if "*" in p else "")
+                 for p in params.split(",")]
+        functions[name] = (_c_type(returns), [_c_type(t) for t in types])
+    return functions  # type: ignore[return-value]
+
+
+def _call(name: str, *args: Any) -> Any:
+    """Call a kernel with exactly the arguments kernels.h declares for it. ctypes itself
+    lets surplus arguments through (it allows C varargs), so the count is checked here."""
+    function, count = _loaded().s2s_functions[name]
+    if len(args) != count:
+        raise TypeError(f"{name} takes {count} arguments ({HEADER}), not {len(args)}")
+    return function(*args)
 
 
 def _loaded() -> ctypes.CDLL:
@@ -165,12 +199,11 @@ def lstm_applies(gates: torch.Tensor, c: torch.Tensor) -> bool:
 
 def lstm_forward(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
     """The kernel behind `cells.lstm_cell_forward`, same contract (see `lstm_applies`)."""
-    lib = _loaded()
     batch, size = c.shape
     h = torch.empty(c.shape, dtype=gates.dtype)
     c_new, tanh_c = torch.empty_like(c), torch.empty_like(c)
     act = torch.empty(batch, 4 * size)
-    lib.s2s_lstm_forward(_DTYPES[gates.dtype], batch, size, gates.data_ptr(), gates.stride(0), c.data_ptr(),
+    _call("s2s_lstm_forward", _DTYPES[gates.dtype], batch, size, gates.data_ptr(), gates.stride(0), c.data_ptr(),
                          h.data_ptr(), c_new.data_ptr(), act.data_ptr(), tanh_c.data_ptr(),
                          threads(batch * size, LSTM_SPLIT))
     return h, c_new, (act, c, tanh_c)
@@ -184,14 +217,13 @@ def lstm_backward_applies(saved: tuple[torch.Tensor, ...], dtype: torch.dtype) -
 def lstm_backward(saved: tuple[torch.Tensor, ...], grad_h: torch.Tensor, grad_c: torch.Tensor,
                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The kernel behind `cells.lstm_cell_backward`, for tensors from `lstm_forward`."""
-    lib = _loaded()
     act, c, tanh_c = saved
     batch, size = c.shape
     grad_h = grad_h.to(dtype).contiguous()
     grad_c = grad_c.to(torch.float32).contiguous()
     grad_gates = torch.empty(batch, 4 * size, dtype=dtype)
     grad_c_prev = torch.empty_like(c)
-    lib.s2s_lstm_backward(_DTYPES[dtype], batch, size, act.data_ptr(), c.data_ptr(), tanh_c.data_ptr(),
+    _call("s2s_lstm_backward", _DTYPES[dtype], batch, size, act.data_ptr(), c.data_ptr(), tanh_c.data_ptr(),
                           grad_h.data_ptr(), grad_c.data_ptr(), grad_gates.data_ptr(), grad_c_prev.data_ptr(),
                           threads(batch * size, LSTM_SPLIT))
     return grad_gates, grad_c_prev
@@ -207,12 +239,11 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
     """Summed label-smoothed cross-entropy of logits (N, V) over rows whose target is
     not `pad`, and with `want_grad` its gradient (N, V) in the logits' dtype: the
     kernel behind `loss.smoothed_cross_entropy`, rows split over torch's thread count."""
-    lib = _loaded()
     rows, classes = logits.shape
     if rows and not (int(target.min()) >= 0 and int(target.max()) < classes):
         raise IndexError(f"target out of range [0, {classes}) for the cross-entropy")
     grad = torch.empty(logits.shape, dtype=logits.dtype) if want_grad else None
-    total = lib.s2s_smoothed_ce(_DTYPES[logits.dtype], rows, classes, logits.data_ptr(), logits.stride(0),
+    total = _call("s2s_smoothed_ce", _DTYPES[logits.dtype], rows, classes, logits.data_ptr(), logits.stride(0),
                                 target.data_ptr(), pad, smoothing, None if grad is None else grad.data_ptr(),
                                 threads(rows * classes, 1))
     return torch.tensor(total, dtype=torch.float32), grad
@@ -234,14 +265,13 @@ def attend_forward(out: torch.Tensor, keys: torch.Tensor, bias: torch.Tensor, me
     """One attention-and-combine step (csrc/attention.cpp's attend_forward): out, proj,
     keep (B, H); keys, memc (B, S, H); bias (B, S) fp32 -> weights (B, S) fp32, the
     same in out's dtype, tanh_out (B, H) fp32 and feed (B, H)."""
-    lib = _loaded()
     batch, src, size = keys.shape
     proj, keep = proj.contiguous(), None if keep is None else keep.contiguous()
     weights = torch.empty(batch, src)
     weights_low = torch.empty(batch, src, dtype=out.dtype)
     tanh_out = torch.empty(batch, size)
     feed = torch.empty(batch, size, dtype=out.dtype)
-    lib.s2s_attend_forward(_DTYPES[out.dtype], batch, src, size, out.data_ptr(), keys.data_ptr(), bias.data_ptr(),
+    _call("s2s_attend_forward", _DTYPES[out.dtype], batch, src, size, out.data_ptr(), keys.data_ptr(), bias.data_ptr(),
                            memc.data_ptr(), proj.data_ptr(), _ptr(keep), weights.data_ptr(),
                            weights_low.data_ptr(), tanh_out.data_ptr(), feed.data_ptr(),
                            threads(batch * src * size, ATTEND_SPLIT))
@@ -252,13 +282,12 @@ def attend_backward(grad_feed: torch.Tensor, keep: Optional[torch.Tensor], tanh_
                     weights: torch.Tensor, keys: torch.Tensor, memc: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Gradients of `attend_forward` for grad_feed (B, H): grad_proj (B, H), grad_scores
     (B, S) and grad_out (B, H), in the keys' dtype."""
-    lib = _loaded()
     batch, src, size = keys.shape
     grad_feed = grad_feed.to(keys.dtype).contiguous()
     grad_proj = torch.empty(batch, size, dtype=keys.dtype)
     grad_scores = torch.empty(batch, src, dtype=keys.dtype)
     grad_out = torch.empty(batch, size, dtype=keys.dtype)
-    lib.s2s_attend_backward(_DTYPES[keys.dtype], batch, src, size, grad_feed.data_ptr(), _ptr(keep),
+    _call("s2s_attend_backward", _DTYPES[keys.dtype], batch, src, size, grad_feed.data_ptr(), _ptr(keep),
                             tanh_out.data_ptr(), weights.data_ptr(), keys.data_ptr(), memc.data_ptr(),
                             grad_proj.data_ptr(), grad_scores.data_ptr(), grad_out.data_ptr(),
                             threads(batch * src * size, ATTEND_SPLIT))

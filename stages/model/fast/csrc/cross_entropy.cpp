@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common.h"
+#include "kernels.h"
 
 using namespace s2s;
 

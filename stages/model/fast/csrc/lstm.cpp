@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.h"
+#include "kernels.h"
 
 using namespace s2s;
 
