@@ -6,12 +6,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import click
 
 from pipeline.config import RunConfig, load_config
-from pipeline.orchestrator import STAGE_NAMES, run_dir_of, run_pipeline
+from pipeline.orchestrator import STAGE_NAMES, run_pipeline
+from pipeline.runs import find_run, run_dir_of
 from stages import artifacts
 from stages.errors import ConfigError, S2SError
 from stages.train.state import ResumeOptions
@@ -28,12 +29,15 @@ def _load(config: Optional[str], overrides: tuple[str, ...], hint: str = "") -> 
         raise
 
 
-def _guard(fn: Callable[[], Any]) -> Any:
-    """Turn the project's errors into Click errors (exit 1); bugs keep their traceback."""
-    try:
-        return fn()
-    except S2SError as exc:
-        raise click.ClickException(str(exc)) from exc
+class _Commands(click.Group):
+    """The command group; the one place where the project's errors become Click errors
+    (their message and exit 1). Anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except S2SError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 set_option = click.option(
@@ -45,6 +49,10 @@ resume_option = click.option(
     "--resume", is_flag=True,
     help="Continue training from the run's last checkpoint (weights, optimizer, schedule, RNG and data order).",
 )
+runs_dir_option = click.option(
+    "--runs-dir", metavar="FOLDER", help="Where run names are looked up (default: runs).",
+)
+RUN_HELP = "a run folder, a run name under --runs-dir, or the config file the run was made with"
 allow_lr_change_option = click.option(
     "--allow-lr-change", is_flag=True,
     help="With --resume: accept changed training.lr/schedule keys; the new schedule applies from the current step.",
@@ -59,7 +67,7 @@ def _resume_options(resume: bool, allow_lr_change: bool, force: tuple[str, ...])
     return ResumeOptions(allow_lr_change=allow_lr_change) if resume else None
 
 
-@click.group()
+@click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """s2s: recurrent encoder-decoder translation, from parallel data to BLEU."""
@@ -82,8 +90,8 @@ def run(
 ) -> None:
     """Run prepare -> tokenize -> train -> translate -> score (built-in default config without CONFIG)."""
     options = _resume_options(resume, allow_lr_change, force)
-    cfg = _guard(lambda: _load(config, overrides))
-    manifest = _guard(lambda: run_pipeline(cfg, until=until, force=force, echo=click.echo, resume=options))
+    cfg = _load(config, overrides)
+    manifest = run_pipeline(cfg, until=until, force=force, echo=click.echo, resume=options)
     score = manifest.stage("score").get("summary")
     if until == "score" and score:
         click.echo(f"BLEU {score['bleu']}  chrF {score['chrf']}  ({score['bleu_signature']})")
@@ -96,8 +104,8 @@ def _stage_command(name: str) -> None:
     @set_option
     @click.option("--force", is_flag=True, help="Rerun this stage even if up to date.")
     def command(config: Optional[str], overrides: tuple[str, ...], force: bool) -> None:
-        cfg = _guard(lambda: _load(config, overrides))
-        _guard(lambda: run_pipeline(cfg, until=name, force=(name,) if force else (), echo=click.echo))
+        cfg = _load(config, overrides)
+        run_pipeline(cfg, until=name, force=(name,) if force else (), echo=click.echo)
 
 
 for _name in ("prepare", "tokenize"):
@@ -113,14 +121,15 @@ for _name in ("prepare", "tokenize"):
 def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume: bool, allow_lr_change: bool) -> None:
     """Run the train stage (and any out-of-date stage before it), or resume it."""
     options = _resume_options(resume, allow_lr_change, ("train",) if force else ())
-    cfg = _guard(lambda: _load(config, overrides))
-    _guard(lambda: run_pipeline(cfg, until="train", force=("train",) if force else (), echo=click.echo, resume=options))
+    cfg = _load(config, overrides)
+    run_pipeline(cfg, until="train", force=("train",) if force else (), echo=click.echo, resume=options)
 
 
 @main.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @set_option
-@click.option("--run", "run_path", type=click.Path(file_okay=False), help="Translate a file with this trained run (name or folder).")
+@click.option("--run", "run_path", metavar="RUN", help=f"Translate a file with this trained run: {RUN_HELP}.")
+@runs_dir_option
 @click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), help="Input text (default: stdin).")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), help="Output text (default: stdout).")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
@@ -132,7 +141,8 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
 @click.option("--plot-attention", type=click.Path(file_okay=False), help="Also write a heat-map PNG per line into this folder.")
 @click.option("--context", type=click.IntRange(min=0), help="Previous lines given to a context model (default: the run's data.context; 0: none).")
 def translate(
-    config: Optional[str], overrides: tuple[str, ...], run_path: Optional[str], input_path: Optional[str],
+    config: Optional[str], overrides: tuple[str, ...], run_path: Optional[str], runs_dir: Optional[str],
+    input_path: Optional[str],
     output_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], n_best: Optional[int],
     threads: Optional[int], quantize: Optional[str], alignments: Optional[str], plot_attention: Optional[str],
     context: Optional[int],
@@ -152,15 +162,15 @@ def translate(
                 or context is not None:
             raise click.UsageError("-i/-o and the other file-translation options need --run RUN")
         hint = "to translate a text file: s2s translate FILE --run RUN -o OUT"
-        cfg = _guard(lambda: _load(config, overrides, hint))
-        _guard(lambda: run_pipeline(cfg, until="translate", echo=click.echo))
+        cfg = _load(config, overrides, hint)
+        run_pipeline(cfg, until="translate", echo=click.echo)
         return
     from pipeline.files_cli import translate_file
 
-    _guard(lambda: translate_file(
-        run_path, input_path, output_path, beam_size, checkpoint, list(overrides), n_best, quantize,
-        alignments, plot_attention, context,
-    ))
+    translate_file(
+        find_run(run_path, runs_dir), input_path, output_path, beam_size, checkpoint, list(overrides), n_best,
+        quantize, alignments, plot_attention, context,
+    )
 
 
 @main.command()
@@ -171,27 +181,28 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     from pipeline.subtitle_cli import is_subtitle_path, score_subtitles
 
     if len(paths) == 2 and all(is_subtitle_path(p) for p in paths):
-        result = _guard(lambda: score_subtitles(paths[0], paths[1]))
+        result = score_subtitles(paths[0], paths[1])
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
         return
     if len(paths) == 2:
         from stages.decode.config import ScoreConfig
         from stages.decode.scoring import score_files
 
-        result = _guard(lambda: score_files(Path(paths[0]), Path(paths[1]), ScoreConfig()))
+        result = score_files(Path(paths[0]), Path(paths[1]), ScoreConfig())
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
         return
     if len(paths) > 2:
         raise click.UsageError("expected CONFIG, or HYP REF")
     hint = "to score a translation: s2s score HYP REF"
-    cfg = _guard(lambda: _load(paths[0] if paths else None, overrides, hint))
-    manifest = _guard(lambda: run_pipeline(cfg, until="score", echo=click.echo))
+    cfg = _load(paths[0] if paths else None, overrides, hint)
+    manifest = run_pipeline(cfg, until="score", echo=click.echo)
     click.echo(json.dumps(manifest.stage("score").get("summary"), indent=2))
 
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("--run", "run_path", required=True, help="The trained run (name or folder).")
+@click.option("--run", "run_path", metavar="RUN", required=True, help=f"The trained run: {RUN_HELP}.")
+@runs_dir_option
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False), help="Output subtitle file.")
 @click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Input format (default: from the extension).")
 @click.option("--to", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Output format (default: from -o's extension, else the input's).")
@@ -208,7 +219,7 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
 @set_option
 def subtitle(
-    input_path: str, run_path: str, output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
+    input_path: str, run_path: str, runs_dir: Optional[str], output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
     context: Optional[int], max_chars: int, max_lines: int, max_cps: float, max_gap_ms: int, bilingual: bool,
     report_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str],
     overrides: tuple[str, ...],
@@ -216,11 +227,12 @@ def subtitle(
     """Translate an SRT/VTT/ASS file, keeping every cue and its timing; print a compliance report."""
     from pipeline.subtitle_cli import describe, subtitle_file
 
-    report = _guard(lambda: subtitle_file(
-        run_path, input_path, output_path, fmt=fmt, to=to, encoding=encoding, report_path=report_path,
-        context=context, overrides=list(overrides), beam_size=beam_size, checkpoint=checkpoint, quantize=quantize,
-        max_chars=max_chars, max_lines=max_lines, max_cps=max_cps, max_gap_ms=max_gap_ms, bilingual=bilingual,
-    ))
+    report = subtitle_file(
+        find_run(run_path, runs_dir), input_path, output_path, fmt=fmt, to=to, encoding=encoding,
+        report_path=report_path, context=context, overrides=list(overrides), beam_size=beam_size,
+        checkpoint=checkpoint, quantize=quantize, max_chars=max_chars, max_lines=max_lines, max_cps=max_cps,
+        max_gap_ms=max_gap_ms, bilingual=bilingual,
+    )
     click.echo(describe(report))
 
 
@@ -231,36 +243,34 @@ def average(checkpoints: tuple[str, ...], output: str) -> None:
     """Average checkpoint folders of one model into a new checkpoint folder."""
     from stages.model.checkpoint import average_checkpoints
 
-    summary = _guard(lambda: average_checkpoints([Path(c) for c in checkpoints], Path(output)))
+    summary = average_checkpoints([Path(c) for c in checkpoints], Path(output))
     count = summary["checkpoints"]
     click.echo(f"averaged {count} checkpoint{'s' if count != 1 else ''} into {output}")
 
 
 @main.command()
 @click.argument("run_ref", metavar="RUN")
+@runs_dir_option
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Folder for the PNGs (default: RUN/plots).")
-def plot(run_ref: str, output: Optional[str]) -> None:
-    """Plot RUN's training history: losses, dev BLEU, learning rate, gradient norms."""
-    from pipeline.files_cli import find_run_dir
+def plot(run_ref: str, runs_dir: Optional[str], output: Optional[str]) -> None:
+    """Plot RUN's training history (RUN: a run folder, a run name or its config file):
+    losses, dev BLEU, learning rate, gradient norms."""
     from stages.plots.history import plot_history, read_history
 
-    run_dir = _guard(lambda: find_run_dir(run_ref))
-    history = _guard(lambda: read_history(run_dir / artifacts.TRAIN_DIR / artifacts.HISTORY))
-    for path in _guard(lambda: plot_history(history, Path(output) if output else run_dir / "plots")):
+    run_dir = find_run(run_ref, runs_dir)
+    history = read_history(run_dir / artifacts.TRAIN_DIR / artifacts.HISTORY)
+    for path in plot_history(history, Path(output) if output else run_dir / "plots"):
         click.echo(str(path))
 
 
 @main.command()
 @click.argument("run_ref", metavar="RUN")
-@click.option("--runs-dir", default="runs", show_default=True, help="Where runs live.")
-def status(run_ref: str, runs_dir: str) -> None:
-    """Print the stage table of RUN (a run name or folder)."""
+@runs_dir_option
+def status(run_ref: str, runs_dir: Optional[str]) -> None:
+    """Print the stage table of RUN (a run folder, a run name or its config file)."""
     from pipeline.manifest import Manifest
 
-    run_dir = Path(run_ref) if Path(run_ref, artifacts.MANIFEST).exists() else Path(runs_dir) / run_ref
-    if not (run_dir / artifacts.MANIFEST).exists():
-        raise click.ClickException(f"{run_dir}: no {artifacts.MANIFEST}; run `s2s run CONFIG` first")
-    manifest = _guard(lambda: Manifest.load(run_dir))
+    manifest = Manifest.load(find_run(run_ref, runs_dir, needs=artifacts.MANIFEST))
     click.echo(f"run {manifest.data.get('name')}  seed {manifest.data.get('seed')}  config {str(manifest.data.get('config_hash'))[:12]}")
     click.echo(f"{'stage':<10} {'status':<8} {'seconds':>8}  {'fingerprint':<12}  summary")
     for name in STAGE_NAMES:

@@ -23,13 +23,6 @@ from stages.model.checkpoint import load_checkpoint
 from stages.plots.attention import plot_attention
 
 
-def find_run_dir(run_ref: str, runs_dir: str = "runs") -> Path:
-    for candidate in (Path(run_ref), Path(runs_dir) / run_ref):
-        if (candidate / artifacts.TRAIN_DIR).is_dir():
-            return candidate
-    raise ArtifactError(f"{run_ref}: no trained run there (looked for {run_ref}/train and {runs_dir}/{run_ref}/train)")
-
-
 def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
     """One section of the config the run was made with ({} for a bare checkpoint folder)."""
     saved = run_dir / artifacts.RESOLVED_CONFIG
@@ -98,11 +91,10 @@ def _alignment(hyps: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def translate_file(
-    run_ref: str, input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
+    run_dir: Path, input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
     checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None, quantize: Optional[str] = None,
     alignments: Optional[str] = None, plot_dir: Optional[str] = None, context: Optional[int] = None,
 ) -> None:
-    run_dir = find_run_dir(run_ref)
     size, context_model = context_size(run_dir, context)
     cfg = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(cfg.device)

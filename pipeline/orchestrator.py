@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from pipeline.config import RunConfig, dump_yaml, section_hash, to_dict
 from pipeline.manifest import Manifest, hash_outputs, library_versions
+from pipeline.runs import run_dir_of
 from stages import artifacts
 from stages.corpus.prepare import input_files, run_prepare
 from stages.corpus.tokenization import run_tokenize
@@ -100,10 +101,6 @@ STAGES: tuple[Stage, ...] = (
     Stage("score", artifacts.SCORE_DIR, ("scoring",), ("translate", "prepare"), _score),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
-
-
-def run_dir_of(cfg: RunConfig) -> Path:
-    return Path(cfg.runs_dir) / cfg.name
 
 
 def fingerprint(stage: Stage, cfg: RunConfig, manifest: Manifest) -> str:

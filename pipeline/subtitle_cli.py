@@ -9,7 +9,6 @@ from typing import Any, Optional
 from pipeline.files_cli import (
     context_size,
     decode_config,
-    find_run_dir,
     load_for_decoding,
 )
 from stages.corpus.vocab import CONTEXT_SEP
@@ -40,12 +39,11 @@ def subtitle_config(run_dir: Path, context: Optional[int], **limits: Any) -> Sub
 
 
 def subtitle_file(
-    run_ref: str, input_path: str, output_path: str, *, fmt: Optional[str], to: Optional[str],
+    run_dir: Path, input_path: str, output_path: str, *, fmt: Optional[str], to: Optional[str],
     encoding: Optional[str], report_path: Optional[str], context: Optional[int], overrides: list[str],
     beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], **limits: Any,
 ) -> dict[str, Any]:
     """Translate one subtitle file; write it (and its report) only once all of it is done."""
-    run_dir = find_run_dir(run_ref)
     doc = load_subtitles(Path(input_path), fmt, encoding)
     fmt_out: Format = (detect_format(Path(output_path), to, option="--to", verb="writes")
                        if (to or Path(output_path).suffix) else doc.format)

@@ -76,12 +76,31 @@ def tokenized_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.config import load_config
     from pipeline.orchestrator import run_pipeline
 
-    tmp = tmp_path_factory.mktemp("tokenized")
+    path = _tiny_setup(tmp_path_factory.mktemp("tokenized"))
+    run_pipeline(load_config(path), until="tokenize", echo=lambda _: None)
+    return path
+
+
+def _tiny_setup(tmp: Path) -> Path:
+    """The tiny corpus and config (as `tiny_config`) in `tmp`; the config's path."""
     corpus = tmp / "corpus"
     corpus.mkdir()
     for split, n in (("train", 400), ("dev", 20), ("test", 20)):
         (corpus / f"{split}.tsv").write_text("\n".join(_rows(split, n)) + "\n", encoding="utf-8")
     path = tmp / "tiny.yaml"
     path.write_text(tiny_config_text(corpus, tmp / "runs"), encoding="utf-8")
-    run_pipeline(load_config(path), until="tokenize", echo=lambda _: None)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny config's whole run (`s2s run`), shared by a test module: its config path;
+    the run is in runs/tiny beside it. Tests that change the run work on a copy."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    path = _tiny_setup(tmp_path_factory.mktemp("trained"))
+    result = CliRunner().invoke(main, ["run", str(path)])
+    assert result.exit_code == 0, result.output
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from stages import artifacts
+from stages.model import fast
 
 STAGES = ("prepare", "tokenize", "train", "translate", "score")
 
@@ -21,13 +23,29 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_run_end_to_end_then_skip_then_partial_rerun(
-    tiny_config: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    code, out = invoke("run", str(tiny_config))
-    assert code == 0, out
-    assert "BLEU" in out
-    run_dir = tmp_path / "runs" / "tiny"
+@pytest.fixture
+def run_dir(trained_run: Path) -> Path:
+    return trained_run.parent / "runs" / "tiny"
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    """Four lines: a sentence, an empty line, a blank line, a sentence."""
+    src = tmp_path / "in.txt"
+    src.write_text("In the beginning God created the heavens.\n\n   \nJesus wept.\n", encoding="utf-8")
+    return src
+
+
+def copy_of_run(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of the trained run and its config, for tests that change the run."""
+    shutil.copytree(trained_run.parent / "runs", tmp_path / "runs")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(trained_run.read_text(encoding="utf-8").replace(str(trained_run.parent / "runs"),
+                                                                       str(tmp_path / "runs")), encoding="utf-8")
+    return config
+
+
+def test_run_writes_every_stage_and_a_complete_manifest(run_dir: Path) -> None:
     manifest = json.loads((run_dir / artifacts.MANIFEST).read_text())
     assert set(manifest["stages"]) == set(STAGES)
     for name in STAGES:
@@ -43,57 +61,94 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
     assert [json.loads(h)["step"] for h in history] == [10, 20]
     assert {"decoder_rnn", "encoder.layers.0.0", "generator"} <= set(json.loads(history[0])["grad_norms"])
 
-    code, out = invoke("run", str(tiny_config))
-    assert code == 0 and out.count("up to date, skipped") == 5, out
 
-    code, out = invoke("run", str(tiny_config), "--set", "decoding.beam_size=1")
+def test_the_manifest_says_which_optimised_paths_ran(run_dir: Path) -> None:
+    stages = json.loads((run_dir / artifacts.MANIFEST).read_text())["stages"]
+    train, translate = stages["train"]["summary"]["paths"], stages["translate"]["summary"]["paths"]
+    for paths in (train, translate):
+        assert paths["cpu_kernels"].startswith(("on: built with", "off: "))
+        assert set(paths["ran"]) <= fast.NAMES
+    assert train["ran"].get("cross_entropy.kernel", 0) + train["ran"].get("cross_entropy.operators", 0) > 0
+    assert translate["ran"]["search_step.tables"] > 0 and "search_step.reference" not in translate["ran"]
+
+
+def test_rerun_skips_every_stage_then_decoding_change_reruns_only_translate_and_score(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    config = copy_of_run(trained_run, tmp_path)
+    code, out = invoke("run", str(config))
+    assert code == 0 and out.count("up to date, skipped") == 5, out
+    code, out = invoke("run", str(config), "--set", "decoding.beam_size=1")
     assert code == 0
     assert [line for line in out.splitlines() if "running" in line] == ["[translate] running", "[score] running"]
 
-    code, out = invoke("plot", str(run_dir))
-    assert code == 0 and {Path(p).name for p in out.split()} == {"loss.png", "lr.png", "dev_bleu.png", "grad_norms.png"}
-    assert (run_dir / "plots" / "grad_norms.png").read_bytes().startswith(b"\x89PNG")
 
+def test_plot_and_status(run_dir: Path, tmp_path: Path) -> None:
+    code, out = invoke("plot", str(run_dir), "-o", str(tmp_path / "plots"))
+    assert code == 0 and {Path(p).name for p in out.split()} == {"loss.png", "lr.png", "dev_bleu.png", "grad_norms.png"}
+    assert (tmp_path / "plots" / "grad_norms.png").read_bytes().startswith(b"\x89PNG")
     code, out = invoke("status", str(run_dir))
     assert code == 0 and "score" in out and "done" in out
 
-    # Translate any file with the trained run: one line out per line in, empty kept empty.
-    src = tmp_path / "in.txt"
-    src.write_text("In the beginning God created the heavens.\n\n   \nJesus wept.\n", encoding="utf-8")
+
+def test_a_run_is_found_by_folder_by_name_or_by_its_config(trained_run: Path, run_dir: Path) -> None:
+    runs = str(run_dir.parent)
+    by_folder = invoke("status", str(run_dir))
+    assert by_folder[0] == 0
+    assert invoke("status", "tiny", "--runs-dir", runs) == by_folder
+    assert invoke("status", str(trained_run)) == by_folder  # the config names runs_dir and name
+    code, out = invoke("status", "tiny")  # not under ./runs
+    assert code == 1 and "runs/tiny/manifest.json" in out and "--runs-dir" in out
+
+
+def test_translate_a_file_keeps_every_line(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
     out_path = tmp_path / "out.txt"
-    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(out_path), "--beam-size", "2")
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(out_path), "--beam-size", "2")
     assert code == 0, out
     lines = out_path.read_text(encoding="utf-8").split("\n")
     assert len(lines) == 5 and lines[1] == "" and lines[2] == "" and lines[4] == ""
     # The input may also be the argument, as for `s2s subtitle FILE --run RUN`; not both.
-    code, out = invoke("translate", str(src), "--run", str(run_dir), "-o", str(tmp_path / "arg.txt"), "--beam-size", "2")
+    code, out = invoke("translate", str(text_file), "--run", str(run_dir), "-o", str(tmp_path / "arg.txt"),
+                       "--beam-size", "2")
     assert code == 0 and (tmp_path / "arg.txt").read_text(encoding="utf-8") == out_path.read_text(encoding="utf-8"), out
-    code, out = invoke("translate", str(src), "--run", str(run_dir), "-i", str(src), "-o", str(tmp_path / "twice.txt"))
+    code, out = invoke("translate", str(text_file), "--run", str(run_dir), "-i", str(text_file), "-o",
+                       str(tmp_path / "twice.txt"))
     assert code == 2 and "the input is given twice" in out and not (tmp_path / "twice.txt").exists()
+    code, out = invoke("score", str(out_path), str(text_file))
+    assert code == 0 and '"bleu"' in out
 
+
+def test_translate_n_best_as_jsonl(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
     nbest_path = tmp_path / "nbest.jsonl"
-    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(nbest_path), "--n-best", "2", "--beam-size", "3",
-                       "--set", "decoding.precision=bf16")
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(nbest_path), "--n-best", "2",
+                       "--beam-size", "3", "--set", "decoding.precision=bf16")
     assert code == 0, out
     rows = [json.loads(line) for line in nbest_path.read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3, 4] and rows[1]["hypotheses"] == []
     assert len(rows[0]["hypotheses"]) == 2 and {"text", "score", "log_prob"} <= set(rows[0]["hypotheses"][0])
     assert rows[0]["hypotheses"][0]["score"] >= rows[0]["hypotheses"][1]["score"]
+
+
+def test_translate_int8_with_truncation_and_fp16_refused_on_cpu(
+    run_dir: Path, text_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     q_path = tmp_path / "int8.txt"
-    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(q_path), "--quantize", "int8",
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(q_path), "--quantize", "int8",
                        "--set", "decoding.max_input_tokens=3")
     assert code == 0, out
     assert len(q_path.read_text(encoding="utf-8").split("\n")) == 5
+    assert any("in.txt:1:" in r.getMessage() and "truncated to decoding.max_input_tokens=3" in r.getMessage()
+               for r in caplog.records)
     before = q_path.read_bytes()  # fp16 has no CPU kernels for recurrent layers: a clear error, output kept
-    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(q_path), "--set",
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(q_path), "--set",
                        "decoding.precision=fp16", "--set", "decoding.device=cpu")
     assert code != 0 and "decoding.precision=fp16 needs a CUDA device" in out and "bf16" in out
     assert q_path.read_bytes() == before
-    assert any("in.txt:1:" in r.getMessage() and "truncated to decoding.max_input_tokens=3" in r.getMessage()
-               for r in caplog.records)
 
+
+def test_translate_alignments_and_attention_plots(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
     align_path, plots = tmp_path / "align.jsonl", tmp_path / "plots"
-    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(tmp_path / "o.txt"),
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(tmp_path / "o.txt"),
                        "--alignments", str(align_path), "--plot-attention", str(plots), "--set", "decoding.min_len=2")
     assert code == 0, out
     rows = [json.loads(line) for line in align_path.read_text(encoding="utf-8").splitlines()]
@@ -104,29 +159,34 @@ def test_run_end_to_end_then_skip_then_partial_rerun(
     assert sorted(p.name for p in plots.iterdir()) == ["line1.png", "line4.png"]
     assert (plots / "line1.png").read_bytes().startswith(b"\x89PNG")
 
+
+def test_translate_stdin_to_stdout(run_dir: Path) -> None:
     result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"], input="\nJesus wept.\n")
     assert result.exit_code == 0 and result.output.count("\n") == 2 and result.output.startswith("\n")
 
-    # Streaming in chunks of one line gives the same file; bad UTF-8 on line 3 leaves no output.
-    streamed = tmp_path / "streamed.txt"
-    code, out = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(streamed), "--beam-size", "2",
-                       "--set", "decoding.stream_lines=1")
-    assert code == 0 and streamed.read_text(encoding="utf-8") == out_path.read_text(encoding="utf-8")
+
+def test_translate_streams_in_chunks_and_bad_utf8_leaves_no_output(run_dir: Path, text_file: Path,
+                                                                   tmp_path: Path) -> None:
+    whole, streamed = tmp_path / "whole.txt", tmp_path / "streamed.txt"
+    for path, chunk in ((whole, "10000"), (streamed, "1")):
+        code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(path), "--beam-size", "2",
+                           "--set", f"decoding.stream_lines={chunk}")
+        assert code == 0, out
+    assert streamed.read_text(encoding="utf-8") == whole.read_text(encoding="utf-8")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"Jesus wept.\nAmen.\ncaf\xe9\n")
     code, out = invoke("translate", "--run", str(run_dir), "-i", str(bad), "-o", str(tmp_path / "never.txt"),
                        "--set", "decoding.stream_lines=1")
     assert code == 1 and "bad.txt:3: invalid UTF-8" in out and not (tmp_path / "never.txt").exists()
 
+
+def test_average_then_translate_with_the_average(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
     avg = tmp_path / "avg"
     code, out = invoke("average", str(run_dir / "train" / "best"), str(run_dir / "train" / "last"), "-o", str(avg))
     assert code == 0 and (avg / "model.safetensors").exists(), out
-    code, out = invoke("translate", "--run", str(run_dir), "--checkpoint", str(avg), "-i", str(src),
+    code, out = invoke("translate", "--run", str(run_dir), "--checkpoint", str(avg), "-i", str(text_file),
                        "-o", str(tmp_path / "avg.txt"))
     assert code == 0 and len((tmp_path / "avg.txt").read_text(encoding="utf-8").split("\n")) == 5, out
-
-    code, out = invoke("score", str(out_path), str(src))
-    assert code == 0 and '"bleu"' in out
 
 
 def test_model_change_reruns_training_onward(tiny_config: Path) -> None:
@@ -241,3 +301,21 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert code == 2 and "only applies with --resume" in out
     code, out = invoke("train", str(tiny_config), "--resume", "--force")
     assert code == 2 and "pick one" in out
+
+
+def test_project_errors_exit_1_and_bugs_keep_their_traceback(tiny_config: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.cli
+    from stages.errors import InputDataError
+
+    def fails(error: Exception) -> object:
+        def run_pipeline(*args: object, **kwargs: object) -> None:
+            raise error
+        return run_pipeline
+
+    monkeypatch.setattr(pipeline.cli, "run_pipeline", fails(InputDataError("data/x.tsv:3: a bad line; fix it")))
+    result = CliRunner().invoke(main, ["prepare", str(tiny_config)])
+    assert result.exit_code == 1 and result.output == "Error: data/x.tsv:3: a bad line; fix it\n"
+    monkeypatch.setattr(pipeline.cli, "run_pipeline", fails(RuntimeError("a bug")))
+    result = CliRunner().invoke(main, ["prepare", str(tiny_config)])
+    assert isinstance(result.exception, RuntimeError)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.config import RunConfig, load_config, to_dict
-from pipeline.orchestrator import run_dir_of
+from pipeline.runs import run_dir_of
 from stages import artifacts
 from stages.errors import ArtifactError, ConfigError, TrainingInterrupted
 from stages.model.checkpoint import load_checkpoint

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import load_config
-from pipeline.orchestrator import run_dir_of
+from pipeline.runs import run_dir_of
 from stages import artifacts
 from stages.errors import ConfigError
 from stages.train import trainer
