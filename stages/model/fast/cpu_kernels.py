@@ -108,6 +108,7 @@ def _build(compiler: str) -> Path:
 
 
 _status = "not loaded"
+_bound: dict[str, tuple[Any, int]] = {}  # name -> (function, argument count) of the loaded library, for `_call`
 
 
 def status() -> str:
@@ -139,11 +140,11 @@ def library() -> Optional[ctypes.CDLL]:
                     compiler, detail.strip()[:500])
         return None
     _status = f"on: built with {compiler} ({path.name})"
-    lib.s2s_functions = {}  # name -> (function, argument count), for `_call`
+    _bound.clear()
     for name, (restype, argtypes) in interface().items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, restype
-        lib.s2s_functions[name] = (function, len(argtypes))
+        _bound[name] = (function, len(argtypes))
     return lib
 
 
@@ -173,7 +174,8 @@ def interface() -> dict[str, tuple[Optional[type], list[type]]]:
 def _call(name: str, *args: Any) -> Any:
     """Call a kernel with exactly the arguments kernels.h declares for it. ctypes itself
     lets surplus arguments through (it allows C varargs), so the count is checked here."""
-    function, count = _loaded().s2s_functions[name]
+    _loaded()
+    function, count = _bound[name]
     if len(args) != count:
         raise TypeError(f"{name} takes {count} arguments ({HEADER}), not {len(args)}")
     return function(*args)

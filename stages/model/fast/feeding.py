@@ -149,9 +149,9 @@ def decode_fed(model: DecoderParts, emb: torch.Tensor, state: DecoderState) -> t
     """emb (B, T, E) -> attentional vectors (B, T, H) after dropout, the final hidden
     state, attention weights (B, T, S); for a model where `applies` holds."""
     batch, steps, size = emb.size(0), emb.size(1), model.cfg.decoder_hidden
-    rnn = StepwiseRNN(model.decoder_rnn, emb, state.hidden)  # type: ignore[arg-type]
+    rnn = StepwiseRNN(model.decoder_rnn, emb, state.hidden)
     dtype = rnn.dtype  # the autocast dtype under autocast
-    combine = _Combine(model.combine, state.memory, dtype)  # type: ignore[arg-type]
+    combine = _Combine(model.combine, state.memory, dtype)
     pad = torch.zeros(state.mask.shape, device=emb.device).masked_fill(~state.mask, float("-inf")).unsqueeze(1)  # (B, 1, S)
     keep: Optional[torch.Tensor] = None  # dropout of the fed vectors, drawn for all steps at once
     if model.training and model.cfg.dropout > 0:

@@ -56,7 +56,7 @@ def applies(model: DecoderParts) -> bool:
     )
 
 
-def _weights_version(model: nn.Module) -> tuple[tuple[int, int], ...]:
+def _weights_version(model: DecoderParts) -> tuple[tuple[int, int], ...]:
     # Inference tensors (made under inference_mode) keep no version counter: -1.
     return tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in model.parameters())
 
@@ -92,7 +92,7 @@ def step_tables(model: DecoderParts) -> StepTables:
         w_ctx=model.combine.weight[:, :enc].contiguous(),
         w_out=model.combine.weight[:, enc:].t().contiguous(),
     )
-    model._step_tables = tables  # type: ignore[assignment]
+    setattr(model, "_step_tables", tables)  # a cache on the model, not a parameter
     return tables
 
 
