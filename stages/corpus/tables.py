@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterator
 from stages.errors import ArtifactError, InputDataError
 from stages.files import atomic_dir, atomic_path, iter_lines_strict
 
-# Below this many rows, worker processes cost more to start than they save (30,000
-# pairs, bench/bench_data_scaling.py: 7.3 s with 2 processes, 6.5 s with 1; 3,000,000
-# pairs: 87.0 s with 2, 107.7 s with 1), so `num_proc: 0` (auto) uses one process.
+# Below this many rows, worker processes cost more to start than they save
+# (bench/bench_data_scaling.py, bench/results/data_scaling.json), so `num_proc: 0`
+# (auto) uses one process.
 AUTO_PARALLEL_ROWS = 100_000
 BATCH_ROWS = 2_000  # rows per map batch: small enough to keep memory flat
 

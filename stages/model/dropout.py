@@ -1,15 +1,12 @@
 """Dropout whose mask costs a quarter of a random draw per element on the CPU.
 
-PyTorch's CPU dropout draws one Bernoulli sample per element (`bernoulli_`): 9-11 ms
-forward and backward for a (2048, 512) tensor on the project's 2-core CPU, and
-`bernoulli_` alone was 3 % of the CPU time of a training step of the input-feeding
-benchmark model. Here one 64-bit draw gives four 15-bit uniform numbers (the low 15
-bits of each 16-bit quarter; the top bit of a draw is always 0), and an element is kept
-when its number is at least round(p * 32768). So the drop probability is that threshold
-over 32,768 (0.2 -> 0.200012), and kept elements are scaled by the exact inverse of the
-keep probability, which keeps every activation's expectation unchanged: 2.7-3.1 ms for
-the same tensor (a mask from `torch.rand`, one draw per element, takes 5-6 ms). On GPUs
-`F.dropout`'s fused kernel is used as is.
+PyTorch's CPU dropout draws one Bernoulli sample per element (`bernoulli_`), a
+noticeable share of a CPU training step. Here one 64-bit draw gives four 15-bit uniform
+numbers (the low 15 bits of each 16-bit quarter; the top bit of a draw is always 0), and
+an element is kept when its number is at least round(p * 32768). So the drop
+probability is that threshold over 32,768 (0.2 -> 0.200012), and kept elements are
+scaled by the exact inverse of the keep probability, which keeps every activation's
+expectation unchanged. On GPUs `F.dropout`'s fused kernel is used as is.
 """
 
 from __future__ import annotations

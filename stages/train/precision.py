@@ -26,10 +26,11 @@ def pick_precision(name: str, device: str) -> torch.dtype | None:
             )
         return torch.float16
     if device.startswith("cuda"):
-        # Measured on an H200 with the default model: fp32 115k target tokens/s, bf16
-        # autocast 84k (the casts cost more than the small matrix products save).
+        # On GPUs the casts cost more than bf16 saves on this model's small matrix
+        # products (bench/results/cuda_train_precision.json).
         return None
-    # CPUs with native bf16 dot products (AVX-512 BF16, AMX) run bf16 matmuls ~3x faster.
+    # CPUs with native bf16 dot products (AVX-512 BF16, AMX) run bf16 matmuls several times
+    # faster than fp32 (bench/bench_matmul.py).
     return torch.bfloat16 if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX") and _cpu_has_bf16() else None
 
 

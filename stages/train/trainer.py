@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer, with PyTorch's fused kernel (one pass over each parameter instead
-    of one per operation: 2-16 % faster training steps on this CPU, bench/README)."""
+    """The optimizer, with PyTorch's fused kernel: one pass over each parameter instead
+    of one per operation."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, fused=True)
     if cfg.optimizer == "adamw":

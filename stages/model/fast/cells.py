@@ -86,7 +86,7 @@ class _LSTMCell(torch.autograd.Function):
 def lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """LSTM gates (B, 4H) and cell state c (B, H) -> new h (B, H), new c."""
     if not (torch.is_grad_enabled() and (gates.requires_grad or c.requires_grad)):
-        h, c_new, _ = lstm_cell_forward(gates, c)  # search: no autograd node (35 against 44 us a call)
+        h, c_new, _ = lstm_cell_forward(gates, c)  # search: no autograd node, which costs more than the arithmetic
         return h, c_new
     h, c_new = _LSTMCell.apply(gates, c)
     return h, c_new

@@ -131,8 +131,9 @@ def _recur(model: DecoderParts, tables: StepTables, prev: torch.Tensor, hidden: 
 def decode_step(model: DecoderParts, prev: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
     """prev (R,) -> log-probabilities (R, V) of the next token and the new state, as
     `Seq2Seq.step` would give them."""
-    # Looked up once per search: checking every weight's version costs ~40 us a step,
-    # about 5 % of a batch-1 greedy step, and weights do not change within a search.
+    # Looked up once per search: checking every weight's version is a loop over all
+    # parameters, a visible share of a batch-1 greedy step, and weights do not change
+    # within a search.
     tables = state.tables if state.tables is not None else step_tables(model)
     out, hidden = _recur(model, tables, prev, state.hidden)  # (R, H)
     memory_c = state.memory_c if state.memory_c is not None else F.linear(state.memory, tables.w_ctx)
