@@ -10,6 +10,8 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,13 +70,15 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        number = _number(value)
+        if number is None or number != int(number):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
+        return int(number)
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        number = _number(value)
+        if number is None:
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return float(number)
     if kind is str:
         if isinstance(value, bool):
             raise ConfigError(
@@ -85,6 +89,24 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}; quote it in the YAML")
         return value
     raise TypeError(f"unsupported config field type {kind!r} at {where}")
+
+
+# A number as people write it. YAML 1.1 (PyYAML) reads `3e-3` and `1E5` as strings (its
+# floats need a dot), so numeric keys also accept strings of this form.
+_NUMBER = re.compile(r"[+-]?(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?")
+
+
+def _number(value: Any) -> float | int | None:
+    """`value` as a number (ints stay ints), or None: booleans, other strings and
+    non-finite values are not numbers here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()) and "__" not in value:
+        text = value.strip().replace("_", "")
+        value = int(text) if text.lstrip("+-").isdigit() else float(text)
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return None
 
 
 def build_section(cls: type, raw: Any, prefix: str) -> Any:
@@ -134,13 +156,16 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         if not path.exists():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""
             raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text ({exc})") from exc
+        if raw is None:
+            raise ConfigError(f"{path}: the config file is empty (or only comments); give it at least a "
+                              f"`name:`, or run without CONFIG for the built-in default")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     raw = apply_overrides(dict(raw), overrides or [])

@@ -121,3 +121,36 @@ def test_example_configs_load(path: Path) -> None:
 def test_default_yaml_shows_every_key_with_its_default() -> None:
     shown = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text(encoding="utf-8"))
     assert shown == to_dict(RunConfig())
+
+
+@pytest.mark.parametrize("written,value", [("3e-3", 0.003), ("1E-3", 0.001), (".5e-2", 0.005), ("+2.5e-3", 0.0025),
+                                           ("0.003", 0.003), ("1_000e-6", 0.001), ("3", 3.0)])
+def test_floats_as_people_write_them_in_a_file_and_in_set(tmp_path: Path, written: str, value: float) -> None:
+    assert load_config(write(tmp_path, f"training:\n  lr: {written}\n")).training.lr == pytest.approx(value)
+    assert load_config(None, [f"training.lr={written}"]).training.lr == pytest.approx(value)
+    assert load_config(None, [f"decoding.length_penalty={written}"]).decoding.length_penalty == pytest.approx(value)
+
+
+@pytest.mark.parametrize("written,value", [("1_000", 1000), ("1e4", 10000), ("2.4E3", 2400), ("12", 12)])
+def test_integers_as_people_write_them(tmp_path: Path, written: str, value: int) -> None:
+    cfg = load_config(write(tmp_path, f"training:\n  max_steps: {written}\n"))
+    assert cfg.training.max_steps == value and type(cfg.training.max_steps) is int
+    assert load_config(None, [f"training.max_steps={written}"]).training.max_steps == value
+
+
+@pytest.mark.parametrize("written", ["1.5", "'ten'", "1e", "nan", ".inf", "true", "1e-3"])
+def test_what_is_not_an_integer_is_refused(tmp_path: Path, written: str) -> None:
+    with pytest.raises(ConfigError, match=r"training\.max_steps: expected an integer"):
+        load_config(write(tmp_path, f"training:\n  max_steps: {written}\n"))
+
+
+@pytest.mark.parametrize("written", ["'three'", "nan", ".inf", "yes", "3e", "e3"])
+def test_what_is_not_a_number_is_refused(tmp_path: Path, written: str) -> None:
+    with pytest.raises(ConfigError, match=r"training\.lr: expected a number"):
+        load_config(write(tmp_path, f"training:\n  lr: {written}\n"))
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_an_empty_config_file_is_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match=r"c\.yaml: the config file is empty"):
+        load_config(write(tmp_path, text))
