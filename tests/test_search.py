@@ -9,9 +9,12 @@ import torch
 from stages.corpus.vocab import BOS_ID, EOS_ID
 from stages.decode.search import (
     Constraints,
+    Hypothesis,
     banned_tokens,
     beam_search,
+    best_reachable,
     greedy_search,
+    is_sentence_done,
     length_penalty,
     select_alive,
 )
@@ -192,3 +195,37 @@ def test_attention_rows_follow_the_hypothesis(feeding: bool) -> None:
         torch.testing.assert_close(torch.tensor(b[0].attention), torch.tensor(g.attention), rtol=0, atol=1e-6)
     wide = beam_search(model, src, lens, beam_size=4, n_best=4, keep_attention=True)
     assert all(len(h.attention) == len(h.tokens) for hyps in wide for h in hyps)
+
+
+def test_best_reachable_bounds_the_score_at_the_length_limit() -> None:
+    assert best_reachable(-10.0, 60, 1.0) == pytest.approx(-10.0 / ((5 + 60) / 6))
+    assert best_reachable(-10.0, 60, 0.0) == -10.0  # no penalty: the score can only fall
+    assert best_reachable(-10.0, 8, -1.0) == pytest.approx(-10.0 / 8)  # average: divided by the length
+    done = [Hypothesis([A], -1.0, -0.5), Hypothesis([B], -2.0, -0.9)]
+    assert is_sentence_done(done, -0.6, 1) and not is_sentence_done(done, -0.6, 2)
+    assert is_sentence_done(done, -0.9, 2) and not is_sentence_done(done, -0.4, 1)
+
+
+# Under a length penalty, the empty output (EOS at once, p 0.51) leads when the only
+# alive hypothesis is A at its current length, but A EOS scores better once finished:
+# log(0.49 * 0.95) / (7/6) = -0.655 against log(0.51) / 1 = -0.673.
+LATE = {BOS_ID: {EOS_ID: 0.51, A: 0.49}, A: {EOS_ID: 0.95, B: 0.05}, B: {EOS_ID: 1.0}}
+
+
+@pytest.mark.parametrize("n_best", [1, 2, 3])
+def test_the_1_best_does_not_depend_on_n_best(n_best: int) -> None:
+    src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
+    best = beam_search(BigramModel(LATE), src, lens, beam_size=3, alpha=1.0, n_best=n_best)[0]
+    assert best[0].tokens == [A] and best[0].score == pytest.approx(math.log(0.49 * 0.95) / (7 / 6))
+    assert len(best) == min(n_best, 3)
+
+
+@FEEDING
+def test_the_1_best_is_the_same_with_any_n_best_on_a_real_model(feeding: bool) -> None:
+    model = random_model(feeding)
+    src, lens = random_batch(40)
+    one = beam_search(model, src, lens, beam_size=4, alpha=1.0, n_best=1)
+    for n_best in (2, 4):
+        more = beam_search(model, src, lens, beam_size=4, alpha=1.0, n_best=n_best)
+        assert [h[0].tokens for h in more] == [h[0].tokens for h in one]
+        assert [h[0].score for h in more] == pytest.approx([h[0].score for h in one], abs=1e-9)

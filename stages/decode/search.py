@@ -218,7 +218,7 @@ def _update_finished(
 ) -> list[int]:
     """Close sentences that are out of room or done; return the rows still searching."""
     k = scores.size(1)
-    best_alive = (scores[:, 0] / length_penalty(t + 1, alpha)).tolist()
+    best_alive = scores[:, 0].tolist()  # each row's alive scores are sorted best first
     keep = []
     for r, b in enumerate(active):
         if t + 1 >= limits[b]:  # out of room: the alive beams finish as they are
@@ -226,22 +226,33 @@ def _update_finished(
                 _add_finished(finished[b], history[r * k + j].tolist(), float(scores[r, j]), alpha, False)
                 if attn is not None and src_len is not None:
                     finished[b][-1].attention = attn[r * k + j, :, : src_len[b]].tolist()
-        elif not is_sentence_done(finished[b], best_alive[r], n_best):
+        elif not is_sentence_done(finished[b], best_reachable(best_alive[r], limits[b], alpha), n_best):
             keep.append(r)
     return keep
 
 
-def is_sentence_done(finished: list[Hypothesis], best_alive_score: float, n_best: int) -> bool:
-    """Stop once n_best hypotheses are finished and none alive scores better.
+def best_reachable(log_prob: float, limit: int, alpha: float) -> float:
+    """The best score a hypothesis alive with `log_prob` (<= 0) can still reach within
+    `limit` tokens: its log-probability only falls as it grows, and the length penalty
+    only grows with length, so no continuation scores above log_prob / penalty(limit)."""
+    return log_prob / length_penalty(limit, alpha)
 
-    Alive log-probabilities only fall as hypotheses grow, so without a length penalty
-    this is exact; with one, the alive score is taken at its current length. (Stopping
-    after `beam_size` finished hypotheses instead can give up while the best-scoring
-    hypothesis is still alive.)
+
+def is_sentence_done(finished: list[Hypothesis], best_reachable_score: float, n_best: int) -> bool:
+    """Stop once the n_best-th best finished hypothesis scores at least what the best
+    alive one can still reach (`best_reachable`): then no hypothesis still alive can
+    enter the n-best list, so the 1-best (and the whole n-best list) no longer depends
+    on how long the search goes on, nor on `n_best`, the batch or its order.
+
+    This is the standard rule of stopping when the best alive hypothesis cannot beat the
+    worst kept finished one, with the alive score bounded at the length limit; comparing
+    at the alive hypothesis's current length instead is unsound under a length penalty,
+    whose normalised score can still rise.
     """
     if len(finished) < n_best:
         return False
-    return max(h.score for h in finished) >= best_alive_score
+    kept = sorted((h.score for h in finished), reverse=True)[n_best - 1]
+    return kept >= best_reachable_score
 
 
 def _add_finished(out: list[Hypothesis], tokens: list[int], log_prob: float, alpha: float, eos: bool) -> None:
