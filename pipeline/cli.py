@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -12,9 +13,10 @@ import click
 
 from pipeline.config import RunConfig, load_config
 from pipeline.orchestrator import STAGE_NAMES, run_pipeline
-from pipeline.runs import find_run, run_dir_of
+from pipeline.runs import find_run, lock_holder, run_dir_of
 from stages import artifacts
 from stages.errors import ConfigError, S2SError
+from stages.files import check_output_folder
 from stages.train.state import ResumeOptions
 
 
@@ -59,6 +61,11 @@ allow_lr_change_option = click.option(
 )
 
 
+def _invocation() -> str:
+    """The command as typed, for a second writer's error (`s2s train my.yaml`)."""
+    return " ".join(["s2s", *map(shlex.quote, sys.argv[1:])]) if sys.argv[1:] else "s2s"
+
+
 def _resume_options(resume: bool, allow_lr_change: bool, force: tuple[str, ...]) -> ResumeOptions | None:
     if allow_lr_change and not resume:
         raise click.UsageError("--allow-lr-change only applies with --resume")
@@ -91,7 +98,7 @@ def run(
     """Run prepare -> tokenize -> train -> translate -> score (built-in default config without CONFIG)."""
     options = _resume_options(resume, allow_lr_change, force)
     cfg = _load(config, overrides)
-    manifest = run_pipeline(cfg, until=until, force=force, echo=click.echo, resume=options)
+    manifest = run_pipeline(cfg, until=until, force=force, echo=click.echo, resume=options, command=_invocation())
     score = manifest.stage("score").get("summary")
     if until == "score" and score:
         click.echo(f"BLEU {score['bleu']}  chrF {score['chrf']}  ({score['bleu_signature']})")
@@ -105,7 +112,7 @@ def _stage_command(name: str) -> None:
     @click.option("--force", is_flag=True, help="Rerun this stage even if up to date.")
     def command(config: Optional[str], overrides: tuple[str, ...], force: bool) -> None:
         cfg = _load(config, overrides)
-        run_pipeline(cfg, until=name, force=(name,) if force else (), echo=click.echo)
+        run_pipeline(cfg, until=name, force=(name,) if force else (), echo=click.echo, command=_invocation())
 
 
 for _name in ("prepare", "tokenize"):
@@ -122,7 +129,7 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
     """Run the train stage (and any out-of-date stage before it), or resume it."""
     options = _resume_options(resume, allow_lr_change, ("train",) if force else ())
     cfg = _load(config, overrides)
-    run_pipeline(cfg, until="train", force=("train",) if force else (), echo=click.echo, resume=options)
+    run_pipeline(cfg, until="train", force=("train",) if force else (), echo=click.echo, resume=options, command=_invocation())
 
 
 @main.command()
@@ -163,7 +170,7 @@ def translate(
             raise click.UsageError("-i/-o and the other file-translation options need --run RUN")
         hint = "to translate a text file: s2s translate FILE --run RUN -o OUT"
         cfg = _load(config, overrides, hint)
-        run_pipeline(cfg, until="translate", echo=click.echo)
+        run_pipeline(cfg, until="translate", echo=click.echo, command=_invocation())
         return
     from pipeline.files_cli import translate_file
 
@@ -195,7 +202,7 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
         raise click.UsageError("expected CONFIG, or HYP REF")
     hint = "to score a translation: s2s score HYP REF"
     cfg = _load(paths[0] if paths else None, overrides, hint)
-    manifest = run_pipeline(cfg, until="score", echo=click.echo)
+    manifest = run_pipeline(cfg, until="score", echo=click.echo, command=_invocation())
     click.echo(json.dumps(manifest.stage("score").get("summary"), indent=2))
 
 
@@ -243,6 +250,7 @@ def average(checkpoints: tuple[str, ...], output: str) -> None:
     """Average checkpoint folders of one model into a new checkpoint folder."""
     from stages.model.checkpoint import average_checkpoints
 
+    check_output_folder(Path(output), "-o")
     summary = average_checkpoints([Path(c) for c in checkpoints], Path(output))
     count = summary["checkpoints"]
     click.echo(f"averaged {count} checkpoint{'s' if count != 1 else ''} into {output}")
@@ -258,6 +266,7 @@ def plot(run_ref: str, runs_dir: Optional[str], output: Optional[str]) -> None:
     from stages.plots.history import plot_history, read_history
 
     run_dir = find_run(run_ref, runs_dir)
+    check_output_folder(Path(output) if output else run_dir / "plots", "-o")
     history = read_history(run_dir / artifacts.TRAIN_DIR / artifacts.HISTORY)
     for path in plot_history(history, Path(output) if output else run_dir / "plots"):
         click.echo(str(path))
@@ -270,17 +279,23 @@ def status(run_ref: str, runs_dir: Optional[str]) -> None:
     """Print the stage table of RUN (a run folder, a run name or its config file)."""
     from pipeline.manifest import Manifest
 
-    manifest = Manifest.load(find_run(run_ref, runs_dir, needs=artifacts.MANIFEST))
+    run_dir = find_run(run_ref, runs_dir, needs=artifacts.MANIFEST)
+    manifest, holder = Manifest.load(run_dir), lock_holder(run_dir)
+    if holder is not None:
+        click.echo(f"in use: pid {holder.get('pid')} runs `{holder.get('command')}` since {holder.get('started')}")
     click.echo(f"run {manifest.data.get('name')}  seed {manifest.data.get('seed')}  config {str(manifest.data.get('config_hash'))[:12]}")
-    click.echo(f"{'stage':<10} {'status':<8} {'seconds':>8}  {'fingerprint':<12}  summary")
+    click.echo(f"{'stage':<10} {'status':<11} {'seconds':>8}  {'fingerprint':<12}  summary")
     for name in STAGE_NAMES:
         entry = manifest.stage(name)
         summary = entry.get("summary") or {}
         brief = entry.get("error") or ", ".join(
             f"{k}={v}" for k, v in _flatten(summary).items() if "detail" not in k and "signature" not in k
         )
+        state = entry.get("status", "-")
+        if state == "running" and holder is None:  # its process died (kill -9, power loss)
+            state = "interrupted"
         click.echo(
-            f"{name:<10} {entry.get('status', '-'):<8} {entry.get('seconds', ''):>8}  "
+            f"{name:<10} {state:<11} {entry.get('seconds', ''):>8}  "
             f"{str(entry.get('fingerprint', ''))[:12]:<12}  {brief[:110]}"
         )
 

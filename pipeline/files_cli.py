@@ -13,12 +13,18 @@ from tqdm import tqdm
 
 from pipeline.config import RunConfig, apply_overrides, build_section, validate
 from stages import artifacts
-from stages.corpus.vocab import CONTEXT_SEP, with_context
+from stages.corpus.vocab import CONTEXT_SEP, with_context, without_context
 from stages.decode.config import DecodeConfig
 from stages.decode.translation import prepare_for_inference, translate_lines_nbest
 from stages.devices import pick_device
-from stages.errors import ArtifactError, ConfigError
-from stages.files import atomic_path, iter_lines_strict
+from stages.errors import ArtifactError, ConfigError, InputDataError, OutputError
+from stages.files import (
+    atomic_path,
+    check_output_file,
+    check_output_folder,
+    iter_lines_strict,
+    iter_stream_lines,
+)
 from stages.model.checkpoint import load_checkpoint
 from stages.plots.attention import plot_attention
 
@@ -95,14 +101,14 @@ def translate_file(
     checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None, quantize: Optional[str] = None,
     alignments: Optional[str] = None, plot_dir: Optional[str] = None, context: Optional[int] = None,
 ) -> None:
+    check_outputs(input_path, {"-o": output_path, "--alignments": alignments}, {"--plot-attention": plot_dir})
     size, context_model = context_size(run_dir, context)
     cfg = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(cfg.device)
     model, sp_src, sp_tgt = load_for_decoding(run_dir, cfg, device)
-    source = iter_lines_strict(Path(input_path)) if input_path else (line.rstrip("\r\n") for line in sys.stdin)
+    source = iter_lines_strict(Path(input_path)) if input_path else _stdin_lines()
     where = input_path or "<stdin>"
-    if context_model:
-        source = with_context(source, size, CONTEXT_SEP)
+    source = with_context(source, size, CONTEXT_SEP) if context_model else without_context(source)
     want_attention = bool(alignments or plot_dir)
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
@@ -124,6 +130,33 @@ def translate_file(
             done += len(chunk)
             bar.update(len(chunk))
     bar.close()
+
+
+def check_outputs(input_path: Optional[str], files: dict[str, Optional[str]],
+                  folders: dict[str, Optional[str]]) -> None:
+    """Refuse, before any work, outputs that cannot be written as asked, or that would
+    replace the input (`option -> path`; None: not asked for)."""
+    for option, raw in files.items():
+        if raw:
+            check_output_file(raw, option)
+    given = {option: Path(path) for option, path in files.items() if path}
+    for option, path in given.items():
+        if input_path and path.resolve() == Path(input_path).resolve():
+            raise OutputError(f"{option} {path} is the input file, which writing would replace; give another path")
+    for option, folder in folders.items():
+        if folder:
+            check_output_folder(Path(folder), option)
+    paths = list(given.values())
+    for i, path in enumerate(paths):
+        if any(path.resolve() == other.resolve() for other in paths[i + 1:]):
+            raise OutputError(f"{path} is given for two outputs; give each its own path")
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Standard input, read and checked exactly like an input file named `<stdin>`."""
+    if sys.stdin is None or sys.stdin.closed:
+        raise InputDataError("<stdin>: standard input is closed; give the input file with -i FILE")
+    return iter_stream_lines(sys.stdin.buffer, "<stdin>")
 
 
 def _write_line(out: TextIO, number: int, hyps: list[dict[str, Any]], n_best: Optional[int]) -> None:

@@ -8,6 +8,7 @@ outputs are unchanged is skipped.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class Manifest:
 
     def start(self, name: str, fingerprint: str) -> None:
         self.data["stages"][name] = {
-            "status": "running", "fingerprint": fingerprint,
+            "status": "running", "fingerprint": fingerprint, "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         self.save()

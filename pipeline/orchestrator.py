@@ -17,14 +17,20 @@ from typing import Any, Callable
 
 from pipeline.config import RunConfig, dump_yaml, section_hash, to_dict
 from pipeline.manifest import Manifest, hash_outputs, library_versions
-from pipeline.runs import run_dir_of
+from pipeline.runs import run_dir_of, run_lock
 from stages import artifacts
 from stages.corpus.prepare import input_files, run_prepare
 from stages.corpus.tokenization import run_tokenize
 from stages.decode.scoring import run_score
 from stages.decode.translation import run_translate
 from stages.errors import S2SError
-from stages.files import sha256_file, write_json_atomic, write_text_atomic
+from stages.files import (
+    sha256_file,
+    write_error,
+    write_failure,
+    write_json_atomic,
+    write_text_atomic,
+)
 from stages.train import distributed
 from stages.train.state import ResumeOptions, check_resume
 from stages.train.trainer import run_train
@@ -123,11 +129,13 @@ def run_pipeline(
     force: tuple[str, ...] = (),
     echo: Callable[[str], None] = print,
     resume: ResumeOptions | None = None,
+    command: str = "",
 ) -> Manifest:
     """Run every stage up to `until`, skipping those whose fingerprint and outputs match.
 
     With `resume`, the train stage always runs, continuing from train/last (its folder
     is kept); a config that does not fit that checkpoint is refused before any stage runs.
+    The run folder is locked meanwhile (`command` names the holder to a second writer).
     """
     run_dir = run_dir_of(cfg)
     if resume is not None and STAGE_NAMES.index(until) < STAGE_NAMES.index("train"):
@@ -135,10 +143,17 @@ def run_pipeline(
     ranks = distributed.from_env()
     if ranks.active and not ranks.main:
         return _follow_main(cfg, until, resume, ranks)
+    with run_lock(run_dir, command or f"s2s {until}"):
+        return _run_locked(cfg, run_dir, until, force, echo, resume, ranks)
+
+
+def _run_locked(
+    cfg: RunConfig, run_dir: Path, until: str, force: tuple[str, ...], echo: Callable[[str], None],
+    resume: ResumeOptions | None, ranks: distributed.Ranks,
+) -> Manifest:
     if resume is not None:
         sections = {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training)}
         check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, {**sections, **_upstream_config(cfg)}, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load(run_dir)
     manifest.data.update(
         name=cfg.name, seed=cfg.seed, config_hash=section_hash(to_dict(cfg)), versions=library_versions()
@@ -187,7 +202,12 @@ def _run_stage(
     except (S2SError, KeyboardInterrupt) as exc:
         manifest.fail(stage.name, str(exc) or type(exc).__name__, time.perf_counter() - start)
         raise
-    except Exception as exc:  # a bug: record it, keep the traceback
+    except Exception as exc:  # a bug, unless the disk refused a write: record it, keep the traceback
+        failed = write_failure(exc)
+        if failed is not None:
+            error = write_error(run_dir / stage.folder, failed)
+            manifest.fail(stage.name, str(error), time.perf_counter() - start)
+            raise error from exc
         manifest.fail(stage.name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
         raise
     seconds = time.perf_counter() - start

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import IO, Any, Iterator, Optional
 
 from pipeline.config import RunConfig, load_config
 from stages import artifacts
 from stages.errors import ArtifactError
+from stages.files import write_error
 
 DEFAULT_RUNS_DIR = "runs"  # RunConfig.runs_dir's default
+LOCK = ".lock"  # in the run folder: held (flock) by the one command writing the run
 
 
 def run_dir_of(cfg: RunConfig) -> Path:
@@ -35,3 +42,56 @@ def find_run(ref: str, runs_dir: Optional[str] = None, needs: str = artifacts.TR
     what = "no trained run" if needs == artifacts.TRAIN_DIR else f"no {needs}"
     raise ArtifactError(f"{ref}: {what} there (looked for {looked}); give a run folder, a run name "
                         f"with --runs-dir, or the run's config file, and train it with `s2s run CONFIG` first")
+
+
+@contextmanager
+def run_lock(run_dir: Path, command: str) -> Iterator[None]:
+    """Hold the run folder's lock while `command` writes it; a second writer fails at
+    once, naming the holder. The OS releases the lock when the process ends, even by
+    kill -9, so a lock is never stale."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise write_error(run_dir, exc) from exc
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArtifactError(f"{run_dir} is in use: {_describe(_holder(handle))}; wait for it to finish, "
+                                f"or give this run another name (name: or --set name=...)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "command": command,
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def lock_holder(run_dir: Path) -> Optional[dict[str, Any]]:
+    """Who holds the run's lock ({pid, command, started}), or None when nobody does."""
+    path = run_dir / LOCK
+    if not path.exists():
+        return None
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(handle) or {}
+        return None
+
+
+def _holder(handle: IO[str]) -> dict[str, Any]:
+    handle.seek(0)
+    try:
+        return dict(json.loads(handle.read() or "{}"))
+    except ValueError:
+        return {}
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "another process holds its lock"
+    return f"pid {holder.get('pid')} runs `{holder.get('command')}` there since {holder.get('started')}"

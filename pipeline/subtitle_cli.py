@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pipeline.files_cli import (
+    check_outputs,
     context_size,
     decode_config,
     load_for_decoding,
@@ -24,6 +25,7 @@ from stages.subtitles.formats import (
     SubtitleDocument,
     detect_format,
     load_subtitles,
+    output_encoding,
     render,
 )
 from stages.subtitles.text import strip_markup
@@ -44,9 +46,13 @@ def subtitle_file(
     beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], **limits: Any,
 ) -> dict[str, Any]:
     """Translate one subtitle file; write it (and its report) only once all of it is done."""
+    report_path = report_path or f"{output_path}.report.json"
+    check_outputs(input_path, {"-o": output_path, "--report": report_path}, {})
     doc = load_subtitles(Path(input_path), fmt, encoding)
     fmt_out: Format = (detect_format(Path(output_path), to, option="--to", verb="writes")
                        if (to or Path(output_path).suffix) else doc.format)
+    if fmt_out != doc.format:
+        render(doc, [cue.lines for cue in doc.cues], fmt_out)  # a conversion that would move a cue: refused now
     cfg = subtitle_config(run_dir, context, **limits)
     decoding = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
     device = pick_device(decoding.device)
@@ -57,9 +63,9 @@ def subtitle_file(
 
     texts, report = translate_document(doc, translate, cfg, fmt_out)
     with atomic_path(Path(output_path)) as tmp:
-        tmp.write_text(render(doc, texts, fmt_out), encoding="utf-8")
+        tmp.write_text(render(doc, texts, fmt_out), encoding=output_encoding(doc), newline="")
     report["output"] = output_path
-    write_json_atomic(Path(report_path or f"{output_path}.report.json"), report)
+    write_json_atomic(Path(report_path), report)
     return report
 
 

@@ -19,6 +19,10 @@ class InputDataError(S2SError):
     """An input file is missing, unreadable, misaligned or empty."""
 
 
+class OutputError(S2SError):
+    """An output cannot be written: a missing or read-only folder, a full disk, a file-size limit."""
+
+
 class ArtifactError(S2SError):
     """A run artifact (checkpoint, tokenizer, manifest) is missing or inconsistent."""
 

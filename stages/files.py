@@ -2,33 +2,116 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-from stages.errors import InputDataError
+from stages.errors import InputDataError, OutputError
+
+# Errors that only writing raises: whatever the operation, the output is at fault.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def write_error(target: Path, exc: OSError) -> OutputError:
+    """The error for an output that could not be written, naming it and the OS's reason."""
+    reason = exc.strerror or str(exc)
+    return OutputError(f"{target}: could not be written ({reason}); check that its folder exists and is "
+                       f"writable and that the disk has room (quota, `ulimit -f`); nothing was written there")
+
+
+def write_failure(exc: BaseException, *paths: Path) -> OSError | None:
+    """The OS error of writing that `exc` is or wraps (any error on one of `paths`
+    counts), or None when it is something else."""
+    names = {str(p) for p in paths}
+    inner: BaseException | None = exc
+    while inner is not None:
+        if isinstance(inner, OSError) and (inner.errno in WRITE_ERRNOS or str(inner.filename) in names):
+            return inner
+        inner = inner.__cause__ or inner.__context__
+    return None
+
+
+def check_output_file(given: str | Path, option: str) -> None:
+    """Refuse, before any work, an output file that cannot be written where asked: a path
+    that names a folder (as typed, `out/`, or on disk), or whose folder cannot be made or
+    written."""
+    path = Path(given)
+    if str(given).endswith(("/", os.sep)) or path.is_dir():
+        raise OutputError(f"{option} {given}: is a folder; give the path of a file")
+    _check_folder_writable(path.parent, option, path)
+
+
+def check_output_folder(path: Path, option: str) -> None:
+    """Refuse, before any work, an output folder that is a file or cannot be made or written."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {path}: is a file; give the path of a folder")
+    _check_folder_writable(path, option, path)
+
+
+def _check_folder_writable(folder: Path, option: str, asked: Path) -> None:
+    existing = folder if str(folder) else Path(".")
+    while not existing.exists():  # the nearest folder that exists must let us create the rest
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{option} {asked}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {asked}: cannot write into {existing} (permission denied)")
+
+
+def umask() -> int:
+    """The process's file-creation mask, read without changing it where Linux tells it
+    (changing it to read it would race with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(target: Path, directory: bool) -> int:
+    """The mode a plain write would give `target`: that of the file it replaces, else
+    what the umask leaves of 666 (777 for a directory)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return (0o777 if directory else 0o666) & ~umask()
 
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` on success.
+    """Yield a temporary path beside `target`; rename it onto `target` on success, with
+    the mode a plain write would have given it (a temporary file is private: 600).
 
     A crash or an error leaves `target` untouched, so a rerun never mistakes a
     half-written file for a finished one.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, _mode_for(target, directory=False))
         os.replace(tmp, target)
+    except OSError as exc:
+        if write_failure(exc, tmp, target):
+            raise write_error(target, exc) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -37,10 +120,14 @@ def atomic_path(target: Path) -> Iterator[Path]:
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Like `atomic_path` for a whole directory: build it aside, then swap it in."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise write_error(target, exc) from exc
     try:
         yield tmp
+        os.chmod(tmp, _mode_for(target, directory=True))
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():
@@ -50,9 +137,13 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             shutil.rmtree(old)
         else:
             os.replace(tmp, target)
+    except OSError as exc:
+        if write_failure(exc, tmp, target):
+            raise write_error(target, exc) from exc
+        raise
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text_atomic(target: Path, text: str) -> None:
@@ -88,18 +179,25 @@ def iter_lines_strict(path: Path) -> Iterator[str]:
     if path.is_dir():
         raise InputDataError(f"{path}: is a directory, expected a file")
     opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        yield from iter_stream_lines(handle, str(path))
+
+
+def iter_stream_lines(handle: Iterable[bytes], name: str) -> Iterator[str]:
+    """Lines of a binary stream of UTF-8 text (a file, or standard input named
+    `<stdin>`), checked as `iter_lines_strict` checks a file: a BOM is dropped and bad
+    UTF-8 names the line."""
     number = 0
     try:
-        with opener(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                yield _decode_line(raw, path, number)
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            yield _decode_line(raw, name, number)
     except (gzip.BadGzipFile, EOFError) as exc:
-        raise InputDataError(f"{path}: not a valid gzip file after line {number} ({exc})") from exc
+        raise InputDataError(f"{name}: not a valid gzip file after line {number} ({exc})") from exc
 
 
-def _decode_line(raw: bytes, path: Path, number: int) -> str:
+def _decode_line(raw: bytes, path: Path | str, number: int) -> str:
     try:
         return raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as exc:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
+import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +19,7 @@ from pipeline.cli import main
 from stages import artifacts
 from stages.model import fast
 
+ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "tokenize", "train", "translate", "score")
 
 
@@ -118,6 +125,21 @@ def test_translate_a_file_keeps_every_line(run_dir: Path, text_file: Path, tmp_p
     assert code == 0 and '"bleu"' in out
 
 
+def test_output_files_get_the_mode_a_plain_write_would(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
+    before = os.umask(0o022)
+    try:
+        new, old = tmp_path / "new.txt", tmp_path / "old.txt"
+        old.write_text("old\n")
+        old.chmod(0o664)
+        for path in (new, old):
+            code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(path),
+                               "--beam-size", "1")
+            assert code == 0, out
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644 and stat.S_IMODE(old.stat().st_mode) == 0o664
+    finally:
+        os.umask(before)
+
+
 def test_translate_n_best_as_jsonl(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
     nbest_path = tmp_path / "nbest.jsonl"
     code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(nbest_path), "--n-best", "2",
@@ -163,6 +185,15 @@ def test_translate_alignments_and_attention_plots(run_dir: Path, text_file: Path
 def test_translate_stdin_to_stdout(run_dir: Path) -> None:
     result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"], input="\nJesus wept.\n")
     assert result.exit_code == 0 and result.output.count("\n") == 2 and result.output.startswith("\n")
+
+
+def test_stdin_is_read_like_a_file(run_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"],
+                                input=b"Jesus wept.\n\xff\xfe binary\n")
+    assert result.exit_code == 1 and "<stdin>:2: invalid UTF-8" in result.output
+    closed = subprocess.run(f"{sys.executable} -m pipeline.cli translate --run {run_dir} <&-", shell=True,
+                            capture_output=True, text=True, cwd=ROOT, executable="/bin/bash")
+    assert closed.returncode == 1 and "<stdin>: standard input is closed" in closed.stderr, closed.stderr
 
 
 def test_translate_streams_in_chunks_and_bad_utf8_leaves_no_output(run_dir: Path, text_file: Path,
@@ -319,3 +350,78 @@ def test_project_errors_exit_1_and_bugs_keep_their_traceback(tiny_config: Path,
     monkeypatch.setattr(pipeline.cli, "run_pipeline", fails(RuntimeError("a bug")))
     result = CliRunner().invoke(main, ["prepare", str(tiny_config)])
     assert isinstance(result.exception, RuntimeError)
+
+
+def test_a_second_writer_fails_at_once_naming_the_holder(tiny_config: Path, tmp_path: Path) -> None:
+    from pipeline.runs import run_lock
+
+    run_dir = tmp_path / "runs" / "tiny"
+    with run_lock(run_dir, "s2s train tiny.yaml"):
+        code, out = invoke("prepare", str(tiny_config))
+        assert code == 1 and f"pid {os.getpid()} runs `s2s train tiny.yaml`" in out and "in use" in out
+        assert not (run_dir / "prepare").exists() and not (run_dir / artifacts.MANIFEST).exists()
+    code, out = invoke("prepare", str(tiny_config))
+    assert code == 0, out
+
+
+def test_a_killed_holder_leaves_no_stale_lock_and_status_says_interrupted(tiny_config: Path, tmp_path: Path) -> None:
+    from pipeline.runs import run_lock
+
+    run_dir = tmp_path / "runs" / "tiny"
+    assert invoke("prepare", str(tiny_config))[0] == 0
+    manifest_path = run_dir / artifacts.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["stages"]["prepare"]["status"] = "running"  # as a process killed mid-stage leaves it
+    manifest_path.write_text(json.dumps(manifest))
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal; from pathlib import Path; from pipeline.runs import run_lock\n"
+         f"with run_lock(Path({str(run_dir)!r}), 's2s run'):\n    os.kill(os.getpid(), signal.SIGKILL)"],
+        cwd=ROOT)
+    assert killed.returncode == -9
+    code, out = invoke("status", str(run_dir))
+    assert code == 0 and "interrupted" in out and "in use" not in out
+    with run_lock(run_dir, "s2s run tiny.yaml"):
+        code, out = invoke("status", str(run_dir))
+        assert "running" in out and "s2s run tiny.yaml" in out
+
+
+@pytest.mark.parametrize("args,exit_code,message", [
+    (["-o", "{tmp}/outdir/"], 1, "-o {tmp}/outdir/: is a folder"),
+    (["-o", "{tmp}"], 2, "File '{tmp}' is a directory"),  # Click's own check of the option
+    (["-o", "{tmp}/afile/out.txt"], 1, "afile is a file, so no folder can be made there"),
+    (["-o", "{tmp}/in.txt"], 1, "is the input file"),
+    (["-o", "{tmp}/o.txt", "--alignments", "{tmp}/o.txt"], 1, "is given for two outputs"),
+    (["-o", "{tmp}/o.txt", "--plot-attention", "{tmp}/afile"], 2, "Directory '{tmp}/afile' is a file"),
+    (["-o", "{tmp}/o.txt", "--plot-attention", "{tmp}/afile/plots"], 1, "afile is a file, so no folder"),
+])
+def test_output_paths_are_checked_before_any_work(run_dir: Path, text_file: Path, tmp_path: Path, args: list[str],
+                                                  exit_code: int, message: str) -> None:
+    (tmp_path / "afile").write_text("x")
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file),
+                       *[a.format(tmp=tmp_path) for a in args])
+    assert code == exit_code and message.format(tmp=tmp_path) in out, out
+    assert text_file.read_text(encoding="utf-8").startswith("In the beginning")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.txt"]
+
+
+def _limited(size: int) -> Callable[[], None]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    return limit
+
+
+def test_a_write_refused_by_the_os_is_a_message_and_leaves_nothing(run_dir: Path, text_file: Path,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "out" / "o.txt"
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "translate", "--run", str(run_dir), "-i",
+                             str(text_file), "-o", str(out), "--beam-size", "1"], capture_output=True, text=True,
+                            cwd=ROOT, preexec_fn=_limited(2))  # the output has at least 4 bytes
+    assert result.returncode == 1 and f"{out}: could not be written (File too large)" in result.stderr, result.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_write_failure_in_prepare_is_not_blamed_on_the_input(tiny_config: Path, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "prepare", str(tiny_config)], capture_output=True,
+                            text=True, cwd=ROOT, preexec_fn=_limited(60_000))
+    assert result.returncode == 1 and "could not be written (File too large)" in result.stderr, result.stderr
+    assert "could not be read" not in result.stderr and "Traceback" not in result.stderr

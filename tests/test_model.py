@@ -312,7 +312,7 @@ def test_checkpoint_with_shared_embeddings_round_trips(tmp_path: Path, tie: bool
     cfg = ModelConfig(embedding_size=8, encoder_hidden=4, decoder_hidden=8, share_embeddings=True,
                       tie_embeddings=tie, input_feeding=True, attention="luong_concat")
     model, folder = _checkpoint(tmp_path, cfg)
-    monkeypatch.setattr(checkpoint.spm, "SentencePieceProcessor", lambda model_file: model_file)
+    monkeypatch.setattr(checkpoint, "_processor", lambda path, pieces: str(path))  # stand-in tokenizer files
     loaded, _, _, _ = checkpoint.load_checkpoint(folder)
     assert loaded.tgt_embed.weight is loaded.encoder.embed.weight
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
@@ -329,7 +329,7 @@ def test_checkpoint_from_before_the_new_model_keys_loads(tmp_path: Path, monkeyp
     for key in ("input_feeding", "share_embeddings", "init", "recurrent_init"):
         del meta["model"][key]  # as written before these keys existed
     (folder / "meta.json").write_text(json.dumps(meta))
-    monkeypatch.setattr(checkpoint.spm, "SentencePieceProcessor", lambda model_file: model_file)
+    monkeypatch.setattr(checkpoint, "_processor", lambda path, pieces: str(path))  # stand-in tokenizer files
     loaded, _, _, _ = checkpoint.load_checkpoint(folder)
     assert loaded.cfg == model.cfg and not loaded.cfg.input_feeding
     src, lens, tgt = padded_batch()

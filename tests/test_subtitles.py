@@ -10,7 +10,7 @@ import pysubs2
 import pytest
 
 from stages.errors import InputDataError
-from stages.subtitles.formats import load_subtitles, render
+from stages.subtitles.formats import load_subtitles, output_encoding, render
 from stages.subtitles.text import parse_cue, split_by_share, wrap_line
 from stages.subtitles.translation import SubtitleConfig, translate_document
 
@@ -253,3 +253,66 @@ def test_parse_cue_keeps_partial_tags_out() -> None:
     cue = parse_cue(["<i>Hello</i> there"], "srt")
     assert (cue.prefix, cue.suffix, cue.inner_tags_dropped) == ("", "", 2)
     assert cue.segments[0].text == "Hello there"
+
+
+def test_a_cue_run_into_the_next_is_split_not_swallowed(tmp_path: Path) -> None:
+    path = _write(tmp_path / "run_on.srt", "1\n00:00:01,000 --> 00:00:02,000\nFirst line.\n2\n00:00:03,000 --> "
+                  "00:00:04,000\nSecond line.\n\n3\n00:00:05,000 --> 00:00:06,000\nThird.\n")
+    doc = load_subtitles(path)
+    assert [(c.start, c.lines) for c in doc.cues] == [(1000, ["First line."]), (3000, ["Second line."]),
+                                                      (5000, ["Third."])]
+    texts, _ = translate_document(doc, Spy(), SubtitleConfig())
+    out = render(doc, texts)
+    assert out.count("-->") == 3 and "00:00:03,000 --> 00:00:04,000" in out
+    vtt = _write(tmp_path / "run_on.vtt", "WEBVTT\n\n00:01.000 --> 00:02.000\nOne.\n00:03.000 --> 00:04.000\nTwo.\n")
+    assert [c.start for c in load_subtitles(vtt).cues] == [1000, 3000]
+
+
+def test_a_timing_line_that_starts_no_cue_is_refused(tmp_path: Path) -> None:
+    # Inside a cue's text, after a blank line that makes it a block without a number or
+    # timing line of its own: the count of timing lines and cues must agree.
+    path = _write(tmp_path / "odd.srt", "1\n00:00:01,000 --> 00:00:02,000\nA\n\nx\ny\n00:00:03,000 --> 00:00:04,000\nB\n")
+    with pytest.raises(InputDataError, match=r"odd\.srt:\d+: "):
+        load_subtitles(path)
+
+
+BOUNDS = {  # (format, the largest time it holds, a time it cannot hold exactly)
+    "srt": (99 * 3600_000 + 59 * 60_000 + 59_999, None),
+    "vtt": (99 * 3600_000 + 59 * 60_000 + 59_999, None),
+    "ass": (9 * 3600_000 + 59 * 60_000 + 59_990, 1_001),
+}
+
+
+@pytest.mark.parametrize("src", ["srt", "vtt"])
+@pytest.mark.parametrize("dst", ["srt", "vtt", "ass"])
+@pytest.mark.parametrize("ms", [0, 1, 10, 999, 59_999, 3599_999, 9 * 3600_000 + 59 * 60_000 + 59_990,
+                                10 * 3600_000, 99 * 3600_000 + 59 * 60_000 + 59_999])
+def test_a_conversion_keeps_every_time_or_refuses(src: str, dst: str, ms: int, tmp_path: Path) -> None:
+    def stamp(t: int, sep: str) -> str:
+        return f"{t // 3600000:02d}:{t // 60000 % 60:02d}:{t // 1000 % 60:02d}{sep}{t % 1000:03d}"
+
+    sep = "," if src == "srt" else "."
+    head = "" if src == "srt" else "WEBVTT\n\n"
+    path = _write(tmp_path / f"in.{src}", f"{head}1\n{stamp(ms, sep)} --> {stamp(ms, sep)}\nText.\n")
+    doc = load_subtitles(path)
+    holdable = ms <= BOUNDS[dst][0] and (dst != "ass" or ms % 10 == 0)
+    if not holdable:
+        with pytest.raises(InputDataError, match=rf"cue 1 runs .* which {dst.upper()} cannot hold exactly"):
+            render(doc, [c.lines for c in doc.cues], dst)  # type: ignore[arg-type]
+        return
+    out = _write(tmp_path / f"out.{dst}", render(doc, [c.lines for c in doc.cues], dst))  # type: ignore[arg-type]
+    assert [(c.start, c.end) for c in load_subtitles(out).cues] == [(ms, ms)]
+
+
+def test_the_writer_keeps_line_ends_trailing_blank_lines_and_the_bom(tmp_path: Path) -> None:
+    for text, newline in (("1\r00:00:01,000 --> 00:00:02,000\rA.\r\r\r", "\r"),
+                          ("1\r\n00:00:01,000 --> 00:00:02,000\r\nA.\r\n\r\n", "\r\n"),
+                          ("1\n00:00:01,000 --> 00:00:02,000\nA.\n\n\n\n", "\n")):
+        path = tmp_path / "f.srt"
+        path.write_bytes(text.encode("utf-8"))
+        doc = load_subtitles(path)
+        assert doc.newline == newline and render(doc, [["A."]]) == text
+    bom = tmp_path / "bom.srt"
+    bom.write_bytes(b"\xef\xbb\xbf1\n00:00:01,000 --> 00:00:02,000\nA.\n")
+    assert output_encoding(load_subtitles(bom)) == "utf-8-sig"
+    assert output_encoding(load_subtitles(FIXTURES / "cp1252.srt")) == "utf-8"

@@ -7,7 +7,13 @@ from pathlib import Path
 from stages import artifacts
 from stages.corpus.config import DataConfig
 from stages.corpus.prepare import run_prepare
-from stages.corpus.vocab import CONTEXT_SEP, join_context, with_context
+from stages.corpus.vocab import (
+    CONTEXT_SEP,
+    join_context,
+    user_text,
+    with_context,
+    without_context,
+)
 
 
 def resolve(spec: str) -> Path:
@@ -43,3 +49,32 @@ def test_prepare_uses_the_same_rule_across_batch_boundaries(tmp_path: Path) -> N
     run_prepare(cfg, tmp_path / "prepare", resolve, seed=1)
     lines = artifacts.split_text(tmp_path / "prepare", "test", "src").read_text(encoding="utf-8").split("\n")[:-1]
     assert lines == list(with_context(src, 2))
+
+
+def test_a_typed_separator_is_user_text_not_the_control_symbol() -> None:
+    assert user_text("a <sep> b") == "a \u2039sep\u203a b"
+    assert list(with_context(["x <sep> y", "z"], 1)) == ["<sep> x \u2039sep\u203a y", "x \u2039sep\u203a y <sep> z"]
+    assert list(without_context(["<sep>"])) == ["\u2039sep\u203a"]
+    assert join_context(["<sep>"], "<sep>").count(CONTEXT_SEP) == 1
+
+
+def test_only_the_inserted_separator_becomes_its_id(tokenized_run: Path) -> None:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(tokenized_run.parent / "runs" / "tiny" / "tokenize" / "spm.src.model"))
+    sep = sp.piece_to_id(CONTEXT_SEP)
+    assert sp.encode("a <sep> b").count(sep) == 1  # what SentencePiece alone would do with typed text
+    (line,) = with_context(["God said <sep> light"], 1)
+    assert sp.encode(line).count(sep) == 1  # the one inserted
+    (line,) = without_context(["God said <sep> light"])
+    assert sep not in sp.encode(line)
+
+
+def test_prepare_escapes_a_typed_separator_on_both_sides(tmp_path: Path) -> None:
+    path = tmp_path / "train.tsv"
+    path.write_text("en\tes\nsay <sep> now\tdi <sep> ya\nnext one\tla otra\n", encoding="utf-8")
+    run_prepare(DataConfig(train=str(path), dev=str(path), test=str(path), context=1), tmp_path / "p", resolve, seed=1)
+    src = artifacts.split_text(tmp_path / "p", "test", "src").read_text(encoding="utf-8").splitlines()
+    tgt = artifacts.split_text(tmp_path / "p", "test", "tgt").read_text(encoding="utf-8").splitlines()
+    assert src == ["<sep> say \u2039sep\u203a now", "say \u2039sep\u203a now <sep> next one"]
+    assert tgt == ["di \u2039sep\u203a ya", "la otra"]

@@ -25,9 +25,15 @@ import numpy as np
 from stages import artifacts
 from stages.corpus import tables
 from stages.corpus.config import DataConfig
-from stages.corpus.vocab import CONTEXT_SEP, with_context
+from stages.corpus.vocab import CONTEXT_SEP, user_text, with_context
 from stages.errors import InputDataError
-from stages.files import check_utf8, iter_lines_strict, write_json_atomic
+from stages.files import (
+    check_utf8,
+    iter_lines_strict,
+    write_error,
+    write_failure,
+    write_json_atomic,
+)
 
 _LOADERS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
@@ -94,6 +100,9 @@ def _load_file(path: Path, cfg: DataConfig, work: Path) -> Any:
             _LOADERS[suffix], data_files=str(path), split="train", cache_dir=str(work / "load"), **kwargs
         )
     except Exception as exc:  # datasets wraps parser errors in many types
+        failed = write_failure(exc)
+        if failed is not None:  # the cache it writes, not the input, is at fault
+            raise write_error(work / "load", failed) from exc
         raise InputDataError(_load_problem(path, suffix, exc)) from exc
 
 
@@ -172,9 +181,10 @@ def input_files(cfg: DataConfig, resolve: Any) -> list[Path]:
 
 
 def normalize_text(text: str, form: str) -> str:
+    """Unicode normal form, single spaces, and no reserved symbol typed in the text."""
     if form != "none":
         text = unicodedata.normalize(form, text)  # type: ignore[arg-type]
-    return " ".join(text.split())
+    return user_text(" ".join(text.split()))
 
 
 def drop_reason(src: str, tgt: str, cfg: DataConfig) -> str:

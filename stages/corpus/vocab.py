@@ -16,11 +16,23 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # Between the previous lines and the line to translate, for a context model
 # (`data.context: N`); a user-defined SentencePiece symbol, so it is always one piece.
 CONTEXT_SEP = "<sep>"
+# What a literal CONTEXT_SEP typed in user text becomes, so that text never produces
+# the separator's id (SentencePiece matches user-defined symbols anywhere in its input).
+ESCAPED_SEP = "\u2039sep\u203a"  # ‹sep›
+
+
+def user_text(text: str) -> str:
+    """`text` as the model may see it: reserved symbols typed in it made harmless.
+
+    Every line that comes from a user or a corpus goes through this once, before the
+    context separator is put between lines (`with_context`, `join_context` do it)."""
+    return text.replace(CONTEXT_SEP, ESCAPED_SEP)
 
 
 def join_context(previous: Sequence[str], line: str, separator: str = CONTEXT_SEP) -> str:
-    """`"p1 p2 <sep> line"`: the previous lines, the separator, then the line."""
-    return " ".join([*previous, separator, line])
+    """`"p1 p2 <sep> line"`: the previous lines, the separator, then the line (all of
+    them user text, escaped here)."""
+    return " ".join([*map(user_text, previous), separator, user_text(line)])
 
 
 def with_context(
@@ -41,3 +53,8 @@ def with_context(
             continue
         yield join_context(list(history) if size else [], line, separator)
         history.append(line)
+
+
+def without_context(lines: Iterable[str]) -> Iterator[str]:
+    """Lines for a model without context: user text, escaped as `with_context` does."""
+    return map(user_text, lines)

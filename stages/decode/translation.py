@@ -121,7 +121,9 @@ def translate_lines(
     device: str,
     where: str = "input",
 ) -> list[str]:
-    """Translate text lines; empty or blank lines come back empty."""
+    """Translate model inputs; empty or blank lines come back empty. User text gets
+    there through `stages.corpus.vocab` (`with_context` or `without_context`), so that
+    a reserved symbol typed in it never becomes a control token."""
     return [n[0]["text"] if n else "" for n in translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, 1)]
 
 

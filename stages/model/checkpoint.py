@@ -53,12 +53,72 @@ def save_checkpoint(
             write_more(tmp)
 
 
+_DAMAGED = "the checkpoint folder is damaged or not one s2s wrote: retrain, or restore it from a copy"
+
+
 def read_meta(folder: Path) -> dict[str, Any]:
+    """A checkpoint's meta.json, checked for the keys loading needs."""
     meta_path = folder / artifacts.CKPT_META
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: no such checkpoint folder; train the run first, or give a checkpoint folder")
     if not meta_path.exists():
         raise ArtifactError(f"{folder}: not a checkpoint (no {artifacts.CKPT_META}); train the run first")
-    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-    return meta
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{meta_path}: not valid JSON ({exc}); {_DAMAGED}") from exc
+    missing = [k for k in ("model", "src_vocab", "tgt_vocab", "tokenizer_sha256") if not isinstance(meta, dict)
+               or k not in meta]
+    if missing:
+        raise ArtifactError(f"{meta_path}: no {', '.join(missing)} in it; {_DAMAGED}")
+    return dict(meta)
+
+
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return read_tensors(folder / artifacts.CKPT_WEIGHTS)
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file of a checkpoint folder; an error naming it when it is missing or damaged."""
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing; {_DAMAGED}")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
+        raise ArtifactError(f"{path}: not a readable safetensors file ({type(exc).__name__}: "
+                            f"{str(exc)[:200]}); {_DAMAGED}") from exc
+
+
+def _model_of(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> Seq2Seq:
+    """The model meta.json describes, with the weights `state`; an error naming the
+    files where the two do not fit."""
+    try:
+        cfg = ModelConfig(**meta["model"])  # keys added since the checkpoint was written take their defaults
+        model = Seq2Seq(cfg, int(meta["src_vocab"]), int(meta["tgt_vocab"]))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{folder / artifacts.CKPT_META}: not a model this version of s2s can build "
+                            f"({exc}); {_DAMAGED}") from exc
+    for alias, saved in model.tied_weights().items():
+        if saved in state:
+            state[alias] = state[saved]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise ArtifactError(f"{folder / artifacts.CKPT_WEIGHTS}: its weights do not fit the model of "
+                            f"{artifacts.CKPT_META} ({detail}); {_DAMAGED}") from exc
+    return model
+
+
+def _processor(path: Path, pieces: int) -> spm.SentencePieceProcessor:
+    try:
+        processor = spm.SentencePieceProcessor(model_file=str(path))
+    except (OSError, RuntimeError) as exc:
+        raise ArtifactError(f"{path}: not a SentencePiece model ({exc}); {_DAMAGED}") from exc
+    if processor.get_piece_size() != pieces:
+        raise ArtifactError(f"{path}: {processor.get_piece_size()} pieces, but the model's embeddings have "
+                            f"{pieces}; {_DAMAGED}")
+    return processor
 
 
 def check_tokenizer(folder: Path, spm_dir: Path) -> None:
@@ -76,22 +136,17 @@ def check_tokenizer(folder: Path, spm_dir: Path) -> None:
 def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.SentencePieceProcessor, spm.SentencePieceProcessor, dict[str, Any]]:
     """Load model and tokenizers, checking that the tokenizer files match their hashes."""
     meta = read_meta(folder)
-    for name, digest in meta["tokenizer_sha256"].items():
-        path = folder / name
+    for name in (artifacts.SPM_SRC, artifacts.SPM_TGT):
+        path, digest = folder / name, meta["tokenizer_sha256"].get(name)
         if not path.exists() or sha256_file(path) != digest:
             raise ArtifactError(
                 f"{path}: tokenizer missing or not the one this checkpoint was trained with; "
                 f"the checkpoint folder is damaged, retrain or restore it"
             )
-    cfg = ModelConfig(**meta["model"])  # keys added since the checkpoint was written take their defaults
-    model = Seq2Seq(cfg, meta["src_vocab"], meta["tgt_vocab"])
-    state = load_file(str(folder / artifacts.CKPT_WEIGHTS))
-    for alias, saved in model.tied_weights().items():
-        state[alias] = state[saved]
-    model.load_state_dict(state)
+    model = _model_of(folder, meta, _read_weights(folder))
     model.to(device).eval()
-    sp_src = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_SRC))
-    sp_tgt = spm.SentencePieceProcessor(model_file=str(folder / artifacts.SPM_TGT))
+    sp_src = _processor(folder / artifacts.SPM_SRC, int(meta["src_vocab"]))
+    sp_tgt = _processor(folder / artifacts.SPM_TGT, int(meta["tgt_vocab"]))
     return model, sp_src, sp_tgt, meta
 
 
@@ -123,7 +178,7 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
     if not folders:
         raise ArtifactError("give at least one checkpoint folder to average")
     _check_average_target(folders, target)
-    metas = [read_meta(f) for f in folders]
+    metas = [load_checkpoint(f)[3] for f in folders]  # every input checked whole before anything is written
     for folder, meta in zip(folders[1:], metas[1:]):
         for key in ("model", "src_vocab", "tgt_vocab", "tokenizer_sha256"):
             if meta[key] != metas[0][key]:
@@ -133,7 +188,7 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
                 )
     total: dict[str, Any] = {}
     for folder in folders:
-        for name, tensor in load_file(str(folder / artifacts.CKPT_WEIGHTS)).items():
+        for name, tensor in _read_weights(folder).items():
             value = tensor.double()
             total[name] = value if name not in total else total[name] + value
     averaged = {name: (value / len(folders)).to(torch.float32).contiguous() for name, value in total.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -51,6 +52,7 @@ class SubtitleDocument:
     encoding: str
     cues: list[Cue]
     newline: str = "\n"
+    trailing: int = 1  # line ends after the last text line (kept on writing)
     blocks: list[list[str]] = field(default_factory=list)  # SRT/VTT: every block's raw lines
     cue_blocks: list[tuple[int, int]] = field(default_factory=list)  # (block index, first text line)
     ass: Optional[pysubs2.SSAFile] = None
@@ -114,15 +116,49 @@ def load_subtitles(path: Path, fmt: Optional[str] = None, encoding: Optional[str
     text, used = decode_subtitle_bytes(path.read_bytes(), path, encoding)
     if "\x00" in text:
         raise InputDataError(f"{path}: contains NUL characters, so it is not a {kind.upper()} text file")
-    newline = "\r\n" if "\r\n" in text else "\n"
+    newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text else "\n")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    trailing = len(text) - len(text.rstrip("\n"))
     if kind in ("ass", "ssa"):
         doc = _parse_ass(text, path, kind)
     else:
         doc = _parse_blocks(text, path, kind)
-    doc.encoding, doc.newline = used, newline
+    doc.encoding, doc.newline, doc.trailing = used, newline, trailing
+    if kind in ("srt", "vtt"):
+        _check_every_timing_is_a_cue(doc, text, path)
     _warn_oddities(doc)
     return doc
+
+
+def _check_every_timing_is_a_cue(doc: SubtitleDocument, text: str, path: Path) -> None:
+    """No cue lost: every timing line of the file starts a cue."""
+    pattern = _SRT_TIMING if doc.format == "srt" else _VTT_TIMING
+    timings = [n for n, line in enumerate(text.split("\n"), start=1) if pattern.match(line)]
+    if len(timings) != len(doc.cues):
+        starts = {c.line for c in doc.cues}
+        stray = next((n for n in timings if n not in starts and n - 1 not in starts), timings[-1])
+        raise InputDataError(f"{path}:{stray}: a timing line that starts no cue ({len(timings)} timing lines, "
+                             f"{len(doc.cues)} cues); put a blank line before it")
+
+
+def _split_run_on_cues(blocks: list[tuple[int, list[str]]], kind: Format, path: Path) -> list[tuple[int, list[str]]]:
+    """Cues written without the blank line between them, split where the next cue's
+    timing line (and its number, when the line before it is one) begins, as players do."""
+    pattern = _SRT_TIMING if kind == "srt" else _VTT_TIMING
+    out: list[tuple[int, list[str]]] = []
+    for start, lines in blocks:
+        first = next((i for i, line in enumerate(lines[:2]) if pattern.match(line)), None)
+        cut = 0
+        for i in range(len(lines)):
+            if first is None or i <= first or not pattern.match(lines[i]):
+                continue
+            begin = i - 1 if i - 1 > cut and lines[i - 1].strip().isdigit() else i
+            log.warning("%s:%d: a cue starts without a blank line before it; read as a new cue", path,
+                        start + begin)
+            out.append((start + cut, lines[cut:begin]))
+            cut = begin
+        out.append((start + cut, lines[cut:]))
+    return out
 
 
 def _split_blocks(text: str) -> list[tuple[int, list[str]]]:
@@ -145,7 +181,7 @@ def _split_blocks(text: str) -> list[tuple[int, list[str]]]:
 
 def _parse_blocks(text: str, path: Path, kind: Format) -> SubtitleDocument:
     doc = SubtitleDocument(str(path), kind, "", [])
-    raw_blocks = _split_blocks(text)
+    raw_blocks = _split_run_on_cues(_split_blocks(text), kind, path)
     if kind == "vtt" and (not raw_blocks or not re.match(r"^WEBVTT(\s|$)", raw_blocks[0][1][0])):
         first = raw_blocks[0][1][0] if raw_blocks else "(empty file)"
         raise InputDataError(f"{path}:1: a WebVTT file starts with 'WEBVTT', found {first[:60]!r}")
@@ -239,8 +275,16 @@ def overlapping_cues(doc: SubtitleDocument) -> list[int]:
     return [cue.number for prev, cue in zip(doc.cues, doc.cues[1:]) if cue.start < prev.end]
 
 
+def output_encoding(doc: SubtitleDocument) -> str:
+    """UTF-8, with a BOM where the input had one: a translation may hold characters the
+    input's legacy encoding (cp1252, Latin-1, UTF-16) cannot."""
+    return "utf-8-sig" if doc.encoding == "utf-8-sig" else "utf-8"
+
+
 def render(doc: SubtitleDocument, texts: list[list[str]], to: Optional[Format] = None) -> str:
-    """The document with each cue's text lines replaced by `texts[i]`, in `to` or its own format."""
+    """The document with each cue's text lines replaced by `texts[i]`, in `to` or its own
+    format, with the input's line ends and trailing blank lines; a conversion that would
+    move a cue's time is refused (InputDataError)."""
     if len(texts) != len(doc.cues):
         raise ValueError(f"{len(texts)} texts for {len(doc.cues)} cues")
     if doc.ass is not None:
@@ -251,7 +295,33 @@ def render(doc: SubtitleDocument, texts: list[list[str]], to: Optional[Format] =
         blocks = [list(lines) for lines in doc.blocks]
         for (block, first), lines in zip(doc.cue_blocks, texts):
             blocks[block] = blocks[block][:first] + lines
-        out = "\n\n".join("\n".join(lines) for lines in blocks) + "\n"
+        out = "\n\n".join("\n".join(lines) for lines in blocks) + "\n" * max(doc.trailing, 1)
         if to and to != doc.format:
-            out = pysubs2.SSAFile.from_string(out, format_=doc.format).to_string(to)
+            with warnings.catch_warnings():  # pysubs2 clamps times ASS cannot hold; _check_times_kept refuses them
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = pysubs2.SSAFile.from_string(out, format_=doc.format).to_string(to)
+    if to and to != doc.format:
+        _check_times_kept(doc, out, to)
     return out.replace("\n", doc.newline) if doc.newline != "\n" else out
+
+
+def _check_times_kept(doc: SubtitleDocument, out: str, to: Format) -> None:
+    """Refuse a conversion that would move a cue: read the output back and compare every
+    cue's start and end (ASS/SSA hold centiseconds and hours 0-9)."""
+    written = _parse_ass(out, Path(doc.path), to) if to in ("ass", "ssa") else _parse_blocks(out, Path(doc.path), to)
+    kept = [(c.start, c.end) for c in written.cues]
+    # ASS drawings have no place in SRT or VTT: pysubs2 leaves them out, as subtitle editors do.
+    expected = [c for c in doc.cues if c.translatable or to in ("ass", "ssa")]
+    for cue, (start, end) in zip(expected, kept + [(-1, -1)] * (len(expected) - len(kept))):
+        if (cue.start, cue.end) != (start, end):
+            where = f"{_clock(cue.start)} --> {_clock(cue.end)}"
+            became = "would be lost" if start < 0 else f"would become {_clock(start)} --> {_clock(end)}"
+            raise InputDataError(
+                f"{doc.path}:{cue.line}: cue {cue.number} runs {where}, which {to.upper()} cannot hold exactly "
+                f"(it {became}); write {doc.format.upper()} (leave out --to, or keep the extension), or round "
+                f"the times in the source first"
+            )
+
+
+def _clock(ms: int) -> str:
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"

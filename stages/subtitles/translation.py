@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from stages.corpus.vocab import join_context
+from stages.corpus.vocab import join_context, user_text
 from stages.subtitles.formats import Cue, Format, SubtitleDocument, overlapping_cues
 from stages.subtitles.text import (
     CueText,
@@ -110,7 +110,7 @@ def model_inputs(units: list[Unit], cues: list[CueText], cfg: SubtitleConfig) ->
     """Each unit's text, behind the previous `cfg.context` spoken units when the model
     was trained with context (sound cues and lyrics are not context)."""
     if not cfg.separator:
-        return [u.text for u in units]
+        return [user_text(u.text) for u in units]
     inputs: list[str] = []
     history: list[str] = []
     for unit in units:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from stages import artifacts
 from stages.errors import ArtifactError, ConfigError
+from stages.model.checkpoint import read_tensors
 from stages.train.schedule import Plateau
 
 STATE_VERSION = 1
@@ -115,10 +116,15 @@ def read_train_config(folder: Path) -> dict[str, Any]:
             f"{path}: no training state to resume from (training never reached a validation "
             f"or an interruption in this run folder); train without --resume"
         )
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format_version") != STATE_VERSION:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc}); the training state is damaged: train without "
+                            f"--resume, or restore the run folder from a copy") from exc
+    if not isinstance(data, dict) or data.get("format_version") != STATE_VERSION:
+        version = data.get("format_version") if isinstance(data, dict) else None
         raise ArtifactError(
-            f"{path}: training state format {data.get('format_version')!r}, this version reads "
+            f"{path}: training state format {version!r}, this version reads "
             f"{STATE_VERSION}; train without --resume"
         )
     return data
@@ -126,11 +132,11 @@ def read_train_config(folder: Path) -> dict[str, Any]:
 
 def load_train_state(folder: Path) -> SavedTraining:
     data = read_train_config(folder)
-    tensors = load_file(str(folder / artifacts.CKPT_OPTIMIZER))
+    tensors = read_tensors(folder / artifacts.CKPT_OPTIMIZER)
     return SavedTraining(
         folder=folder, config=data["config"], loop=LoopState.from_json(data["loop"]),
         optimizer=_join_optimizer(tensors, data["optimizer"]), scaler=data["scaler"],
-        rng=load_file(str(folder / artifacts.CKPT_RNG)), python_random=data["python_random"],
+        rng=read_tensors(folder / artifacts.CKPT_RNG), python_random=data["python_random"],
     )
 
 

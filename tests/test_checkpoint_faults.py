@@ -1,0 +1,128 @@
+"""Damaged checkpoints give messages that name the file, what is wrong and what to do,
+in every command that reads them; `s2s average` checks every input before writing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import sentencepiece as spm
+import torch
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from stages import artifacts
+from stages.errors import ArtifactError
+from stages.model.checkpoint import (
+    average_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from stages.model.config import ModelConfig
+from stages.model.seq2seq import Seq2Seq
+
+
+@pytest.fixture(scope="module")
+def good(tokenized_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint folder of a tiny model with the tokenized run's SentencePiece models."""
+    spm_dir = tokenized_run.parent / "runs" / "tiny" / artifacts.TOKENIZE_DIR
+    pieces = spm.SentencePieceProcessor(model_file=str(spm_dir / artifacts.SPM_SRC)).get_piece_size()
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=6, decoder_hidden=12), pieces, pieces)
+    folder = tmp_path_factory.mktemp("ckpt") / "good"
+    save_checkpoint(folder, model, spm_dir, {"step": 1})
+    return folder
+
+
+def damaged(good: Path, tmp_path: Path, harm: Callable[[Path], None]) -> Path:
+    folder = tmp_path / "damaged"
+    shutil.copytree(good, folder)
+    harm(folder)
+    return folder
+
+
+def truncate(folder: Path) -> None:
+    weights = folder / artifacts.CKPT_WEIGHTS
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def pickled(folder: Path) -> None:
+    torch.save({"x": torch.zeros(2)}, folder / artifacts.CKPT_WEIGHTS)
+
+
+def other_model(folder: Path) -> None:
+    model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=6, decoder_hidden=16), 200, 200)
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / artifacts.CKPT_WEIGHTS))
+
+
+def edit_meta(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def harm(folder: Path) -> None:
+        meta = json.loads((folder / artifacts.CKPT_META).read_text())
+        change(meta)
+        (folder / artifacts.CKPT_META).write_text(json.dumps(meta))
+    return harm
+
+
+CASES = {
+    "empty weights": (lambda f: (f / artifacts.CKPT_WEIGHTS).write_bytes(b""), "model.safetensors: not a readable"),
+    "truncated weights": (truncate, "model.safetensors: not a readable"),
+    "no weights": (lambda f: (f / artifacts.CKPT_WEIGHTS).unlink(), "model.safetensors: missing"),
+    "pickle renamed": (pickled, "model.safetensors: not a readable"),
+    "meta not json": (lambda f: (f / artifacts.CKPT_META).write_text("{oops"), "meta.json: not valid JSON"),
+    "meta without keys": (edit_meta(lambda m: m.pop("model")), "meta.json: no model in it"),
+    "meta of an unknown model": (edit_meta(lambda m: m["model"].update(cell="transformer")),
+                                 "meta.json: not a model this version of s2s can build"),
+    "weights of another model": (other_model, "its weights do not fit the model of meta.json"),
+    "tokenizer replaced": (lambda f: shutil.copyfile(f / artifacts.SPM_TGT, f / artifacts.SPM_SRC)
+                           if (f / artifacts.SPM_TGT).read_bytes() != (f / artifacts.SPM_SRC).read_bytes()
+                           else (f / artifacts.SPM_SRC).write_bytes(b"junk"), "spm.src.model: tokenizer missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_damaged_checkpoint_is_a_message_naming_the_file(good: Path, tmp_path: Path, case: str) -> None:
+    harm, message = CASES[case]
+    folder = damaged(good, tmp_path, harm)
+    with pytest.raises(ArtifactError, match=message) as error:
+        load_checkpoint(folder)
+    assert "retrain" in str(error.value) or "train the run" in str(error.value)
+
+
+def test_a_tokenizer_that_does_not_fit_the_weights(good: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("".join(f"word{i} other{i % 7} thing\n" for i in range(300)))
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(tmp_path / "small"), vocab_size=40,
+                                   minloglevel=2)
+    from stages.files import sha256_file
+
+    def harm(folder: Path) -> None:
+        shutil.copyfile(tmp_path / "small.model", folder / artifacts.SPM_SRC)
+        edit_meta(lambda m: m["tokenizer_sha256"].update({artifacts.SPM_SRC: sha256_file(folder / artifacts.SPM_SRC)}))(folder)
+
+    with pytest.raises(ArtifactError, match=r"spm\.src\.model: 40 pieces, but the model's embeddings have"):
+        load_checkpoint(damaged(good, tmp_path, harm))
+
+
+def test_translate_with_a_damaged_checkpoint_exits_1_with_the_message(good: Path, tmp_path: Path) -> None:
+    folder = damaged(good, tmp_path, truncate)
+    (tmp_path / "run" / "train").mkdir(parents=True)
+    (tmp_path / "in.txt").write_text("Jesus wept.\n")
+    result = CliRunner().invoke(main, ["translate", "--run", str(tmp_path / "run"), "--checkpoint", str(folder),
+                                       "-i", str(tmp_path / "in.txt"), "-o", str(tmp_path / "out.txt")])
+    assert result.exit_code == 1 and "model.safetensors: not a readable safetensors file" in result.output
+    assert not (tmp_path / "out.txt").exists()
+
+
+@pytest.mark.parametrize("which", ["weights against their meta", "first tokenizer"])
+def test_average_checks_every_input_before_writing(good: Path, tmp_path: Path, which: str) -> None:
+    second = tmp_path / "second"
+    shutil.copytree(good, second)
+    first = damaged(good, tmp_path, other_model if which == "weights against their meta"
+                    else lambda f: (f / artifacts.SPM_SRC).write_bytes(b"junk"))
+    with pytest.raises(ArtifactError):
+        average_checkpoints([first, second], tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()

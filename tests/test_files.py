@@ -1,0 +1,55 @@
+"""Atomic writes give files the mode a plain write would, and keep a replaced file's mode."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from stages.files import atomic_dir, atomic_path, umask, write_text_atomic
+
+
+@pytest.fixture
+def mask() -> Iterator[None]:
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("mask_value,expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_new_file_gets_what_the_umask_leaves(tmp_path: Path, mask: None, mask_value: int, expected: int) -> None:
+    os.umask(mask_value)
+    assert umask() == mask_value
+    write_text_atomic(tmp_path / "out.txt", "x\n")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x\n")
+    assert mode(tmp_path / "out.txt") == expected == mode(plain)
+
+
+@pytest.mark.parametrize("existing", [0o644, 0o640, 0o755, 0o600])
+def test_a_replaced_file_keeps_its_mode(tmp_path: Path, mask: None, existing: int) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old\n")
+    target.chmod(existing)
+    write_text_atomic(target, "new\n")
+    assert target.read_text() == "new\n" and mode(target) == existing
+
+
+def test_a_new_folder_gets_what_the_umask_leaves(tmp_path: Path, mask: None) -> None:
+    with atomic_dir(tmp_path / "ckpt") as tmp:
+        (tmp / "a").write_text("x")
+    assert mode(tmp_path / "ckpt") == 0o755
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "out.txt") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk gone")
+    assert list(tmp_path.iterdir()) == []
