@@ -140,6 +140,21 @@ def test_output_files_get_the_mode_a_plain_write_would(run_dir: Path, text_file:
         os.umask(before)
 
 
+def test_numbers_and_symbols_the_tokenizer_never_saw_survive(run_dir: Path, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    src = tmp_path / "numbers.txt"
+    src.write_text("The price is 5€ today.\nCall 555-1234 or see http://example.org now.\n", encoding="utf-8")
+    for replace, expect in (("true", True), ("false", False)):
+        out = tmp_path / f"out_{replace}.txt"
+        code, text = invoke("translate", "--run", str(run_dir), "-i", str(src), "-o", str(out), "--beam-size", "2",
+                            "--set", f"decoding.replace_unk={replace}")
+        assert code == 0, text
+        lines = out.read_text(encoding="utf-8").splitlines()
+        kept = "5€" in lines[0] and "555-1234" in lines[1] and "http://example.org" in lines[1]
+        assert kept == expect, lines
+    assert any("the tokenizer never saw" in r.getMessage() and "numbers.txt" in r.getMessage() for r in caplog.records)
+
+
 def test_translate_n_best_as_jsonl(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
     nbest_path = tmp_path / "nbest.jsonl"
     code, out = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(nbest_path), "--n-best", "2",

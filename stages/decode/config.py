@@ -24,6 +24,7 @@ class DecodeConfig:
     quantize: Literal["none", "int8"] = "none"
     stream_lines: int = 10000
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    replace_unk: bool = True  # copy source text the tokenizer does not know into the translation
 
     def problems(self) -> list[str]:
         from stages.devices import pick_device  # torch: only when the config is checked

@@ -11,15 +11,21 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any, ContextManager, Optional
 
 import sentencepiece as spm
 import torch
 
 from stages import artifacts
-from stages.corpus.vocab import PAD_ID
+from stages.corpus.vocab import PAD_ID, UNK_ID
 from stages.decode.config import DecodeConfig, precision_problem
 from stages.decode.search import Constraints, Hypothesis, beam_search, greedy_search
+from stages.decode.unknowns import (
+    describe,
+    piece_texts,
+    restore_unknowns,
+    unknown_characters,
+)
 from stages.devices import device_type, pick_device
 from stages.errors import ConfigError
 from stages.files import read_lines_strict, write_lines_atomic
@@ -144,7 +150,8 @@ def translate_lines_nbest(
     With `alignments`, each hypothesis also holds `source_pieces`, `target_pieces` and
     `attention` (one row per target piece, one column per source piece).
     """
-    encoded = sp_src.encode([" ".join(line.split()) for line in lines])
+    texts = [" ".join(line.split()) for line in lines]
+    encoded = sp_src.encode(texts)
     todo = []
     for number, ids in enumerate(encoded, start=1):
         if len(ids) > cfg.max_input_tokens:
@@ -156,10 +163,17 @@ def translate_lines_nbest(
         if encoded[number - 1]:
             todo.append(number - 1)
     outputs: list[list[dict[str, Any]]] = [[] for _ in lines]
-    nbest = translate_ids_nbest(model, [encoded[i] for i in todo], cfg, device, n_best, alignments)
-    for i, hyps in zip(todo, nbest):
+    spans = _unknown_spans(sp_src, encoded, texts, todo, cfg, where)
+    attend = [i for i in todo if alignments or spans[i] is not None]  # restoring unknowns needs attention
+    plain = [i for i in todo if not (alignments or spans[i] is not None)]
+    found: dict[int, list[Hypothesis]] = {}
+    for rows, keep in ((attend, True), (plain, False)):
+        found.update(zip(rows, translate_ids_nbest(model, [encoded[i] for i in rows], cfg, device, n_best, keep)))
+    for i in todo:
+        hyps = found[i]
         outputs[i] = [
-            {"text": sp_tgt.decode(h.tokens), "score": round(h.score, 4), "log_prob": round(h.log_prob, 4)}
+            {"text": _text(sp_tgt, h, encoded[i], spans[i]), "score": round(h.score, 4),
+             "log_prob": round(h.log_prob, 4)}
             for h in hyps
         ]
         if alignments:
@@ -168,6 +182,34 @@ def translate_lines_nbest(
                 out["target_pieces"] = [sp_tgt.id_to_piece(t) for t in h.tokens]
                 out["attention"] = [[round(w, 4) for w in row] for row in h.attention]
     return outputs
+
+
+def _unknown_spans(
+    sp_src: spm.SentencePieceProcessor, encoded: list[list[int]], texts: list[str], todo: list[int],
+    cfg: DecodeConfig, where: str,
+) -> list[Optional[list[str]]]:
+    """Per line, the text of each source piece where the line holds unknown pieces
+    (else None); warns once about the characters the tokenizer does not know."""
+    spans: list[Optional[list[str]]] = [None] * len(texts)
+    for i in todo:
+        if UNK_ID in encoded[i]:
+            spans[i] = piece_texts(encoded[i], [sp_src.id_to_piece(t) for t in encoded[i]], texts[i])
+    characters = unknown_characters(spans, encoded)
+    if characters:
+        lines = sum(s is not None for s in spans)
+        what = ("copied into the translation by attention (decoding.replace_unk)" if cfg.replace_unk else
+                "left out of the translation; set decoding.replace_unk: true to copy them")
+        log.warning("%s: %d line(s) hold %s the tokenizer never saw; they are %s", where, lines,
+                    describe(characters), what)
+    return spans if cfg.replace_unk else [None] * len(texts)
+
+
+def _text(sp_tgt: spm.SentencePieceProcessor, hyp: Hypothesis, source: list[int],
+          spans: Optional[list[str]]) -> str:
+    if spans is None:
+        return str(sp_tgt.decode(hyp.tokens))
+    pieces = [sp_tgt.id_to_piece(t) for t in hyp.tokens]
+    return restore_unknowns(pieces, hyp.tokens, hyp.attention, source, spans)
 
 
 def run_translate(
