@@ -316,3 +316,17 @@ def test_the_writer_keeps_line_ends_trailing_blank_lines_and_the_bom(tmp_path: P
     bom.write_bytes(b"\xef\xbb\xbf1\n00:00:01,000 --> 00:00:02,000\nA.\n")
     assert output_encoding(load_subtitles(bom)) == "utf-8-sig"
     assert output_encoding(load_subtitles(FIXTURES / "cp1252.srt")) == "utf-8"
+
+
+@pytest.mark.parametrize("dst", ["srt", "vtt"])
+def test_ass_times_at_their_bounds_convert_exactly(dst: str, tmp_path: Path) -> None:
+    ass = (FIXTURES / "episode.ass").read_text(encoding="utf-8")
+    head, events = ass.split("[Events]", 1)
+    form = next(line for line in events.splitlines() if line.startswith("Format:"))
+    body = "\n".join([form, "Dialogue: 0,0:00:00.00,0:00:00.01,Default,,0,0,0,,First.",
+                      "Dialogue: 0,9:59:59.98,9:59:59.99,Default,,0,0,0,,Last."])
+    path = _write(tmp_path / "bounds.ass", f"{head}[Events]\n{body}\n")
+    doc = load_subtitles(path)
+    assert [(c.start, c.end) for c in doc.cues] == [(0, 10), (35_999_980, 35_999_990)]
+    out = _write(tmp_path / f"out.{dst}", render(doc, [c.lines for c in doc.cues], dst))  # type: ignore[arg-type]
+    assert [(c.start, c.end) for c in load_subtitles(out).cues] == [(0, 10), (35_999_980, 35_999_990)]
