@@ -147,6 +147,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def _named_loader(path: Path) -> type[yaml.SafeLoader]:
+    return type("_Loader", (_UniqueKeyLoader,), {"name_of_file": str(path)})
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, but a key given twice in one mapping is an error naming its line
+    (PyYAML alone keeps the last, so a repeated section silently drops the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                where = getattr(self, "name_of_file", self.name)
+                raise ConfigError(f"{where}:{key_node.start_mark.line + 1}: {key!r} is given twice (first on "
+                                  f"line {seen[key]}); give each key once")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or the built-in defaults when `path` is None)."""
     raw: Any = {}
@@ -156,7 +176,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         if not path.exists():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_named_loader(path))  # noqa: S506
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""
@@ -196,8 +216,8 @@ def validate(cfg: RunConfig) -> list[str]:
         )
     if cfg.num_proc < 0:
         problems.append(f"num_proc={cfg.num_proc}: must be 0 (one process per core for large corpora) or more")
-    if not cfg.name or "/" in cfg.name:
-        problems.append(f"name={cfg.name!r}: must be a non-empty folder name without '/'")
+    if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):
+        problems.append(f"name={cfg.name!r}: must be a folder name (not empty, '.' or '..', no '/')")
     return problems
 
 

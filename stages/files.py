@@ -80,13 +80,18 @@ def umask() -> int:
     return mask
 
 
+def _plain_mode(directory: bool) -> int:
+    """What the umask leaves of 666 (777 for a directory): the mode of a plain new file."""
+    return (0o777 if directory else 0o666) & ~umask()
+
+
 def _mode_for(target: Path, directory: bool) -> int:
     """The mode a plain write would give `target`: that of the file it replaces, else
-    what the umask leaves of 666 (777 for a directory)."""
+    the plain new file's."""
     try:
         return stat.S_IMODE(target.stat().st_mode)
     except OSError:
-        return (0o777 if directory else 0o666) & ~umask()
+        return _plain_mode(directory)
 
 
 @contextmanager
@@ -127,6 +132,8 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         raise write_error(target, exc) from exc
     try:
         yield tmp
+        for inner in tmp.rglob("*"):  # what libraries wrote in it (safetensors writes 600) as a plain write would
+            os.chmod(inner, _plain_mode(inner.is_dir()))
         os.chmod(tmp, _mode_for(target, directory=True))
         if target.exists():
             old = target.with_name(f".{target.name}.old")

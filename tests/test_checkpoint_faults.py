@@ -126,3 +126,29 @@ def test_average_checks_every_input_before_writing(good: Path, tmp_path: Path, w
     with pytest.raises(ArtifactError):
         average_checkpoints([first, second], tmp_path / "avg")
     assert not (tmp_path / "avg").exists()
+
+
+def test_average_never_writes_over_a_folder_it_was_not_asked_to_make(good: Path, tmp_path: Path) -> None:
+    second = tmp_path / "second"
+    shutil.copytree(good, second)
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("keep me")
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    (run / artifacts.MANIFEST).write_text("{}")
+    for target, message in ((kept, "already exists"), (tmp_path, "holds or lies in"), (second / "avg", "lies in"),
+                            (run / "train" / "avg", "lies in run .* stage folder train/")):
+        with pytest.raises(ArtifactError, match=message):
+            average_checkpoints([good, second], target)
+    assert (kept / "notes.txt").read_text() == "keep me" and not (second / "avg").exists()
+    average_checkpoints([good, second], run / "average")  # beside the stage folders: a rerun leaves it
+    assert (run / "average" / artifacts.CKPT_WEIGHTS).exists()
+    with pytest.raises(ArtifactError, match="given twice"):
+        average_checkpoints([good, good], tmp_path / "avg")
+
+
+def test_average_names_the_model_key_that_differs(good: Path, tmp_path: Path) -> None:
+    other = damaged(good, tmp_path, edit_meta(lambda m: m["model"].update(dropout=0.5)))
+    with pytest.raises(ArtifactError, match=r"its model \(dropout: 0\.2 against 0\.5\) differs"):
+        average_checkpoints([good, other], tmp_path / "avg")

@@ -154,3 +154,31 @@ def test_what_is_not_a_number_is_refused(tmp_path: Path, written: str) -> None:
 def test_an_empty_config_file_is_refused(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError, match=r"c\.yaml: the config file is empty"):
         load_config(write(tmp_path, text))
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"c\.yaml:3: 'training' is given twice \(first on line 1\)"):
+        load_config(write(tmp_path, "training:\n  lr: 0.1\ntraining:\n  max_steps: 5\n"))
+    with pytest.raises(ConfigError, match=r"c\.yaml:3: 'lr' is given twice"):
+        load_config(write(tmp_path, "training:\n  lr: 0.1\n  lr: 0.2\n"))
+
+
+@pytest.mark.parametrize("name", [".", "..", "", "a/b"])
+def test_run_names_that_are_not_a_folder_of_their_own_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"name=.*must be a folder name"):
+        load_config(None, [f"name='{name}'"])
+
+
+@pytest.mark.parametrize("key", ["training.device", "decoding.device"])
+@pytest.mark.parametrize("value", ["gpu", "cuda:x", "meta"])
+def test_a_device_s2s_cannot_run_on_is_refused_when_the_config_loads(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{key}={value}: not a device s2s runs on; use auto, cpu, cuda or cuda:N"):
+        load_config(None, [f"{key}={value}"])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is visible")
+def test_cuda_without_a_gpu_and_fp16_on_the_cpu_are_refused_when_the_config_loads() -> None:
+    with pytest.raises(ConfigError, match=r"training\.device=cuda: no CUDA GPU is visible"):
+        load_config(None, ["training.device=cuda"])
+    with pytest.raises(ConfigError, match=r"training\.precision=fp16 needs a CUDA device \(training\.device=auto"):
+        load_config(None, ["training.precision=fp16"])

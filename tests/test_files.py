@@ -53,3 +53,13 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
         tmp.write_text("half")
         raise RuntimeError("disk gone")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_a_library_writes_into_a_new_folder_get_the_plain_mode(tmp_path: Path, mask: None) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    with atomic_dir(tmp_path / "ckpt") as tmp:
+        save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))  # safetensors writes 600
+        (tmp / "sub").mkdir(mode=0o700)
+    assert mode(tmp_path / "ckpt" / "model.safetensors") == 0o644 and mode(tmp_path / "ckpt" / "sub") == 0o755

@@ -88,9 +88,7 @@ MOMENTS = {
 }
 
 
-# Each case runs the pipeline about twice; all but one are kept out of the default run.
-@pytest.mark.parametrize("stage", [pytest.param(stage, marks=[] if stage == "train" else [pytest.mark.slow])
-                                   for stage in MOMENTS])
+@pytest.mark.parametrize("stage", list(MOMENTS))
 def test_a_run_killed_in_any_stage_is_redone_to_the_same_result(stage: str, corpus: Path, tmp_path: Path,
                                                                  reference: dict[str, str]) -> None:
     config = config_in(tmp_path, corpus)

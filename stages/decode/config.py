@@ -27,8 +27,14 @@ class DecodeConfig:
     replace_unk: bool = True  # copy source text the tokenizer does not know into the translation
 
     def problems(self) -> list[str]:
-        from stages.devices import pick_device  # torch: only when the config is checked
+        from stages.devices import (  # torch: only when the config is checked
+            device_problem,
+            pick_device,
+        )
 
+        device = device_problem("decoding.device", self.device)
+        if device:
+            return [device]
         problems = (at_least_one("decoding", self, ("beam_size", "batch_size", "max_input_tokens", "stream_lines"))
                     + not_negative("decoding", self, ("length_penalty", "min_len", "no_repeat_ngram", "max_len_extra"))
                     + in_range("decoding", self, "max_len_ratio", 0.0, False, float("inf"), False, "1.5"))

@@ -155,19 +155,28 @@ def _check_average_target(folders: list[Path], target: Path) -> None:
     own best/last checkpoint, which its manifest records (a changed one makes the run's
     training stage out of date)."""
     where = target.resolve()
-    if any(where == folder.resolve() for folder in folders):
-        raise ArtifactError(
-            f"-o {target} is one of the checkpoints being averaged and would be replaced; "
-            f"write the average to a new folder"
-        )
-    run = where.parent.parent
-    if where.name in (artifacts.CKPT_BEST, artifacts.CKPT_LAST) and where.parent.name == artifacts.TRAIN_DIR \
-            and (run / artifacts.MANIFEST).exists():
-        raise ArtifactError(
-            f"-o {target} is run {run.name}'s own {where.name} checkpoint; write the average to a new folder "
-            f"outside the run's stage folders, which a rerun empties (e.g. {target.parent.parent / 'average'}), "
-            f"and translate with --checkpoint FOLDER"
-        )
+    for folder in folders:
+        inside = folder.resolve()
+        if where == inside or where in inside.parents or inside in where.parents:
+            raise ArtifactError(
+                f"-o {target} is, holds or lies in {folder}, one of the checkpoints being averaged; "
+                f"write the average to a new folder"
+            )
+    if target.exists():
+        raise ArtifactError(f"-o {target} already exists, and writing the average would replace everything in "
+                            f"it; give a new folder, or delete that one first")
+    stage_folders = (artifacts.PREPARE_DIR, artifacts.TOKENIZE_DIR, artifacts.TRAIN_DIR, artifacts.TRANSLATE_DIR,
+                     artifacts.SCORE_DIR)
+    for run in where.parents:
+        if (run / artifacts.MANIFEST).exists() and where.relative_to(run).parts[0] in stage_folders:
+            raise ArtifactError(
+                f"-o {target} lies in run {run}'s stage folder {where.relative_to(run).parts[0]}/, which a rerun "
+                f"empties; write the average elsewhere (e.g. {run / 'average'}) and translate with --checkpoint FOLDER"
+            )
+    seen = [f.resolve() for f in folders]
+    twice = next((f for i, f in enumerate(folders) if seen[i] in seen[:i]), None)
+    if twice is not None:
+        raise ArtifactError(f"{twice} is given twice, which would count its weights double; give each checkpoint once")
 
 
 def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
@@ -182,8 +191,12 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
     for folder, meta in zip(folders[1:], metas[1:]):
         for key in ("model", "src_vocab", "tgt_vocab", "tokenizer_sha256"):
             if meta[key] != metas[0][key]:
+                what = key
+                if isinstance(meta[key], dict):
+                    keys = sorted(k for k in {**meta[key], **metas[0][key]} if meta[key].get(k) != metas[0][key].get(k))
+                    what = f"{key} ({', '.join(f'{k}: {metas[0][key].get(k)!r} against {meta[key].get(k)!r}' for k in keys)})"
                 raise ArtifactError(
-                    f"{folder}: its {key} differs from {folders[0]}'s; only checkpoints of the same "
+                    f"{folder}: its {what} differs from {folders[0]}'s; only checkpoints of the same "
                     f"model and tokenizer can be averaged"
                 )
     total: dict[str, Any] = {}

@@ -64,6 +64,15 @@ def _problems(cfg: TrainConfig) -> list[str]:
         problems.append(f"training.label_smoothing={cfg.label_smoothing}: must be in [0, 1), e.g. 0.1")
     if cfg.accumulate < 1:
         problems.append(f"training.accumulate={cfg.accumulate}: must be at least 1 (batches per optimizer step)")
-    if cfg.precision == "fp16" and cfg.device == "cpu":
-        problems.append("training.precision=fp16 needs a CUDA device (training.device is cpu); use bf16 or fp32")
+    from stages.devices import (  # torch: only when the config is checked
+        device_problem,
+        pick_device,
+    )
+
+    device = device_problem("training.device", cfg.device)
+    if device:
+        problems.append(device)
+    elif cfg.precision == "fp16" and pick_device(cfg.device) == "cpu":
+        problems.append(f"training.precision=fp16 needs a CUDA device (training.device={cfg.device} runs on the "
+                        f"cpu here); use bf16 or fp32")
     return problems
