@@ -143,6 +143,9 @@ def run_pipeline(
     ranks = distributed.from_env()
     if ranks.active and not ranks.main:
         return _follow_main(cfg, until, resume, ranks)
+    if resume is not None:  # refused before the run folder is made or locked
+        sections = {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training)}
+        check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, {**sections, **_upstream_config(cfg)}, resume)
     with run_lock(run_dir, command or f"s2s {until}"):
         return _run_locked(cfg, run_dir, until, force, echo, resume, ranks)
 

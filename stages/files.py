@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import glob
 import gzip
 import hashlib
 import json
@@ -80,6 +81,25 @@ def umask() -> int:
     return mask
 
 
+def _remove_orphans(target: Path) -> None:
+    """Remove temporary files of `target` that a killed process left (kill -9 skips the
+    cleanup); those of a process still running are its own."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _plain_mode(directory: bool) -> int:
     """What the umask leaves of 666 (777 for a directory): the mode of a plain new file."""
     return (0o777 if directory else 0o666) & ~umask()
@@ -104,7 +124,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        _remove_orphans(target)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise write_error(target, exc) from exc
     os.close(fd)

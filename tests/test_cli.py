@@ -440,3 +440,9 @@ def test_a_write_failure_in_prepare_is_not_blamed_on_the_input(tiny_config: Path
                             text=True, cwd=ROOT, preexec_fn=_limited(60_000))
     assert result.returncode == 1 and "could not be written (File too large)" in result.stderr, result.stderr
     assert "could not be read" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_refused_resume_leaves_no_run_folder_behind(tiny_config: Path, tmp_path: Path) -> None:
+    code, out = invoke("train", str(tiny_config), "--resume")
+    assert code == 1 and "no training state to resume from" in out
+    assert not (tmp_path / "runs" / "tiny").exists()

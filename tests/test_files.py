@@ -63,3 +63,19 @@ def test_files_a_library_writes_into_a_new_folder_get_the_plain_mode(tmp_path: P
         save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))  # safetensors writes 600
         (tmp / "sub").mkdir(mode=0o700)
     assert mode(tmp_path / "ckpt" / "model.safetensors") == 0o644 and mode(tmp_path / "ckpt" / "sub") == 0o755
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    killed = subprocess.run([sys.executable, "-c", "import os, signal; from pathlib import Path\n"
+                             "from stages.files import atomic_path\n"
+                             f"with atomic_path(Path({str(tmp_path / 'out.txt')!r})) as tmp:\n"
+                             "    tmp.write_text('half')\n    os.kill(os.getpid(), signal.SIGKILL)"],
+                            cwd=Path(__file__).resolve().parents[1])
+    assert killed.returncode == -9 and len(list(tmp_path.glob(".out.txt.*.tmp"))) == 1
+    mine = tmp_path / f".out.txt.{os.getpid()}.abc.tmp"  # a live writer's: kept
+    mine.write_text("mine")
+    write_text_atomic(tmp_path / "out.txt", "whole\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "out.txt"]
