@@ -86,7 +86,7 @@ def _remove_orphans(target: Path) -> None:
     cleanup); those of a process still running are its own."""
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and leftover.is_file() and not _alive(int(pid)):
             leftover.unlink(missing_ok=True)
 
 
