@@ -32,7 +32,7 @@ from stages.files import (
     write_text_atomic,
 )
 from stages.train import distributed
-from stages.train.state import ResumeOptions, check_resume
+from stages.train.state import ResumeOptions, check_resume, config_changes
 from stages.train.trainer import run_train
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,19 @@ def _train(cfg: RunConfig, run_dir: Path, resume: ResumeOptions | None = None) -
 def _upstream_config(cfg: RunConfig) -> dict[str, Any]:
     """The sections training's inputs come from, recorded so that a resume can check them."""
     return {"data": to_dict(cfg.data), "tokenizer": to_dict(cfg.tokenizer)}
+
+
+def _say_what_retraining_discards(cfg: RunConfig, run_dir: Path, echo: Callable[[str], None]) -> None:
+    """Training starts over and empties train/: say so when a trained model is there, and
+    which keys changed since it was trained."""
+    last = run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST
+    if not last.is_dir():
+        return
+    config = {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training), **_upstream_config(cfg)}
+    changes = config_changes(last, config)
+    why = f"the config changed since it was trained ({'; '.join(changes[:5])})" if changes else "it is out of date"
+    echo(f"[train] {last.parent} holds a trained model, but {why}: training starts over and replaces it "
+         f"(to continue it instead: s2s train CONFIG --resume, with the keys it was trained with)")
 
 
 def _resumed(stage: Stage, resume: ResumeOptions) -> Stage:
@@ -174,6 +187,8 @@ def _run_locked(
         elif current:
             echo(f"[{stage.name}] up to date, skipped")
         else:
+            if stage.name == "train":
+                _say_what_retraining_discards(cfg, run_dir, echo)
             _run_stage(stage, cfg, run_dir, manifest, fp, echo)
         if stage.name == until:
             break

@@ -140,6 +140,21 @@ def load_train_state(folder: Path) -> SavedTraining:
     )
 
 
+def config_changes(folder: Path, config: dict[str, Any]) -> list[str]:
+    """`key: old -> new` for each key of `config` (seed, data, tokenizer, model,
+    training) that differs from the one the training state in `folder` was saved
+    with; [] when there is no readable training state there."""
+    try:
+        saved = read_train_config(folder)["config"]
+    except (ArtifactError, KeyError, TypeError):
+        return []
+    changes = []
+    for section in (*FIXED_SECTIONS, "training"):
+        for key, old, new in _changes(saved.get(section), config.get(section), section):
+            changes.append(f"{key}: {old!r} -> {new!r}")
+    return changes
+
+
 def check_resume(folder: Path, config: dict[str, Any], options: ResumeOptions) -> None:
     """Refuse to resume the training saved in `folder` under a config that does not fit it.
 
