@@ -87,8 +87,7 @@ def _say_what_retraining_discards(cfg: RunConfig, run_dir: Path, echo: Callable[
     last = run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST
     if not last.is_dir():
         return
-    config = {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training), **_upstream_config(cfg)}
-    changes = config_changes(last, config)
+    changes = config_changes(last, _training_config(cfg))
     why = f"the config changed since it was trained ({'; '.join(changes[:5])})" if changes else "it is out of date"
     echo(f"[train] {last.parent} holds a trained model, but {why}: training starts over and replaces it "
          f"(to continue it instead: s2s train CONFIG --resume, with the keys it was trained with)")
@@ -157,8 +156,7 @@ def run_pipeline(
     if ranks.active and not ranks.main:
         return _follow_main(cfg, until, resume, ranks)
     if resume is not None:  # refused before the run folder is made or locked
-        sections = {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training)}
-        check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, {**sections, **_upstream_config(cfg)}, resume)
+        _check_resume(cfg, run_dir, resume)
     with run_lock(run_dir, command or f"s2s {until}"):
         return _run_locked(cfg, run_dir, until, force, echo, resume, ranks)
 
@@ -167,9 +165,8 @@ def _run_locked(
     cfg: RunConfig, run_dir: Path, until: str, force: tuple[str, ...], echo: Callable[[str], None],
     resume: ResumeOptions | None, ranks: distributed.Ranks,
 ) -> Manifest:
-    if resume is not None:
-        sections = {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training)}
-        check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, {**sections, **_upstream_config(cfg)}, resume)
+    if resume is not None:  # again, now that no other writer can change it
+        _check_resume(cfg, run_dir, resume)
     manifest = Manifest.load(run_dir)
     manifest.data.update(
         name=cfg.name, seed=cfg.seed, config_hash=section_hash(to_dict(cfg)), versions=library_versions()
@@ -193,6 +190,15 @@ def _run_locked(
         if stage.name == until:
             break
     return manifest
+
+
+def _training_config(cfg: RunConfig) -> dict[str, Any]:
+    """What a training state records of the config: seed, model, training and its inputs' sections."""
+    return {"seed": cfg.seed, "model": to_dict(cfg.model), "training": to_dict(cfg.training), **_upstream_config(cfg)}
+
+
+def _check_resume(cfg: RunConfig, run_dir: Path, resume: ResumeOptions) -> None:
+    check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, _training_config(cfg), resume)
 
 
 def _follow_main(cfg: RunConfig, until: str, resume: ResumeOptions | None, ranks: distributed.Ranks) -> Manifest:
