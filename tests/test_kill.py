@@ -103,7 +103,7 @@ def test_a_run_killed_in_any_stage_is_redone_to_the_same_result(stage: str, corp
     assert again.returncode == 0, again.stdout
     manifest = json.loads((run / artifacts.MANIFEST).read_text())
     assert all(entry["status"] == "done" for entry in manifest["stages"].values())
-    assert outputs(run) == reference
+    assert outputs(run) == reference, again.stdout
 
 
 def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_weights(corpus: Path, tmp_path: Path,
