@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -96,9 +97,9 @@ def test_a_run_killed_in_any_stage_is_redone_to_the_same_result(stage: str, corp
     killed_when(config, lambda: MOMENTS[stage](run))
     status = s2s("status", str(run))
     if status.returncode == 0:  # a manifest was written before the kill
-        states = [line.split()[1] for line in status.stdout.splitlines()[2:]]
-        assert "running" not in states and set(states) <= {"done", "interrupted", "-"}, status.stdout
-        assert "interrupted" in states or states == ["done"] * 5, status.stdout
+        states = " ".join(line.split()[1] for line in status.stdout.splitlines()[2:])
+        # done stages, then the one killed mid-way (none when killed between two stages), then not started
+        assert re.fullmatch(r"(done ?)*(interrupted ?)?(- ?)*", states), status.stdout
     again = s2s("run", str(config))
     assert again.returncode == 0, again.stdout
     manifest = json.loads((run / artifacts.MANIFEST).read_text())
