@@ -12,7 +12,7 @@ from typing import Any, Optional
 import click
 
 from pipeline.config import RunConfig, load_config
-from pipeline.orchestrator import STAGE_NAMES, run_pipeline
+from pipeline.orchestrator import STAGE_NAMES, run_pipeline, stale_stages
 from pipeline.runs import find_run, lock_holder, run_dir_of
 from stages import artifacts
 from stages.errors import ConfigError, S2SError
@@ -281,6 +281,7 @@ def status(run_ref: str, runs_dir: Optional[str]) -> None:
 
     run_dir = find_run(run_ref, runs_dir, needs=artifacts.MANIFEST)
     manifest, holder = Manifest.load(run_dir), lock_holder(run_dir)
+    stale = stale_stages(run_dir, manifest) if holder is None else set()
     if holder is not None:
         click.echo(f"in use: pid {holder.get('pid')} runs `{holder.get('command')}` since {holder.get('started')}")
     click.echo(f"run {manifest.data.get('name')}  seed {manifest.data.get('seed')}  config {str(manifest.data.get('config_hash'))[:12]}")
@@ -294,6 +295,8 @@ def status(run_ref: str, runs_dir: Optional[str]) -> None:
         state = entry.get("status", "-")
         if state == "running" and holder is None:  # its process died (kill -9, power loss)
             state = "interrupted"
+        elif name in stale:  # done, but from inputs that have changed since: the next run redoes it
+            state = "stale"
         click.echo(
             f"{name:<10} {state:<11} {entry.get('seconds', ''):>8}  "
             f"{str(entry.get('fingerprint', ''))[:12]:<12}  {brief[:110]}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.config import RunConfig, dump_yaml, section_hash, to_dict
+from pipeline.config import RunConfig, dump_yaml, load_config, section_hash, to_dict
 from pipeline.manifest import Manifest, hash_outputs, library_versions
 from pipeline.runs import run_dir_of, run_lock
 from stages import artifacts
@@ -199,6 +199,18 @@ def _training_config(cfg: RunConfig) -> dict[str, Any]:
 
 def _check_resume(cfg: RunConfig, run_dir: Path, resume: ResumeOptions) -> None:
     check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, _training_config(cfg), resume)
+
+
+def stale_stages(run_dir: Path, manifest: Manifest) -> set[str]:
+    """Stages recorded as done whose inputs have changed since: an upstream stage reran,
+    or the run's latest config changed their section (none when that config cannot be
+    read here). The prepare stage, whose fingerprint hashes the input files, is left out."""
+    try:
+        cfg = load_config(run_dir / artifacts.RESOLVED_CONFIG_YAML)
+    except S2SError:
+        return set()
+    return {stage.name for stage in STAGES[1:] if manifest.stage(stage.name).get("status") == "done"
+            and manifest.stage(stage.name).get("fingerprint") != fingerprint(stage, cfg, manifest)}
 
 
 def _follow_main(cfg: RunConfig, until: str, resume: ResumeOptions | None, ranks: distributed.Ranks) -> Manifest:

@@ -90,6 +90,17 @@ def test_rerun_skips_every_stage_then_decoding_change_reruns_only_translate_and_
     assert [line for line in out.splitlines() if "running" in line] == ["[translate] running", "[score] running"]
 
 
+def test_status_shows_a_stage_whose_inputs_changed_as_stale(trained_run: Path, tmp_path: Path) -> None:
+    config = copy_of_run(trained_run, tmp_path)
+    code, out = invoke("translate", str(config), "--set", "decoding.beam_size=1")  # reruns translate, not score
+    assert code == 0 and "[translate] done" in out, out
+    code, out = invoke("status", str(config))
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
+    assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "done", "score": "stale"}
+    assert invoke("run", str(config), "--set", "decoding.beam_size=1")[0] == 0
+    assert "stale" not in invoke("status", str(config))[1]
+
+
 def test_plot_and_status(run_dir: Path, tmp_path: Path) -> None:
     code, out = invoke("plot", str(run_dir), "-o", str(tmp_path / "plots"))
     assert code == 0 and {Path(p).name for p in out.split()} == {"loss.png", "lr.png", "dev_bleu.png", "grad_norms.png"}
