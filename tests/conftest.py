@@ -22,8 +22,12 @@ def _rows(split: str, n: int) -> list[str]:
 @pytest.fixture
 def tiny_corpus(tmp_path: Path) -> Path:
     """train/dev/test TSVs of 400/20/20 verses in tmp_path/corpus."""
-    folder = tmp_path / "corpus"
-    folder.mkdir()
+    return write_tiny_corpus(tmp_path / "corpus")
+
+
+def write_tiny_corpus(folder: Path) -> Path:
+    """train/dev/test TSVs of 400/20/20 verses of the embedded corpus in `folder`."""
+    folder.mkdir(exist_ok=True)
     for split, n in (("train", 400), ("dev", 20), ("test", 20)):
         (folder / f"{split}.tsv").write_text("\n".join(_rows(split, n)) + "\n", encoding="utf-8")
     return folder
@@ -83,10 +87,7 @@ def tokenized_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _tiny_setup(tmp: Path) -> Path:
     """The tiny corpus and config (as `tiny_config`) in `tmp`; the config's path."""
-    corpus = tmp / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 400), ("dev", 20), ("test", 20)):
-        (corpus / f"{split}.tsv").write_text("\n".join(_rows(split, n)) + "\n", encoding="utf-8")
+    corpus = write_tiny_corpus(tmp / "corpus")
     path = tmp / "tiny.yaml"
     path.write_text(tiny_config_text(corpus, tmp / "runs"), encoding="utf-8")
     return path

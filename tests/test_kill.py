@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from stages import artifacts
-from tests.conftest import _rows, tiny_config_text
+from tests.conftest import tiny_config_text, write_tiny_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,10 +61,7 @@ def outputs(run: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("corpus")
-    for split, n in (("train", 400), ("dev", 20), ("test", 20)):
-        (folder / f"{split}.tsv").write_text("\n".join(_rows(split, n)) + "\n", encoding="utf-8")
-    return folder
+    return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def config_in(folder: Path, corpus: Path) -> Path:

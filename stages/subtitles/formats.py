@@ -31,6 +31,7 @@ _SRT_TIME = r"(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})"
 _SRT_TIMING = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(\s.*)?$")
 _VTT_TIME = r"(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})"
 _VTT_TIMING = re.compile(rf"^\s*{_VTT_TIME}\s+-->\s+{_VTT_TIME}(\s.*)?$")
+_TIMING = {"srt": _SRT_TIMING, "vtt": _VTT_TIMING}  # a cue's timing line, per block format
 
 
 @dataclass
@@ -132,7 +133,7 @@ def load_subtitles(path: Path, fmt: Optional[str] = None, encoding: Optional[str
 
 def _check_every_timing_is_a_cue(doc: SubtitleDocument, text: str, path: Path) -> None:
     """No cue lost: every timing line of the file starts a cue."""
-    pattern = _SRT_TIMING if doc.format == "srt" else _VTT_TIMING
+    pattern = _TIMING[doc.format]
     timings = [n for n, line in enumerate(text.split("\n"), start=1) if pattern.match(line)]
     if len(timings) != len(doc.cues):
         starts = {c.line for c in doc.cues}
@@ -144,7 +145,7 @@ def _check_every_timing_is_a_cue(doc: SubtitleDocument, text: str, path: Path) -
 def _split_run_on_cues(blocks: list[tuple[int, list[str]]], kind: Format, path: Path) -> list[tuple[int, list[str]]]:
     """Cues written without the blank line between them, split where the next cue's
     timing line (and its number, when the line before it is one) begins, as players do."""
-    pattern = _SRT_TIMING if kind == "srt" else _VTT_TIMING
+    pattern = _TIMING[kind]
     out: list[tuple[int, list[str]]] = []
     for start, lines in blocks:
         first = next((i for i, line in enumerate(lines[:2]) if pattern.match(line)), None)
@@ -218,7 +219,7 @@ def _not_a_cue(path: Path, kind: Format, start: int, lines: list[str], cues_so_f
 
 
 def _parse_timing(line: str, kind: Format, path: Path, number: int) -> tuple[int, int]:
-    match = (_SRT_TIMING if kind == "srt" else _VTT_TIMING).match(line)
+    match = _TIMING[kind].match(line)
     if not match:
         example = "00:01:02,500 --> 00:01:04,000" if kind == "srt" else "00:01:02.500 --> 00:01:04.000"
         raise InputDataError(f"{path}:{number}: broken timestamp {line.strip()!r}; expected e.g. {example!r}")
