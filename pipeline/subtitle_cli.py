@@ -6,38 +6,22 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.files_cli import (
-    check_outputs,
-    context_size,
-    decode_config,
-    load_for_decoding,
-)
-from stages.corpus.vocab import CONTEXT_SEP
+from pipeline.api import Translator
+from pipeline.files_cli import check_outputs
 from stages.decode.config import ScoreConfig
 from stages.decode.scoring import score_lines
-from stages.decode.translation import translate_lines
-from stages.devices import pick_device
 from stages.errors import InputDataError
 from stages.files import atomic_path, write_json_atomic
 from stages.subtitles.formats import (
     FORMATS,
-    Format,
     SubtitleDocument,
     detect_format,
     load_subtitles,
-    output_encoding,
     render,
 )
 from stages.subtitles.text import strip_markup
-from stages.subtitles.translation import SubtitleConfig, translate_document
 
 log = logging.getLogger(__name__)
-
-
-
-def subtitle_config(run_dir: Path, context: Optional[int], **limits: Any) -> SubtitleConfig:
-    size, context_model = context_size(run_dir, context)
-    return SubtitleConfig(context=size, separator=CONTEXT_SEP if context_model else "", **limits)
 
 
 def subtitle_file(
@@ -48,22 +32,17 @@ def subtitle_file(
     """Translate one subtitle file; write it (and its report) only once all of it is done."""
     report_path = report_path or f"{output_path}.report.json"
     check_outputs(input_path, {"-o": output_path, "--report": report_path}, {})
-    doc = load_subtitles(Path(input_path), fmt, encoding)
-    fmt_out: Format = (detect_format(Path(output_path), to, option="--to", verb="writes")
-                       if (to or Path(output_path).suffix) else doc.format)
+    doc = load_subtitles(Path(input_path), fmt, encoding)  # a bad file fails before the model loads
+    fmt_out = (detect_format(Path(output_path), to, option="--to", verb="writes")
+               if (to or Path(output_path).suffix) else doc.format)
     if fmt_out != doc.format:
         render(doc, [cue.lines for cue in doc.cues], fmt_out)  # a conversion that would move a cue: refused now
-    cfg = subtitle_config(run_dir, context, **limits)
-    decoding = decode_config(run_dir, overrides, beam_size, checkpoint, quantize)
-    device = pick_device(decoding.device)
-    model, sp_src, sp_tgt = load_for_decoding(run_dir, decoding, device)
-
-    def translate(lines: list[str]) -> list[str]:
-        return translate_lines(model, sp_src, sp_tgt, lines, decoding, device, where=input_path)
-
-    texts, report = translate_document(doc, translate, cfg, fmt_out)
+    translator = Translator.load(run_dir, overrides=overrides, context=context, beam_size=beam_size,
+                                 checkpoint=checkpoint, quantize=quantize)
+    result, report = translator.translate_subtitles(Path(input_path), format=fmt, to=fmt_out, encoding=encoding,
+                                                    **limits)
     with atomic_path(Path(output_path)) as tmp:
-        tmp.write_text(render(doc, texts, fmt_out), encoding=output_encoding(doc), newline="")
+        tmp.write_bytes(result.data)
     report["output"] = output_path
     write_json_atomic(Path(report_path), report)
     return report

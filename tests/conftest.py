@@ -105,3 +105,17 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(main, ["run", str(path)])
     assert result.exit_code == 0, result.output
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny config's whole run, shared by every module that only reads it (the API,
+    the server, the browser): the run folder."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    path = _tiny_setup(tmp_path_factory.mktemp("shared"))
+    result = CliRunner().invoke(main, ["run", str(path)])
+    assert result.exit_code == 0, result.output
+    return path.parent / "runs" / "tiny"

@@ -111,10 +111,18 @@ def _decode(data: bytes, encoding: str, path: Path, why: str) -> str:
 
 
 def load_subtitles(path: Path, fmt: Optional[str] = None, encoding: Optional[str] = None) -> SubtitleDocument:
+    """The subtitle file at `path` (format from `fmt` or the extension; encoding from
+    `encoding` or detected); InputDataError naming the file and line when it is not one."""
     if not path.is_file():
         raise InputDataError(f"{path}: file not found")
+    return parse_subtitles(path.read_bytes(), path, fmt, encoding)
+
+
+def parse_subtitles(data: bytes, path: Path, fmt: Optional[str] = None, encoding: Optional[str] = None) -> SubtitleDocument:
+    """A subtitle file's bytes (an upload, say) as a document; `path` names it in messages
+    and, without `fmt`, gives the format by its extension."""
     kind = detect_format(path, fmt)
-    text, used = decode_subtitle_bytes(path.read_bytes(), path, encoding)
+    text, used = decode_subtitle_bytes(data, path, encoding)
     if "\x00" in text:
         raise InputDataError(f"{path}: contains NUL characters, so it is not a {kind.upper()} text file")
     newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text else "\n")

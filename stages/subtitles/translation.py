@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from stages.checks import at_least_one, in_range, not_negative
 from stages.corpus.vocab import join_context, user_text
 from stages.subtitles.formats import Cue, Format, SubtitleDocument, overlapping_cues
 from stages.subtitles.text import (
@@ -37,6 +38,12 @@ class SubtitleConfig:
     context: int = 0  # previous sentences fed to a context model (0: none)
     separator: str = ""  # the token between context and sentence; empty: not a context model
     bilingual: bool = False  # keep the source lines under the translation
+
+    def problems(self) -> list[str]:
+        return (at_least_one("subtitles", self, ("max_lines", "max_group"))
+                + not_negative("subtitles", self, ("max_gap_ms", "context"))
+                + in_range("subtitles", self, "max_chars", 10, True, float("inf"), False, "42")
+                + in_range("subtitles", self, "max_cps", 0.0, False, float("inf"), False, "17"))
 
 
 @dataclass

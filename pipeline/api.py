@@ -1,0 +1,278 @@
+"""The Python API: load a trained model once, then translate text and subtitle files
+from your own code. Every name a user imports is in `__all__` here::
+
+    from pipeline.api import Translator
+
+    translator = Translator.load("runs/default")          # a run folder, name or config
+    translator.translate(["In the beginning was the Word."])
+    translator.translate_nbest(["And God said"], 3)       # scored alternatives
+
+The `s2s translate --run`, `s2s subtitle` and `s2s serve` commands are thin users of
+`Translator`. Errors are `S2SError`s (`ConfigError` for a bad option, `ArtifactError`
+for a missing or damaged run, `InputDataError` for bad input) whose message names the
+value and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union, overload
+
+from pipeline.config import RunConfig, apply_overrides, build_section, validate
+from pipeline.runs import find_run
+from stages import artifacts
+from stages.corpus.vocab import CONTEXT_SEP, with_context, without_context
+from stages.decode.config import DecodeConfig
+from stages.decode.translation import prepare_for_inference, translate_lines_nbest
+from stages.devices import pick_device
+from stages.errors import (
+    ArtifactError,
+    ConfigError,
+    InputDataError,
+    OutputError,
+    S2SError,
+)
+from stages.model.checkpoint import load_checkpoint
+from stages.subtitles.formats import (
+    Format,
+    SubtitleDocument,
+    detect_format,
+    output_encoding,
+    parse_subtitles,
+    render,
+)
+from stages.subtitles.text import strip_markup
+from stages.subtitles.translation import SubtitleConfig, translate_document
+
+__all__ = [
+    "Translator", "Hypothesis", "SubtitleTranslation",
+    "S2SError", "ConfigError", "ArtifactError", "InputDataError", "OutputError",
+]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One translation of one line, from an n-best list (best first).
+
+    `score` is what the search ranks by: the log-probability under the length penalty
+    (`decoding.length_penalty`, GNMT's, Wu et al. 2016); `log_prob` is the plain sum of
+    the pieces' natural-log probabilities. With alignments, `attention` has one row per
+    target piece and one column per source piece, each row summing to 1.
+    """
+
+    text: str
+    score: float
+    log_prob: float
+    source_pieces: Optional[list[str]] = None
+    target_pieces: Optional[list[str]] = None
+    attention: Optional[list[list[float]]] = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; the alignment keys only when they were asked for."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class SubtitleTranslation:
+    """A translated subtitle file: `text` in `format`, to be written as `encoding`
+    (`data` holds those bytes); `cues` has one row per cue (`number`, `start` and `end`
+    in milliseconds, `source` and `translation` as text lines); `report` is the
+    compliance report that `s2s subtitle` writes (counts and cue numbers over the limits)."""
+
+    text: str
+    format: str
+    encoding: str
+    cues: list[dict[str, Any]]
+    report: dict[str, Any] = field(repr=False)
+
+    @property
+    def data(self) -> bytes:
+        return self.text.encode(self.encoding)
+
+
+def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
+    """One section of the config the run was made with ({} for a bare checkpoint folder)."""
+    saved = run_dir / artifacts.RESOLVED_CONFIG
+    if not saved.exists():
+        return {}
+    return dict(json.loads(saved.read_text(encoding="utf-8")).get(section, {}))
+
+
+def context_size(run_dir: Path, asked: Optional[int]) -> tuple[int, bool]:
+    """(previous sentences to give the model, whether it is a context model)."""
+    trained = int(saved_section(run_dir, "data").get("context", 0))
+    if asked is not None and asked < 0:
+        raise ConfigError(f"context={asked}: give 0 (none) or more previous sentences")
+    if asked and not trained:
+        raise ConfigError(
+            f"context={asked}: {run_dir} was trained without context (data.context: 0); "
+            f"train a run with data.context: 1 for context, or leave out context"
+        )
+    return (trained if asked is None else asked), bool(trained)
+
+
+def decode_config(run_dir: Path, overrides: Sequence[str] = (), **options: Any) -> DecodeConfig:
+    """The run's own decoding section, then `decoding.KEY=VALUE` overrides, then options
+    (DecodeConfig fields; None leaves a key as it is), all checked as a config is."""
+    raw = saved_section(run_dir, "decoding")
+    for item in overrides:
+        if not item.startswith("decoding."):
+            raise ConfigError(f"--set {item!r}: only decoding.* keys apply when translating a file")
+    raw = apply_overrides({"decoding": raw}, list(overrides))["decoding"]
+    raw.update({key: value for key, value in options.items() if value is not None})
+    cfg = build_section(DecodeConfig, raw, "decoding")
+    problems = validate(RunConfig(decoding=cfg))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return cfg
+
+
+def checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
+    """`best` or `last` of the run, or a checkpoint folder (from `s2s average`, say)."""
+    if checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+        return run_dir / artifacts.TRAIN_DIR / checkpoint
+    return Path(checkpoint)
+
+
+class Translator:
+    """A trained model loaded once, with its tokenizers and decoding settings.
+
+    Thread-safe: calls from several threads run one search at a time (an internal
+    lock); `s2s serve` gets its throughput by batching concurrent requests into one
+    search instead.
+    """
+
+    def __init__(self, model: Any, sp_src: Any, sp_tgt: Any, config: DecodeConfig, device: str, *,
+                 context: int = 0, context_model: bool = False, name: str = "model") -> None:
+        self.model, self.sp_src, self.sp_tgt = model, sp_src, sp_tgt
+        self.config, self.device, self.name = config, device, name
+        self.context, self.context_model = context, context_model
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, run: Union[str, Path], *, runs_dir: Optional[str] = None, overrides: Sequence[str] = (),
+             context: Optional[int] = None, **decoding: Any) -> "Translator":
+        """Load a run's model: `run` is a run folder, a run name under `runs_dir`
+        (default `runs`), the YAML config the run was made with, or a checkpoint folder.
+
+        `decoding` takes any `decoding.*` key (beam_size, checkpoint, device, quantize,
+        precision, length_penalty, batch_size ...), over the run's own settings;
+        `context` is how many previous lines a context model sees (default: as trained).
+        Raises ArtifactError when there is no trained model there, ConfigError for a bad
+        option.
+        """
+        path = Path(run)
+        if (path / artifacts.CKPT_META).is_file():  # a bare checkpoint folder
+            run_dir, decoding = path, {**decoding, "checkpoint": str(path)}
+        else:
+            run_dir = find_run(str(run), runs_dir)
+        size, context_model = context_size(run_dir, context)
+        cfg = decode_config(run_dir, overrides, **decoding)
+        device = pick_device(cfg.device)
+        model, sp_src, sp_tgt, _ = load_checkpoint(checkpoint_folder(run_dir, cfg.checkpoint), device)
+        return cls(prepare_for_inference(model, cfg, device), sp_src, sp_tgt, cfg, device, context=size, context_model=context_model, name=str(run))
+
+    @overload
+    def translate(self, lines: str) -> str: ...  # type: ignore[overload-overlap]
+    @overload
+    def translate(self, lines: Sequence[str]) -> list[str]: ...
+
+    def translate(self, lines: Union[str, Sequence[str]]) -> Union[str, list[str]]:
+        """The best translation of each line (a list for a list, a string for a string);
+        an empty line gives an empty translation. The lines are one document: a context
+        model sees each line's previous lines."""
+        if isinstance(lines, str):
+            return self.translate([lines])[0]
+        return [hyps[0].text if hyps else "" for hyps in self.translate_nbest(lines, 1)]
+
+    def translate_nbest(self, lines: Sequence[str], n: int, *, alignments: bool = False) -> list[list[Hypothesis]]:
+        """Up to `n` hypotheses per line, best first (at most the beam size; 1 with
+        greedy search); [] for an empty line. With `alignments`, each hypothesis holds
+        its pieces and attention matrix."""
+        if isinstance(lines, str):
+            raise TypeError("translate_nbest takes a list of lines; wrap one line as [line]")
+        return list(self.translate_stream(lines, n_best=n, alignments=alignments))
+
+    def translate_stream(self, lines: Iterable[str], *, n_best: int = 1, alignments: bool = False,
+                         where: str = "input") -> Iterator[list[Hypothesis]]:
+        """Like `translate_nbest`, over an iterable of any length, `decoding.stream_lines`
+        lines at a time, yielding each line's hypotheses in order; `where` names the
+        input in warnings."""
+        if n_best < 1:
+            raise ConfigError(f"n_best={n_best}: ask for 1 or more hypotheses")
+        inputs = self.prepare_inputs(lines)
+        done = 0
+        while chunk := list(islice(inputs, self.config.stream_lines)):
+            yield from self.translate_inputs(chunk, n_best, alignments=alignments, where=where, first_line=done + 1)
+            done += len(chunk)
+
+    def prepare_inputs(self, lines: Iterable[str], previous: Sequence[str] = ()) -> Iterator[str]:
+        """The model's input for each line of a document: user text escaped, behind its
+        previous lines for a context model (`previous`: the document's lines before these)."""
+        if self.context_model:
+            return with_context(lines, self.context, CONTEXT_SEP, before=previous)
+        return without_context(lines)
+
+    def translate_inputs(self, inputs: list[str], n_best: int = 1, *, alignments: bool = False,
+                         where: str = "input", first_line: int = 1) -> list[list[Hypothesis]]:
+        """Search prepared model inputs (from `prepare_inputs`, several documents' may be
+        joined into one batch: each line is searched on its own)."""
+        with self._lock:
+            found = translate_lines_nbest(self.model, self.sp_src, self.sp_tgt, inputs, self.config, self.device,
+                                          where, n_best, alignments, first_line)
+        return [[Hypothesis(**h) for h in hyps] for hyps in found]
+
+    def translate_subtitles(
+        self, source: Union[str, Path, bytes], *, name: Optional[str] = None, format: Optional[str] = None,
+        to: Optional[str] = None, encoding: Optional[str] = None, **limits: Any,
+    ) -> tuple[SubtitleTranslation, dict[str, Any]]:
+        """Translate an SRT/VTT/ASS/SSA file (a path, or its bytes with `name` giving the
+        extension or `format` the format), keeping every cue and its timing.
+
+        `limits`: max_chars (per line, 42), max_lines (per cue, 2), max_cps (characters
+        per second, 17), max_gap_ms (1500: cues further apart never share a sentence),
+        bilingual (False). Returns the translation and its report (also `.report`).
+        Raises InputDataError for a file that is not a subtitle file.
+        """
+        if isinstance(source, bytes):
+            path = Path(name or f"upload.{format or 'srt'}")
+            doc = parse_subtitles(source, path, format, encoding)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise InputDataError(f"{path}: file not found")
+            doc = parse_subtitles(path.read_bytes(), path, format, encoding)
+        fmt_out: Format = detect_format(path, to, option="to", verb="writes") if to else doc.format
+        if fmt_out != doc.format:
+            render(doc, [cue.lines for cue in doc.cues], fmt_out)  # a conversion that would move a cue: refused now
+        unknown = sorted(set(limits) - _SUBTITLE_LIMITS)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: not a subtitle limit; use {', '.join(sorted(_SUBTITLE_LIMITS))}")
+        cfg = SubtitleConfig(context=self.context, separator=CONTEXT_SEP if self.context_model else "", **limits)
+        problems = cfg.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+        def translate(lines: list[str]) -> list[str]:
+            return [h[0].text if h else "" for h in self.translate_inputs(lines, where=str(path))]
+
+        texts, report = translate_document(doc, translate, cfg, fmt_out)
+        result = SubtitleTranslation(render(doc, texts, fmt_out), fmt_out, output_encoding(doc),
+                                     _cue_rows(doc, texts, fmt_out), report)
+        return result, report
+
+
+_SUBTITLE_LIMITS = {"max_chars", "max_lines", "max_cps", "max_gap_ms", "max_group", "bilingual"}
+
+
+def _cue_rows(doc: SubtitleDocument, texts: list[list[str]], fmt_out: Format) -> list[dict[str, Any]]:
+    return [
+        {"number": cue.number, "start": cue.start, "end": cue.end,
+         "source": [line for line in strip_markup(cue.lines, doc.format) if line],
+         "translation": [line for line in strip_markup(lines, fmt_out) if line]}
+        for cue, lines in zip(doc.cues, texts)
+    ]

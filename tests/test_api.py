@@ -1,0 +1,153 @@
+"""The Python API (`pipeline.api`): what a user calls from their own code."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.api import ArtifactError, ConfigError, InputDataError, Translator
+from pipeline.cli import main
+from stages import artifacts
+from stages.subtitles.formats import load_subtitles, parse_subtitles
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures" / "subtitles"
+LINES = ["In the beginning God created the heavens.", "", "Jesus wept.", "And God said, Let there be light."]
+
+
+@pytest.fixture(scope="module")
+def translator(shared_run: Path) -> Translator:
+    return Translator.load(shared_run)
+
+
+def test_a_batch_and_each_line_alone_give_the_same_translation(translator: Translator) -> None:
+    batch = translator.translate(LINES)
+    assert batch[1] == "" and len(batch) == len(LINES)
+    assert [translator.translate(line) for line in LINES] == batch
+
+
+def test_nbest_lists_are_ordered_and_start_with_the_translation(translator: Translator) -> None:
+    nbest = translator.translate_nbest(LINES, 3)
+    assert nbest[1] == []
+    for line, hyps in zip(LINES, nbest):
+        if not line:
+            continue
+        assert 1 <= len(hyps) <= 3
+        scores = [h.score for h in hyps]
+        assert scores == sorted(scores, reverse=True)
+        assert hyps[0].text == translator.translate(line)
+        assert hyps[0].attention is None
+
+
+def test_alignments_have_a_row_per_target_piece_and_a_column_per_source_piece(translator: Translator) -> None:
+    [[best, *_]] = translator.translate_nbest(["Jesus wept."], 2, alignments=True)
+    assert best.source_pieces and best.target_pieces and best.attention
+    assert len(best.attention) == len(best.target_pieces)
+    assert all(len(row) == len(best.source_pieces) for row in best.attention)
+    assert all(abs(sum(row) - 1) < 1e-2 for row in best.attention)
+    assert set(best.as_dict()) == {"text", "score", "log_prob", "source_pieces", "target_pieces", "attention"}
+
+
+def test_calls_from_several_threads_give_the_serial_results(translator: Translator) -> None:
+    expected = translator.translate(LINES)
+    results: list[list[str]] = []
+
+    def work() -> None:
+        results.append(translator.translate(LINES))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected] * 4
+
+
+def test_the_cli_and_the_api_write_the_same_translation(shared_run: Path, translator: Translator,
+                                                         tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    result = CliRunner().invoke(main, ["translate", str(src), "--run", str(shared_run), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").split("\n")[:-1] == translator.translate(LINES)
+
+
+def test_options_override_the_runs_decoding_section(shared_run: Path) -> None:
+    greedy = Translator.load(shared_run, beam_size=1, checkpoint="last")
+    assert greedy.config.beam_size == 1 and greedy.config.checkpoint == "last"
+    assert [len(h) for h in greedy.translate_nbest(["Jesus wept."], 4)] == [1]
+    as_set = Translator.load(shared_run, overrides=["decoding.beam_size=2"])
+    assert as_set.config.beam_size == 2
+
+
+def test_a_checkpoint_folder_loads_on_its_own(shared_run: Path, translator: Translator) -> None:
+    folder = Translator.load(shared_run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
+    assert folder.translate(LINES) == translator.translate(LINES)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"beam_sise": 3}, "did you mean 'beam_size'"),
+    ({"beam_size": 0}, "decoding.beam_size=0: must be at least 1"),
+    ({"quantize": "int4"}, "decoding.quantize"),
+    ({"context": 1}, "trained without context"),
+    ({"context": -1}, "context=-1"),
+])
+def test_bad_options_are_config_errors_naming_the_option(shared_run: Path, options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Translator.load(shared_run, **options)
+
+
+def test_a_missing_run_is_an_artifact_error(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="no trained run there"):
+        Translator.load(tmp_path / "nowhere")
+
+
+def test_nbest_needs_a_list(translator: Translator) -> None:
+    with pytest.raises(TypeError, match=r"\[line\]"):
+        translator.translate_nbest("Jesus wept.", 2)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="n_best=0"):
+        translator.translate_nbest(["Jesus wept."], 0)
+
+
+def test_subtitles_keep_every_cue_and_timing(translator: Translator) -> None:
+    path = FIXTURES / "episode.srt"
+    result, report = translator.translate_subtitles(path)
+    source = load_subtitles(path)
+    out = parse_subtitles(result.data, Path("out.srt"))
+    assert [(c.start, c.end) for c in out.cues] == [(c.start, c.end) for c in source.cues]
+    assert report["counts"]["cues_out"] == len(source.cues) == len(result.cues)
+    assert [(r["start"], r["end"]) for r in result.cues] == [(c.start, c.end) for c in source.cues]
+    assert result.report is report and result.format == "srt"
+
+
+def test_subtitle_bytes_give_what_the_file_gives(translator: Translator) -> None:
+    path = FIXTURES / "episode.vtt"
+    from_file, _ = translator.translate_subtitles(path, to="srt", max_chars=30)
+    from_bytes, _ = translator.translate_subtitles(path.read_bytes(), name="upload.vtt", to="srt", max_chars=30)
+    assert from_bytes.text == from_file.text and from_bytes.format == "srt"
+
+
+def test_bad_subtitle_input_and_limits_are_clear_errors(translator: Translator) -> None:
+    with pytest.raises(InputDataError, match="upload.srt"):
+        translator.translate_subtitles(b"not a subtitle file\n", name="upload.srt")
+    with pytest.raises(InputDataError, match="not a subtitle format"):
+        translator.translate_subtitles(b"1\n", name="notes.txt")
+    with pytest.raises(ConfigError, match="subtitles.max_chars=5"):
+        translator.translate_subtitles(FIXTURES / "episode.srt", max_chars=5)
+    with pytest.raises(ConfigError, match="max_char: not a subtitle limit"):
+        translator.translate_subtitles(FIXTURES / "episode.srt", max_char=30)
+
+
+def test_the_docs_example_runs(shared_run: Path) -> None:
+    """docs/api.md's first example, run against the tiny run."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    example = re.search(r"```python\n(.*?)```", text, re.S)
+    assert example, "docs/api.md has no python example"
+    code = example.group(1).replace('"runs/default"', repr(str(shared_run)))
+    namespace: dict = {}
+    exec(compile(code, "docs/api.md", "exec"), namespace)
