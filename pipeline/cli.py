@@ -12,11 +12,12 @@ from typing import Any, Optional
 import click
 
 from pipeline.config import RunConfig, load_config
+from pipeline.embedded import resolve_path
 from pipeline.orchestrator import STAGE_NAMES, run_pipeline, stale_stages
 from pipeline.runs import find_run, lock_holder, run_dir_of
 from stages import artifacts
-from stages.errors import ConfigError, S2SError
-from stages.files import check_output_folder
+from stages.errors import ConfigError, OutputError, S2SError
+from stages.files import atomic_path, check_output_file, check_output_folder
 from stages.train.state import ResumeOptions
 
 
@@ -24,7 +25,7 @@ def _load(config: Optional[str], overrides: tuple[str, ...], hint: str = "") -> 
     """The run config; `hint` is added to the error when CONFIG is not a .yaml/.yml file
     that loads (a user who meant a text file for `translate` or `score`)."""
     try:
-        return load_config(Path(config) if config else None, list(overrides))
+        return load_config(resolve_path(config) if config else None, list(overrides))
     except ConfigError as exc:
         if hint and config and Path(config).suffix.lower() not in (".yaml", ".yml"):
             raise ConfigError(f"{exc}\n{config} is read as a run config (YAML); {hint}") from exc
@@ -241,6 +242,29 @@ def subtitle(
         max_gap_ms=max_gap_ms, bilingual=bilingual,
     )
     click.echo(describe(report))
+
+
+@main.command("config")
+@click.argument("name", default="default")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it to this new file (default: stdout).")
+@click.option("--list", "list_names", is_flag=True, help="List the example configs.")
+def config_command(name: str, output: Optional[str], list_names: bool) -> None:
+    """Print an example config to start from: s2s config default > my.yaml (or tiny, best)."""
+    from pipeline.embedded import example_config, example_configs
+
+    if list_names:
+        click.echo("\n".join(example_configs()))
+        return
+    text = example_config(name)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    check_output_file(output, "-o")
+    if Path(output).exists():
+        raise OutputError(f"-o {output}: the file exists; give a new file name (s2s config never replaces a file)")
+    with atomic_path(Path(output)) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    click.echo(f"wrote the {name} config to {output}; run it with: s2s run {output}")
 
 
 @main.command()

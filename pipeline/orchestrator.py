@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.config import RunConfig, dump_yaml, load_config, section_hash, to_dict
+from pipeline.embedded import resolve_path
 from pipeline.manifest import Manifest, hash_outputs, library_versions
 from pipeline.runs import run_dir_of, run_lock
 from stages import artifacts
@@ -36,18 +37,6 @@ from stages.train.state import ResumeOptions, check_resume, config_changes
 from stages.train.trainer import run_train
 
 log = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def resolve_path(spec: str) -> Path:
-    """A config path: absolute, else relative to the working directory, else to the project."""
-    path = Path(spec).expanduser()
-    if path.is_absolute() or path.exists():
-        return path
-    bundled = PROJECT_ROOT / path
-    return bundled if bundled.exists() else path
-
 
 @dataclass(frozen=True)
 class Stage:
