@@ -147,10 +147,12 @@ class Translator:
     """
 
     def __init__(self, model: Any, sp_src: Any, sp_tgt: Any, config: DecodeConfig, device: str, *,
-                 context: int = 0, context_model: bool = False, name: str = "model") -> None:
+                 context: int = 0, context_model: bool = False, name: str = "model",
+                 languages: tuple[str, str] = ("", "")) -> None:
         self.model, self.sp_src, self.sp_tgt = model, sp_src, sp_tgt
         self.config, self.device, self.name = config, device, name
         self.context, self.context_model = context, context_model
+        self.languages = languages  # (source, target) codes from the run's data section; "" if unknown
         self._lock = threading.Lock()
 
     @classmethod
@@ -174,7 +176,10 @@ class Translator:
         cfg = decode_config(run_dir, overrides, **decoding)
         device = pick_device(cfg.device)
         model, sp_src, sp_tgt, _ = load_checkpoint(checkpoint_folder(run_dir, cfg.checkpoint), device)
-        return cls(prepare_for_inference(model, cfg, device), sp_src, sp_tgt, cfg, device, context=size, context_model=context_model, name=str(run))
+        data = saved_section(run_dir, "data")
+        languages = (str(data.get("src_lang", "")), str(data.get("tgt_lang", "")))
+        return cls(prepare_for_inference(model, cfg, device), sp_src, sp_tgt, cfg, device, context=size,
+                   context_model=context_model, name=str(run), languages=languages)
 
     @overload
     def translate(self, lines: str) -> str: ...  # type: ignore[overload-overlap]

@@ -244,6 +244,38 @@ def subtitle(
     click.echo(describe(report))
 
 
+@main.command()
+@click.option("--run", "run_path", metavar="RUN", required=True, help=f"The trained run: {RUN_HELP}.")
+@runs_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface; put a reverse proxy in front).")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--api-key-file", type=click.Path(dir_okay=False), help="Require an API key: one key per line of this file.")
+@click.option("--max-chars", default=20000, show_default=True, type=click.IntRange(min=1), help="Characters of text per request.")
+@click.option("--max-lines", default=500, show_default=True, type=click.IntRange(min=1), help="Lines per request.")
+@click.option("--max-file-mb", default=2.0, show_default=True, type=click.FloatRange(min=0.001), help="Size of an uploaded file, in MB.")
+@click.option("--queue-size", default=64, show_default=True, type=click.IntRange(min=1), help="Requests waiting for the model; more get 503.")
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds before an unanswered request gets 503.")
+@click.option("--batch-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0, 1000), help="How long a batch waits for more requests.")
+@click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
+@click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@set_option
+def serve(
+    run_path: str, runs_dir: Optional[str], host: str, port: int, api_key_file: Optional[str], max_chars: int,
+    max_lines: int, max_file_mb: float, queue_size: int, timeout_s: float, batch_wait_ms: float,
+    beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], threads: Optional[int],
+    overrides: tuple[str, ...],
+) -> None:
+    """Serve a trained run over HTTP: a LibreTranslate-compatible API and a web page at /."""
+    from pipeline.serve.server import serve_run
+
+    serve_run(find_run(run_path, runs_dir), host=host, port=port, api_key_file=api_key_file, threads=threads,
+              overrides=list(overrides), beam_size=beam_size, checkpoint=checkpoint, quantize=quantize,
+              max_chars=max_chars, max_lines=max_lines, max_file_bytes=int(max_file_mb * 1_000_000),
+              queue_size=queue_size, timeout_s=timeout_s, wait_ms=batch_wait_ms)
+
+
 @main.command("config")
 @click.argument("name", default="default")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it to this new file (default: stdout).")

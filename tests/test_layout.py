@@ -28,7 +28,7 @@ stages.train stages.train.config stages.train.distributed stages.train.progress 
 stages.train.schedule stages.train.state stages.train.step stages.train.validation stages.train.trainer
 stages.subtitles stages.subtitles.text stages.subtitles.formats stages.subtitles.translation
 stages.plots stages.plots.attention stages.plots.history
-pipeline pipeline.config pipeline.embedded pipeline.runs pipeline.manifest pipeline.orchestrator pipeline.api pipeline.serve pipeline.files_cli
+pipeline pipeline.config pipeline.embedded pipeline.runs pipeline.manifest pipeline.orchestrator pipeline.api pipeline.serve pipeline.serve.limits pipeline.serve.batching pipeline.serve.app pipeline.serve.server pipeline.files_cli
 pipeline.subtitle_cli pipeline.cli
 """.split()
 

@@ -1,0 +1,332 @@
+"""The HTTP app of `s2s serve`: a LibreTranslate-compatible API and the web page.
+
+Routes (LibreTranslate's, https://github.com/LibreTranslate/LibreTranslate, so its
+clients work unchanged): POST /translate, POST /translate_file, GET /languages,
+GET /frontend/settings; and GET /health, GET /files/{token}/{name} (a translated file),
+GET / (the page). Errors are JSON `{"error": message}`: 400 bad request, 403 bad API key,
+404 unknown route or file, 413 over a size limit, 503 queue full, timed out or shutting
+down, 500 only for a bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, NamedTuple
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from pipeline.api import Hypothesis, Translator
+from pipeline.serve.batching import Batcher, Closed, QueueFull
+from pipeline.serve.limits import ServeLimits
+from stages.errors import S2SError
+from stages.subtitles.formats import FORMATS
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+KEPT_FILES = 64  # translated files kept for download, newest first
+_FORM_SLACK = 64 * 1024  # bytes of a request besides its text or file (field names, JSON, multipart)
+_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese"}
+
+
+class Upload(NamedTuple):
+    filename: str
+    data: bytes
+
+
+class Problem(Exception):
+    """A request s2s refuses: its HTTP status and the message for `{"error": ...}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
+               api_keys: frozenset[str] = frozenset()) -> FastAPI:
+    """The app over one loaded model; `api_keys` non-empty: every translation needs one."""
+    batcher = Batcher(translator, queue_size=limits.queue_size, wait_ms=limits.wait_ms,
+                      max_lines=limits.batch_lines)
+    files: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        await run_in_threadpool(batcher.close)  # on SIGTERM: uvicorn lets requests finish, then this drains
+
+    app = FastAPI(title="s2s", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.batcher = batcher
+    _error_handlers(app)
+    source, target = translator.languages
+
+    @app.get("/")
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": translator.name, "languages": [source, target],
+                "waiting": batcher.waiting(), "batches": batcher.batches, "lines": batcher.lines}
+
+    @app.get("/languages")
+    async def languages() -> list[dict[str, Any]]:
+        return [{"code": source, "name": _NAMES.get(source, source), "targets": [target]},
+                {"code": target, "name": _NAMES.get(target, target), "targets": []}]
+
+    @app.get("/frontend/settings")
+    async def settings() -> dict[str, Any]:
+        return {"keyRequired": bool(api_keys), "charLimit": limits.max_chars, "lineLimit": limits.max_lines,
+                "fileSizeLimit": limits.max_file_bytes, "filesTranslation": True,
+                "supportedFilesFormat": [f".{f}" for f in FORMATS] + [".txt"],
+                "alternatives": min(limits.max_alternatives, translator.config.beam_size - 1),
+                "language": {"source": {"code": source}, "target": {"code": target}}}
+
+    @app.post("/translate")
+    async def translate(request: Request) -> dict[str, Any]:
+        fields = await _fields(request, limits.max_chars * 4 + _FORM_SLACK)
+        _check_key(fields, request, api_keys)
+        texts = _texts(fields)
+        _check_pair(fields, source, target)
+        if str(fields.get("format", "text")) != "text":
+            raise Problem(400, f"format {fields['format']!r}: this server translates plain text; send format text")
+        alternatives = _count(fields, "alternatives", min(limits.max_alternatives, translator.config.beam_size - 1))
+        attention = str(fields.get("attention", "")).lower() in ("1", "true")
+        lines = [line for text in texts for line in text.split("\n")]
+        _check_size(texts, lines, limits)
+        if attention and len(lines) != 1:
+            raise Problem(400, "attention: send one line of text to see its attention")
+        found = await _search(batcher, list(translator.prepare_inputs(lines)), 1 + alternatives, attention, limits)
+        out, alts, start = [], [], 0
+        for text in texts:
+            mine = found[start : start + text.count("\n") + 1]
+            start += len(mine)
+            out.append("\n".join(h[0].text if h else "" for h in mine))
+            alts.append(["\n".join((h[k] if k < len(h) else h[0]).text if h else "" for h in mine)
+                         for k in range(1, 1 + alternatives)])
+        single = isinstance(fields["q"], str)
+        answer: dict[str, Any] = {"translatedText": out[0] if single else out}
+        if fields.get("source") == "auto":
+            detected = {"confidence": 100.0, "language": source}
+            answer["detectedLanguage"] = detected if single else [detected] * len(out)
+        if alternatives:
+            answer["alternatives"] = alts[0] if single else alts
+        if attention:
+            best = found[0][0] if found[0] else None
+            answer["attention"] = {"source_pieces": best.source_pieces if best else [],
+                                   "target_pieces": best.target_pieces if best else [],
+                                   "weights": best.attention if best else []}
+        return answer
+
+    @app.post("/translate_file")
+    async def translate_file(request: Request) -> dict[str, Any]:
+        fields = await _fields(request, limits.max_file_bytes + _FORM_SLACK, form_only=True)
+        _check_key(fields, request, api_keys)
+        _check_pair(fields, source, target)
+        upload = fields.get("file")
+        if not isinstance(upload, Upload) or not upload.filename:
+            raise Problem(400, "Invalid request: missing file parameter (send the file as multipart field 'file')")
+        data = upload.data
+        if len(data) > limits.max_file_bytes:
+            raise Problem(413, f"{upload.filename}: {len(data):,} bytes; this server takes files up to "
+                               f"{limits.max_file_bytes:,} bytes (s2s serve --max-file-mb)")
+        name = Path(upload.filename).name
+        extension = Path(name).suffix.lower().lstrip(".")
+        if extension == "txt":
+            answer = await _text_file(name, data, batcher, translator, limits)
+        elif extension in FORMATS:
+            cue_limits: dict[str, Any] = {k: _number(fields, k) for k in ("max_chars", "max_lines", "max_cps") if k in fields}
+            result, report = await run_in_threadpool(lambda: translator.translate_subtitles(data, name=name, **cue_limits))
+            answer = {"format": result.format, "encoding": result.encoding, "translatedFile": result.text,
+                      "report": report, "cues": result.cues, "data": result.data}
+        else:
+            raise Problem(400, f"{name}: .{extension} files are not translated here; send "
+                               f"{', '.join('.' + f for f in FORMATS)} or .txt")
+        out_name = f"{Path(name).stem}.{target or 'translated'}{Path(name).suffix}"
+        token = secrets.token_urlsafe(12)
+        files[token] = (out_name, answer.pop("data"))
+        while len(files) > KEPT_FILES:
+            files.popitem(last=False)
+        return {"translatedFileUrl": f"{request.base_url}files/{token}/{out_name}", "filename": out_name, **answer}
+
+    @app.get("/files/{token}/{name}")
+    async def download(token: str, name: str) -> Response:
+        if token not in files or files[token][0] != name:
+            raise Problem(404, f"{name}: no such translated file here (files are kept for the last {KEPT_FILES})")
+        return Response(files[token][1], media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    async def problem(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    async def s2s_error(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)  # bad input, named by the stages
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": f"Invalid request: {exc}"}, status_code=400)
+
+    async def bug(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error", exc_info=exc)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server's log"},
+                            status_code=500)
+
+    app.add_exception_handler(Problem, problem)
+    app.add_exception_handler(S2SError, s2s_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(Exception, bug)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) past `limit` bytes before it is all read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"the request has {int(declared):,} bytes; this server takes at most {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"the request has over {limit:,} bytes; this server takes at most {limit:,}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _fields(request: Request, limit: int, form_only: bool = False) -> dict[str, Any]:
+    """The request's fields, from JSON or a form (urlencoded or multipart), as LibreTranslate takes them."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _body(request, limit)
+    if kind == "application/json" and not form_only:
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise Problem(400, f"the request body is not UTF-8 (byte {body[exc.start]:#04x} at offset "
+                               f"{exc.start}); send UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise Problem(400, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        if not isinstance(data, dict):
+            raise Problem(400, "invalid JSON: expected an object such as {\"q\": \"Hello\", \"source\": ...}")
+        return data
+    if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        wanted = "multipart/form-data with a file field" if form_only else "JSON (application/json) or a form"
+        raise Problem(400, f"Content-Type {kind or '(none)'}: send {wanted}")
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Problem(400, "the form is not UTF-8; send UTF-8 text") from None
+    request._body = body  # Starlette reads the form from the body already read
+    fields: dict[str, Any] = {}
+    async with request.form(max_files=1, max_fields=64, max_part_size=limit) as form:
+        for key in form.keys():
+            values = [Upload(v.filename or "", await v.read()) if isinstance(v, UploadFile) else v
+                      for v in form.getlist(key)]
+            fields[key] = values if key == "q" and len(values) > 1 else values[0]
+    return fields
+
+
+def _check_key(fields: dict[str, Any], request: Request, keys: frozenset[str]) -> None:
+    if not keys:
+        return
+    given = str(fields.get("api_key", "")) or request.headers.get("authorization", "").removeprefix("Bearer ")
+    if not any(secrets.compare_digest(given, key) for key in keys):
+        raise Problem(403, "Invalid API key" if given else "Invalid request: missing api_key parameter")
+
+
+def _texts(fields: dict[str, Any]) -> list[str]:
+    q = fields.get("q")
+    if q is None or q == "" or q == []:
+        raise Problem(400, "Invalid request: missing q parameter")
+    texts = [q] if isinstance(q, str) else q
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise Problem(400, "Invalid request: q must be a string or a list of strings")
+    return [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]
+
+
+def _check_pair(fields: dict[str, Any], source: str, target: str) -> None:
+    for key in ("source", "target"):
+        if not fields.get(key):
+            raise Problem(400, f"Invalid request: missing {key} parameter (this server translates "
+                               f"{source or '?'} -> {target or '?'})")
+    asked_source, asked_target = str(fields["source"]), str(fields["target"])
+    if (source and asked_source not in (source, "auto")) or (target and asked_target != target):
+        raise Problem(400, f"{asked_source} -> {asked_target} is not supported; this server translates "
+                           f"{source} -> {target}")
+
+
+def _count(fields: dict[str, Any], key: str, most: int) -> int:
+    """A whole number field of 0..most (more is capped at most)."""
+    raw = fields.get(key, 0)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise Problem(400, f"Invalid request: {key} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise Problem(400, f"Invalid request: {key} must be 0 or more, not {value}")
+    return min(value, max(most, 0))
+
+
+def _number(fields: dict[str, Any], key: str) -> float:
+    try:
+        return float(fields[key]) if key == "max_cps" else int(fields[key])
+    except (TypeError, ValueError):
+        raise Problem(400, f"Invalid request: {key} must be a number, not {fields[key]!r}") from None
+
+
+def _check_size(texts: list[str], lines: list[str], limits: ServeLimits) -> None:
+    if len(lines) > limits.max_lines:
+        raise Problem(413, f"q holds {len(lines):,} lines; this server takes at most {limits.max_lines:,} per "
+                           f"request (s2s serve --max-lines); split the text over several requests")
+    chars = sum(len(t) for t in texts)
+    if chars > limits.max_chars:
+        raise Problem(413, f"q holds {chars:,} characters; this server takes at most {limits.max_chars:,} per "
+                           f"request (s2s serve --max-chars); split the text over several requests")
+
+
+async def _search(batcher: Batcher, inputs: list[str], n_best: int, alignments: bool,
+                  limits: ServeLimits) -> list[list[Hypothesis]]:
+    try:
+        return await batcher.translate(inputs, n_best, alignments, limits.timeout_s)
+    except QueueFull:
+        raise Problem(503, f"the server is busy ({limits.queue_size} requests waiting); retry shortly") from None
+    except Closed:
+        raise Problem(503, "the server is shutting down; retry on another instance") from None
+    except asyncio.TimeoutError:
+        raise Problem(503, f"the translation took over {limits.timeout_s:g} s (s2s serve --timeout); retry, "
+                           f"or send less text per request") from None
+
+
+async def _text_file(name: str, data: bytes, batcher: Batcher, translator: Translator,
+                     limits: ServeLimits) -> dict[str, Any]:
+    """A .txt upload, translated line by line as one document."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise Problem(400, f"{name}:{line}: byte {data[exc.start]:#04x} is not UTF-8; re-save the file as UTF-8") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    found = await _search(batcher, list(translator.prepare_inputs(lines)), 1, False,
+                          limits) if lines else []
+    out = "".join((h[0].text if h else "") + "\n" for h in found)
+    return {"format": "txt", "encoding": "utf-8", "translatedFile": out, "data": out.encode("utf-8")}

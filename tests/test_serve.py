@@ -1,0 +1,242 @@
+"""`s2s serve`'s app through an in-process client: every route and every error code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pipeline.api import Translator
+from pipeline.serve.app import create_app
+from pipeline.serve.batching import Batcher
+from pipeline.serve.limits import ServeLimits
+from pipeline.serve.server import read_api_keys
+from stages.errors import InputDataError
+from stages.subtitles.formats import load_subtitles, parse_subtitles
+
+FIXTURES = Path(__file__).parent / "fixtures" / "subtitles"
+PAIR = {"source": "en", "target": "es"}
+
+
+@pytest.fixture(scope="module")
+def translator(shared_run: Path) -> Translator:
+    return Translator.load(shared_run)
+
+
+@pytest.fixture(scope="module")
+def client(translator: Translator) -> TestClient:
+    with TestClient(create_app(translator, ServeLimits(max_file_bytes=300_000))) as test_client:
+        yield test_client
+
+
+def post(client: TestClient, **fields: object) -> tuple[int, dict]:
+    response = client.post("/translate", json={**PAIR, **fields})
+    return response.status_code, response.json()
+
+
+def test_translate_answers_as_libretranslate_does(client: TestClient, translator: Translator) -> None:
+    status, answer = post(client, q="Jesus wept.", format="text")
+    assert status == 200 and answer == {"translatedText": translator.translate("Jesus wept.")}
+    status, answer = post(client, q=["Jesus wept.", "", "And God said"])
+    assert status == 200 and answer["translatedText"] == translator.translate(["Jesus wept.", "", "And God said"])
+
+
+def test_a_form_request_gets_the_same_answer(client: TestClient) -> None:
+    as_json = client.post("/translate", json={**PAIR, "q": "Jesus wept."}).json()
+    as_form = client.post("/translate", data={**PAIR, "q": "Jesus wept."}).json()
+    assert as_form == as_json
+
+
+def test_lines_of_one_text_are_translated_each_and_joined(client: TestClient, translator: Translator) -> None:
+    status, answer = post(client, q="Jesus wept.\nAnd God said")
+    assert status == 200 and answer["translatedText"] == "\n".join(translator.translate(["Jesus wept.", "And God said"]))
+
+
+def test_alternatives_are_the_nbest_list(client: TestClient, translator: Translator) -> None:
+    status, answer = post(client, q="And God said", alternatives=2)
+    [hyps] = translator.translate_nbest(["And God said"], 3)
+    assert status == 200 and answer["translatedText"] == hyps[0].text
+    assert answer["alternatives"] == [h.text for h in hyps[1:3]] + [hyps[0].text] * (3 - len(hyps))
+    status, capped = post(client, q="And God said", alternatives=50)  # the beam (3) holds 2 alternatives
+    assert status == 200 and len(capped["alternatives"]) == 2
+
+
+def test_auto_source_is_detected_as_the_models(client: TestClient) -> None:
+    status, answer = post(client, q="Jesus wept.", source="auto")
+    assert status == 200 and answer["detectedLanguage"] == {"confidence": 100.0, "language": "en"}
+
+
+def test_attention_of_one_line(client: TestClient) -> None:
+    status, answer = post(client, q="Jesus wept.", attention=True)
+    weights = answer["attention"]
+    assert status == 200 and len(weights["weights"]) == len(weights["target_pieces"])
+    assert all(len(row) == len(weights["source_pieces"]) for row in weights["weights"])
+
+
+def test_a_thousand_lines_in_one_request(translator: Translator) -> None:
+    lines = [f"Jesus wept {i} times." for i in range(1000)]
+    with TestClient(create_app(translator, ServeLimits(max_lines=1000, max_chars=100_000))) as big:
+        response = big.post("/translate", json={**PAIR, "q": lines})
+    assert response.status_code == 200
+    assert response.json()["translatedText"] == translator.translate(lines)
+    with TestClient(create_app(translator)) as default:  # 500 lines by default
+        refused = default.post("/translate", json={**PAIR, "q": lines})
+    assert refused.status_code == 413 and "1,000 lines" in refused.json()["error"]
+
+
+@pytest.mark.parametrize("fields, status, message", [
+    ({"q": ""}, 400, "missing q parameter"),
+    ({"q": []}, 400, "missing q parameter"),
+    ({"source": "en", "target": "es"}, 400, "missing q parameter"),
+    ({"q": 5}, 400, "q must be a string or a list of strings"),
+    ({"q": ["a", 5]}, 400, "q must be a string or a list of strings"),
+    ({"q": "Hi", "source": None}, 400, "missing source parameter"),
+    ({"q": "Hi", "target": "fr"}, 400, "en -> fr is not supported; this server translates en -> es"),
+    ({"q": "Hi", "source": "es", "target": "en"}, 400, "es -> en is not supported"),
+    ({"q": "Hi", "format": "html"}, 400, "send format text"),
+    ({"q": "Hi", "alternatives": "many"}, 400, "alternatives must be a whole number"),
+    ({"q": "Hi", "alternatives": -1}, 400, "alternatives must be 0 or more"),
+    ({"q": "Hi\nthere", "attention": True}, 400, "one line"),
+    ({"q": "x" * 20001}, 413, "20,001 characters"),
+])
+def test_bad_requests_get_json_errors(client: TestClient, fields: dict, status: int, message: str) -> None:
+    response = client.post("/translate", json={**PAIR, **fields})
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_invalid_json_non_utf8_and_other_bodies(client: TestClient) -> None:
+    bad = client.post("/translate", content=b'{"q": "Hi", ', headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["error"].startswith("invalid JSON:")
+    latin = client.post("/translate", content='{"q": "Señor", "source": "en", "target": "es"}'.encode("latin-1"),
+                        headers={"content-type": "application/json"})
+    assert latin.status_code == 400 and "not UTF-8" in latin.json()["error"]
+    form = client.post("/translate", content="q=Se%F1or&source=en&target=es".encode(),
+                       headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 200  # percent-escapes are the form's own business: decoded as UTF-8 with replacement
+    raw = client.post("/translate", content=b"Jesus wept.", headers={"content-type": "text/plain"})
+    assert raw.status_code == 400 and "send JSON" in raw.json()["error"]
+    array = client.post("/translate", json=["Jesus wept."])
+    assert array.status_code == 400 and "expected an object" in array.json()["error"]
+
+
+def test_read_only_routes(client: TestClient, translator: Translator) -> None:
+    assert client.get("/languages").json() == [{"code": "en", "name": "English", "targets": ["es"]},
+                                               {"code": "es", "name": "Spanish", "targets": []}]
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["languages"] == ["en", "es"]
+    settings = client.get("/frontend/settings").json()
+    assert settings["keyRequired"] is False and ".srt" in settings["supportedFilesFormat"]
+    page = client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    wrong = client.get("/translate")
+    assert wrong.status_code == 405 and "error" in wrong.json()
+
+
+def test_a_subtitle_file_keeps_every_timing_and_comes_with_its_report(client: TestClient) -> None:
+    path = FIXTURES / "episode.srt"
+    response = client.post("/translate_file", data=PAIR, files={"file": (path.name, path.read_bytes())})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    source = load_subtitles(path)
+    assert answer["filename"] == "episode.es.srt" and answer["report"]["counts"]["cues_out"] == len(source.cues)
+    download = client.get(answer["translatedFileUrl"])
+    assert download.status_code == 200 and download.content == answer["translatedFile"].encode(answer["encoding"])
+    out = parse_subtitles(download.content, Path("out.srt"))
+    assert [(c.start, c.end) for c in out.cues] == [(c.start, c.end) for c in source.cues]
+    assert client.get(answer["translatedFileUrl"].replace("episode.es", "other")).status_code == 404
+
+
+def test_a_text_file_is_translated_line_by_line(client: TestClient, translator: Translator) -> None:
+    response = client.post("/translate_file", data=PAIR, files={"file": ("notes.txt", b"Jesus wept.\n\nAnd God said\n")})
+    assert response.status_code == 200
+    expected = "".join(t + "\n" for t in translator.translate(["Jesus wept.", "", "And God said"]))
+    assert response.json()["translatedFile"] == expected
+
+
+@pytest.mark.parametrize("name, data, status, message", [
+    ("broken.srt", b"1\n00:00:01,000 --> nonsense\nHello\n", 400, "broken.srt"),
+    ("latin.txt", "Señor\n".encode("latin-1"), 400, "latin.txt:1: byte 0xf1 is not UTF-8"),
+    ("movie.mkv", b"\x1aE\xdf\xa3", 400, ".mkv files are not translated here"),
+    ("big.srt", b"1\n" * 5_000_000, 413, "bytes"),  # a 10 MB upload against the 0.3 MB limit
+])
+def test_bad_files_get_json_errors(client: TestClient, name: str, data: bytes, status: int, message: str) -> None:
+    response = client.post("/translate_file", data=PAIR, files={"file": (name, data)})
+    assert response.status_code == status and message in response.json()["error"], response.text
+
+
+def test_a_file_request_without_a_file(client: TestClient) -> None:
+    response = client.post("/translate_file", data=PAIR, files={"other": ("a.srt", b"")})
+    assert response.status_code == 400 and "missing file parameter" in response.json()["error"]
+    as_json = client.post("/translate_file", json=PAIR)
+    assert as_json.status_code == 400 and "multipart/form-data" in as_json.json()["error"]
+
+
+def test_an_api_key_is_required_when_configured(translator: Translator, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# deployment keys\nsecret-1\n\nsecret-2\n", encoding="utf-8")
+    with TestClient(create_app(translator, api_keys=read_api_keys(str(keys)))) as locked:
+        assert locked.post("/translate", json={**PAIR, "q": "Hi"}).status_code == 403
+        wrong = locked.post("/translate", json={**PAIR, "q": "Hi", "api_key": "nope"})
+        assert wrong.status_code == 403 and wrong.json() == {"error": "Invalid API key"}
+        assert locked.post("/translate", json={**PAIR, "q": "Hi", "api_key": "secret-2"}).status_code == 200
+        bearer = locked.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Authorization": "Bearer secret-1"})
+        assert bearer.status_code == 200
+        assert locked.get("/frontend/settings").json()["keyRequired"] is True
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# none yet\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match="holds no key"):
+        read_api_keys(str(empty))
+
+
+def test_a_full_queue_and_a_timeout_get_503(translator: Translator) -> None:
+    limits = ServeLimits(queue_size=1, timeout_s=0.5)
+    app = create_app(translator, limits)
+    with TestClient(app) as busy:
+        with translator._lock:  # the model is busy: the worker holds one job, the next one fills the queue
+            results: list[int] = []
+            threads = [threading.Thread(target=lambda: results.append(
+                busy.post("/translate", json={**PAIR, "q": "Jesus wept."}).status_code)) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert sorted(results) == [503, 503, 503]
+        assert busy.post("/translate", json={**PAIR, "q": "Jesus wept."}).status_code == 200
+
+
+def test_concurrent_requests_are_batched_and_answered_alike(translator: Translator) -> None:
+    lines = [f"And God said {i}" for i in range(24)]
+    expected = translator.translate_nbest(lines, 1)
+    batcher = Batcher(translator, wait_ms=50, max_lines=64)
+    batcher.start()
+
+    async def crowd() -> list:
+        return await asyncio.gather(*(batcher.translate([line]) for line in lines))
+
+    try:
+        answers = asyncio.run(crowd())
+    finally:
+        batcher.close()
+    assert [a[0] for a in answers] == expected
+    assert batcher.batches < len(lines)  # requests shared searches
+
+
+def test_closing_drains_the_queue(translator: Translator) -> None:
+    batcher = Batcher(translator, wait_ms=0)
+    futures = []
+    with translator._lock:
+        batcher.start()
+        from pipeline.serve.batching import Job
+
+        futures = [batcher.submit(Job([line], 1, False)) for line in ("Jesus wept.", "And God said")]
+        closer = threading.Thread(target=batcher.close)
+        closer.start()
+    closer.join()
+    assert [f.result(timeout=1)[0][0].text for f in futures] == translator.translate(["Jesus wept.", "And God said"])
+    assert json.dumps(batcher.lines) == "2"
