@@ -132,6 +132,7 @@ def test_read_only_routes(client: TestClient, translator: Translator) -> None:
     assert settings["keyRequired"] is False and ".srt" in settings["supportedFilesFormat"]
     page = client.get("/")
     assert page.status_code == 200 and "<html" in page.text.lower()
+    assert 'fetch("/' not in page.text  # relative calls: the page works under a proxy's sub-path
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
     wrong = client.get("/translate")
@@ -149,6 +150,7 @@ def test_a_subtitle_file_keeps_every_timing_and_comes_with_its_report(client: Te
     assert download.status_code == 200 and download.content == answer["translatedFile"].encode(answer["encoding"])
     out = parse_subtitles(download.content, Path("out.srt"))
     assert [(c.start, c.end) for c in out.cues] == [(c.start, c.end) for c in source.cues]
+    assert client.get("/" + answer["translatedFilePath"]).content == download.content
     assert client.get(answer["translatedFileUrl"].replace("episode.es", "other")).status_code == 404
 
 

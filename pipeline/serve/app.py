@@ -158,7 +158,8 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
         files[token] = (out_name, answer.pop("data"))
         while len(files) > KEPT_FILES:
             files.popitem(last=False)
-        return {"translatedFileUrl": f"{request.base_url}files/{token}/{out_name}", "filename": out_name, **answer}
+        return {"translatedFileUrl": f"{request.base_url}files/{token}/{out_name}",
+                "translatedFilePath": f"files/{token}/{out_name}", "filename": out_name, **answer}
 
     @app.get("/files/{token}/{name}")
     async def download(token: str, name: str) -> Response:
