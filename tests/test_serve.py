@@ -242,3 +242,14 @@ def test_closing_drains_the_queue(translator: Translator) -> None:
     closer.join()
     assert [f.result(timeout=1)[0][0].text for f in futures] == translator.translate(["Jesus wept.", "And God said"])
     assert json.dumps(batcher.lines) == "2"
+
+
+def test_a_bug_is_a_500_with_a_json_error(translator: Translator, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(create_app(translator), raise_server_exceptions=False) as buggy:
+        monkeypatch.setattr(translator, "translate_inputs", broken)
+        response = buggy.post("/translate", json={**PAIR, "q": "Jesus wept."})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error (RuntimeError); see the server's log"}

@@ -17,7 +17,7 @@ import secrets
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, NamedTuple
+from typing import Any, AsyncIterator, Callable, NamedTuple, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,21 +53,29 @@ class Problem(Exception):
         self.status, self.message = status, message
 
 
+def make_batcher(translator: Translator, limits: ServeLimits) -> Batcher:
+    return Batcher(translator, queue_size=limits.queue_size, wait_ms=limits.wait_ms,
+                   max_wait_ms=limits.max_wait_ms, max_lines=limits.batch_lines)
+
+
 def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
-               api_keys: frozenset[str] = frozenset()) -> FastAPI:
-    """The app over one loaded model; `api_keys` non-empty: every translation needs one."""
-    batcher = Batcher(translator, queue_size=limits.queue_size, wait_ms=limits.wait_ms,
-                      max_lines=limits.batch_lines)
+               api_keys: frozenset[str] = frozenset(), batcher: Optional[Batcher] = None) -> FastAPI:
+    """The app over one loaded model; `api_keys` non-empty: every translation needs one.
+    Without `batcher`, the app makes one and runs its worker in a thread; with one, its
+    owner runs the worker (`s2s serve`: the main thread)."""
+    own = batcher is None
+    worker = make_batcher(translator, limits) if batcher is None else batcher
     files: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        batcher.start()
+        if own:
+            worker.start()
         yield
-        await run_in_threadpool(batcher.close)  # on SIGTERM: uvicorn lets requests finish, then this drains
+        await run_in_threadpool(worker.close)  # on SIGTERM: uvicorn lets requests finish, then this drains
 
     app = FastAPI(title="s2s", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.batcher = batcher
+    app.state.batcher = worker
     _error_handlers(app)
     source, target = translator.languages
 
@@ -78,7 +86,8 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": translator.name, "languages": [source, target],
-                "waiting": batcher.waiting(), "batches": batcher.batches, "lines": batcher.lines}
+                "waiting": worker.waiting(), "batches": worker.batches, "lines": worker.lines,
+                "busy_s": round(worker.busy_s, 3)}
 
     @app.get("/languages")
     async def languages() -> list[dict[str, Any]]:
@@ -107,7 +116,7 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
         _check_size(texts, lines, limits)
         if attention and len(lines) != 1:
             raise Problem(400, "attention: send one line of text to see its attention")
-        found = await _search(batcher, list(translator.prepare_inputs(lines)), 1 + alternatives, attention, limits)
+        found = await _search(worker, list(translator.prepare_inputs(lines)), 1 + alternatives, attention, limits)
         out, alts, start = [], [], 0
         for text in texts:
             mine = found[start : start + text.count("\n") + 1]
@@ -144,10 +153,10 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
         name = Path(upload.filename).name
         extension = Path(name).suffix.lower().lstrip(".")
         if extension == "txt":
-            answer = await _text_file(name, data, batcher, translator, limits)
+            answer = await _text_file(name, data, worker, translator, limits)
         elif extension in FORMATS:
             cue_limits: dict[str, Any] = {k: _number(fields, k) for k in ("max_chars", "max_lines", "max_cps") if k in fields}
-            result, report = await run_in_threadpool(lambda: translator.translate_subtitles(data, name=name, **cue_limits))
+            result, report = await _run(worker, lambda: translator.translate_subtitles(data, name=name, **cue_limits))
             answer = {"format": result.format, "encoding": result.encoding, "translatedFile": result.text,
                       "report": report, "cues": result.cues, "data": result.data}
         else:
@@ -314,6 +323,16 @@ async def _search(batcher: Batcher, inputs: list[str], n_best: int, alignments: 
     except asyncio.TimeoutError:
         raise Problem(503, f"the translation took over {limits.timeout_s:g} s (s2s serve --timeout); retry, "
                            f"or send less text per request") from None
+
+
+async def _run(batcher: Batcher, function: Callable[[], Any]) -> Any:
+    """`function` on the model's thread, between batches."""
+    try:
+        return await batcher.call(function)
+    except QueueFull:
+        raise Problem(503, "the server is busy; retry shortly") from None
+    except Closed:
+        raise Problem(503, "the server is shutting down; retry on another instance") from None
 
 
 async def _text_file(name: str, data: bytes, batcher: Batcher, translator: Translator,

@@ -1,11 +1,17 @@
 """Dynamic batching: requests that arrive together are translated in one search.
 
-Each request becomes a job on a bounded queue. One worker thread takes the first job,
-waits up to `wait_ms` for more (or until `max_lines` lines are gathered), and searches
-the jobs that ask for the same thing (n-best size, alignments) as one batch through
-`Translator.translate_inputs`; each line is searched on its own, so a request gets the
+Each request becomes a job on a bounded queue. One worker takes the first job, then
+keeps taking jobs while they arrive less than `wait_ms` apart (and for at most
+`max_wait_ms`, or until `max_lines` lines are gathered), and searches the jobs that ask
+for the same thing (n-best size, alignments) as one batch through
+`Translator.translate_inputs`. Each line is searched on its own, so a request gets the
 same translation alone or in a crowd. The technique is the one of serving systems such
-as Marian's server and NVIDIA Triton's dynamic batcher.
+as NVIDIA Triton's dynamic batcher.
+
+The worker is the process's main thread under `s2s serve` (`serve_forever`; the HTTP
+server runs in another thread): PyTorch's CPU operators run up to a third slower from a
+thread other than the first one that used them (bench/README.md, bench_serve.py). Tests
+run it in a thread of its own (`start`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Callable, Optional, Union
 
 from pipeline.api import Hypothesis, Translator
 
@@ -39,26 +45,53 @@ class Job:
     future: Future = field(default_factory=Future)
 
 
-class Batcher:
-    """A queue of jobs and the worker thread that translates them in batches."""
+@dataclass
+class Call:
+    """Other work for the model's thread (a subtitle file), run on its own."""
 
-    def __init__(self, translator: Translator, *, queue_size: int = 64, wait_ms: float = 5.0,
-                 max_lines: int = 128) -> None:
+    function: Callable[[], Any]
+    future: Future = field(default_factory=Future)
+
+
+class Batcher:
+    """A queue of jobs and the worker that translates them in batches."""
+
+    def __init__(self, translator: Translator, *, queue_size: int = 64, wait_ms: float = 10.0,
+                 max_wait_ms: float = 50.0, max_lines: int = 128) -> None:
         self.translator = translator
-        self.wait_s, self.max_lines = wait_ms / 1000.0, max_lines
-        self._jobs: queue.Queue[Job] = queue.Queue(maxsize=queue_size)
+        self.wait_s, self.max_wait_s, self.max_lines = wait_ms / 1000.0, max_wait_ms / 1000.0, max_lines
+        self._jobs: queue.Queue[Union[Job, Call]] = queue.Queue(maxsize=queue_size)
         self._closed = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="s2s-batcher", daemon=True)
+        self._done = threading.Event()
+        self._thread: Optional[threading.Thread] = None
         self.batches = 0  # searches run, for /health and the tests
         self.lines = 0
+        self.busy_s = 0.0  # time spent searching
 
     def start(self) -> None:
-        self._worker.start()
+        """Run the worker in a thread of its own."""
+        self._thread = threading.Thread(target=self.serve_forever, name="s2s-batcher", daemon=True)
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        """Run the worker in this thread until `close` and the queue is empty."""
+        try:
+            while not (self._closed.is_set() and self._jobs.empty()):
+                try:
+                    first = self._jobs.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if isinstance(first, Call):
+                    self._call(first)
+                else:
+                    self._search(self._gather(first))
+        finally:
+            self._done.set()
 
     def waiting(self) -> int:
         return self._jobs.qsize()
 
-    def submit(self, job: Job) -> Future:
+    def submit(self, job: Union[Job, Call]) -> Future:
         """Queue a job; QueueFull when the queue is full, Closed after `close`."""
         if self._closed.is_set():
             raise Closed()
@@ -79,29 +112,39 @@ class Batcher:
             future.cancel()
             raise
 
-    def close(self, timeout_s: float = 60.0) -> None:
-        """Take no new jobs, finish the queued ones, stop the worker."""
-        self._closed.set()
-        self._worker.join(timeout_s)
+    async def call(self, function: Callable[[], Any]) -> Any:
+        """Run `function` in the worker's thread, between batches."""
+        return await asyncio.wrap_future(self.submit(Call(function)))
 
-    def _run(self) -> None:
-        while not (self._closed.is_set() and self._jobs.empty()):
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Take no new jobs, let the worker finish the queued ones, wait for it to stop."""
+        self._closed.set()
+        self._done.wait(timeout_s)
+
+    def _gather(self, first: Job) -> list[Job]:
+        """The first job and those arriving right behind it."""
+        batch, lines = [first], len(first.inputs)
+        deadline = time.monotonic() + self.max_wait_s
+        while lines < self.max_lines:
+            wait = min(self.wait_s, deadline - time.monotonic())
             try:
-                first = self._jobs.get(timeout=0.05)
+                job = self._jobs.get(timeout=wait) if wait > 0 else self._jobs.get_nowait()
             except queue.Empty:
+                break
+            if isinstance(job, Call):
+                self._call(job)  # rare: a file; its own work, then the batch goes on gathering
                 continue
-            batch = [first]
-            lines = len(first.inputs)
-            deadline = time.monotonic() + self.wait_s
-            while lines < self.max_lines:
-                left = deadline - time.monotonic()
-                try:
-                    job = self._jobs.get(timeout=left) if left > 0 else self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                batch.append(job)
-                lines += len(job.inputs)
-            self._search(batch)
+            batch.append(job)
+            lines += len(job.inputs)
+        return batch
+
+    def _call(self, call: Call) -> None:
+        if not call.future.set_running_or_notify_cancel():
+            return
+        try:
+            call.future.set_result(call.function())
+        except Exception as exc:  # handed to the waiting request
+            call.future.set_exception(exc)
 
     def _search(self, batch: list[Job]) -> None:
         live = [job for job in batch if job.future.set_running_or_notify_cancel()]
@@ -110,6 +153,7 @@ class Batcher:
             groups.setdefault((job.n_best, job.alignments), []).append(job)
         for (n_best, alignments), jobs in groups.items():
             inputs = [line for job in jobs for line in job.inputs]
+            began = time.perf_counter()
             try:
                 found = self.translator.translate_inputs(inputs, n_best, alignments=alignments, where="request")
             except Exception as exc:  # handed to the waiting request (a bug shows there as a 500)
@@ -118,6 +162,7 @@ class Batcher:
                 continue
             self.batches += 1
             self.lines += len(inputs)
+            self.busy_s += time.perf_counter() - began
             start = 0
             for job in jobs:
                 job.future.set_result(found[start : start + len(job.inputs)])

@@ -1,13 +1,17 @@
-"""`s2s serve`: load the model once and run the app under uvicorn."""
+"""`s2s serve`: load the model once, run the HTTP app under uvicorn in a thread, and the
+model's worker in the main thread (bench/README.md, bench_serve.py, says why)."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any, Optional
 
 from pipeline.api import Translator
-from pipeline.serve.app import create_app
+from pipeline.serve.app import create_app, make_batcher
 from pipeline.serve.limits import ServeLimits
 from stages.errors import ConfigError, InputDataError
 
@@ -31,23 +35,40 @@ def read_api_keys(path: Optional[str]) -> frozenset[str]:
 
 
 def serve_run(run_dir: Path, *, host: str, port: int, api_key_file: Optional[str], threads: Optional[int],
-              overrides: list[str], max_chars: int, max_lines: int, max_file_bytes: int, queue_size: int,
-              timeout_s: float, wait_ms: float, **decoding: Any) -> None:
-    """Serve `run_dir` until SIGINT/SIGTERM; uvicorn then lets running requests finish and
-    the app drains its queue."""
+              overrides: list[str], limits: ServeLimits, **decoding: Any) -> None:
+    """Serve `run_dir` until SIGINT/SIGTERM: then uvicorn stops taking connections, lets
+    the requests in flight finish, and the worker drains the queue before the process ends."""
     import torch
     import uvicorn
 
     keys = read_api_keys(api_key_file)
-    limits = ServeLimits(max_chars=max_chars, max_lines=max_lines, max_file_bytes=max_file_bytes,
-                         queue_size=queue_size, timeout_s=timeout_s, wait_ms=wait_ms)
     problems = limits.problems()
     if problems:
         raise ConfigError("; ".join(problems))
     if threads:
         torch.set_num_threads(threads)
     translator = Translator.load(run_dir, overrides=overrides, **decoding)
-    app = create_app(translator, limits, api_keys=keys)
+    batcher = make_batcher(translator, limits)
+    app = create_app(translator, limits, api_keys=keys, batcher=batcher)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info",
+                                           timeout_graceful_shutdown=int(limits.timeout_s) + 5))
+    http = threading.Thread(target=server.run, name="s2s-http")
+
+    def stop(signum: int, _: Optional[FrameType]) -> None:
+        log.info("%s: finishing the requests in flight, then stopping", signal.Signals(signum).name)
+        server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     log.info("serving %s (%s -> %s) on http://%s:%d/%s", run_dir, *translator.languages, host, port,
              " (API key required)" if keys else "")
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=int(timeout_s) + 5)
+    def close_after_http() -> None:  # uvicorn failing to start (a port in use) also ends the worker
+        http.join()
+        batcher.close()
+
+    http.start()
+    threading.Thread(target=close_after_http, daemon=True).start()
+    batcher.serve_forever()
+    http.join()
+    if not server.started:
+        raise ConfigError(f"could not listen on {host}:{port} (see the message above); choose another --port")

@@ -1,0 +1,69 @@
+"""Does it matter which thread runs the model? Translation speed of the same batches in
+the main thread and in other threads, alternating, in one process.
+
+    python bench/bench_threads.py runs/default [--rounds 3] [--out bench/results/threads_cpu.json]
+
+The test split is shuffled (seed 0) and cut into batches of 32 sentences, as `s2s serve`'s
+dynamic batches are; each round translates them once in the main thread and once in a
+new thread. `s2s serve` runs the model in the main thread because of this result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import test_split  # noqa: E402
+from pipeline.api import Translator  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    sentences, _ = test_split(args.run_dir)
+    random.Random(0).shuffle(sentences)
+    batches = [sentences[i : i + 32] for i in range(0, len(sentences), 32)]
+    translator = Translator.load(args.run_dir)
+    translator.translate_inputs(batches[0])  # warm-up, in the main thread
+
+    def timed(results: list[float]) -> None:
+        start = time.perf_counter()
+        for batch in batches:
+            translator.translate_inputs(batch)
+        results.append(round(len(sentences) / (time.perf_counter() - start), 1))
+
+    main_thread: list[float] = []
+    other_thread: list[float] = []
+    for _ in range(args.rounds):
+        timed(main_thread)
+        worker = threading.Thread(target=timed, args=(other_thread,))
+        worker.start()
+        worker.join()
+    result = {
+        "bench": "threads", "run": str(args.run_dir), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "batch_sentences": 32,
+        "main_thread_sentences_per_s": main_thread, "other_thread_sentences_per_s": other_thread,
+        "other_over_main": round(sum(other_thread) / sum(main_thread), 3),
+    }
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
