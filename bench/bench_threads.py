@@ -4,8 +4,9 @@ the main thread and in other threads, alternating, in one process.
     python bench/bench_threads.py runs/default [--rounds 3] [--out bench/results/threads_cpu.json]
 
 The test split is shuffled (seed 0) and cut into batches of 32 sentences, as `s2s serve`'s
-dynamic batches are; each round translates them once in the main thread and once in a
-new thread. `s2s serve` runs the model in the main thread because of this result.
+dynamic batches are; each round translates the split once as offline translation does
+(length-sorted batches of decoding.batch_size), then the shuffled batches once in the main
+thread and once in a new thread. `s2s serve` runs the model in the main thread because of this result.
 """
 
 from __future__ import annotations
@@ -48,7 +49,11 @@ def main() -> None:
 
     main_thread: list[float] = []
     other_thread: list[float] = []
+    sorted_128: list[float] = []
     for _ in range(args.rounds):
+        start = time.perf_counter()
+        translator.translate(sentences)  # offline: length-sorted batches of decoding.batch_size
+        sorted_128.append(round(len(sentences) / (time.perf_counter() - start), 1))
         timed(main_thread)
         worker = threading.Thread(target=timed, args=(other_thread,))
         worker.start()
@@ -56,8 +61,10 @@ def main() -> None:
     result = {
         "bench": "threads", "run": str(args.run_dir), "machine": platform.machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "batch_sentences": 32,
+        "offline_sorted_batches_sentences_per_s": sorted_128, "offline_batch_size": translator.config.batch_size,
         "main_thread_sentences_per_s": main_thread, "other_thread_sentences_per_s": other_thread,
         "other_over_main": round(sum(other_thread) / sum(main_thread), 3),
+        "random_32_over_sorted": round(sum(main_thread) / sum(sorted_128), 3),
     }
     text = json.dumps(result, indent=1)
     print(text)

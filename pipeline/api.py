@@ -235,14 +235,16 @@ class Translator:
         self, source: Union[str, Path, bytes], *, name: Optional[str] = None, format: Optional[str] = None,
         to: Optional[str] = None, encoding: Optional[str] = None, **limits: Any,
     ) -> tuple[SubtitleTranslation, dict[str, Any]]:
-        """Translate an SRT/VTT/ASS/SSA file (a path, or its bytes with `name` giving the
-        extension or `format` the format), keeping every cue and its timing.
+        """Translate an SRT/VTT/ASS/SSA file (a path; or its bytes or text, with `name`
+        giving the extension or `format` the format), keeping every cue and its timing.
 
         `limits`: max_chars (per line, 42), max_lines (per cue, 2), max_cps (characters
         per second, 17), max_gap_ms (1500: cues further apart never share a sentence),
         bilingual (False). Returns the translation and its report (also `.report`).
         Raises InputDataError for a file that is not a subtitle file.
         """
+        if isinstance(source, str) and "\n" in source:  # the file's text rather than its path
+            source = source.encode("utf-8")
         if isinstance(source, bytes):
             path = Path(name or f"upload.{format or 'srt'}")
             doc = parse_subtitles(source, path, format, encoding)

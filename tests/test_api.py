@@ -130,6 +130,9 @@ def test_subtitle_bytes_give_what_the_file_gives(translator: Translator) -> None
     from_file, _ = translator.translate_subtitles(path, to="srt", max_chars=30)
     from_bytes, _ = translator.translate_subtitles(path.read_bytes(), name="upload.vtt", to="srt", max_chars=30)
     assert from_bytes.text == from_file.text and from_bytes.format == "srt"
+    from_text, _ = translator.translate_subtitles(path.read_text(encoding="utf-8"), format="vtt", to="srt",
+                                                  max_chars=30)
+    assert from_text.text == from_file.text
 
 
 def test_bad_subtitle_input_and_limits_are_clear_errors(translator: Translator) -> None:

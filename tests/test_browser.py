@@ -123,7 +123,10 @@ def test_a_person_translates_a_sentence_and_a_subtitle_file(browser, server: str
     assert page.locator("#heatmap tr").count() == 1 + len(hyps[0].target_pieces or [])
     page.screenshot(path=str(ARTIFACTS / "browser-text.png"), full_page=True)
 
-    page.set_input_files("#file", str(EPISODE))
+    dropped = page.evaluate_handle(  # a file dropped on the box, as a person drags one from a file manager
+        "(text) => { const dt = new DataTransfer(); dt.items.add(new File([text], 'episode.srt')); return dt; }",
+        EPISODE.read_text(encoding="utf-8"))
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
     page.wait_for_selector("#download:not(.hidden)", timeout=60_000)
     source = load_subtitles(EPISODE)
     assert page.locator("#cues tbody tr").count() == len(source.cues)
