@@ -48,6 +48,7 @@ CKPT_OPTIMIZER = "optimizer.safetensors"
 CKPT_RNG = "rng.safetensors"
 CKPT_TRAIN_STATE = "train_state.json"
 HISTORY = "history.jsonl"
+TENSORBOARD_DIR = "tensorboard"  # in train/: TensorBoard event files
 
 TEST_HYP = "test.hyp"
 SCORES = "scores.json"

@@ -24,7 +24,7 @@ stages.model.fast.loss stages.model.fast.stepwise stages.model.fast.feeding stag
 stages.model.seq2seq stages.model.checkpoint
 stages.decode stages.decode.config stages.decode.search stages.decode.unknowns stages.decode.scoring
 stages.decode.translation
-stages.train stages.train.config stages.train.distributed stages.train.progress stages.train.precision
+stages.train stages.train.config stages.train.distributed stages.train.board stages.train.progress stages.train.precision
 stages.train.schedule stages.train.state stages.train.step stages.train.validation stages.train.trainer
 stages.subtitles stages.subtitles.text stages.subtitles.formats stages.subtitles.translation
 stages.plots stages.plots.attention stages.plots.history

@@ -39,6 +39,8 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     device: str = "auto"
     threads: int = 0
+    tensorboard: bool = True  # TensorBoard event files in train/tensorboard/
+    log_every: int = 50  # steps between training scalars in those files
 
     def problems(self) -> list[str]:
         """Problems with ranges and combinations of training keys, each naming the keys."""
@@ -57,7 +59,7 @@ def _problems(cfg: TrainConfig) -> list[str]:
             )
     if not 0 < cfg.plateau_factor < 1:
         problems.append(f"training.plateau_factor={cfg.plateau_factor}: must be between 0 and 1, e.g. 0.5")
-    problems += at_least_one("training", cfg, ("plateau_patience", "keep_best", "batch_sentences"))
+    problems += at_least_one("training", cfg, ("plateau_patience", "keep_best", "batch_sentences", "log_every"))
     problems += not_negative("training", cfg, ("min_lr", "max_steps", "max_minutes", "warmup_steps", "clip_norm",
                                                "clip_value", "valid_every", "patience", "threads"))
     if not 0 <= cfg.label_smoothing < 1:

@@ -23,6 +23,7 @@ from stages.model.config import ModelConfig
 from stages.model.fast import cpu_kernels, record
 from stages.model.seq2seq import Seq2Seq
 from stages.train import distributed
+from stages.train.board import TrainingBoard
 from stages.train.config import TrainConfig
 from stages.train.precision import make_scaler, pick_precision
 from stages.train.progress import StopRequest, TrainProgress
@@ -118,6 +119,8 @@ class _Trainer:
         self.validate = Validator(tokenize_dir, prepare_dir, cfg, self.device)
         self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None)
         self.progress = TrainProgress()
+        self.board = TrainingBoard(out_dir, cfg.tensorboard and self.ranks.main,
+                                   resume_step=saved.loop.step if saved else None)
         record.reset()  # the summary tallies the optimised paths this training ran
         self.rng = np.random.default_rng(seed)
         self.loop = LoopState(epoch_rng=dict(self.rng.bit_generator.state))
@@ -172,6 +175,7 @@ class _Trainer:
                     loop.epoch_rng = dict(self.rng.bit_generator.state)
                     stopped = "epochs" if loop.epoch > cfg.epochs else ""
         bar.close()
+        self.board.close()
         distributed.barrier(self.ranks)  # no rank tears down the process group while another still works
         return stopped
 
@@ -199,6 +203,9 @@ class _Trainer:
                                  self.dev_type, validating, self.scaler, tokens=tokens, world=ranks.world)
         loop.step, loop.batch_in_epoch = loop.step + 1, loop.batch_in_epoch + consumed
         self.progress.record(distributed.total(ranks, loss, self.device), tokens)
+        if loop.step % cfg.log_every == 0:
+            self.board.step(loop.step, self.progress.recent_loss(), self.optimizer.param_groups[0]["lr"],
+                            self.progress.tokens_per_s())
         stop = ""
         if loop.step >= self.total_steps():
             stop = "max_steps"
@@ -236,6 +243,7 @@ class _Trainer:
             log.info("early stop: no better %s in %d validations",
                      dev_metric(cfg.early_stopping_metric, cfg.valid_bleu), cfg.patience)
         self.keeper(self.model, record, self._write_state)
+        self.board.validation(record)
         return stop
 
     def _out_of_patience(self) -> bool:
@@ -251,6 +259,7 @@ class _Trainer:
         """Save `last` with the training state (unless this step's validation just did), stop."""
         if not saved and self.ranks.main:
             self.keeper.save_last(self.model, self.loop.step, self.loop.epoch, self._write_state)
+        self.board.close()
         raise TrainingInterrupted(
             f"training stopped by {signal_name} at step {self.loop.step}; its state is saved in "
             f"{self.keeper.out_dir / artifacts.CKPT_LAST}: continue with `s2s train --resume` "
