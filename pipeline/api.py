@@ -27,6 +27,7 @@ from pipeline.runs import find_run
 from stages import artifacts
 from stages.corpus.vocab import CONTEXT_SEP, with_context, without_context
 from stages.decode.config import DecodeConfig
+from stages.decode.ensemble import Ensemble, check_same_vocabulary
 from stages.decode.translation import prepare_for_inference, translate_lines_nbest
 from stages.devices import pick_device
 from stages.errors import (
@@ -131,6 +132,14 @@ def decode_config(run_dir: Path, overrides: Sequence[str] = (), **options: Any) 
     return cfg
 
 
+def _place(ref: Union[str, Path], runs_dir: Optional[str]) -> tuple[Path, bool]:
+    """(the run folder or checkpoint folder `ref` names, whether it is a bare checkpoint folder)."""
+    path = Path(ref)
+    if (path / artifacts.CKPT_META).is_file():
+        return path, True
+    return find_run(str(ref), runs_dir), False
+
+
 def checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
     """`best` or `last` of the run, or a checkpoint folder (from `s2s average`, say)."""
     if checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
@@ -156,30 +165,45 @@ class Translator:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, run: Union[str, Path], *, runs_dir: Optional[str] = None, overrides: Sequence[str] = (),
-             context: Optional[int] = None, **decoding: Any) -> "Translator":
+    def load(cls, run: Union[str, Path, Sequence[Union[str, Path]]], *, runs_dir: Optional[str] = None,
+             overrides: Sequence[str] = (), context: Optional[int] = None, **decoding: Any) -> "Translator":
         """Load a run's model: `run` is a run folder, a run name under `runs_dir`
-        (default `runs`), the YAML config the run was made with, or a checkpoint folder.
+        (default `runs`), the YAML config the run was made with, or a checkpoint folder;
+        a list of them is an ensemble (`stages.decode.ensemble`: the log of the mean of
+        the models' probabilities at every step; the models must share their
+        tokenizers; decoding settings and attention come from the first).
 
         `decoding` takes any `decoding.*` key (beam_size, checkpoint, device, quantize,
-        precision, length_penalty, batch_size ...), over the run's own settings;
+        precision, length_penalty, batch_size ...), over the (first) run's own settings;
         `context` is how many previous lines a context model sees (default: as trained).
-        Raises ArtifactError when there is no trained model there, ConfigError for a bad
-        option.
+        Raises ArtifactError when there is no trained model there or the ensemble's
+        vocabularies differ, ConfigError for a bad option.
         """
-        path = Path(run)
-        if (path / artifacts.CKPT_META).is_file():  # a bare checkpoint folder
-            run_dir, decoding = path, {**decoding, "checkpoint": str(path)}
-        else:
-            run_dir = find_run(str(run), runs_dir)
+        refs = [run] if isinstance(run, (str, Path)) else list(run)
+        if not refs:
+            raise ConfigError("no run given; give a run, or several for an ensemble")
+        places = [_place(ref, runs_dir) for ref in refs]
+        run_dir = places[0][0]
+        if places[0][1]:
+            decoding = {**decoding, "checkpoint": str(run_dir)}
         size, context_model = context_size(run_dir, context)
+        trained = {int(saved_section(d, "data").get("context", 0)) for d, _ in places}
+        if len(trained) > 1:
+            raise ConfigError(f"the ensemble's runs were trained with different data.context ({sorted(trained)}); "
+                              f"ensemble runs trained alike")
         cfg = decode_config(run_dir, overrides, **decoding)
         device = pick_device(cfg.device)
-        model, sp_src, sp_tgt, _ = load_checkpoint(checkpoint_folder(run_dir, cfg.checkpoint), device)
+        folders = [d if bare else checkpoint_folder(d, cfg.checkpoint) for d, bare in places]
+        loaded = [load_checkpoint(folder, device) for folder in folders]
+        if len(loaded) > 1:
+            check_same_vocabulary(folders, [meta for *_, meta in loaded])
+        models = [prepare_for_inference(model, cfg, device) for model, *_ in loaded]
+        _, sp_src, sp_tgt, _ = loaded[0]
         data = saved_section(run_dir, "data")
         languages = (str(data.get("src_lang", "")), str(data.get("tgt_lang", "")))
-        return cls(prepare_for_inference(model, cfg, device), sp_src, sp_tgt, cfg, device, context=size,
-                   context_model=context_model, name=str(run), languages=languages)
+        name = " + ".join(map(str, refs))
+        return cls(models[0] if len(models) == 1 else Ensemble(models), sp_src, sp_tgt, cfg, device, context=size,
+                   context_model=context_model, name=name, languages=languages)
 
     @overload
     def translate(self, lines: str) -> str: ...  # type: ignore[overload-overlap]

@@ -136,7 +136,8 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
 @main.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @set_option
-@click.option("--run", "run_path", metavar="RUN", help=f"Translate a file with this trained run: {RUN_HELP}.")
+@click.option("--run", "run_paths", metavar="RUN", multiple=True,
+              help=f"Translate a file with this trained run: {RUN_HELP}. Repeat it for an ensemble.")
 @runs_dir_option
 @click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), help="Input text (default: stdin).")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), help="Output text (default: stdout).")
@@ -149,7 +150,7 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
 @click.option("--plot-attention", type=click.Path(file_okay=False), help="Also write a heat-map PNG per line into this folder.")
 @click.option("--context", type=click.IntRange(min=0), help="Previous lines given to a context model (default: the run's data.context; 0: none).")
 def translate(
-    config: Optional[str], overrides: tuple[str, ...], run_path: Optional[str], runs_dir: Optional[str],
+    config: Optional[str], overrides: tuple[str, ...], run_paths: tuple[str, ...], runs_dir: Optional[str],
     input_path: Optional[str],
     output_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], n_best: Optional[int],
     threads: Optional[int], quantize: Optional[str], alignments: Optional[str], plot_attention: Optional[str],
@@ -157,7 +158,7 @@ def translate(
 ) -> None:
     """Translate the test split (CONFIG), or any file with a trained run:
     s2s translate in.txt --run RUN -o out.txt (or -i in.txt; stdin without either)."""
-    if run_path is not None and config is not None:  # with --run, the argument is the input file
+    if run_paths and config is not None:  # with --run, the argument is the input file
         if input_path is not None:
             raise click.UsageError(f"the input is given twice ({config} and -i {input_path}): give it once")
         input_path = config
@@ -165,7 +166,7 @@ def translate(
         import torch
 
         torch.set_num_threads(threads)
-    if run_path is None:
+    if not run_paths:
         if input_path or output_path or beam_size or checkpoint or n_best or quantize or alignments or plot_attention \
                 or context is not None:
             raise click.UsageError("-i/-o and the other file-translation options need --run RUN")
@@ -176,7 +177,8 @@ def translate(
     from pipeline.files_cli import translate_file
 
     translate_file(
-        find_run(run_path, runs_dir), input_path, output_path, beam_size, checkpoint, list(overrides), n_best,
+        [Path(run) if (Path(run) / artifacts.CKPT_META).is_file() else find_run(run, runs_dir) for run in run_paths],
+        input_path, output_path, beam_size, checkpoint, list(overrides), n_best,
         quantize, alignments, plot_attention, context,
     )
 

@@ -23,12 +23,12 @@ from stages.plots.attention import plot_attention
 
 
 def translate_file(
-    run_dir: Path, input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
+    run_dirs: list[Path], input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
     checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None, quantize: Optional[str] = None,
     alignments: Optional[str] = None, plot_dir: Optional[str] = None, context: Optional[int] = None,
 ) -> None:
     check_outputs(input_path, {"-o": output_path, "--alignments": alignments}, {"--plot-attention": plot_dir})
-    translator = Translator.load(run_dir, overrides=overrides, context=context, beam_size=beam_size,
+    translator = Translator.load(run_dirs, overrides=overrides, context=context, beam_size=beam_size,
                                  checkpoint=checkpoint, quantize=quantize)
     source = iter_lines_strict(Path(input_path)) if input_path else _stdin_lines()
     want_attention = bool(alignments or plot_dir)
