@@ -19,39 +19,44 @@ _DEV = {"dev_loss": "dev/loss", "dev_ppl": "dev/ppl", "dev_bleu": "dev/bleu", "t
 
 
 class TrainingBoard:
-    """Writes the scalars; a no-op when `enabled` is false."""
+    """Writes the scalars; a no-op when `enabled` is false. The event file is opened at
+    the first scalar, so a resume that takes no step leaves the folder as it was."""
 
     def __init__(self, out_dir: Path, enabled: bool, resume_step: Optional[int] = None) -> None:
-        self.writer: Any = None
-        if not enabled:
-            return
-        # needs the tensorboard package
-        from torch.utils.tensorboard import SummaryWriter
-
-        folder = out_dir / artifacts.TENSORBOARD_DIR
-        if resume_step is None and folder.exists():
-            for old in folder.glob("events.out.tfevents.*"):  # a training started over
+        self.folder = out_dir / artifacts.TENSORBOARD_DIR
+        self.enabled, self.resume_step = enabled, resume_step
+        self._writer: Any = None
+        if enabled and resume_step is None and self.folder.exists():
+            for old in self.folder.glob("events.out.tfevents.*"):  # a training started over
                 old.unlink()
-        self.writer = SummaryWriter(log_dir=str(folder), purge_step=resume_step, flush_secs=30)
+
+    def _open(self) -> Any:
+        if self._writer is None:
+            # needs the tensorboard package
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.folder), purge_step=self.resume_step, flush_secs=30)
+        return self._writer
 
     def step(self, step: int, loss: float, lr: float, tokens_per_s: float) -> None:
-        if self.writer is None:
+        if not self.enabled:
             return
-        self.writer.add_scalar("train/loss", loss, step)
-        self.writer.add_scalar("train/lr", lr, step)
-        self.writer.add_scalar("train/tokens_per_s", tokens_per_s, step)
+        writer = self._open()
+        writer.add_scalar("train/loss", loss, step)
+        writer.add_scalar("train/lr", lr, step)
+        writer.add_scalar("train/tokens_per_s", tokens_per_s, step)
 
     def validation(self, record: dict[str, Any]) -> None:
-        if self.writer is None:
+        if not self.enabled:
             return
-        step = int(record["step"])
+        writer, step = self._open(), int(record["step"])
         for key, tag in _DEV.items():
             if key in record:
-                self.writer.add_scalar(tag, float(record[key]), step)
+                writer.add_scalar(tag, float(record[key]), step)
         for layer, norm in record.get("grad_norms", {}).items():
-            self.writer.add_scalar(f"grad_norm/{layer}", float(norm), step)
-        self.writer.flush()
+            writer.add_scalar(f"grad_norm/{layer}", float(norm), step)
+        writer.flush()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
