@@ -200,6 +200,8 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         else:
             values[key] = _coerce(value, hints[key], key)
     cfg = RunConfig(**values)
+    if cfg.training.init_from and not cfg.tokenizer.from_run:  # fine-tuning keeps the parent's tokenizer
+        cfg = dataclasses.replace(cfg, tokenizer=dataclasses.replace(cfg.tokenizer, from_run=cfg.training.init_from))
     problems = validate(cfg)
     if problems:
         raise ConfigError("; ".join(problems))

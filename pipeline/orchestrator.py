@@ -18,13 +18,13 @@ from typing import Any, Callable
 from pipeline.config import RunConfig, dump_yaml, load_config, section_hash, to_dict
 from pipeline.embedded import resolve_path
 from pipeline.manifest import Manifest, hash_outputs, library_versions
-from pipeline.runs import run_dir_of, run_lock
+from pipeline.runs import find_run, run_dir_of, run_lock
 from stages import artifacts
 from stages.corpus.prepare import input_files, run_prepare
 from stages.corpus.tokenization import run_tokenize
 from stages.decode.scoring import run_score
 from stages.decode.translation import run_translate
-from stages.errors import S2SError
+from stages.errors import ArtifactError, ConfigError, S2SError
 from stages.files import (
     sha256_file,
     write_error,
@@ -52,16 +52,37 @@ def _prepare(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     return run_prepare(cfg.data, run_dir / artifacts.PREPARE_DIR, resolve_path, cfg.seed, cfg.num_proc)
 
 
+def parent_checkpoint(ref: str, key: str, run_dir: Path) -> Path:
+    """The checkpoint folder a `tokenizer.from_run` or `training.init_from` value names: a
+    checkpoint folder, or a run (folder, name, or its config file) whose best checkpoint."""
+    path = Path(ref).expanduser()
+    if (path / artifacts.CKPT_META).is_file():
+        folder = path
+    else:
+        try:
+            folder = find_run(ref) / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
+        except ArtifactError as exc:
+            raise ConfigError(f"{key}={ref}: {exc}") from None
+    if folder.resolve() == (run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST).resolve() or \
+            run_dir.resolve() in folder.resolve().parents:
+        raise ConfigError(f"{key}={ref} is this run's own model, which training replaces; name another run")
+    return folder
+
+
 def _tokenize(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    reuse = parent_checkpoint(cfg.tokenizer.from_run, "tokenizer.from_run", run_dir) if cfg.tokenizer.from_run else None
     return run_tokenize(
-        cfg.tokenizer, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TOKENIZE_DIR, cfg.seed, cfg.num_proc
+        cfg.tokenizer, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TOKENIZE_DIR, cfg.seed, cfg.num_proc,
+        reuse=reuse,
     )
 
 
 def _train(cfg: RunConfig, run_dir: Path, resume: ResumeOptions | None = None) -> dict[str, Any]:
+    init = cfg.training.init_from
     return run_train(
         cfg.model, cfg.training, run_dir / artifacts.TOKENIZE_DIR, run_dir / artifacts.PREPARE_DIR,
         run_dir / artifacts.TRAIN_DIR, cfg.seed, upstream=_upstream_config(cfg), resume=resume,
+        init_from=parent_checkpoint(init, "training.init_from", run_dir) if init else None,
     )
 
 
@@ -121,6 +142,11 @@ def fingerprint(stage: Stage, cfg: RunConfig, manifest: Manifest) -> str:
         parts[f"upstream:{up}"] = [entry.get("fingerprint"), entry.get("outputs")]
     if stage.name == "prepare":
         parts["inputs"] = {str(p): sha256_file(p) for p in input_files(cfg.data, resolve_path) if p.exists()}
+    parent = {"tokenize": ("tokenizer.from_run", cfg.tokenizer.from_run, (artifacts.SPM_SRC, artifacts.SPM_TGT)),
+              "train": ("training.init_from", cfg.training.init_from, (artifacts.CKPT_WEIGHTS,))}.get(stage.name)
+    if parent and parent[1]:  # a parent model retrained since: this stage is out of date
+        folder = parent_checkpoint(parent[1], parent[0], run_dir_of(cfg))
+        parts["parent"] = {name: sha256_file(folder / name) for name in parent[2] if (folder / name).is_file()}
     return section_hash(parts)
 
 

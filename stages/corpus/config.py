@@ -38,6 +38,7 @@ class TokenizerConfig:
     joint: bool = True
     character_coverage: float = 1.0
     max_sentences: int = 200_000
+    from_run: str = ""  # a run or checkpoint folder whose SentencePiece models to use instead of training new ones
 
     def problems(self) -> list[str]:
         problems = in_range("tokenizer", self, "character_coverage", 0.0, False, 1.0, True,

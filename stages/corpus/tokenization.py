@@ -78,15 +78,25 @@ def _encode_batch(batch: dict[str, list[str]], src_model: str, tgt_model: str) -
 
 
 def run_tokenize(
-    cfg: TokenizerConfig, prepare_dir: Path, out_dir: Path, seed: int, num_proc: int = 0
+    cfg: TokenizerConfig, prepare_dir: Path, out_dir: Path, seed: int, num_proc: int = 0,
+    reuse: Path | None = None,
 ) -> dict[str, Any]:
+    """Train the SentencePiece models (or, with `reuse`, copy those of that checkpoint or
+    tokenize folder) and encode every prepared split with them."""
     import datasets
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _PROCESSORS.clear()  # the models about to be trained may replace ones loaded from these paths
     train = tables.load_table(artifacts.split_table(prepare_dir, "train"), "the prepared training pairs")
     src_model, tgt_model = out_dir / artifacts.SPM_SRC, out_dir / artifacts.SPM_TGT
-    if cfg.joint:
+    if reuse is not None:
+        for name in (artifacts.SPM_SRC, artifacts.SPM_TGT):
+            if not (reuse / name).is_file():
+                raise ArtifactError(f"{reuse / name}: not found; tokenizer.from_run must name a trained run or a "
+                                    f"checkpoint folder, which holds {artifacts.SPM_SRC} and {artifacts.SPM_TGT}")
+            with atomic_path(out_dir / name) as tmp:
+                shutil.copyfile(reuse / name, tmp)
+    elif cfg.joint:
         _train_spm(train, ("src", "tgt"), src_model, cfg, seed)
         with atomic_path(tgt_model) as tmp:
             shutil.copyfile(src_model, tmp)
@@ -95,6 +105,8 @@ def run_tokenize(
         _train_spm(train, ("tgt",), tgt_model, cfg, seed)
     sp_src, sp_tgt = load_processor(src_model), load_processor(tgt_model)
     summary: dict[str, Any] = {"src_vocab": sp_src.get_piece_size(), "tgt_vocab": sp_tgt.get_piece_size()}
+    if reuse is not None:
+        summary["tokenizer_from"] = str(reuse)
     ids = datasets.Sequence(datasets.Value("int32"))
     features = datasets.Features({"src_ids": ids, "tgt_ids": ids})
     with tables.scratch(out_dir) as work:

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stages import artifacts
-from stages.errors import ArtifactError
+from stages.errors import ArtifactError, ConfigError
 from stages.files import atomic_dir, sha256_file
 from stages.model.config import ModelConfig
 from stages.model.seq2seq import Seq2Seq
@@ -131,6 +131,30 @@ def check_tokenizer(folder: Path, spm_dir: Path) -> None:
                 f"{other} differs from the tokenizer checkpoint {folder} was trained with; "
                 f"retrain, or translate with the checkpoint's own {name}"
             )
+
+
+def initialize_from(model: Seq2Seq, folder: Path, tokenize_dir: Path) -> dict[str, Any]:
+    """Copy the weights of checkpoint `folder` into `model` (fine-tuning: training.init_from)
+    after checking that both use the same SentencePiece models and architecture; returns
+    the parent's record for the training summary. Dropout may differ."""
+    meta = read_meta(folder)
+    for name in (artifacts.SPM_SRC, artifacts.SPM_TGT):
+        ours = tokenize_dir / name
+        if sha256_file(ours) != meta["tokenizer_sha256"].get(name):
+            raise ArtifactError(
+                f"{ours} differs from {folder / name}, the tokenizer of training.init_from's model; fine-tuning "
+                f"needs the parent's SentencePiece models: leave tokenizer.from_run empty (it then takes "
+                f"training.init_from's) or set it to the same run"
+            )
+    mine, theirs = dataclasses.asdict(model.cfg), meta["model"]
+    differ = [k for k in mine if k in theirs and mine[k] != theirs[k] and "dropout" not in k]
+    if differ:
+        shown = ", ".join(f"model.{k}: {theirs[k]!r} there, {mine[k]!r} here" for k in differ)
+        raise ConfigError(f"training.init_from: {folder} is another architecture ({shown}); fine-tuning keeps "
+                          f"the parent's architecture: copy its model section (dropout may differ)")
+    model.load_state_dict(_model_of(folder, meta, _read_weights(folder)).state_dict())
+    return {"checkpoint": str(folder), "step": meta.get("step"),
+            "weights_sha256": sha256_file(folder / artifacts.CKPT_WEIGHTS)}
 
 
 def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[Seq2Seq, spm.SentencePieceProcessor, spm.SentencePieceProcessor, dict[str, Any]]:

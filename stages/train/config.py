@@ -40,6 +40,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0
     tensorboard: bool = True  # TensorBoard event files in train/tensorboard/
+    init_from: str = ""  # a run or checkpoint folder whose weights training starts from (fine-tuning)
     log_every: int = 50  # steps between training scalars in those files
 
     def problems(self) -> list[str]:

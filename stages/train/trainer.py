@@ -18,7 +18,7 @@ from stages.corpus.batching import Batch, EpochBatches, TrainData
 from stages.corpus.tokenization import load_processor
 from stages.devices import device_type, pick_device
 from stages.errors import TrainingInterrupted
-from stages.model.checkpoint import check_tokenizer, load_checkpoint
+from stages.model.checkpoint import check_tokenizer, initialize_from, load_checkpoint
 from stages.model.config import ModelConfig
 from stages.model.fast import cpu_kernels, record
 from stages.model.seq2seq import Seq2Seq
@@ -65,10 +65,11 @@ def epoch_batches(data: TrainData, cfg: TrainConfig, rng: np.random.Generator) -
 
 def run_train(
     model_cfg: ModelConfig, cfg: TrainConfig, tokenize_dir: Path, prepare_dir: Path, out_dir: Path, seed: int,
-    upstream: dict[str, Any] | None = None, resume: ResumeOptions | None = None,
+    upstream: dict[str, Any] | None = None, resume: ResumeOptions | None = None, init_from: Path | None = None,
 ) -> dict[str, Any]:
-    """Train from scratch, or with `resume` go on from train/last; write train/best,
-    train/last (with the training state) and history.jsonl.
+    """Train from scratch (from the weights of checkpoint `init_from` when given, with a
+    fresh optimizer and schedule), or with `resume` go on from train/last; write
+    train/best, train/last (with the training state) and history.jsonl.
 
     `upstream` holds the `data` and `tokenizer` config sections, recorded with the
     training state so that a resume can refuse a run whose inputs changed.
@@ -80,7 +81,7 @@ def run_train(
         check_resume(last, config, resume)
         check_tokenizer(last, tokenize_dir)
         saved = load_train_state(last)
-    trainer = _Trainer(model_cfg, cfg, tokenize_dir, prepare_dir, out_dir, seed, config, saved)
+    trainer = _Trainer(model_cfg, cfg, tokenize_dir, prepare_dir, out_dir, seed, config, saved, init_from)
     stopped = trainer.run()
     return trainer.summary(stopped)
 
@@ -95,7 +96,7 @@ class _Trainer:
 
     def __init__(
         self, model_cfg: ModelConfig, cfg: TrainConfig, tokenize_dir: Path, prepare_dir: Path, out_dir: Path,
-        seed: int, config: dict[str, Any], saved: SavedTraining | None,
+        seed: int, config: dict[str, Any], saved: SavedTraining | None, init_from: Path | None = None,
     ):
         self.cfg, self.config = cfg, config
         self.ranks = distributed.from_env()
@@ -111,6 +112,11 @@ class _Trainer:
         sp_src = load_processor(tokenize_dir / artifacts.SPM_SRC)
         sp_tgt = load_processor(tokenize_dir / artifacts.SPM_TGT)
         self.model = Seq2Seq(model_cfg, sp_src.get_piece_size(), sp_tgt.get_piece_size()).to(self.device)
+        self.parent: dict[str, Any] | None = None
+        if init_from is not None:  # before the optimizer and DDP see the weights
+            self.parent = initialize_from(self.model, init_from, tokenize_dir)
+            log.info("training starts from the weights of %s (step %s), with a fresh optimizer and schedule",
+                     init_from, self.parent["step"])
         self.net: Seq2Seq | DistributedDataParallel = self.model
         if self.ranks.active:
             ids = [self.ranks.local_rank] if self.device.startswith("cuda") else None
@@ -282,4 +288,6 @@ class _Trainer:
         }
         if self.resumed_from is not None:
             out["resumed_from_step"] = self.resumed_from
+        if self.parent is not None:
+            out["init_from"] = self.parent
         return out
