@@ -20,7 +20,16 @@ import threading
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union, overload
+from typing import (
+    Any,
+    Callable,
+    Iterable,
+    Iterator,
+    Optional,
+    Sequence,
+    Union,
+    overload,
+)
 
 from pipeline.config import RunConfig, apply_overrides, build_section, validate
 from pipeline.runs import find_run
@@ -122,7 +131,7 @@ def decode_config(run_dir: Path, overrides: Sequence[str] = (), **options: Any) 
     raw = saved_section(run_dir, "decoding")
     for item in overrides:
         if not item.startswith("decoding."):
-            raise ConfigError(f"--set {item!r}: only decoding.* keys apply when translating a file")
+            raise ConfigError(f"--set {item!r}: only decoding.* keys apply to a trained run's translations")
     raw = apply_overrides({"decoding": raw}, list(overrides))["decoding"]
     raw.update({key: value for key, value in options.items() if value is not None})
     cfg = build_section(DecodeConfig, raw, "decoding")
@@ -179,6 +188,11 @@ class Translator:
         Raises ArtifactError when there is no trained model there or the ensemble's
         vocabularies differ, ConfigError for a bad option.
         """
+        if isinstance(overrides, str):
+            raise TypeError("overrides takes a list of 'decoding.KEY=VALUE' strings, not one string")
+        if not isinstance(run, (str, Path, list, tuple)):
+            raise TypeError(f"run: expected a run folder, name or config (str or Path) or a list of them, "
+                            f"not {type(run).__name__}")
         refs = [run] if isinstance(run, (str, Path)) else list(run)
         if not refs:
             raise ConfigError("no run given; give a run, or several for an ensemble")
@@ -242,9 +256,10 @@ class Translator:
     def prepare_inputs(self, lines: Iterable[str], previous: Sequence[str] = ()) -> Iterator[str]:
         """The model's input for each line of a document: user text escaped, behind its
         previous lines for a context model (`previous`: the document's lines before these)."""
+        checked = _checked_lines(lines)
         if self.context_model:
-            return with_context(lines, self.context, CONTEXT_SEP, before=previous)
-        return without_context(lines)
+            return with_context(checked, self.context, CONTEXT_SEP, before=previous)
+        return without_context(checked)
 
     def translate_inputs(self, inputs: list[str], n_best: int = 1, *, alignments: bool = False,
                          where: str = "input", first_line: int = 1) -> list[list[Hypothesis]]:
@@ -257,7 +272,8 @@ class Translator:
 
     def translate_subtitles(
         self, source: Union[str, Path, bytes], *, name: Optional[str] = None, format: Optional[str] = None,
-        to: Optional[str] = None, encoding: Optional[str] = None, **limits: Any,
+        to: Optional[str] = None, encoding: Optional[str] = None,
+        search: Optional[Callable[[list[str]], list[list[Hypothesis]]]] = None, **limits: Any,
     ) -> tuple[SubtitleTranslation, dict[str, Any]]:
         """Translate an SRT/VTT/ASS/SSA file (a path; or its bytes or text, with `name`
         giving the extension or `format` the format), keeping every cue and its timing.
@@ -265,6 +281,8 @@ class Translator:
         `limits`: max_chars (per line, 42), max_lines (per cue, 2), max_cps (characters
         per second, 17), max_gap_ms (1500: cues further apart never share a sentence),
         bilingual (False). Returns the translation and its report (also `.report`).
+        `search` replaces `translate_inputs` for the model inputs (a server queues them
+        with other work).
         Raises InputDataError for a file that is not a subtitle file.
         """
         if isinstance(source, str) and "\n" in source:  # the file's text rather than its path
@@ -289,12 +307,29 @@ class Translator:
             raise ConfigError("; ".join(problems))
 
         def translate(lines: list[str]) -> list[str]:
-            return [h[0].text if h else "" for h in self.translate_inputs(lines, where=str(path))]
+            found = search(lines) if search is not None else self.translate_inputs(lines, where=str(path))
+            return [h[0].text if h else "" for h in found]
 
         texts, report = translate_document(doc, translate, cfg, fmt_out)
         result = SubtitleTranslation(render(doc, texts, fmt_out), fmt_out, output_encoding(doc),
                                      _cue_rows(doc, texts, fmt_out), report)
         return result, report
+
+
+def _checked_lines(lines: Iterable[str]) -> Iterator[str]:
+    """The lines, refused with TypeError when one is not a str and InputDataError when
+    one is not Unicode text (a lone surrogate)."""
+    if isinstance(lines, (str, bytes)) or not isinstance(lines, Iterable):
+        raise TypeError(f"expected a list of str lines, not {type(lines).__name__}")
+    for number, line in enumerate(lines, start=1):
+        if not isinstance(line, str):
+            raise TypeError(f"line {number} is {type(line).__name__}, not str; decode bytes first")
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputDataError(f"line {number}: character {exc.start + 1} is a lone surrogate "
+                                 f"({line[exc.start]!r}), not Unicode text") from None
+        yield line
 
 
 _SUBTITLE_LIMITS = {"max_chars", "max_lines", "max_cps", "max_gap_ms", "max_group", "bilingual"}

@@ -256,7 +256,8 @@ def subtitle(
 @click.option("--max-lines", default=500, show_default=True, type=click.IntRange(min=1), help="Lines per request.")
 @click.option("--max-file-mb", default=2.0, show_default=True, type=click.FloatRange(min=0.001), help="Size of an uploaded file, in MB.")
 @click.option("--queue-size", default=64, show_default=True, type=click.IntRange(min=1), help="Requests waiting for the model; more get 503.")
-@click.option("--timeout", "timeout_s", default=60.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds before an unanswered request gets 503.")
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds before an unanswered /translate request gets 503.")
+@click.option("--file-timeout", "file_timeout_s", default=600.0, show_default=True, type=click.FloatRange(min=0.1), help="The same for /translate_file.")
 @click.option("--batch-wait-ms", default=10.0, show_default=True, type=click.FloatRange(0, 1000), help="A batch takes requests arriving less than this apart ...")
 @click.option("--batch-max-wait-ms", default=50.0, show_default=True, type=click.FloatRange(0, 10000), help="... for at most this long.")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
@@ -266,8 +267,8 @@ def subtitle(
 @set_option
 def serve(
     run_path: str, runs_dir: Optional[str], host: str, port: int, api_key_file: Optional[str], max_chars: int,
-    max_lines: int, max_file_mb: float, queue_size: int, timeout_s: float, batch_wait_ms: float,
-    batch_max_wait_ms: float,
+    max_lines: int, max_file_mb: float, queue_size: int, timeout_s: float, file_timeout_s: float,
+    batch_wait_ms: float, batch_max_wait_ms: float,
     beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], threads: Optional[int],
     overrides: tuple[str, ...],
 ) -> None:
@@ -276,7 +277,8 @@ def serve(
     from pipeline.serve.server import serve_run
 
     limits = ServeLimits(max_chars=max_chars, max_lines=max_lines, max_file_bytes=int(max_file_mb * 1_000_000),
-                         queue_size=queue_size, timeout_s=timeout_s, wait_ms=batch_wait_ms,
+                         queue_size=queue_size, timeout_s=timeout_s, file_timeout_s=file_timeout_s,
+                         wait_ms=batch_wait_ms,
                          max_wait_ms=batch_max_wait_ms)
     serve_run(find_run(run_path, runs_dir), host=host, port=port, api_key_file=api_key_file, threads=threads,
               overrides=list(overrides), limits=limits, beam_size=beam_size, checkpoint=checkpoint,

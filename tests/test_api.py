@@ -107,6 +107,27 @@ def test_a_missing_run_is_an_artifact_error(tmp_path: Path) -> None:
         Translator.load(tmp_path / "nowhere")
 
 
+def test_wrong_types_and_broken_text_are_clear_errors(shared_run: Path, translator: Translator) -> None:
+    with pytest.raises(TypeError, match="line 2 is int, not str"):
+        translator.translate(["fine", 2])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="expected a list of str lines, not NoneType"):
+        translator.translate(None)  # type: ignore[arg-type]
+    with pytest.raises(InputDataError, match="line 1: character 2 is a lone surrogate"):
+        translator.translate(["a\ud800"])
+    with pytest.raises(TypeError, match="run: expected"):
+        Translator.load(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="overrides takes a list"):
+        Translator.load(shared_run, overrides="decoding.beam_size=2")
+
+
+def test_unknown_characters_survive_normalised_punctuation(translator: Translator, caplog) -> None:
+    """SentencePiece reads text NFKC-normalised: a full-width comma must not hide the
+    unknown characters next to it."""
+    [out] = translator.translate(["你好，世界"])
+    assert "你好" in out and "世界" in out
+    assert out == out.strip() and "  " not in out
+
+
 def test_nbest_needs_a_list(translator: Translator) -> None:
     with pytest.raises(TypeError, match=r"\[line\]"):
         translator.translate_nbest("Jesus wept.", 2)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,28 @@ def test_alternatives_are_the_nbest_list(client: TestClient, translator: Transla
     assert status == 200 and len(capped["alternatives"]) == 2
 
 
+def test_language_codes_in_any_case(client: TestClient) -> None:
+    status, answer = post(client, q="Jesus wept.", source="EN", target="Es")
+    assert status == 200 and "translatedText" in answer
+
+
+def test_a_bad_request_in_a_batch_fails_alone(translator: Translator) -> None:
+    batcher = Batcher(translator, wait_ms=200, max_lines=64)
+    from pipeline.serve.batching import Job
+
+    with translator._lock:  # all three wait, then share one batch
+        batcher.start()
+        jobs = [Job(["Jesus wept."], 1, False), Job([None], 1, False), Job(["And God said"], 1, False)]  # type: ignore[list-item]
+        futures = [batcher.submit(job) for job in jobs]
+    try:
+        assert futures[0].result(timeout=60)[0][0].text == translator.translate("Jesus wept.")
+        assert futures[2].result(timeout=60)[0][0].text == translator.translate("And God said")
+        with pytest.raises(Exception):
+            futures[1].result(timeout=60)
+    finally:
+        batcher.close()
+
+
 def test_auto_source_is_detected_as_the_models(client: TestClient) -> None:
     status, answer = post(client, q="Jesus wept.", source="auto")
     assert status == 200 and answer["detectedLanguage"] == {"confidence": 100.0, "language": "en"}
@@ -101,10 +124,16 @@ def test_a_thousand_lines_in_one_request(translator: Translator) -> None:
     ({"q": "Hi", "alternatives": "many"}, 400, "alternatives must be a whole number"),
     ({"q": "Hi", "alternatives": -1}, 400, "alternatives must be 0 or more"),
     ({"q": "Hi\nthere", "attention": True}, 400, "one line"),
+    ({"q": "Hi", "attention": "yes"}, 400, "attention must be true or false"),
+    ({"q": "Hi", "alternatives": 2.5}, 400, "alternatives must be a whole number"),
+    ({"q": "Hi", "alternatives": True}, 400, "alternatives must be a whole number"),
+    ({"q": "a\ud800b"}, 400, "q: character 2 is a lone surrogate"),
+    ({"q": ["fine", "\udfff"]}, 400, "q[1]: character 1 is a lone surrogate"),
     ({"q": "x" * 20001}, 413, "20,001 characters"),
 ])
 def test_bad_requests_get_json_errors(client: TestClient, fields: dict, status: int, message: str) -> None:
-    response = client.post("/translate", json={**PAIR, **fields})
+    body = json.dumps({**PAIR, **fields})  # ASCII with \u escapes, as most clients send it
+    response = client.post("/translate", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status and message in response.json()["error"]
 
 
@@ -116,7 +145,10 @@ def test_invalid_json_non_utf8_and_other_bodies(client: TestClient) -> None:
     assert latin.status_code == 400 and "not UTF-8" in latin.json()["error"]
     form = client.post("/translate", content="q=Se%F1or&source=en&target=es".encode(),
                        headers={"content-type": "application/x-www-form-urlencoded"})
-    assert form.status_code == 200  # percent-escapes are the form's own business: decoded as UTF-8 with replacement
+    assert form.status_code == 400 and "not UTF-8 (raw or %-escaped)" in form.json()["error"]
+    good = client.post("/translate", content="q=Se%C3%B1or&source=en&target=es".encode(),
+                       headers={"content-type": "application/x-www-form-urlencoded"})
+    assert good.status_code == 200
     raw = client.post("/translate", content=b"Jesus wept.", headers={"content-type": "text/plain"})
     assert raw.status_code == 400 and "send JSON" in raw.json()["error"]
     array = client.post("/translate", json=["Jesus wept."])
@@ -134,9 +166,10 @@ def test_read_only_routes(client: TestClient, translator: Translator) -> None:
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert 'fetch("/' not in page.text  # relative calls: the page works under a proxy's sub-path
     missing = client.get("/nowhere")
-    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    assert missing.status_code == 404 and missing.json()["error"].startswith("GET /nowhere: no such route; the routes")
     wrong = client.get("/translate")
-    assert wrong.status_code == 405 and "error" in wrong.json()
+    assert wrong.status_code == 405 and wrong.json() == {"error": "GET /translate: this route takes POST"}
+    assert wrong.headers["allow"] == "POST"
 
 
 def test_a_subtitle_file_keeps_every_timing_and_comes_with_its_report(client: TestClient) -> None:
@@ -152,6 +185,28 @@ def test_a_subtitle_file_keeps_every_timing_and_comes_with_its_report(client: Te
     assert [(c.start, c.end) for c in out.cues] == [(c.start, c.end) for c in source.cues]
     assert client.get("/" + answer["translatedFilePath"]).content == download.content
     assert client.get(answer["translatedFileUrl"].replace("episode.es", "other")).status_code == 404
+
+
+def test_a_long_text_file_goes_in_chunks(client: TestClient, translator: Translator) -> None:
+    lines = [f"And God said {i}" for i in range(300)]  # three jobs of at most 128 lines
+    response = client.post("/translate_file", data=PAIR, files={"file": ("long.txt", "\n".join(lines).encode())})
+    assert response.status_code == 200
+    assert response.json()["translatedFile"] == "".join(t + "\n" for t in translator.translate(lines))
+
+
+def test_a_file_past_its_time_is_dropped_and_the_server_goes_on(translator: Translator) -> None:
+    with TestClient(create_app(translator, ServeLimits(file_timeout_s=0.3))) as slow:
+        lines = "\n".join(f"And God said {i}" for i in range(1000)).encode()
+        with translator._lock:  # the model is busy for longer than the file may take
+            late = slow.post("/translate_file", data=PAIR, files={"file": ("long.txt", lines)})
+        assert late.status_code == 503 and "--file-timeout" in late.json()["error"]
+        path = FIXTURES / "episode.srt"
+        with translator._lock:
+            late = slow.post("/translate_file", data=PAIR, files={"file": (path.name, path.read_bytes())})
+        assert late.status_code == 503
+        assert slow.post("/translate", json={**PAIR, "q": "Jesus wept."}).status_code == 200
+        time.sleep(0.5)
+        assert slow.get("/health").json()["waiting"] == 0  # the abandoned chunks were not searched
 
 
 def test_a_text_file_is_translated_line_by_line(client: TestClient, translator: Translator) -> None:
@@ -172,6 +227,14 @@ def test_bad_files_get_json_errors(client: TestClient, name: str, data: bytes, s
     assert response.status_code == status and message in response.json()["error"], response.text
 
 
+def test_file_names_that_say_nothing(client: TestClient) -> None:
+    path = FIXTURES / "episode.srt"
+    nameless = client.post("/translate_file", data=PAIR, files={"file": ("", path.read_bytes())})
+    assert nameless.status_code == 400 and "sent without a file name" in nameless.json()["error"]
+    bare = client.post("/translate_file", data=PAIR, files={"file": ("noext", path.read_bytes())})
+    assert bare.status_code == 400 and "noext: a file without an extension is not translated" in bare.json()["error"]
+
+
 def test_a_file_request_without_a_file(client: TestClient) -> None:
     response = client.post("/translate_file", data=PAIR, files={"other": ("a.srt", b"")})
     assert response.status_code == 400 and "missing file parameter" in response.json()["error"]
@@ -189,6 +252,10 @@ def test_an_api_key_is_required_when_configured(translator: Translator, tmp_path
         assert locked.post("/translate", json={**PAIR, "q": "Hi", "api_key": "secret-2"}).status_code == 200
         bearer = locked.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Authorization": "Bearer secret-1"})
         assert bearer.status_code == 200
+        lower = locked.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Authorization": "bearer secret-1"})
+        assert lower.status_code == 200
+        bare = locked.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Authorization": "secret-1"})
+        assert bare.status_code == 403
         assert locked.get("/frontend/settings").json()["keyRequired"] is True
     empty = tmp_path / "empty.txt"
     empty.write_text("# none yet\n", encoding="utf-8")

@@ -14,10 +14,12 @@ import asyncio
 import json
 import logging
 import secrets
+import threading
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, NamedTuple, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple, Optional
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +29,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from pipeline.api import Hypothesis, Translator
-from pipeline.serve.batching import Batcher, Closed, QueueFull
+from pipeline.serve.batching import Batcher, Closed, Job, QueueFull
 from pipeline.serve.limits import ServeLimits
 from stages.errors import S2SError
 from stages.subtitles.formats import FORMATS
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 KEPT_FILES = 64  # translated files kept for download, newest first
 _FORM_SLACK = 64 * 1024  # bytes of a request besides its text or file (field names, JSON, multipart)
+_JSON_BYTES = 12  # most bytes one character can take in a request (JSON's escaped surrogate pairs)
+FILE_CHUNK = 128  # lines of a file per job, so that other requests get turns between them
+ROUTES = "POST /translate, POST /translate_file, GET /languages, GET /frontend/settings, GET /health, GET /"
 _NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese"}
 
 
@@ -104,14 +109,14 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
 
     @app.post("/translate")
     async def translate(request: Request) -> dict[str, Any]:
-        fields = await _fields(request, limits.max_chars * 4 + _FORM_SLACK)
+        fields = await _fields(request, limits.max_chars * _JSON_BYTES + _FORM_SLACK, "--max-chars")
         _check_key(fields, request, api_keys)
         texts = _texts(fields)
         _check_pair(fields, source, target)
         if str(fields.get("format", "text")) != "text":
             raise Problem(400, f"format {fields['format']!r}: this server translates plain text; send format text")
         alternatives = _count(fields, "alternatives", min(limits.max_alternatives, translator.config.beam_size - 1))
-        attention = str(fields.get("attention", "")).lower() in ("1", "true")
+        attention = _flag(fields, "attention")
         lines = [line for text in texts for line in text.split("\n")]
         _check_size(texts, lines, limits)
         if attention and len(lines) != 1:
@@ -126,7 +131,7 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
                          for k in range(1, 1 + alternatives)])
         single = isinstance(fields["q"], str)
         answer: dict[str, Any] = {"translatedText": out[0] if single else out}
-        if fields.get("source") == "auto":
+        if str(fields.get("source")).lower() == "auto":
             detected = {"confidence": 100.0, "language": source}
             answer["detectedLanguage"] = detected if single else [detected] * len(out)
         if alternatives:
@@ -140,28 +145,35 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
 
     @app.post("/translate_file")
     async def translate_file(request: Request) -> dict[str, Any]:
-        fields = await _fields(request, limits.max_file_bytes + _FORM_SLACK, form_only=True)
+        fields = await _fields(request, limits.max_file_bytes + _FORM_SLACK, "--max-file-mb", form_only=True)
         _check_key(fields, request, api_keys)
         _check_pair(fields, source, target)
-        upload = fields.get("file")
-        if not isinstance(upload, Upload) or not upload.filename:
-            raise Problem(400, "Invalid request: missing file parameter (send the file as multipart field 'file')")
-        data = upload.data
+        upload = _upload(fields)
+        data, name = upload.data, Path(upload.filename).name
         if len(data) > limits.max_file_bytes:
-            raise Problem(413, f"{upload.filename}: {len(data):,} bytes; this server takes files up to "
+            raise Problem(413, f"{name}: {len(data):,} bytes; this server takes files up to "
                                f"{limits.max_file_bytes:,} bytes (s2s serve --max-file-mb)")
-        name = Path(upload.filename).name
         extension = Path(name).suffix.lower().lstrip(".")
         if extension == "txt":
-            answer = await _text_file(name, data, worker, translator, limits)
+            answer = await _with_timeout(_text_file(name, data, worker, translator), limits.file_timeout_s)
         elif extension in FORMATS:
             cue_limits: dict[str, Any] = {k: _number(fields, k) for k in ("max_chars", "max_lines", "max_cps") if k in fields}
-            result, report = await _run(worker, lambda: translator.translate_subtitles(data, name=name, **cue_limits))
+            cancelled = threading.Event()
+
+            def subtitles() -> tuple[Any, dict[str, Any]]:
+                return translator.translate_subtitles(data, name=name, search=_blocking_search(worker, cancelled),
+                                                      **cue_limits)
+
+            try:
+                result, report = await _with_timeout(run_in_threadpool(subtitles), limits.file_timeout_s)
+            finally:
+                cancelled.set()  # a request that timed out or went away stops at its next chunk
             answer = {"format": result.format, "encoding": result.encoding, "translatedFile": result.text,
                       "report": report, "cues": result.cues, "data": result.data}
         else:
-            raise Problem(400, f"{name}: .{extension} files are not translated here; send "
-                               f"{', '.join('.' + f for f in FORMATS)} or .txt")
+            what = f".{extension} files are" if extension else "a file without an extension is"
+            raise Problem(400, f"{name}: {what} not translated here; send a file named "
+                               f"{', '.join('*.' + f for f in FORMATS)} or *.txt")
         out_name = f"{Path(name).stem}.{target or 'translated'}{Path(name).suffix}"
         token = secrets.token_urlsafe(12)
         files[token] = (out_name, answer.pop("data"))
@@ -188,15 +200,18 @@ def _error_handlers(app: FastAPI) -> None:
     async def s2s_error(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)  # bad input, named by the stages
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        where = f"{request.method} {request.url.path}"
+        message = {404: f"{where}: no such route; the routes are {ROUTES}",
+                   405: f"{where}: this route takes {(exc.headers or {}).get('Allow', 'another method')}"}
+        return JSONResponse({"error": message.get(exc.status_code, str(exc.detail))}, status_code=exc.status_code,
+                            headers=exc.headers)
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": f"Invalid request: {exc}"}, status_code=400)
 
-    async def bug(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error", exc_info=exc)
+    async def bug(_: Request, exc: Exception) -> JSONResponse:  # uvicorn logs the traceback
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server's log"},
                             status_code=500)
 
@@ -207,24 +222,26 @@ def _error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, bug)
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def _body(request: Request, limit: int, option: str) -> bytes:
     """The request body, refused (413) past `limit` bytes before it is all read."""
     declared = request.headers.get("content-length", "")
+    too_big = (f"this server takes requests of at most {limit:,} bytes (set by s2s serve {option}); "
+               f"send less per request")
     if declared.isdigit() and int(declared) > limit:
-        raise Problem(413, f"the request has {int(declared):,} bytes; this server takes at most {limit:,}")
+        raise Problem(413, f"the request has {int(declared):,} bytes; {too_big}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Problem(413, f"the request has over {limit:,} bytes; this server takes at most {limit:,}")
+            raise Problem(413, f"the request has over {limit:,} bytes; {too_big}")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _fields(request: Request, limit: int, form_only: bool = False) -> dict[str, Any]:
+async def _fields(request: Request, limit: int, option: str, form_only: bool = False) -> dict[str, Any]:
     """The request's fields, from JSON or a form (urlencoded or multipart), as LibreTranslate takes them."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _body(request, limit)
+    body = await _body(request, limit, option)
     if kind == "application/json" and not form_only:
         try:
             data = json.loads(body.decode("utf-8"))
@@ -239,11 +256,15 @@ async def _fields(request: Request, limit: int, form_only: bool = False) -> dict
     if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         wanted = "multipart/form-data with a file field" if form_only else "JSON (application/json) or a form"
         raise Problem(400, f"Content-Type {kind or '(none)'}: send {wanted}")
-    if kind == "application/x-www-form-urlencoded":
+    if kind == "application/x-www-form-urlencoded":  # read here: Starlette would replace bad bytes silently
         try:
-            body.decode("utf-8")
+            pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
         except UnicodeDecodeError:
-            raise Problem(400, "the form is not UTF-8; send UTF-8 text") from None
+            raise Problem(400, "the form is not UTF-8 (raw or %-escaped); send UTF-8 text") from None
+        grouped: dict[str, list[str]] = {}
+        for key, value in pairs:
+            grouped.setdefault(key, []).append(value)
+        return {key: values if key == "q" and len(values) > 1 else values[0] for key, values in grouped.items()}
     request._body = body  # Starlette reads the form from the body already read
     fields: dict[str, Any] = {}
     async with request.form(max_files=1, max_fields=64, max_part_size=limit) as form:
@@ -257,7 +278,8 @@ async def _fields(request: Request, limit: int, form_only: bool = False) -> dict
 def _check_key(fields: dict[str, Any], request: Request, keys: frozenset[str]) -> None:
     if not keys:
         return
-    given = str(fields.get("api_key", "")) or request.headers.get("authorization", "").removeprefix("Bearer ")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    given = str(fields.get("api_key", "")) or (token.strip() if scheme.lower() == "bearer" else "")
     if not any(secrets.compare_digest(given, key) for key in keys):
         raise Problem(403, "Invalid API key" if given else "Invalid request: missing api_key parameter")
 
@@ -269,6 +291,13 @@ def _texts(fields: dict[str, Any]) -> list[str]:
     texts = [q] if isinstance(q, str) else q
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise Problem(400, "Invalid request: q must be a string or a list of strings")
+    for number, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            where = "q" if isinstance(q, str) else f"q[{number}]"
+            raise Problem(400, f"{where}: character {exc.start + 1} is a lone surrogate ({text[exc.start]!r}), "
+                               f"not Unicode text; send valid UTF-8 / JSON string escapes") from None
     return [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]
 
 
@@ -277,7 +306,7 @@ def _check_pair(fields: dict[str, Any], source: str, target: str) -> None:
         if not fields.get(key):
             raise Problem(400, f"Invalid request: missing {key} parameter (this server translates "
                                f"{source or '?'} -> {target or '?'})")
-    asked_source, asked_target = str(fields["source"]), str(fields["target"])
+    asked_source, asked_target = str(fields["source"]).lower(), str(fields["target"]).lower()
     if (source and asked_source not in (source, "auto")) or (target and asked_target != target):
         raise Problem(400, f"{asked_source} -> {asked_target} is not supported; this server translates "
                            f"{source} -> {target}")
@@ -286,10 +315,11 @@ def _check_pair(fields: dict[str, Any], source: str, target: str) -> None:
 def _count(fields: dict[str, Any], key: str, most: int) -> int:
     """A whole number field of 0..most (more is capped at most)."""
     raw = fields.get(key, 0)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise Problem(400, f"Invalid request: {key} must be a whole number, not {raw!r}") from None
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        raw = int(raw)
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise Problem(400, f"Invalid request: {key} must be a whole number, not {raw!r}")
+    value = raw
     if value < 0:
         raise Problem(400, f"Invalid request: {key} must be 0 or more, not {value}")
     return min(value, max(most, 0))
@@ -325,19 +355,60 @@ async def _search(batcher: Batcher, inputs: list[str], n_best: int, alignments: 
                            f"or send less text per request") from None
 
 
-async def _run(batcher: Batcher, function: Callable[[], Any]) -> Any:
-    """`function` on the model's thread, between batches."""
+def _flag(fields: dict[str, Any], key: str) -> bool:
+    raw = fields.get(key, False)
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in ("1", "true", "0", "false", ""):
+        return str(raw).lower() in ("1", "true")
+    raise Problem(400, f"Invalid request: {key} must be true or false, not {raw!r}")
+
+
+def _upload(fields: dict[str, Any]) -> Upload:
+    upload = fields.get("file")
+    if isinstance(upload, Upload) and upload.filename:
+        return upload
+    if "file" in fields:  # a part without a filename arrives as a plain field
+        raise Problem(400, "file: sent without a file name; send it with its name (curl -F file=@episode.srt), "
+                           "which must end in .srt, .vtt, .ass, .ssa or .txt")
+    raise Problem(400, "Invalid request: missing file parameter (send the file as multipart field 'file')")
+
+
+async def _with_timeout(work: Awaitable[Any], timeout_s: float) -> Any:
     try:
-        return await batcher.call(function)
-    except QueueFull:
-        raise Problem(503, "the server is busy; retry shortly") from None
-    except Closed:
-        raise Problem(503, "the server is shutting down; retry on another instance") from None
+        return await asyncio.wait_for(work, timeout_s)
+    except asyncio.TimeoutError:
+        raise Problem(503, f"the file took over {timeout_s:g} s (s2s serve --file-timeout); send a shorter "
+                           f"file, or raise the limit") from None
 
 
-async def _text_file(name: str, data: bytes, batcher: Batcher, translator: Translator,
-                     limits: ServeLimits) -> dict[str, Any]:
-    """A .txt upload, translated line by line as one document."""
+def _blocking_search(batcher: Batcher, cancelled: threading.Event) -> Callable[[list[str]], list[list[Hypothesis]]]:
+    """A search for code running in another thread (a subtitle file): FILE_CHUNK lines per
+    job on the batcher's queue, so other requests get turns; stops once `cancelled`."""
+    def search(inputs: list[str]) -> list[list[Hypothesis]]:
+        found: list[list[Hypothesis]] = []
+        for start in range(0, len(inputs), FILE_CHUNK):
+            if cancelled.is_set():
+                raise Closed()
+            future = _submit_waiting(batcher, Job(inputs[start : start + FILE_CHUNK], 1, False), cancelled)
+            found += future.result()
+        return found
+
+    return search
+
+
+def _submit_waiting(batcher: Batcher, job: Job, cancelled: threading.Event) -> Any:
+    """Submit, waiting for room in the queue rather than failing (a file's next chunk)."""
+    while True:
+        try:
+            return batcher.submit(job)
+        except QueueFull:
+            if cancelled.wait(0.05):
+                raise Closed() from None
+
+
+async def _text_file(name: str, data: bytes, batcher: Batcher, translator: Translator) -> dict[str, Any]:
+    """A .txt upload, translated line by line as one document, FILE_CHUNK lines per job."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -346,7 +417,14 @@ async def _text_file(name: str, data: bytes, batcher: Batcher, translator: Trans
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    found = await _search(batcher, list(translator.prepare_inputs(lines)), 1, False,
-                          limits) if lines else []
+    inputs = list(translator.prepare_inputs(lines))
+    found: list[list[Hypothesis]] = []
+    for start in range(0, len(inputs), FILE_CHUNK):
+        future = batcher.submit(Job(inputs[start : start + FILE_CHUNK], 1, False))
+        try:
+            found += await asyncio.wrap_future(future)
+        except asyncio.CancelledError:  # timed out or the client went away: drop it if not started
+            future.cancel()
+            raise
     out = "".join((h[0].text if h else "") + "\n" for h in found)
     return {"format": "txt", "encoding": "utf-8", "translatedFile": out, "data": out.encode("utf-8")}

@@ -5,7 +5,8 @@ keeps taking jobs while they arrive less than `wait_ms` apart (and for at most
 `max_wait_ms`, or until `max_lines` lines are gathered), and searches the jobs that ask
 for the same thing (n-best size, alignments) as one batch through
 `Translator.translate_inputs`. Each line is searched on its own, so a request gets the
-same translation alone or in a crowd. The technique is the one of serving systems such
+same translation alone or in a crowd; files come as jobs of a few lines, so other requests get
+turns between them. The technique is the one of serving systems such
 as NVIDIA Triton's dynamic batcher.
 
 The worker is the process's main thread under `s2s serve` (`serve_forever`; the HTTP
@@ -22,7 +23,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Optional
 
 from pipeline.api import Hypothesis, Translator
 
@@ -45,14 +46,6 @@ class Job:
     future: Future = field(default_factory=Future)
 
 
-@dataclass
-class Call:
-    """Other work for the model's thread (a subtitle file), run on its own."""
-
-    function: Callable[[], Any]
-    future: Future = field(default_factory=Future)
-
-
 class Batcher:
     """A queue of jobs and the worker that translates them in batches."""
 
@@ -60,7 +53,7 @@ class Batcher:
                  max_wait_ms: float = 50.0, max_lines: int = 128) -> None:
         self.translator = translator
         self.wait_s, self.max_wait_s, self.max_lines = wait_ms / 1000.0, max_wait_ms / 1000.0, max_lines
-        self._jobs: queue.Queue[Union[Job, Call]] = queue.Queue(maxsize=queue_size)
+        self._jobs: queue.Queue[Job] = queue.Queue(maxsize=queue_size)
         self._closed = threading.Event()
         self._done = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -81,17 +74,14 @@ class Batcher:
                     first = self._jobs.get(timeout=0.05)
                 except queue.Empty:
                     continue
-                if isinstance(first, Call):
-                    self._call(first)
-                else:
-                    self._search(self._gather(first))
+                self._search(self._gather(first))
         finally:
             self._done.set()
 
     def waiting(self) -> int:
         return self._jobs.qsize()
 
-    def submit(self, job: Union[Job, Call]) -> Future:
+    def submit(self, job: Job) -> Future:
         """Queue a job; QueueFull when the queue is full, Closed after `close`."""
         if self._closed.is_set():
             raise Closed()
@@ -108,13 +98,9 @@ class Batcher:
         future = self.submit(Job(inputs, n_best, alignments))
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, asyncio.CancelledError):  # nobody waits for it any more
             future.cancel()
             raise
-
-    async def call(self, function: Callable[[], Any]) -> Any:
-        """Run `function` in the worker's thread, between batches."""
-        return await asyncio.wrap_future(self.submit(Call(function)))
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Take no new jobs, let the worker finish the queued ones, wait for it to stop."""
@@ -131,20 +117,16 @@ class Batcher:
                 job = self._jobs.get(timeout=wait) if wait > 0 else self._jobs.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(job, Call):
-                self._call(job)  # rare: a file; its own work, then the batch goes on gathering
-                continue
             batch.append(job)
             lines += len(job.inputs)
         return batch
 
-    def _call(self, call: Call) -> None:
-        if not call.future.set_running_or_notify_cancel():
-            return
+    def _search_alone(self, job: Job) -> None:
         try:
-            call.future.set_result(call.function())
-        except Exception as exc:  # handed to the waiting request
-            call.future.set_exception(exc)
+            job.future.set_result(self.translator.translate_inputs(job.inputs, job.n_best,
+                                                                   alignments=job.alignments, where="request"))
+        except Exception as exc:
+            job.future.set_exception(exc)
 
     def _search(self, batch: list[Job]) -> None:
         live = [job for job in batch if job.future.set_running_or_notify_cancel()]
@@ -156,9 +138,12 @@ class Batcher:
             began = time.perf_counter()
             try:
                 found = self.translator.translate_inputs(inputs, n_best, alignments=alignments, where="request")
-            except Exception as exc:  # handed to the waiting request (a bug shows there as a 500)
-                for job in jobs:
-                    job.future.set_exception(exc)
+            except Exception as exc:
+                if len(jobs) == 1:  # handed to the waiting request (a bug shows there as a 500)
+                    jobs[0].future.set_exception(exc)
+                else:  # one bad request must not fail the others: each alone
+                    for job in jobs:
+                        self._search_alone(job)
                 continue
             self.batches += 1
             self.lines += len(inputs)

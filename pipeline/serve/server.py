@@ -71,4 +71,4 @@ def serve_run(run_dir: Path, *, host: str, port: int, api_key_file: Optional[str
     batcher.serve_forever()
     http.join()
     if not server.started:
-        raise ConfigError(f"could not listen on {host}:{port} (see the message above); choose another --port")
+        raise ConfigError(f"could not listen on {host}:{port} (see the message above); check --host and --port")

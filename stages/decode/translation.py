@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Any, ContextManager, Optional
@@ -191,9 +192,16 @@ def _unknown_spans(
     """Per line, the text of each source piece where the line holds unknown pieces
     (else None); warns once about the characters the tokenizer does not know."""
     spans: list[Optional[list[str]]] = [None] * len(texts)
+    lost = 0
     for i in todo:
         if UNK_ID in encoded[i]:
-            spans[i] = piece_texts(encoded[i], [sp_src.id_to_piece(t) for t in encoded[i]], texts[i])
+            # SentencePiece reads the text NFKC-normalised (its nmt_nfkc rule): align the pieces with that
+            normal = unicodedata.normalize("NFKC", texts[i])
+            spans[i] = piece_texts(encoded[i], [sp_src.id_to_piece(t) for t in encoded[i]], normal)
+            lost += spans[i] is None
+    if lost:
+        log.warning("%s: %d line(s) hold characters the tokenizer never saw that could not be located in the "
+                    "text; they are left out of the translation", where, lost)
     characters = unknown_characters(spans, encoded)
     if characters:
         lines = sum(s is not None for s in spans)
@@ -206,10 +214,12 @@ def _unknown_spans(
 
 def _text(sp_tgt: spm.SentencePieceProcessor, hyp: Hypothesis, source: list[int],
           spans: Optional[list[str]]) -> str:
+    """The hypothesis as text: single spaces, none at either end."""
     if spans is None:
-        return str(sp_tgt.decode(hyp.tokens))
-    pieces = [sp_tgt.id_to_piece(t) for t in hyp.tokens]
-    return restore_unknowns(pieces, hyp.tokens, hyp.attention, source, spans)
+        text = str(sp_tgt.decode(hyp.tokens))
+    else:
+        text = restore_unknowns([sp_tgt.id_to_piece(t) for t in hyp.tokens], hyp.tokens, hyp.attention, source, spans)
+    return " ".join(text.split())
 
 
 def run_translate(

@@ -60,6 +60,11 @@ class SubtitleDocument:
     ass_events: list[int] = field(default_factory=list)  # event index per cue
 
 
+def _a(kind: str) -> str:
+    """`an SRT`, `a VTT`, `an ASS`: the article as the letters are spoken."""
+    return f"{'an' if kind[0] in 'asf' else 'a'} {kind.upper()}"
+
+
 def detect_format(path: Path, forced: Optional[str], option: str = "--format", verb: str = "reads") -> Format:
     """The format `forced` by `option`, else the one path's extension names."""
     name = (forced or path.suffix.lstrip(".")).lower()
@@ -124,7 +129,7 @@ def parse_subtitles(data: bytes, path: Path, fmt: Optional[str] = None, encoding
     kind = detect_format(path, fmt)
     text, used = decode_subtitle_bytes(data, path, encoding)
     if "\x00" in text:
-        raise InputDataError(f"{path}: contains NUL characters, so it is not a {kind.upper()} text file")
+        raise InputDataError(f"{path}: contains NUL characters, so it is not {_a(kind)} text file")
     newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text else "\n")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     trailing = len(text) - len(text.rstrip("\n"))
@@ -209,7 +214,7 @@ def _parse_blocks(text: str, path: Path, kind: Format) -> SubtitleDocument:
         doc.cues.append(cue)
         doc.cue_blocks.append((index, timing_at + 1))
     if not doc.cues:
-        raise InputDataError(f"{path}: no cues found, so it is not a {kind.upper()} file (or it is empty)")
+        raise InputDataError(f"{path}: no cues found, so it is not {_a(kind)} file (or it is empty)")
     return doc
 
 
@@ -248,7 +253,7 @@ def _to_ms(parts: tuple[Optional[str], ...]) -> int:
 
 def _parse_ass(text: str, path: Path, kind: Format) -> SubtitleDocument:
     if "[Events]" not in text:
-        raise InputDataError(f"{path}: no [Events] section, so it is not an {kind.upper()} file")
+        raise InputDataError(f"{path}: no [Events] section, so it is not {_a(kind)} file")
     try:
         subs = pysubs2.SSAFile.from_string(text, format_=kind)
     except (pysubs2.exceptions.Pysubs2Error, ValueError) as exc:
