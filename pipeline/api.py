@@ -280,7 +280,8 @@ class Translator:
 
         `limits`: max_chars (per line, 42), max_lines (per cue, 2), max_cps (characters
         per second, 17), max_gap_ms (1500: cues further apart never share a sentence),
-        bilingual (False). Returns the translation and its report (also `.report`).
+        bilingual (False), translate_non_dialogue (False: credits, links, symbol-only
+        cues and title cards pass through unchanged, listed in the report). Returns the translation and its report (also `.report`).
         `search` replaces `translate_inputs` for the model inputs (a server queues them
         with other work).
         Raises InputDataError for a file that is not a subtitle file.
@@ -332,7 +333,8 @@ def _checked_lines(lines: Iterable[str]) -> Iterator[str]:
         yield line
 
 
-_SUBTITLE_LIMITS = {"max_chars", "max_lines", "max_cps", "max_gap_ms", "max_group", "bilingual"}
+_SUBTITLE_LIMITS = {"max_chars", "max_lines", "max_cps", "max_gap_ms", "max_group", "bilingual",
+                    "translate_non_dialogue"}
 
 
 def _cue_rows(doc: SubtitleDocument, texts: list[list[str]], fmt_out: Format) -> list[dict[str, Any]]:

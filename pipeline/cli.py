@@ -223,6 +223,7 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 @click.option("--max-cps", default=17.0, show_default=True, type=click.FloatRange(min=1), help="Reading-speed limit (characters per second) for the report.")
 @click.option("--max-gap-ms", default=1500, show_default=True, type=click.IntRange(min=0), help="Cues further apart never share a sentence.")
 @click.option("--bilingual", is_flag=True, help="Keep the source lines under the translation in every cue.")
+@click.option("--translate-non-dialogue", is_flag=True, help="Translate credits, links, symbol-only cues and title cards too (default: passed through).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report JSON (default: OUTPUT.report.json).")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
@@ -231,6 +232,7 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 def subtitle(
     input_path: str, run_path: str, runs_dir: Optional[str], output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
     context: Optional[int], max_chars: int, max_lines: int, max_cps: float, max_gap_ms: int, bilingual: bool,
+    translate_non_dialogue: bool,
     report_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str],
     overrides: tuple[str, ...],
 ) -> None:
@@ -241,7 +243,7 @@ def subtitle(
         find_run(run_path, runs_dir), input_path, output_path, fmt=fmt, to=to, encoding=encoding,
         report_path=report_path, context=context, overrides=list(overrides), beam_size=beam_size,
         checkpoint=checkpoint, quantize=quantize, max_chars=max_chars, max_lines=max_lines, max_cps=max_cps,
-        max_gap_ms=max_gap_ms, bilingual=bilingual,
+        max_gap_ms=max_gap_ms, bilingual=bilingual, translate_non_dialogue=translate_non_dialogue,
     )
     click.echo(describe(report))
 

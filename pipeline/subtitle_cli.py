@@ -85,7 +85,8 @@ def describe(report: dict[str, Any]) -> str:
     return (
         f"{report['input']} ({report['format_in']}, {report['encoding']}) -> {report['output']} ({report['format_out']})\n"
         f"cues in {c['cues_in']}, out {c['cues_out']}; translated {c['translated']}, passed through "
-        f"{c['passed_through']}; sentences across cues {c['cross_cue_sentences']}; context {report['context']}\n"
+        f"{c['passed_through']} (not speech: {c['non_dialogue']}); sentences across cues "
+        f"{c['cross_cue_sentences']}; context {report['context']}\n"
         f"cues with a line over {lim['max_chars']} chars: {c['lines_over_limit']}; over {lim['max_lines']} lines: "
         f"{c['cues_over_max_lines']}; over {lim['max_cps']:g} chars/s: {c['cues_over_cps']}; "
         f"empty translations: {c['empty_translations']}; overlapping cues: {c['overlapping_cues']}"

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 from stages.checks import at_least_one, in_range, not_negative
 from stages.corpus.vocab import join_context, user_text
 from stages.subtitles.formats import Cue, Format, SubtitleDocument, overlapping_cues
+from stages.subtitles.nondialogue import non_dialogue_reason
 from stages.subtitles.text import (
     CueText,
     Segment,
@@ -22,6 +23,7 @@ from stages.subtitles.text import (
     parse_cue,
     reading_speed,
     split_by_share,
+    strip_markup,
     wrap_line,
 )
 
@@ -38,6 +40,7 @@ class SubtitleConfig:
     context: int = 0  # previous sentences fed to a context model (0: none)
     separator: str = ""  # the token between context and sentence; empty: not a context model
     bilingual: bool = False  # keep the source lines under the translation
+    translate_non_dialogue: bool = False  # translate credits, links, symbol-only cues and title cards too
 
     def problems(self) -> list[str]:
         return (at_least_one("subtitles", self, ("max_lines", "max_group"))
@@ -67,6 +70,7 @@ class Report:
     empty_translations: list[int] = field(default_factory=list)
     overlapping_cues: list[int] = field(default_factory=list)
     inner_tags_dropped: int = 0
+    non_dialogue: list[dict[str, Any]] = field(default_factory=list)  # {cue, reason, text}, passed through
 
     def as_dict(self, doc: SubtitleDocument, cfg: SubtitleConfig, fmt_out: Format) -> dict[str, Any]:
         counts = {k: len(v) if isinstance(v, list) else v for k, v in vars(self).items()}
@@ -133,12 +137,13 @@ def translate_document(
     doc: SubtitleDocument, translate: Translator, cfg: SubtitleConfig, fmt_out: Optional[Format] = None
 ) -> tuple[list[list[str]], dict[str, Any]]:
     """New text lines for every cue, and the compliance report."""
-    cues = [parse_cue(c.lines, doc.format) if c.translatable else CueText([]) for c in doc.cues]
+    report = Report(cues_in=len(doc.cues), overlapping_cues=overlapping_cues(doc))
+    cues = [parse_cue(c.lines, doc.format) if c.translatable and not _non_dialogue(c, doc, cfg, report) else CueText([])
+            for c in doc.cues]
     units = group_units(cues, doc, cfg)
     outputs = translate(model_inputs(units, cues, cfg)) if units else []
     pieces: dict[tuple[int, int], str] = {}
     retry: list[Unit] = []
-    report = Report(cues_in=len(doc.cues), overlapping_cues=overlapping_cues(doc))
     for unit, out in zip(units, outputs):
         parts = split_by_share(out, [len(cues[c].segments[s].text) for c, s in unit.members])
         if parts is None and len(unit.members) > 1:
@@ -154,6 +159,17 @@ def translate_document(
     texts = [_assemble(i, cue, cues[i], pieces, doc, cfg, report) for i, cue in enumerate(doc.cues)]
     report.cues_out = len(texts)
     return texts, report.as_dict(doc, cfg, fmt_out or doc.format)
+
+
+def _non_dialogue(cue: Cue, doc: SubtitleDocument, cfg: SubtitleConfig, report: Report) -> bool:
+    """Whether to pass the cue through as not speech (noted in the report)."""
+    if cfg.translate_non_dialogue:
+        return False
+    text = " ".join(line for line in strip_markup(cue.lines, doc.format) if line)
+    reason = non_dialogue_reason(text)
+    if reason:
+        report.non_dialogue.append({"cue": cue.number, "reason": reason, "text": text})
+    return reason is not None
 
 
 def _assemble(
