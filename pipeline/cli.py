@@ -210,10 +210,11 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("input_paths", metavar="INPUT...", nargs=-1, required=True)
 @click.option("--run", "run_path", metavar="RUN", required=True, help=f"The trained run: {RUN_HELP}.")
 @runs_dir_option
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False), help="Output subtitle file.")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(),
+              help="Output subtitle file; for several inputs, folders or globs, the output folder.")
 @click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Input format (default: from the extension).")
 @click.option("--to", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Output format (default: from -o's extension, else the input's).")
 @click.option("--encoding", help="Input encoding (default: detected: BOM, UTF-16, UTF-8, cp1252, Latin-1).")
@@ -224,27 +225,42 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 @click.option("--max-gap-ms", default=1500, show_default=True, type=click.IntRange(min=0), help="Cues further apart never share a sentence.")
 @click.option("--bilingual", is_flag=True, help="Keep the source lines under the translation in every cue.")
 @click.option("--translate-non-dialogue", is_flag=True, help="Translate credits, links, symbol-only cues and title cards too (default: passed through).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report JSON (default: OUTPUT.report.json).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report JSON (default: OUTPUT.report.json; for a folder, the summary: OUTDIR/summary.json).")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
 @set_option
 def subtitle(
-    input_path: str, run_path: str, runs_dir: Optional[str], output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
+    input_paths: tuple[str, ...], run_path: str, runs_dir: Optional[str], output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
     context: Optional[int], max_chars: int, max_lines: int, max_cps: float, max_gap_ms: int, bilingual: bool,
     translate_non_dialogue: bool,
     report_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str],
     overrides: tuple[str, ...],
 ) -> None:
-    """Translate an SRT/VTT/ASS file, keeping every cue and its timing; print a compliance report."""
-    from pipeline.subtitle_cli import describe, subtitle_file
+    """Translate SRT/VTT/ASS files, keeping every cue and its timing; print a compliance report.
+    One file: s2s subtitle in.srt --run RUN -o out.srt. Several files, folders or globs:
+    s2s subtitle season1/ extra.srt --run RUN -o OUTDIR (the model loads once)."""
+    from pipeline.subtitle_cli import (
+        describe,
+        is_folder_job,
+        subtitle_file,
+        subtitle_files,
+    )
 
-    report = subtitle_file(
-        find_run(run_path, runs_dir), input_path, output_path, fmt=fmt, to=to, encoding=encoding,
-        report_path=report_path, context=context, overrides=list(overrides), beam_size=beam_size,
+    options: dict[str, Any] = dict(
+        fmt=fmt, to=to, encoding=encoding, context=context, overrides=list(overrides), beam_size=beam_size,
         checkpoint=checkpoint, quantize=quantize, max_chars=max_chars, max_lines=max_lines, max_cps=max_cps,
         max_gap_ms=max_gap_ms, bilingual=bilingual, translate_non_dialogue=translate_non_dialogue,
     )
+    run_dir = find_run(run_path, runs_dir)
+    if is_folder_job(input_paths, output_path):
+        summary = subtitle_files(run_dir, list(input_paths), output_path, summary_path=report_path, echo=click.echo,
+                                 **options)
+        if summary["failed"]:
+            raise click.ClickException(f"{len(summary['failed'])} of {summary['files']} files failed (above); "
+                                       f"the others are written to {output_path}")
+        return
+    report = subtitle_file(run_dir, input_paths[0], output_path, report_path=report_path, **options)
     click.echo(describe(report))
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
+
+from tqdm import tqdm
 
 from pipeline.api import Translator
 from pipeline.files_cli import check_outputs
 from stages.decode.config import ScoreConfig
 from stages.decode.scoring import score_lines
-from stages.errors import InputDataError
+from stages.errors import InputDataError, OutputError, S2SError
 from stages.files import atomic_path, write_json_atomic
 from stages.subtitles.formats import (
     FORMATS,
@@ -46,6 +49,111 @@ def subtitle_file(
     report["output"] = output_path
     write_json_atomic(Path(report_path), report)
     return report
+
+
+def is_folder_job(inputs: Sequence[str], output: str) -> bool:
+    """Several inputs, a folder or a glob, or an output that is a folder or has no
+    extension: translate into the output folder."""
+    single = len(inputs) == 1 and not Path(inputs[0]).is_dir() and not _has_glob(inputs[0])
+    return not (single and Path(output).suffix != "" and not Path(output).is_dir())
+
+
+def _has_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[") and not Path(text).exists()
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
+    """(input file, its path under the output folder) for every file the inputs name:
+    files as they are named, a folder's subtitle files (recursively, keeping their
+    sub-folders), a glob's matches. InputDataError for an input that names nothing."""
+    found: list[tuple[Path, Path]] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and is_subtitle_path(str(p)))
+            if not files:
+                raise InputDataError(f"{raw}: a folder without .srt, .vtt, .ass or .ssa files")
+            found += [(p, p.relative_to(path)) for p in files]
+        elif _has_glob(raw):
+            matches = sorted(Path(p) for p in glob.glob(raw, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise InputDataError(f"{raw}: no file matches this pattern")
+            found += [(p, Path(p.name)) for p in matches]
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        else:
+            raise InputDataError(f"{raw}: file not found")
+    seen: dict[Path, Path] = {}
+    for source, relative in found:
+        if relative in seen and seen[relative].resolve() != source.resolve():
+            raise InputDataError(f"{source} and {seen[relative]} would both be written as {relative}; "
+                                 f"translate them in two commands or into two folders")
+        seen[relative] = source
+    return list({src.resolve(): (src, rel) for src, rel in found}.values())
+
+
+def subtitle_files(
+    run_dir: Path, inputs: list[str], outdir: str, *, summary_path: Optional[str], echo: Callable[[str], None],
+    fmt: Optional[str], to: Optional[str], encoding: Optional[str], context: Optional[int], overrides: list[str],
+    beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], **limits: Any,
+) -> dict[str, Any]:
+    """Translate many subtitle files with one model load into `outdir` (same names, or
+    the `to` extension), each with its report beside it; a file that fails is reported
+    and skipped. Writes and returns the summary."""
+    jobs = expand_inputs(inputs)
+    folder = Path(outdir)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"-o {outdir}: a file, but {len(jobs)} inputs need an output folder; give a folder")
+    targets = [(src, folder / (rel.with_suffix(f".{to}") if to else rel)) for src, rel in jobs]
+    seen: dict[Path, Path] = {}
+    for src, dst in targets:
+        if dst in seen:
+            raise InputDataError(f"{src} and {seen[dst]} would both be written as {dst}; translate them in two "
+                                 f"commands or into two folders")
+        seen[dst] = src
+        if dst.resolve() == src.resolve():
+            raise OutputError(f"-o {outdir}: writing {dst} would replace its input; give another output folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    summary_file = Path(summary_path) if summary_path else folder / "summary.json"
+    translator = Translator.load(run_dir, overrides=overrides, context=context, beam_size=beam_size,
+                                 checkpoint=checkpoint, quantize=quantize)
+    docs: dict[Path, Any] = {}
+    failed: list[dict[str, str]] = []
+    for src, _ in targets:
+        try:
+            docs[src] = load_subtitles(src, fmt, encoding)
+        except S2SError as exc:
+            failed.append({"input": str(src), "error": str(exc)})
+            echo(f"skipped {src}: {exc}")
+    written = []
+    bar = tqdm(total=sum(len(d.cues) for d in docs.values()), desc="subtitle", unit="cue", disable=None,
+               dynamic_ncols=True)
+    for src, dst in targets:
+        if src not in docs:
+            continue
+        try:
+            result, report = translator.translate_subtitles(src, format=fmt, to=to, encoding=encoding, **limits)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(dst) as tmp:
+                tmp.write_bytes(result.data)
+            report["output"] = str(dst)
+            write_json_atomic(Path(f"{dst}.report.json"), report)
+            written.append(report)
+            echo(describe(report))
+        except S2SError as exc:
+            failed.append({"input": str(src), "error": str(exc)})
+            echo(f"skipped {src}: {exc}")
+        bar.update(len(docs[src].cues))
+    bar.close()
+    totals = {key: sum(r["counts"][key] for r in written) for key in
+              ("cues_in", "cues_out", "translated", "passed_through", "non_dialogue", "lines_over_limit",
+               "cues_over_max_lines", "cues_over_cps")}
+    summary = {"files": len(targets), "written": [r["output"] for r in written], "failed": failed, "counts": totals}
+    write_json_atomic(summary_file, summary)
+    echo(f"{len(written)} of {len(targets)} files written to {outdir} (summary: {summary_file}); cues "
+         f"{totals['cues_out']}, translated {totals['translated']}, over {limits.get('max_lines', 2)} lines "
+         f"{totals['cues_over_max_lines']}, a line over {limits.get('max_chars', 42)} chars {totals['lines_over_limit']}")
+    return summary
 
 
 def is_subtitle_path(path: str) -> bool:

@@ -89,3 +89,46 @@ def test_subtitle_errors_leave_nothing_behind(tiny_corpus: Path, tmp_path: Path)
     assert not (tmp_path / "out.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
     shutil.rmtree(tmp_path / "runs")
+
+
+def test_a_folder_and_files_with_one_model_load_and_a_broken_file_skipped(shared_run: Path, tmp_path: Path) -> None:
+    season = tmp_path / "season"
+    (season / "disc2").mkdir(parents=True)
+    shutil.copy(FIXTURES / "episode.srt", season / "e01.srt")
+    shutil.copy(FIXTURES / "episode.vtt", season / "disc2" / "e02.vtt")
+    shutil.copy(FIXTURES / "broken_time.srt", season / "e03.srt")
+    (season / "notes.txt").write_text("not a subtitle\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code, text = invoke("subtitle", str(season), str(FIXTURES / "credits.srt"), "--run", str(shared_run), "-o", str(out))
+    assert code == 1 and "1 of 4 files failed" in text and "e03.srt" in text
+    for name, source in (("e01.srt", season / "e01.srt"), ("disc2/e02.vtt", season / "disc2" / "e02.vtt"),
+                         ("credits.srt", FIXTURES / "credits.srt")):
+        written = load_subtitles(out / name)
+        assert [(c.start, c.end) for c in written.cues] == [(c.start, c.end) for c in load_subtitles(source).cues]
+        assert json.loads((out / f"{name}.report.json").read_text())["counts"]["cues_out"] == len(written.cues)
+    assert not (out / "e03.srt").exists() and not (out / "notes.txt").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["files"] == 4 and len(summary["written"]) == 3 and summary["failed"][0]["input"].endswith("e03.srt")
+
+
+def test_a_glob_and_a_conversion_into_a_folder(shared_run: Path, tmp_path: Path) -> None:
+    code, text = invoke("subtitle", str(FIXTURES / "episode.*"), "--run", str(shared_run), "-o", str(tmp_path / "vtt"),
+                        "--to", "vtt")
+    assert code == 1 and "would both be written as" in text and not (tmp_path / "vtt").exists()
+    code, text = invoke("subtitle", str(FIXTURES / "*.srt"), "--run", str(shared_run), "-o", str(tmp_path / "vtt"),
+                        "--to", "vtt", "--set", "decoding.beam_size=1")
+    assert code == 1 and "broken_time.srt" in text  # the broken fixture is skipped, the others written
+    assert (tmp_path / "vtt" / "episode.vtt").read_text(encoding="utf-8").startswith("WEBVTT")
+
+
+def test_folder_mode_refuses_what_it_cannot_do(shared_run: Path, tmp_path: Path) -> None:
+    code, text = invoke("subtitle", str(tmp_path / "none-*.srt"), "--run", str(shared_run), "-o", str(tmp_path / "o"))
+    assert code == 1 and "no file matches this pattern" in text
+    code, text = invoke("subtitle", str(FIXTURES), "--run", str(shared_run), "-o", str(FIXTURES))
+    assert code == 1 and "would replace its input" in text
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    shutil.copy(FIXTURES / "plain.srt", a / "x.srt")
+    shutil.copy(FIXTURES / "plain.srt", b / "x.srt")
+    code, text = invoke("subtitle", str(a / "x.srt"), str(b / "x.srt"), "--run", str(shared_run), "-o", str(tmp_path / "o"))
+    assert code == 1 and "would both be written as x.srt" in text
