@@ -273,7 +273,7 @@ class Translator:
     def translate_subtitles(
         self, source: Union[str, Path, bytes], *, name: Optional[str] = None, format: Optional[str] = None,
         to: Optional[str] = None, encoding: Optional[str] = None,
-        search: Optional[Callable[[list[str]], list[list[Hypothesis]]]] = None, **limits: Any,
+        search: Optional[Callable[[list[str], int], list[list[Hypothesis]]]] = None, **limits: Any,
     ) -> tuple[SubtitleTranslation, dict[str, Any]]:
         """Translate an SRT/VTT/ASS/SSA file (a path; or its bytes or text, with `name`
         giving the extension or `format` the format), keeping every cue and its timing.
@@ -281,7 +281,9 @@ class Translator:
         `limits`: max_chars (per line, 42), max_lines (per cue, 2), max_cps (characters
         per second, 17), max_gap_ms (1500: cues further apart never share a sentence),
         bilingual (False), translate_non_dialogue (False: credits, links, symbol-only
-        cues and title cards pass through unchanged, listed in the report). Returns the translation and its report (also `.report`).
+        cues and title cards pass through unchanged, listed in the report), fit_nbest (5:
+        each unit takes the best of its 5 best hypotheses that fits its cues' box) and
+        fit_margin (1.0: at most this far below the best's score). Returns the translation and its report (also `.report`).
         `search` replaces `translate_inputs` for the model inputs (a server queues them
         with other work).
         Raises InputDataError for a file that is not a subtitle file.
@@ -307,11 +309,16 @@ class Translator:
         if problems:
             raise ConfigError("; ".join(problems))
 
-        def translate(lines: list[str]) -> list[str]:
-            found = search(lines) if search is not None else self.translate_inputs(lines, where=str(path))
-            return [h[0].text if h else "" for h in found]
+        def hypotheses(lines: list[str], n: int) -> list[list[Hypothesis]]:
+            return search(lines, n) if search is not None else self.translate_inputs(lines, n, where=str(path))
 
-        texts, report = translate_document(doc, translate, cfg, fmt_out)
+        def translate(lines: list[str]) -> list[str]:
+            return [h[0].text if h else "" for h in hypotheses(lines, 1)]
+
+        def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
+            return [[(h.text, h.score) for h in hyps] for hyps in hypotheses(lines, n)]
+
+        texts, report = translate_document(doc, translate, cfg, fmt_out, nbest=nbest)
         result = SubtitleTranslation(render(doc, texts, fmt_out), fmt_out, output_encoding(doc),
                                      _cue_rows(doc, texts, fmt_out), report)
         return result, report
@@ -334,7 +341,7 @@ def _checked_lines(lines: Iterable[str]) -> Iterator[str]:
 
 
 _SUBTITLE_LIMITS = {"max_chars", "max_lines", "max_cps", "max_gap_ms", "max_group", "bilingual",
-                    "translate_non_dialogue"}
+                    "translate_non_dialogue", "fit_nbest", "fit_margin"}
 
 
 def _cue_rows(doc: SubtitleDocument, texts: list[list[str]], fmt_out: Format) -> list[dict[str, Any]]:

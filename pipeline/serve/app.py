@@ -382,15 +382,15 @@ async def _with_timeout(work: Awaitable[Any], timeout_s: float) -> Any:
                            f"file, or raise the limit") from None
 
 
-def _blocking_search(batcher: Batcher, cancelled: threading.Event) -> Callable[[list[str]], list[list[Hypothesis]]]:
+def _blocking_search(batcher: Batcher, cancelled: threading.Event) -> Callable[[list[str], int], list[list[Hypothesis]]]:
     """A search for code running in another thread (a subtitle file): FILE_CHUNK lines per
     job on the batcher's queue, so other requests get turns; stops once `cancelled`."""
-    def search(inputs: list[str]) -> list[list[Hypothesis]]:
+    def search(inputs: list[str], n_best: int) -> list[list[Hypothesis]]:
         found: list[list[Hypothesis]] = []
         for start in range(0, len(inputs), FILE_CHUNK):
             if cancelled.is_set():
                 raise Closed()
-            future = _submit_waiting(batcher, Job(inputs[start : start + FILE_CHUNK], 1, False), cancelled)
+            future = _submit_waiting(batcher, Job(inputs[start : start + FILE_CHUNK], n_best, False), cancelled)
             found += future.result()
         return found
 

@@ -28,6 +28,7 @@ from stages.subtitles.text import (
 )
 
 Translator = Callable[[list[str]], list[str]]
+NBest = Callable[[list[str], int], list[list[tuple[str, float]]]]  # inputs, n -> (text, score) lists
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,10 +42,12 @@ class SubtitleConfig:
     separator: str = ""  # the token between context and sentence; empty: not a context model
     bilingual: bool = False  # keep the source lines under the translation
     translate_non_dialogue: bool = False  # translate credits, links, symbol-only cues and title cards too
+    fit_nbest: int = 5  # fit-to-cue: hypotheses per unit to choose from (1: the best only)
+    fit_margin: float = 1.0  # ... at most this far below the best's score
 
     def problems(self) -> list[str]:
-        return (at_least_one("subtitles", self, ("max_lines", "max_group"))
-                + not_negative("subtitles", self, ("max_gap_ms", "context"))
+        return (at_least_one("subtitles", self, ("max_lines", "max_group", "fit_nbest"))
+                + not_negative("subtitles", self, ("max_gap_ms", "context", "fit_margin"))
                 + in_range("subtitles", self, "max_chars", 10, True, float("inf"), False, "42")
                 + in_range("subtitles", self, "max_cps", 0.0, False, float("inf"), False, "17"))
 
@@ -71,6 +74,8 @@ class Report:
     overlapping_cues: list[int] = field(default_factory=list)
     inner_tags_dropped: int = 0
     non_dialogue: list[dict[str, Any]] = field(default_factory=list)  # {cue, reason, text}, passed through
+    fitted: list[int] = field(default_factory=list)  # cues that took a hypothesis other than the best, to fit
+    no_fit: list[int] = field(default_factory=list)  # cues no hypothesis within the margin fits
 
     def as_dict(self, doc: SubtitleDocument, cfg: SubtitleConfig, fmt_out: Format) -> dict[str, Any]:
         counts = {k: len(v) if isinstance(v, list) else v for k, v in vars(self).items()}
@@ -134,14 +139,26 @@ def model_inputs(units: list[Unit], cues: list[CueText], cfg: SubtitleConfig) ->
 
 
 def translate_document(
-    doc: SubtitleDocument, translate: Translator, cfg: SubtitleConfig, fmt_out: Optional[Format] = None
+    doc: SubtitleDocument, translate: Translator, cfg: SubtitleConfig, fmt_out: Optional[Format] = None,
+    nbest: Optional[NBest] = None,
 ) -> tuple[list[list[str]], dict[str, Any]]:
-    """New text lines for every cue, and the compliance report."""
+    """New text lines for every cue, and the compliance report.
+
+    With `nbest` (model inputs and n -> per input its (text, score) hypotheses, best
+    first) and `cfg.fit_nbest` above 1, each unit takes the best-scoring hypothesis
+    within `cfg.fit_margin` of the best whose text fits its cues' box: at most max_lines
+    lines of max_chars, and where possible at most max_cps; when none fits, the best is
+    kept and its cues are listed in the report's `no_fit`."""
     report = Report(cues_in=len(doc.cues), overlapping_cues=overlapping_cues(doc))
     cues = [parse_cue(c.lines, doc.format) if c.translatable and not _non_dialogue(c, doc, cfg, report) else CueText([])
             for c in doc.cues]
     units = group_units(cues, doc, cfg)
-    outputs = translate(model_inputs(units, cues, cfg)) if units else []
+    fitting = nbest is not None and cfg.fit_nbest > 1 and bool(units)
+    candidates = nbest(model_inputs(units, cues, cfg), cfg.fit_nbest) if fitting and nbest else []
+    if fitting:
+        outputs = [c[0][0] if c else "" for c in candidates]
+    else:
+        outputs = translate(model_inputs(units, cues, cfg)) if units else []
     pieces: dict[tuple[int, int], str] = {}
     retry: list[Unit] = []
     for unit, out in zip(units, outputs):
@@ -156,6 +173,10 @@ def translate_document(
     if retry:
         for unit, out in zip(retry, translate(model_inputs(retry, cues, cfg))):
             pieces[unit.members[0]] = out
+    retried = {m for unit in retry for m in unit.members}
+    for unit, hyps in zip(units, candidates):
+        if unit.members[0] not in retried:
+            _fit(unit, hyps, cues, pieces, doc, cfg, report)
     texts = [_assemble(i, cue, cues[i], pieces, doc, cfg, report) for i, cue in enumerate(doc.cues)]
     report.cues_out = len(texts)
     return texts, report.as_dict(doc, cfg, fmt_out or doc.format)
@@ -172,6 +193,58 @@ def _non_dialogue(cue: Cue, doc: SubtitleDocument, cfg: SubtitleConfig, report: 
     return reason is not None
 
 
+def _fit(unit: Unit, hyps: list[tuple[str, float]], cues: list[CueText], pieces: dict[tuple[int, int], str],
+         doc: SubtitleDocument, cfg: SubtitleConfig, report: Report) -> None:
+    """Give the unit the best hypothesis within the margin that fits its cues' box."""
+    touched = sorted({c for c, _ in unit.members})
+
+    def fits(strict: bool) -> bool:
+        return all(_fits(doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, strict) for c in touched)
+
+    if not hyps or fits(True):
+        return
+    best = {m: pieces.get(m, "") for m in unit.members}
+    shares = [len(cues[c].segments[s].text) for c, s in unit.members]
+    choice = None
+    for strict in (True, False):  # the reading speed too if any hypothesis allows it, else lines and length
+        for k, (text, score) in enumerate(hyps):
+            if score < hyps[0][1] - cfg.fit_margin:
+                break
+            parts = split_by_share(text, shares) if len(unit.members) > 1 else [text]
+            if parts is None:
+                continue
+            pieces.update(zip(unit.members, parts))
+            if fits(strict):
+                choice = k
+                break
+        if choice is not None:
+            break
+    if choice is None:
+        pieces.update(best)
+        report.no_fit += [doc.cues[c].number for c in touched if not _fits(
+            doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, False)]
+    elif choice > 0:
+        report.fitted += [doc.cues[c].number for c in touched]
+
+
+def _fits(cue: Cue, lines: list[str], cfg: SubtitleConfig, reading_speed_too: bool) -> bool:
+    box = len(lines) <= cfg.max_lines and all(len(line) <= cfg.max_chars for line in lines)
+    return box and (not reading_speed_too or reading_speed(lines, cue.start, cue.end) <= cfg.max_cps)
+
+
+def _text_lines(i: int, parsed: CueText, pieces: dict[tuple[int, int], str], doc: SubtitleDocument,
+                cfg: SubtitleConfig) -> list[str]:
+    """The cue's translated text lines, wrapped, before markup (an empty translation
+    keeps the source)."""
+    texts = []
+    for s, seg in enumerate(parsed.segments):
+        text = " ".join(pieces.get((i, s), "").split()) or seg.text
+        texts.append(_frame(seg, text, doc.format))
+    if parsed.own_lines:
+        return [line for t in texts for line in wrap_line(t, cfg.max_chars, 1)]
+    return wrap_line(" ".join(texts), cfg.max_chars, cfg.max_lines)
+
+
 def _assemble(
     i: int, cue: Cue, parsed: CueText, pieces: dict[tuple[int, int], str], doc: SubtitleDocument,
     cfg: SubtitleConfig, report: Report,
@@ -181,18 +254,9 @@ def _assemble(
         return list(cue.lines)
     report.translated += 1
     report.inner_tags_dropped += parsed.inner_tags_dropped
-    texts = []
-    for s, seg in enumerate(parsed.segments):
-        text = " ".join(pieces.get((i, s), "").split())
-        if not text:
-            if cue.number not in report.empty_translations:
-                report.empty_translations.append(cue.number)
-            text = seg.text  # keep the source rather than an empty cue
-        texts.append(_frame(seg, text, doc.format))
-    if parsed.own_lines:
-        lines = [line for t in texts for line in wrap_line(t, cfg.max_chars, 1)]
-    else:
-        lines = wrap_line(" ".join(texts), cfg.max_chars, cfg.max_lines)
+    if any(not " ".join(pieces.get((i, s), "").split()) for s in range(len(parsed.segments))):
+        report.empty_translations.append(cue.number)  # those segments keep the source rather than go empty
+    lines = _text_lines(i, parsed, pieces, doc, cfg)
     _check_norms(cue, lines, cfg, report)
     if doc.format == "vtt":
         lines = [html.escape(line, quote=False) for line in lines]

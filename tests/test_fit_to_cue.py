@@ -1,0 +1,79 @@
+"""Fit-to-cue: among a unit's n best hypotheses, the best-scoring one that fits the box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages.subtitles.formats import parse_subtitles
+from stages.subtitles.translation import SubtitleConfig, translate_document
+
+SRT = b"""1
+00:00:01,000 --> 00:00:04,000
+Go in peace.
+
+2
+00:00:05,000 --> 00:00:09,000
+And he said unto them.
+"""
+LONG = "And he said unto them with a loud voice in the middle of the great assembly of the people of the land"
+
+
+def document():
+    return parse_subtitles(SRT, Path("two.srt"))
+
+
+def one_best(lines: list[str]) -> list[str]:
+    raise AssertionError("with n-best lists, the 1-best comes from them")
+
+
+def test_the_second_hypothesis_fits_where_the_first_is_too_long() -> None:
+    def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
+        assert n == 5
+        return [[("Id en paz.", -0.1)], [(LONG, -0.2), ("Y les dijo.", -0.5), ("Y él les dijo.", -0.6)]]
+
+    texts, report = translate_document(document(), one_best, SubtitleConfig(), nbest=nbest)
+    assert texts == [["Id en paz."], ["Y les dijo."]]
+    assert report["cues"]["fitted"] == [2] and report["cues"]["no_fit"] == []
+    assert report["counts"]["cues_over_max_lines"] == 0
+
+
+def test_nothing_fits_keeps_the_best_and_flags_the_cue() -> None:
+    def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
+        return [[("Id en paz.", -0.1)], [(LONG, -0.2), (LONG + " again", -0.3)]]
+
+    texts, report = translate_document(document(), one_best, SubtitleConfig(), nbest=nbest)
+    assert " ".join(texts[1]) == LONG
+    assert report["cues"]["no_fit"] == [2] and report["cues"]["fitted"] == []
+    assert report["cues"]["cues_over_max_lines"] == [2]
+
+
+def test_the_margin_bounds_the_choice() -> None:
+    def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
+        return [[("Id en paz.", -0.1)], [(LONG, -0.2), ("Y les dijo.", -5.0)]]
+
+    texts, report = translate_document(document(), one_best, SubtitleConfig(fit_margin=1.0), nbest=nbest)
+    assert " ".join(texts[1]) == LONG and report["cues"]["no_fit"] == [2]
+    texts, report = translate_document(document(), one_best, SubtitleConfig(fit_margin=5.0), nbest=nbest)
+    assert texts[1] == ["Y les dijo."] and report["cues"]["fitted"] == [2]
+
+
+def test_the_reading_speed_decides_between_hypotheses_that_both_fit_the_box() -> None:
+    fast = "Y él les dijo a todos ellos con voz alta."  # twice: two lines of 41, but 21 characters per second
+
+    def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
+        return [[("Id en paz.", -0.1)], [(fast + " " + fast, -0.2), ("Y les dijo.", -0.4)]]
+
+    texts, report = translate_document(document(), one_best, SubtitleConfig(max_cps=17), nbest=nbest)
+    assert texts[1] == ["Y les dijo."] and report["cues"]["fitted"] == [2]
+
+
+def test_one_hypothesis_means_no_fitting() -> None:
+    calls: list[int] = []
+
+    def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
+        calls.append(n)
+        return [[("x", 0.0)]] * len(lines)
+
+    texts, report = translate_document(document(), lambda lines: ["Id."] * len(lines), SubtitleConfig(fit_nbest=1),
+                                       nbest=nbest)
+    assert calls == [] and texts == [["Id."], ["Id."]]
