@@ -166,6 +166,8 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
 
             try:
                 result, report = await _with_timeout(run_in_threadpool(subtitles), limits.file_timeout_s)
+            except Closed:
+                raise Problem(503, "the server is shutting down; retry on another instance") from None
             finally:
                 cancelled.set()  # a request that timed out or went away stops at its next chunk
             answer = {"format": result.format, "encoding": result.encoding, "translatedFile": result.text,
@@ -420,7 +422,15 @@ async def _text_file(name: str, data: bytes, batcher: Batcher, translator: Trans
     inputs = list(translator.prepare_inputs(lines))
     found: list[list[Hypothesis]] = []
     for start in range(0, len(inputs), FILE_CHUNK):
-        future = batcher.submit(Job(inputs[start : start + FILE_CHUNK], 1, False))
+        job = Job(inputs[start : start + FILE_CHUNK], 1, False)
+        while True:  # a file's next chunk waits for room in the queue rather than failing
+            try:
+                future = batcher.submit(job)
+                break
+            except QueueFull:
+                await asyncio.sleep(0.05)
+            except Closed:
+                raise Problem(503, "the server is shutting down; retry on another instance") from None
         try:
             found += await asyncio.wrap_future(future)
         except asyncio.CancelledError:  # timed out or the client went away: drop it if not started
