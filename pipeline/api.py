@@ -55,6 +55,7 @@ from stages.subtitles.formats import (
     parse_subtitles,
     render,
 )
+from stages.subtitles.norms import norms_for
 from stages.subtitles.text import strip_markup
 from stages.subtitles.translation import SubtitleConfig, translate_document
 
@@ -278,8 +279,9 @@ class Translator:
         """Translate an SRT/VTT/ASS/SSA file (a path; or its bytes or text, with `name`
         giving the extension or `format` the format), keeping every cue and its timing.
 
-        `limits`: max_chars (per line, 42), max_lines (per cue, 2), max_cps (characters
-        per second, 17), max_gap_ms (1500: cues further apart never share a sentence),
+        `limits`: max_chars (per line) and max_cps (characters per second), by default the
+        target language's (`stages.subtitles.norms`: 42 and 17 for most languages),
+        max_lines (per cue, 2), max_gap_ms (1500: cues further apart never share a sentence),
         bilingual (False), translate_non_dialogue (False: credits, links, symbol-only
         cues and title cards pass through unchanged, listed in the report), fit_nbest (5:
         each unit takes the best of its 5 best hypotheses that fits its cues' box) and
@@ -301,6 +303,8 @@ class Translator:
         fmt_out: Format = detect_format(path, to, option="to", verb="writes") if to else doc.format
         if fmt_out != doc.format:
             render(doc, [cue.lines for cue in doc.cues], fmt_out)  # a conversion that would move a cue: refused now
+        chars, cps = norms_for(self.languages[1])  # the target language's norms unless given
+        limits = {"max_chars": chars, "max_cps": cps, **{k: v for k, v in limits.items() if v is not None}}
         unknown = sorted(set(limits) - _SUBTITLE_LIMITS)
         if unknown:
             raise ConfigError(f"{unknown[0]}: not a subtitle limit; use {', '.join(sorted(_SUBTITLE_LIMITS))}")

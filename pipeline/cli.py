@@ -219,9 +219,9 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 @click.option("--to", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Output format (default: from -o's extension, else the input's).")
 @click.option("--encoding", help="Input encoding (default: detected: BOM, UTF-16, UTF-8, cp1252, Latin-1).")
 @click.option("--context", type=click.IntRange(min=0), help="Previous sentences given to a context model (default: the run's data.context; 0: none).")
-@click.option("--max-chars", default=42, show_default=True, type=click.IntRange(min=10), help="Characters per line.")
+@click.option("--max-chars", type=click.IntRange(min=1), help="Characters per line (default: the target language's, 42 for most).")
 @click.option("--max-lines", default=2, show_default=True, type=click.IntRange(min=1), help="Lines per cue.")
-@click.option("--max-cps", default=17.0, show_default=True, type=click.FloatRange(min=1), help="Reading-speed limit (characters per second) for the report.")
+@click.option("--max-cps", type=click.FloatRange(min=1), help="Reading-speed limit, characters per second (default: the target language's, 17 for most).")
 @click.option("--max-gap-ms", default=1500, show_default=True, type=click.IntRange(min=0), help="Cues further apart never share a sentence.")
 @click.option("--bilingual", is_flag=True, help="Keep the source lines under the translation in every cue.")
 @click.option("--translate-non-dialogue", is_flag=True, help="Translate credits, links, symbol-only cues and title cards too (default: passed through).")
@@ -234,8 +234,8 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 @set_option
 def subtitle(
     input_paths: tuple[str, ...], run_path: str, runs_dir: Optional[str], output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
-    context: Optional[int], max_chars: int, max_lines: int, max_cps: float, max_gap_ms: int, bilingual: bool,
-    translate_non_dialogue: bool, fit_nbest: int, fit_margin: float,
+    context: Optional[int], max_chars: Optional[int], max_lines: int, max_cps: Optional[float], max_gap_ms: int,
+    bilingual: bool, translate_non_dialogue: bool, fit_nbest: int, fit_margin: float,
     report_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str],
     overrides: tuple[str, ...],
 ) -> None:

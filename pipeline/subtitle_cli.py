@@ -150,9 +150,10 @@ def subtitle_files(
                "cues_over_max_lines", "cues_over_cps")}
     summary = {"files": len(targets), "written": [r["output"] for r in written], "failed": failed, "counts": totals}
     write_json_atomic(summary_file, summary)
+    lim = written[0]["limits"] if written else {"max_lines": "?", "max_chars": "?"}
     echo(f"{len(written)} of {len(targets)} files written to {outdir} (summary: {summary_file}); cues "
-         f"{totals['cues_out']}, translated {totals['translated']}, over {limits.get('max_lines', 2)} lines "
-         f"{totals['cues_over_max_lines']}, a line over {limits.get('max_chars', 42)} chars {totals['lines_over_limit']}")
+         f"{totals['cues_out']}, translated {totals['translated']}, over {lim['max_lines']} lines "
+         f"{totals['cues_over_max_lines']}, a line over {lim['max_chars']} chars {totals['lines_over_limit']}")
     return summary
 
 

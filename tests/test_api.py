@@ -175,3 +175,16 @@ def test_the_docs_example_runs(shared_run: Path) -> None:
     code = example.group(1).replace('"runs/default"', repr(str(shared_run)))
     namespace: dict = {}
     exec(compile(code, "docs/api.md", "exec"), namespace)
+
+
+def test_subtitle_limits_follow_the_target_language(shared_run: Path) -> None:
+    from stages.subtitles.norms import norms_for
+
+    assert norms_for("es") == (42, 17.0) and norms_for("en") == (42, 20.0)
+    assert norms_for("zh-Hant") == (16, 9.0) and norms_for("JA") == (13, 4.0)
+    translator = Translator.load(shared_run)
+    _, report = translator.translate_subtitles(FIXTURES / "episode.srt")
+    assert report["limits"] == {"max_chars": 42, "max_lines": 2, "max_cps": 17.0}  # the run translates into Spanish
+    translator.languages = ("en", "ko")
+    _, report = translator.translate_subtitles(FIXTURES / "episode.srt", max_cps=15)
+    assert report["limits"] == {"max_chars": 16, "max_lines": 2, "max_cps": 15}

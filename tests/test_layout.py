@@ -26,7 +26,7 @@ stages.decode stages.decode.config stages.decode.search stages.decode.ensemble s
 stages.decode.translation
 stages.train stages.train.config stages.train.distributed stages.train.board stages.train.progress stages.train.precision
 stages.train.schedule stages.train.state stages.train.step stages.train.validation stages.train.trainer
-stages.subtitles stages.subtitles.text stages.subtitles.formats stages.subtitles.nondialogue stages.subtitles.translation
+stages.subtitles stages.subtitles.text stages.subtitles.formats stages.subtitles.nondialogue stages.subtitles.norms stages.subtitles.translation
 stages.plots stages.plots.attention stages.plots.history
 pipeline pipeline.config pipeline.embedded pipeline.runs pipeline.manifest pipeline.orchestrator pipeline.api pipeline.serve pipeline.serve.limits pipeline.serve.batching pipeline.serve.app pipeline.serve.server pipeline.files_cli
 pipeline.subtitle_cli pipeline.cli
