@@ -11,7 +11,7 @@ as NVIDIA Triton's dynamic batcher.
 
 The worker is the process's main thread under `s2s serve` (`serve_forever`; the HTTP
 server runs in another thread): PyTorch's CPU operators run up to a third slower from a
-thread other than the first one that used them (bench/README.md, bench_serve.py). Tests
+thread other than the first one that used them (bench/bench_threads.py). Tests
 run it in a thread of its own (`start`).
 """
 

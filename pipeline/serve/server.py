@@ -1,5 +1,5 @@
 """`s2s serve`: load the model once, run the HTTP app under uvicorn in a thread, and the
-model's worker in the main thread (bench/README.md, bench_serve.py, says why)."""
+model's worker in the main thread (bench/bench_threads.py measures why)."""
 
 from __future__ import annotations
 
