@@ -199,6 +199,7 @@ class Translator:
             raise ConfigError("no run given; give a run, or several for an ensemble")
         places = [_place(ref, runs_dir) for ref in refs]
         run_dir = places[0][0]
+        asked = decoding.get("checkpoint")  # best or last of every run in the list (bare folders are themselves)
         if places[0][1]:
             decoding = {**decoding, "checkpoint": str(run_dir)}
         size, context_model = context_size(run_dir, context)
@@ -208,7 +209,8 @@ class Translator:
                               f"ensemble runs trained alike")
         cfg = decode_config(run_dir, overrides, **decoding)
         device = pick_device(cfg.device)
-        folders = [d if bare else checkpoint_folder(d, cfg.checkpoint) for d, bare in places]
+        member = cfg.checkpoint if not places[0][1] else (asked or artifacts.CKPT_BEST)
+        folders = [d if bare else checkpoint_folder(d, member) for d, bare in places]
         loaded = [load_checkpoint(folder, device) for folder in folders]
         if len(loaded) > 1:
             check_same_vocabulary(folders, [meta for *_, meta in loaded])

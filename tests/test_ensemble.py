@@ -118,3 +118,13 @@ def test_models_with_other_tokenizers_are_refused(shared_run: Path, tmp_path: Pa
     assert result.exit_code == 0, result.output
     with pytest.raises(ArtifactError, match=r"spm\.tgt\.model differs from .*must share the target vocabulary"):
         Translator.load([shared_run, tmp_path / "runs" / "tiny"])
+
+
+def test_a_checkpoint_folder_first_does_not_replace_the_runs_after_it(shared_run: Path) -> None:
+    last = shared_run / "train" / "last"
+    mixed = Translator.load([last, shared_run])  # the run contributes its best, not the folder given first
+    alike = Translator.load([shared_run, shared_run], checkpoint="last")
+    assert mixed.model.members[1] is not mixed.model.members[0]
+    best = Translator.load(shared_run)
+    assert torch.equal(next(mixed.model.members[1].parameters()), next(best.model.parameters()))
+    assert torch.equal(next(mixed.model.members[0].parameters()), next(alike.model.members[0].parameters()))
