@@ -16,6 +16,7 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple, Optional
@@ -154,28 +155,33 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
             raise Problem(413, f"{name}: {len(data):,} bytes; this server takes files up to "
                                f"{limits.max_file_bytes:,} bytes (s2s serve --max-file-mb)")
         extension = Path(name).suffix.lower().lstrip(".")
-        if extension == "txt":
-            answer = await _with_timeout(_text_file(name, data, worker, translator), limits.file_timeout_s)
-        elif extension in FORMATS:
-            cue_limits: dict[str, Any] = {k: _number(fields, k) for k in ("max_chars", "max_lines", "max_cps") if k in fields}
-            cancelled = threading.Event()
-
-            def subtitles() -> tuple[Any, dict[str, Any]]:
-                return translator.translate_subtitles(data, name=name, search=_blocking_search(worker, cancelled),
-                                                      **cue_limits)
-
-            try:
-                result, report = await _with_timeout(run_in_threadpool(subtitles), limits.file_timeout_s)
-            except Closed:
-                raise Problem(503, "the server is shutting down; retry on another instance") from None
-            finally:
-                cancelled.set()  # a request that timed out or went away stops at its next chunk
-            answer = {"format": result.format, "encoding": result.encoding, "translatedFile": result.text,
-                      "report": report, "cues": result.cues, "data": result.data}
-        else:
+        if extension not in FORMATS and extension != "txt":
             what = f".{extension} files are" if extension else "a file without an extension is"
             raise Problem(400, f"{name}: {what} not translated here; send a file named "
                                f"{', '.join('*.' + f for f in FORMATS)} or *.txt")
+        cancelled = threading.Event()
+        search = _blocking_search(worker, cancelled)
+        if extension == "txt":
+            lines = _text_lines(name, data)
+
+            def work() -> dict[str, Any]:
+                found = search(list(translator.prepare_inputs(lines)), 1)
+                out = "".join((h[0].text if h else "") + "\n" for h in found)
+                return {"format": "txt", "encoding": "utf-8", "translatedFile": out, "data": out.encode("utf-8")}
+        else:
+            cue_limits: dict[str, Any] = {k: _number(fields, k) for k in ("max_chars", "max_lines", "max_cps") if k in fields}
+
+            def work() -> dict[str, Any]:
+                result, report = translator.translate_subtitles(data, name=name, search=search, **cue_limits)
+                return {"format": result.format, "encoding": result.encoding, "translatedFile": result.text,
+                        "report": report, "cues": result.cues, "data": result.data}
+
+        try:
+            answer = await _with_timeout(run_in_threadpool(work), limits.file_timeout_s)
+        except Closed:
+            raise Problem(503, "the server is shutting down; retry on another instance") from None
+        finally:
+            cancelled.set()  # a request that timed out or went away stops at its next chunk
         out_name = f"{Path(name).stem}.{target or 'translated'}{Path(name).suffix}"
         token = secrets.token_urlsafe(12)
         files[token] = (out_name, answer.pop("data"))
@@ -385,15 +391,22 @@ async def _with_timeout(work: Awaitable[Any], timeout_s: float) -> Any:
 
 
 def _blocking_search(batcher: Batcher, cancelled: threading.Event) -> Callable[[list[str], int], list[list[Hypothesis]]]:
-    """A search for code running in another thread (a subtitle file): FILE_CHUNK lines per
-    job on the batcher's queue, so other requests get turns; stops once `cancelled`."""
+    """A search for a file, run in another thread: FILE_CHUNK lines per job on the
+    batcher's queue, so other requests get turns. Once `cancelled`, a chunk not yet
+    started is dropped and no other is sent (Closed)."""
     def search(inputs: list[str], n_best: int) -> list[list[Hypothesis]]:
         found: list[list[Hypothesis]] = []
         for start in range(0, len(inputs), FILE_CHUNK):
             if cancelled.is_set():
                 raise Closed()
             future = _submit_waiting(batcher, Job(inputs[start : start + FILE_CHUNK], n_best, False), cancelled)
-            found += future.result()
+            while True:
+                try:
+                    found += future.result(timeout=0.05)
+                    break
+                except FutureTimeout:
+                    if cancelled.is_set() and future.cancel():
+                        raise Closed() from None
         return found
 
     return search
@@ -409,8 +422,8 @@ def _submit_waiting(batcher: Batcher, job: Job, cancelled: threading.Event) -> A
                 raise Closed() from None
 
 
-async def _text_file(name: str, data: bytes, batcher: Batcher, translator: Translator) -> dict[str, Any]:
-    """A .txt upload, translated line by line as one document, FILE_CHUNK lines per job."""
+def _text_lines(name: str, data: bytes) -> list[str]:
+    """A .txt upload's lines (UTF-8, a BOM allowed); 400 naming the line otherwise."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -419,22 +432,4 @@ async def _text_file(name: str, data: bytes, batcher: Batcher, translator: Trans
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    inputs = list(translator.prepare_inputs(lines))
-    found: list[list[Hypothesis]] = []
-    for start in range(0, len(inputs), FILE_CHUNK):
-        job = Job(inputs[start : start + FILE_CHUNK], 1, False)
-        while True:  # a file's next chunk waits for room in the queue rather than failing
-            try:
-                future = batcher.submit(job)
-                break
-            except QueueFull:
-                await asyncio.sleep(0.05)
-            except Closed:
-                raise Problem(503, "the server is shutting down; retry on another instance") from None
-        try:
-            found += await asyncio.wrap_future(future)
-        except asyncio.CancelledError:  # timed out or the client went away: drop it if not started
-            future.cancel()
-            raise
-    out = "".join((h[0].text if h else "") + "\n" for h in found)
-    return {"format": "txt", "encoding": "utf-8", "translatedFile": out, "data": out.encode("utf-8")}
+    return lines
