@@ -113,9 +113,9 @@ def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
     return dict(json.loads(saved.read_text(encoding="utf-8")).get(section, {}))
 
 
-def context_size(run_dir: Path, asked: Optional[int]) -> tuple[int, bool]:
-    """(previous sentences to give the model, whether it is a context model)."""
-    trained = int(saved_section(run_dir, "data").get("context", 0))
+def context_size(run_dir: Path, trained: int, asked: Optional[int]) -> tuple[int, bool]:
+    """(previous sentences to give the model, whether it is a context model), for a run
+    trained with `data.context: trained`."""
     if asked is not None and asked < 0:
         raise ConfigError(f"context={asked}: give 0 (none) or more previous sentences")
     if asked and not trained:
@@ -202,8 +202,9 @@ class Translator:
         asked = decoding.get("checkpoint")  # best or last of every run in the list (bare folders are themselves)
         if places[0][1]:
             decoding = {**decoding, "checkpoint": str(run_dir)}
-        size, context_model = context_size(run_dir, context)
-        trained = {int(saved_section(d, "data").get("context", 0)) for d, _ in places}
+        data = saved_section(run_dir, "data")
+        size, context_model = context_size(run_dir, int(data.get("context", 0)), context)
+        trained = {int(saved_section(d, "data").get("context", 0)) for d, _ in places[1:]} | {int(data.get("context", 0))}
         if len(trained) > 1:
             raise ConfigError(f"the ensemble's runs were trained with different data.context ({sorted(trained)}); "
                               f"ensemble runs trained alike")
@@ -216,7 +217,6 @@ class Translator:
             check_same_vocabulary(folders, [meta for *_, meta in loaded])
         models = [prepare_for_inference(model, cfg, device) for model, *_ in loaded]
         _, sp_src, sp_tgt, _ = loaded[0]
-        data = saved_section(run_dir, "data")
         languages = (str(data.get("src_lang", "")), str(data.get("tgt_lang", "")))
         name = " + ".join(map(str, refs))
         return cls(models[0] if len(models) == 1 else Ensemble(models), sp_src, sp_tgt, cfg, device, context=size,
@@ -274,12 +274,13 @@ class Translator:
         return [[Hypothesis(**h) for h in hyps] for hyps in found]
 
     def translate_subtitles(
-        self, source: Union[str, Path, bytes], *, name: Optional[str] = None, format: Optional[str] = None,
+        self, source: Union[str, Path, bytes, SubtitleDocument], *, name: Optional[str] = None, format: Optional[str] = None,
         to: Optional[str] = None, encoding: Optional[str] = None,
         search: Optional[Callable[[list[str], int], list[list[Hypothesis]]]] = None, **limits: Any,
     ) -> tuple[SubtitleTranslation, dict[str, Any]]:
         """Translate an SRT/VTT/ASS/SSA file (a path; or its bytes or text, with `name`
-        giving the extension or `format` the format), keeping every cue and its timing.
+        giving the extension or `format` the format; or a document `load_subtitles`
+        read), keeping every cue and its timing.
 
         `limits`: max_chars (per line) and max_cps (characters per second), by default the
         target language's (`stages.subtitles.norms`: 42 and 17 for most languages),
@@ -294,7 +295,9 @@ class Translator:
         """
         if isinstance(source, str) and "\n" in source:  # the file's text rather than its path
             source = source.encode("utf-8")
-        if isinstance(source, bytes):
+        if isinstance(source, SubtitleDocument):  # already read (the CLI reads files before loading a model)
+            path, doc = Path(source.path), source
+        elif isinstance(source, bytes):
             path = Path(name or f"upload.{format or 'srt'}")
             doc = parse_subtitles(source, path, format, encoding)
         else:

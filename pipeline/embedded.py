@@ -20,12 +20,18 @@ _PACKAGES = {"data": "pipeline.embedded_data", "configs": "pipeline.embedded_con
 _SOURCE_TREE = Path(__file__).resolve().parents[1]
 
 
+def _shipped_root(top: str) -> Traversable:
+    """The shipped `data` or `configs` folder: in the installed package, else (a source
+    checkout) the project's own folder."""
+    try:
+        return importlib.resources.files(_PACKAGES[top])
+    except ModuleNotFoundError:
+        return _SOURCE_TREE / top
+
+
 def shipped_file(top: str, *parts: str) -> Optional[Path]:
     """The shipped file `top/parts...` (`top`: data or configs), or None."""
-    try:
-        node: Traversable = importlib.resources.files(_PACKAGES[top])
-    except ModuleNotFoundError:  # a source checkout: the project's own folder
-        node = _SOURCE_TREE / top
+    node = _shipped_root(top)
     for part in parts:
         node = node / part
     # Installed wheels are plain files (pip never runs a zipped one), so the node is a path.
@@ -33,11 +39,7 @@ def shipped_file(top: str, *parts: str) -> Optional[Path]:
 
 
 def _shipped_names(top: str, suffix: str) -> list[str]:
-    try:
-        root: Traversable = importlib.resources.files(_PACKAGES[top])
-    except ModuleNotFoundError:
-        root = _SOURCE_TREE / top
-    return sorted(p.name[: -len(suffix)] for p in root.iterdir() if p.name.endswith(suffix) and p.is_file())
+    return sorted(p.name[: -len(suffix)] for p in _shipped_root(top).iterdir() if p.name.endswith(suffix) and p.is_file())
 
 
 def resolve_path(spec: str) -> Path:

@@ -42,8 +42,7 @@ def subtitle_file(
         render(doc, [cue.lines for cue in doc.cues], fmt_out)  # a conversion that would move a cue: refused now
     translator = Translator.load(run_dir, overrides=overrides, context=context, beam_size=beam_size,
                                  checkpoint=checkpoint, quantize=quantize)
-    result, report = translator.translate_subtitles(Path(input_path), format=fmt, to=fmt_out, encoding=encoding,
-                                                    **limits)
+    result, report = translator.translate_subtitles(doc, to=fmt_out, **limits)
     with atomic_path(Path(output_path)) as tmp:
         tmp.write_bytes(result.data)
     report["output"] = output_path
@@ -132,7 +131,7 @@ def subtitle_files(
         if src not in docs:
             continue
         try:
-            result, report = translator.translate_subtitles(src, format=fmt, to=to, encoding=encoding, **limits)
+            result, report = translator.translate_subtitles(docs[src], to=to, **limits)
             dst.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(dst) as tmp:
                 tmp.write_bytes(result.data)
