@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import test_split  # noqa: E402
+from bench.common import emit, machine, test_split  # noqa: E402
 from pipeline.api import Translator  # noqa: E402
 from stages.decode.config import ScoreConfig  # noqa: E402
 from stages.decode.scoring import score_lines  # noqa: E402
@@ -50,12 +48,9 @@ def main() -> None:
         translator = Translator.load(runs, beam_size=args.beam_size)
         rows.append({"runs": [str(r) for r in runs], **measure(translator, sources, refs, args.repeats)})
         print(json.dumps(rows[-1]), file=sys.stderr)
-    result = {"bench": "ensemble", "machine": platform.machine(), "cpus": os.cpu_count(),
+    result = {"bench": "ensemble", **machine(),
               "beam_size": args.beam_size, "sentences": len(sources), "rows": rows}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

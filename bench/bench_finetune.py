@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import test_split  # noqa: E402
+from bench.common import emit, test_split  # noqa: E402
 from pipeline.api import Translator  # noqa: E402
 from stages import artifacts  # noqa: E402
 from stages.decode.config import ScoreConfig  # noqa: E402
@@ -42,10 +42,7 @@ def main() -> None:
     train = manifest["stages"]["train"]["summary"]
     result = {"bench": "finetune", "parent": str(args.parent), "child": str(args.child), "scores": rows,
               "child_training": {k: train.get(k) for k in ("steps", "stopped", "seconds", "train_pairs", "init_from")}}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ Prints one JSON object (and writes it with --out).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import emit, machine  # noqa: E402
 
 TRAIN = """
 import json, sys
@@ -76,14 +77,11 @@ def main() -> None:
         test_src = run / "prepare" / "test.src"
         translating = watch([sys.executable, "-c", "from pipeline.cli import main; main()", "translate", str(test_src),
                              "--run", str(run), "-o", str(Path(tmp) / "test.hyp")], ROOT)
-    result = {"bench": "memory", "run": str(args.run_dir), "machine": platform.machine(), "cpus": os.cpu_count(),
+    result = {"bench": "memory", "run": str(args.run_dir), **machine(),
               "env": {k: v for k, v in os.environ.items() if k.startswith(("ONEDNN", "DNNL", "MALLOC", "OMP"))},
               "train_steps": args.steps, "training": training, "translation": translating}
-    text = json.dumps(result, indent=1)
-    print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "rss_curve_mb"} if isinstance(v, dict) else v)
-                      for k, v in result.items()}, indent=1))
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out, shown={k: ({kk: vv for kk, vv in v.items() if kk != "rss_curve_mb"} if isinstance(v, dict)
+                                      else v) for k, v in result.items()})
 
 
 if __name__ == "__main__":

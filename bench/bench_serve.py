@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import platform
 import signal
 import socket
 import statistics
@@ -32,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import test_split  # noqa: E402
+from bench.common import emit, machine, test_split  # noqa: E402
 from pipeline.api import Translator  # noqa: E402
 
 
@@ -153,7 +151,7 @@ def main() -> None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
     result: dict[str, Any] = {
-        "bench": "serve", "run": str(args.run_dir), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "bench": "serve", "run": str(args.run_dir), **machine(),
         "decoding": config, "sentences": len(sentences), "offline_sentences_per_s": offline,
         "offline_passes_sentences_per_s": passes,
         "levels": levels, "server_peak_rss_mb": round(peak, 1),
@@ -161,10 +159,7 @@ def main() -> None:
     if soak:
         curve = [s["rss_mb"] for s in soak["rss_mb"]]
         result["soak"] = {**soak, "rss_first_minute_max_mb": max(curve[:12]), "rss_last_minute_max_mb": max(curve[-12:])}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,6 @@ thread and once in a new thread. `s2s serve` runs the model in the main thread b
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import sys
 import threading
@@ -25,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import test_split  # noqa: E402
+from bench.common import emit, machine, test_split  # noqa: E402
 from pipeline.api import Translator  # noqa: E402
 
 
@@ -59,17 +56,14 @@ def main() -> None:
         worker.start()
         worker.join()
     result = {
-        "bench": "threads", "run": str(args.run_dir), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "bench": "threads", "run": str(args.run_dir), **machine(),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "batch_sentences": 32,
         "offline_sorted_batches_sentences_per_s": sorted_128, "offline_batch_size": translator.config.batch_size,
         "main_thread_sentences_per_s": main_thread, "other_thread_sentences_per_s": other_thread,
         "other_over_main": round(sum(other_thread) / sum(main_thread), 3),
         "random_32_over_sorted": round(sum(main_thread) / sum(sorted_128), 3),
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

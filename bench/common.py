@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -33,3 +36,17 @@ def timed_translation(model: Any, sp_src: Any, sp_tgt: Any, lines: list[str], cf
         "sentences_per_s": round(len(lines) / seconds, 1),
         "target_tokens_per_s": round(tokens / seconds, 1),
     }
+
+
+def machine() -> dict[str, Any]:
+    """The fields every result file starts with after its name: the machine."""
+    return {"machine": platform.machine(), "cpus": os.cpu_count()}
+
+
+def emit(result: dict[str, Any], out: Path | None, shown: dict[str, Any] | None = None) -> None:
+    """Print a benchmark's JSON (or `shown`, a shorter view of it) and write the whole
+    of it to `out` when given."""
+    text = json.dumps(result, indent=1)
+    print(text if shown is None else json.dumps(shown, indent=1))
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
