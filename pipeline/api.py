@@ -37,7 +37,12 @@ from stages import artifacts
 from stages.corpus.vocab import CONTEXT_SEP, with_context, without_context
 from stages.decode.config import DecodeConfig
 from stages.decode.ensemble import Ensemble, check_same_vocabulary
-from stages.decode.translation import prepare_for_inference, translate_lines_nbest
+from stages.decode.translation import (
+    checkpoint_output_pieces,
+    joint_output_pieces,
+    prepare_for_inference,
+    translate_lines_nbest,
+)
 from stages.devices import pick_device
 from stages.errors import (
     ArtifactError,
@@ -215,7 +220,8 @@ class Translator:
         loaded = [load_checkpoint(folder, device) for folder in folders]
         if len(loaded) > 1:
             check_same_vocabulary(folders, [meta for *_, meta in loaded])
-        models = [prepare_for_inference(model, cfg, device) for model, *_ in loaded]
+        pieces = joint_output_pieces([checkpoint_output_pieces(f, meta) for f, (*_, meta) in zip(folders, loaded)])
+        models = [prepare_for_inference(model, cfg, device, pieces) for model, *_ in loaded]
         _, sp_src, sp_tgt, _ = loaded[0]
         languages = (str(data.get("src_lang", "")), str(data.get("tgt_lang", "")))
         name = " + ".join(map(str, refs))

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from stages.corpus.vocab import SPECIAL_IDS
 from stages.errors import ArtifactError
 
 
@@ -46,11 +47,23 @@ class IdColumn:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def vocabulary(self) -> np.ndarray:
+        """The ids that occur in the column, sorted (int64)."""
+        seen = [np.unique(values[offsets[0] : offsets[-1]]) for values, offsets in zip(self._values, self._offsets)
+                if len(offsets)]
+        return np.unique(np.concatenate(seen)).astype(np.int64) if seen else np.zeros(0, dtype=np.int64)
+
     def __getitem__(self, row: int) -> np.ndarray:
         chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
         local = row - int(self._starts[chunk])
         offsets = self._offsets[chunk]
         return self._values[chunk][offsets[local] : offsets[local + 1]]
+
+
+def output_pieces(tgt: IdColumn) -> list[int]:
+    """The target pieces a model trained on `tgt` can produce: the special tokens and
+    every id of the column, sorted (`Seq2Seq.restrict_output`)."""
+    return sorted(set(SPECIAL_IDS) | set(tgt.vocabulary().tolist()))
 
 
 def load_id_columns(folder: Path) -> tuple[IdColumn, IdColumn]:

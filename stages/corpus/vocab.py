@@ -12,6 +12,7 @@ from typing import Iterable, Iterator, Sequence
 
 # Fixed for every SentencePiece model s2s trains (stages/corpus/tokenization.py).
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)  # ids 0 .. 3, in that order
 
 # Between the previous lines and the line to translate, for a context model
 # (`data.context: N`); a user-defined SentencePiece symbol, so it is always one piece.

@@ -25,6 +25,7 @@ class DecodeConfig:
     stream_lines: int = 10000
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     replace_unk: bool = True  # copy source text the tokenizer does not know into the translation
+    output_vocab: Literal["target", "all"] = "target"  # target: score only the pieces seen in training targets
 
     def problems(self) -> list[str]:
         from stages.devices import (  # torch: only when the config is checked

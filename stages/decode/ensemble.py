@@ -53,6 +53,11 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(models)
         self.log_count = math.log(len(models))
 
+    @property
+    def output_pieces(self) -> Optional[torch.Tensor]:
+        """The pieces every member scores (`Seq2Seq.restrict_output`; the same for all)."""
+        return getattr(self.members[0], "output_pieces", None)
+
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> EnsembleState:
         return EnsembleState([m.encode(src, src_lens) for m in self.members])  # type: ignore[operator]
 

@@ -18,6 +18,7 @@ import sentencepiece as spm
 import torch
 
 from stages import artifacts
+from stages.corpus.token_ids import load_id_columns, output_pieces
 from stages.corpus.vocab import PAD_ID, UNK_ID
 from stages.decode.config import DecodeConfig, precision_problem
 from stages.decode.search import Constraints, Hypothesis, beam_search, greedy_search
@@ -37,17 +38,43 @@ from stages.model.seq2seq import Seq2Seq
 log = logging.getLogger(__name__)
 
 
-def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str) -> torch.nn.Module:
-    """Apply `decoding.quantize`: int8 dynamic quantization of linear and recurrent layers.
+def checkpoint_output_pieces(folder: Path, meta: dict[str, Any]) -> Optional[list[int]]:
+    """The target pieces a checkpoint's model was trained to produce: from its meta.json,
+    or, for a checkpoint written before s2s recorded them, from the training ids of the
+    run it sits in (`<run>/train/<name>/`); None when neither is there."""
+    if isinstance(meta.get("output_pieces"), list):
+        return [int(i) for i in meta["output_pieces"]]
+    ids = artifacts.split_ids(folder.parent.parent / artifacts.TOKENIZE_DIR, "train")
+    if folder.parent.name != artifacts.TRAIN_DIR or not ids.is_dir():
+        return None
+    return output_pieces(load_id_columns(ids)[1])
 
-    Weights are stored in int8 and activations quantized on the fly (CPU only); speed
-    and BLEU against fp32: docs/decoding.md.
+
+def joint_output_pieces(lists: list[Optional[list[int]]]) -> Optional[list[int]]:
+    """What an ensemble can produce: the union of its models' pieces (None: all)."""
+    if not lists or any(p is None for p in lists):
+        return None
+    return sorted(set().union(*lists))  # type: ignore[arg-type]
+
+
+def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
+                          output_pieces: Optional[list[int]] = None) -> torch.nn.Module:
+    """Apply `decoding.output_vocab` and `decoding.quantize`.
+
+    output_vocab=target restricts the output layer to `output_pieces` (the pieces of
+    the training targets, `checkpoint_output_pieces`): search scores V' pieces instead
+    of the whole SentencePiece vocabulary (`Seq2Seq.restrict_output`); with None it
+    scores them all. quantize=int8: dynamic quantization of linear and recurrent layers,
+    weights stored in int8 and activations quantized on the fly (CPU only). Speed and
+    BLEU of both: docs/decoding.md.
     Also refuses `decoding.precision: fp16` on the CPU, where PyTorch's recurrent layers
     have no half-precision kernels.
     """
     problem = precision_problem(cfg, device)
     if problem:
         raise ConfigError(problem)
+    restricted = cfg.output_vocab == "target" and output_pieces is not None
+    model.restrict_output(torch.tensor(output_pieces, dtype=torch.long) if restricted else None)
     if cfg.quantize == "none":
         return model
     if device != "cpu":
@@ -115,6 +142,12 @@ def _search_chunk(
             model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, cfg.max_len_extra,
             n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention,
         )
+    pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
+    if pieces is not None:  # the search ran over the output pieces' indices
+        table = pieces.tolist()
+        for hyps in nbest:
+            for hyp in hyps:
+                hyp.tokens = [table[t] for t in hyp.tokens]
     for i, hyps in zip(chunk, nbest):
         results[i] = hyps
 
@@ -230,7 +263,7 @@ def run_translate(
     check_tokenizer(ckpt, tokenize_dir)
     device = pick_device(cfg.device)
     model, sp_src, sp_tgt, meta = load_checkpoint(ckpt, device)
-    model = prepare_for_inference(model, cfg, device)  # type: ignore[assignment]
+    model = prepare_for_inference(model, cfg, device, checkpoint_output_pieces(ckpt, meta))  # type: ignore[assignment]
     src_path = artifacts.split_text(prepare_dir, "test", artifacts.SRC_SUFFIX)
     lines = read_lines_strict(src_path)
     record.reset()

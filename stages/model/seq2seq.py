@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from stages.corpus.vocab import PAD_ID
+from stages.corpus.vocab import PAD_ID, SPECIAL_IDS
 from stages.errors import ConfigError
 from stages.model.attention import Attention
 from stages.model.config import ModelConfig
@@ -73,6 +73,25 @@ class Seq2Seq(nn.Module):
         init_weights(self, cfg.init, cfg.init_range, cfg.recurrent_init)
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight
+        self.output_pieces: Optional[torch.Tensor] = None  # see restrict_output
+
+    def restrict_output(self, pieces: Optional[torch.Tensor]) -> None:
+        """Score only `pieces` (sorted target ids, the special tokens first) in `step`;
+        None scores the whole vocabulary again.
+
+        Restricted, `step` returns log-probabilities over the V' pieces, renormalised
+        among them, and takes its previous tokens as indices into `pieces`: search runs
+        in that smaller space, and its results map back through `pieces`. The special
+        tokens keep their ids. Training (`forward`) always scores the whole vocabulary.
+        """
+        if pieces is not None:
+            specials = torch.arange(len(SPECIAL_IDS))
+            if pieces.dim() != 1 or len(pieces) < len(specials) or not torch.equal(pieces[: len(specials)].cpu(), specials) \
+                    or bool((pieces[1:] <= pieces[:-1]).any()) or int(pieces[-1]) >= self.generator.out_features:
+                raise ValueError("output pieces must be sorted, unique target ids below the vocabulary size, "
+                                 "starting with the special tokens")
+            pieces = pieces.to(self.generator.weight.device)
+        self.output_pieces = pieces
 
     def tied_weights(self) -> dict[str, str]:
         """State-dict names that alias another parameter: alias -> the name saved."""
@@ -163,13 +182,18 @@ class Seq2Seq(nn.Module):
         return logits
 
     def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
-        """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state."""
+        """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state
+        (with `restrict_output`: V' pieces, and prev_tokens index them)."""
         if search_step.applies(self):
             record.ran("search_step.tables")
             return search_step.decode_step(self, prev_tokens, state)
         record.ran("search_step.reference")
+        pieces = self.output_pieces
+        if pieces is not None:
+            prev_tokens = pieces.index_select(0, prev_tokens)
         logits, state, _ = self._decode(prev_tokens.unsqueeze(1), state)
-        return torch.log_softmax(logits.squeeze(1).float(), dim=-1), state
+        logits = logits.squeeze(1) if pieces is None else logits.squeeze(1).index_select(-1, pieces)
+        return torch.log_softmax(logits.float(), dim=-1), state
 
 
 def sequence_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:

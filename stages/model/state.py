@@ -44,6 +44,9 @@ class DecoderParts(Protocol):
     @property
     def generator(self) -> nn.Linear: ...
 
+    @property
+    def output_pieces(self) -> Optional[torch.Tensor]: ...
+
     def parameters(self) -> Iterator[nn.Parameter]: ...
 
 

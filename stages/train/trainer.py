@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from stages import artifacts
 from stages.corpus.batching import Batch, EpochBatches, TrainData
+from stages.corpus.token_ids import output_pieces
 from stages.corpus.tokenization import load_processor
 from stages.devices import device_type, pick_device
 from stages.errors import TrainingInterrupted
@@ -123,7 +124,8 @@ class _Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = make_optimizer(self.model, cfg)
         self.validate = Validator(tokenize_dir, prepare_dir, cfg, self.device)
-        self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None)
+        self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None,
+                                       output_pieces=output_pieces(self.data.tgt))
         self.progress = TrainProgress()
         self.board = TrainingBoard(out_dir, cfg.tensorboard and self.ranks.main,
                                    resume_step=saved.loop.step if saved else None)

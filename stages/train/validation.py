@@ -86,8 +86,11 @@ class CheckpointKeeper:
     """Log validations to history.jsonl, save `last` (with the training state), and
     save `best` (and the `keep_best` top checkpoints) when dev improves."""
 
-    def __init__(self, out_dir: Path, tokenize_dir: Path, cfg: TrainConfig, resume_step: int | None = None):
+    def __init__(self, out_dir: Path, tokenize_dir: Path, cfg: TrainConfig, resume_step: int | None = None,
+                 output_pieces: list[int] | None = None):
         self.out_dir, self.tokenize_dir = out_dir, tokenize_dir
+        # written into every checkpoint: the target pieces the model can produce (decoding.output_vocab)
+        self.pieces = {} if output_pieces is None else {"output_pieces": output_pieces}
         self.key = dev_metric("auto", cfg.valid_bleu)
         self.best: dict[str, Any] = {}
         self.keep_best = cfg.keep_best
@@ -111,7 +114,7 @@ class CheckpointKeeper:
         """Log a validation `record`; save last, best and top checkpoints."""
         _append_jsonl(self.history, record)
         log.info("validation %s", json.dumps(record))
-        extra = {"step": record["step"], "epoch": record["epoch"], "dev": record}
+        extra = {"step": record["step"], "epoch": record["epoch"], "dev": record, **self.pieces}
         if self._improves(record):
             self.best = record
             save_checkpoint(self.out_dir / artifacts.CKPT_BEST, model, self.tokenize_dir, extra)
@@ -122,7 +125,7 @@ class CheckpointKeeper:
 
     def save_last(self, model: Seq2Seq, step: int, epoch: int, write_state: WriteState) -> None:
         """Save `last` with the training state, without validating (on an interruption)."""
-        extra = {"step": step, "epoch": epoch, "dev": None}
+        extra = {"step": step, "epoch": epoch, "dev": None, **self.pieces}
         save_checkpoint(self.out_dir / artifacts.CKPT_LAST, model, self.tokenize_dir, extra, write_state)
 
     def _keep_top(self, model: Seq2Seq, record: dict[str, Any], extra: dict[str, Any]) -> None:

@@ -32,8 +32,10 @@ class FastPath:
 PATHS = (
     FastPath(
         "search_step.tables", "search_step.reference", "stages/model/fast/search_step.py",
-        "Seq2Seq.step's reference branch: one step of Seq2Seq._decode, then log-softmax",
+        "Seq2Seq.step's reference branch: one step of Seq2Seq._decode, then log-softmax "
+        "(every cell, attention and depth, with and without input feeding, fp32 and bf16 autocast)",
         ("tests/fast/test_search_step.py::test_fast_step_equals_the_models_decoding",
+         "tests/fast/test_search_step.py::test_fast_step_equals_the_models_decoding_under_bf16_autocast",
          "tests/fast/test_search_step.py::test_fast_step_for_a_model_built_under_inference_mode"),
     ),
     FastPath(
