@@ -20,7 +20,7 @@ stages.corpus.prepare stages.corpus.tokenization stages.corpus.batching
 stages.model stages.model.config stages.model.dropout stages.model.attention stages.model.state
 stages.model.initialization stages.model.encoder
 stages.model.fast stages.model.fast.record stages.model.fast.cpu_kernels stages.model.fast.cells
-stages.model.fast.loss stages.model.fast.stepwise stages.model.fast.feeding stages.model.fast.search_step
+stages.model.fast.loss stages.model.fast.stepwise stages.model.fast.feeding stages.model.fast.int8 stages.model.fast.search_step
 stages.model.seq2seq stages.model.checkpoint
 stages.decode stages.decode.config stages.decode.search stages.decode.ensemble stages.decode.unknowns stages.decode.scoring
 stages.decode.translation

@@ -168,35 +168,6 @@ def test_bahdanau_attention_is_additive() -> None:
     assert context.shape == (2, 1, 6) and weights[0, 0, 2] == 0
 
 
-def test_int8_quantization_replaces_linear_and_recurrent_layers() -> None:
-    from stages.decode.config import DecodeConfig
-    from stages.decode.translation import prepare_for_inference
-    from stages.errors import ConfigError
-
-    model = small()
-    quantized = prepare_for_inference(model, DecodeConfig(quantize="int8"), "cpu")
-    assert any("quantized.dynamic" in type(m).__module__ for m in quantized.modules())
-    assert not any(type(m) is torch.nn.LSTM for m in quantized.modules())
-    src, lens, tgt = padded_batch()
-    assert quantized(src, lens, tgt).shape == (3, 4, 60)
-    with pytest.raises(ConfigError, match="CPU only"):
-        prepare_for_inference(model, DecodeConfig(quantize="int8"), "cuda")
-
-
-def test_int8_quantized_input_feeding_model_runs_the_reference_loop() -> None:
-    from stages.decode.config import DecodeConfig
-    from stages.decode.search import greedy_search
-    from stages.decode.translation import prepare_for_inference
-    from stages.model.fast import feeding
-
-    model = small(input_feeding=True)
-    quantized = prepare_for_inference(model, DecodeConfig(quantize="int8"), "cpu")
-    assert feeding.applies(model) and not feeding.applies(quantized)  # type: ignore[arg-type]
-    src, lens, tgt = padded_batch()
-    torch.testing.assert_close(quantized(src, lens, tgt), model(src, lens, tgt), rtol=0, atol=0.05)
-    assert len(greedy_search(quantized, src, lens)) == 3  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize("bridge", ["learned", "last", "zeros"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_bridges(bridge: str, cell: str) -> None:

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import time
 import unicodedata
-import warnings
 from pathlib import Path
 from typing import Any, ContextManager, Optional
 
@@ -64,9 +63,9 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
     output_vocab=target restricts the output layer to `output_pieces` (the pieces of
     the training targets, `checkpoint_output_pieces`): search scores V' pieces instead
     of the whole SentencePiece vocabulary (`Seq2Seq.restrict_output`); with None it
-    scores them all. quantize=int8: dynamic quantization of linear and recurrent layers,
-    weights stored in int8 and activations quantized on the fly (CPU only). Speed and
-    BLEU of both: docs/decoding.md.
+    scores them all. quantize=int8: the search step multiplies the decoder's weights in
+    int8 (`Seq2Seq.int8_search`, stages/model/fast/int8.py; CPU only), batch-invariant
+    like fp32. Speed and BLEU of both: docs/decoding.md.
     Also refuses `decoding.precision: fp16` on the CPU, where PyTorch's recurrent layers
     have no half-precision kernels.
     """
@@ -75,18 +74,10 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
         raise ConfigError(problem)
     restricted = cfg.output_vocab == "target" and output_pieces is not None
     model.restrict_output(torch.tensor(output_pieces, dtype=torch.long) if restricted else None)
-    if cfg.quantize == "none":
-        return model
-    if device != "cpu":
+    if cfg.quantize != "none" and device != "cpu":
         raise ConfigError(f"decoding.quantize={cfg.quantize} runs on the CPU only; set decoding.device=cpu")
-    with warnings.catch_warnings():
-        # PyTorch marks its eager-mode quantization API deprecated; it is still the one
-        # that quantizes recurrent layers.
-        warnings.simplefilter("ignore")
-        quantized: torch.nn.Module = torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU}, dtype=torch.qint8
-        )
-    return quantized
+    model.int8_search = cfg.quantize == "int8"
+    return model
 
 
 def pad_batch(seqs: list[list[int]], device: str) -> tuple[torch.Tensor, torch.Tensor]:

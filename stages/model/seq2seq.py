@@ -74,6 +74,8 @@ class Seq2Seq(nn.Module):
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight
         self.output_pieces: Optional[torch.Tensor] = None  # see restrict_output
+        # search multiplies the decoder's weights in int8 (fast/int8.py); set by decoding.quantize=int8
+        self.int8_search = False
 
     def restrict_output(self, pieces: Optional[torch.Tensor]) -> None:
         """Score only `pieces` (sorted target ids, the special tokens first) in `step`;
@@ -185,7 +187,7 @@ class Seq2Seq(nn.Module):
         """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state
         (with `restrict_output`: V' pieces, and prev_tokens index them)."""
         if search_step.applies(self):
-            record.ran("search_step.tables")
+            record.ran("search_step.int8" if self.int8_search else "search_step.tables")
             return search_step.decode_step(self, prev_tokens, state)
         record.ran("search_step.reference")
         pieces = self.output_pieces

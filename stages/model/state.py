@@ -47,6 +47,9 @@ class DecoderParts(Protocol):
     @property
     def output_pieces(self) -> Optional[torch.Tensor]: ...
 
+    @property
+    def int8_search(self) -> bool: ...
+
     def parameters(self) -> Iterator[nn.Parameter]: ...
 
 

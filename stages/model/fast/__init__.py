@@ -8,7 +8,8 @@ it only where it applies (each module's `applies`); otherwise the reference runs
 in `record` under the path's name or its fallback's, and the train and translate
 stages write the tally and `cpu_kernels.status()` into their summaries.
 
-Modules: `search_step` (the search step from per-model weight tables), `stepwise` and
+Modules: `search_step` (the search step from per-model weight tables), `int8` (its
+batch-invariant int8 products), `stepwise` and
 `feeding` (the input-feeding loop), `cells` (one step of a recurrent cell), `loss`
 (label-smoothed cross-entropy in cache-sized blocks), `cpu_kernels` with the C++ in
 `csrc/` (the LSTM cell, the input-feeding attention step and the loss, built on first
@@ -37,6 +38,13 @@ PATHS = (
         ("tests/fast/test_search_step.py::test_fast_step_equals_the_models_decoding",
          "tests/fast/test_search_step.py::test_fast_step_equals_the_models_decoding_under_bf16_autocast",
          "tests/fast/test_search_step.py::test_fast_step_for_a_model_built_under_inference_mode"),
+    ),
+    FastPath(
+        "search_step.int8", "search_step.reference", "stages/model/fast/search_step.py, int8.py",
+        "the fp32 search step within int8 rounding (decoding.quantize=int8), and batch-invariant bit for bit",
+        ("tests/fast/test_int8.py::test_int8_step_is_close_to_the_fp32_step",
+         "tests/fast/test_int8.py::test_a_rows_int8_product_does_not_depend_on_the_other_rows",
+         "tests/fast/test_int8.py::test_int8_translation_is_batch_invariant"),
     ),
     FastPath(
         "input_feeding.stepwise", "input_feeding.reference", "stages/model/fast/feeding.py, stepwise.py",

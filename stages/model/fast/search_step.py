@@ -20,17 +20,24 @@ The step is the model's own arithmetic in another order: it must equal
 (tests/fast/test_search_step.py), for every cell, attention kind and depth, with and
 without input feeding, in fp32 and under bf16 autocast (the tables stay fp32; autocast
 casts the step's products as it casts the reference's). It runs in inference only, on
-the model's plain (not quantized) modules.
+the model's plain modules.
+
+With `Seq2Seq.int8_search` (decoding.quantize=int8) the same step multiplies the
+decoder's weights in int8 (`fast.int8`: per-row weight scales, a fixed input range that
+keeps every row's result independent of its batch); the embedding table, attention and
+the encoder stay fp32.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages.model.fast import int8
 from stages.model.fast.cells import gru_update, lstm_update, simple_update
 from stages.model.state import DecoderParts, DecoderState, Hidden
 
@@ -39,19 +46,29 @@ PLAIN_RNNS = (nn.RNN, nn.GRU, nn.LSTM)
 
 @dataclass
 class StepTables:
-    """What a model's search steps share, for one version of its weights."""
+    """What a model's search steps share, for one version of its weights.
+
+    The products' weights are fp32 matrices, transposed for `torch.addmm`, or, with
+    `Seq2Seq.int8_search`, int8 weights packed for `fast.int8` (`quantized` True); `mm(acc,
+    x, w)` is acc + x W^T either way.
+    """
 
     version: tuple[tuple[int, int], ...]  # (data pointer, version counter) of every parameter
-    embedded: torch.Tensor  # (V, G): layer 0's input product (with the biases that add to it) per token
-    w_feed: torch.Tensor | None  # (H, G): layer 0's product with the fed vector (input feeding only)
-    w_ih: list[torch.Tensor]  # per layer above 0: (X, G)
+    quantized: bool
+    embedded: torch.Tensor  # (V, G): layer 0's input product (with the biases that add to it) per token, fp32
+    w_feed: Any  # (H, G): layer 0's product with the fed vector (input feeding only, else None)
+    w_ih: list[Any]  # per layer above 0: (X, G)
     b_in: list[torch.Tensor]  # per layer: bias added to the input product (above layer 0)
-    w_hh: list[torch.Tensor]  # per layer: (H, G)
+    w_hh: list[Any]  # per layer: (H, G)
     b_hh: list[torch.Tensor]  # per layer: bias added to the hidden product (zeros where folded)
-    w_ctx: torch.Tensor  # (H, D): the combine layer's context half
-    w_out: torch.Tensor  # (H, H): the combine layer's decoder-output half, transposed
-    w_gen: torch.Tensor | None  # (V', H), (V',): the output layer's rows of the model's output pieces
-    b_gen: torch.Tensor | None  # (both None when it scores the whole vocabulary)
+    w_ctx: torch.Tensor  # (H, D): the combine layer's context half, fp32
+    w_out: Any  # (H, H): the combine layer's decoder-output half
+    w_gen: Any  # (V', H), (V',): the output layer's rows of the model's output pieces; int8: always, with b_gen in it
+    b_gen: torch.Tensor | None  # (both None in fp32 when it scores the whole vocabulary)
+
+    def mm(self, acc: torch.Tensor, x: torch.Tensor, w: Any) -> torch.Tensor:
+        """acc + x W^T, with `w` as these tables hold it."""
+        return int8.add_product(acc, x, w) if self.quantized else torch.addmm(acc, x, w)
 
 
 def applies(model: DecoderParts) -> bool:
@@ -68,7 +85,7 @@ def applies(model: DecoderParts) -> bool:
 def _weights_version(model: DecoderParts) -> tuple[tuple[int, int], ...]:
     # Inference tensors (made under inference_mode) keep no version counter: -1.
     pieces = model.output_pieces
-    restricted = ((-1, 0) if pieces is None else (pieces.data_ptr(), len(pieces)),)
+    restricted = ((-1, 0) if pieces is None else (pieces.data_ptr(), len(pieces)), (int(model.int8_search), 0))
     return tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in model.parameters()) + restricted
 
 
@@ -86,7 +103,11 @@ def step_tables(model: DecoderParts) -> StepTables:
 
 
 def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> StepTables:
-    rnn, gru = model.decoder_rnn, model.decoder_rnn.mode == "GRU"
+    rnn, gru, quantized = model.decoder_rnn, model.decoder_rnn.mode == "GRU", model.int8_search
+
+    def matrix(w: torch.Tensor, bias: torch.Tensor | None = None) -> Any:  # the weight of x W^T (+ b)
+        return int8.pack(w, bias) if quantized else w.t().contiguous()
+
     w_ih, b_in, w_hh, b_hh = [], [], [], []  # w_ih for the layers above 0
     for layer in range(rnn.num_layers):
         ih, hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
@@ -98,33 +119,36 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
             b_in.append(bias_ih + bias_hh)
             b_hh.append(torch.zeros_like(bias_hh))
         if layer:
-            w_ih.append(ih.t().contiguous())
-        w_hh.append(hh.t().contiguous())
+            w_ih.append(matrix(ih))
+        w_hh.append(matrix(hh))
     enc = model.combine.weight.size(1) - model.cfg.decoder_hidden
     ih0, size = getattr(rnn, "weight_ih_l0"), model.cfg.embedding_size
     pieces, gen = model.output_pieces, model.generator
     embed = model.tgt_embed.weight if pieces is None else model.tgt_embed.weight.index_select(0, pieces)
+    gen_w = gen.weight if pieces is None else gen.weight.index_select(0, pieces)
+    gen_b = None if gen.bias is None else gen.bias if pieces is None else gen.bias.index_select(0, pieces)
     return StepTables(
         version=version,
+        quantized=quantized,
         embedded=F.linear(embed, ih0[:, :size], b_in[0]),  # rows: the output pieces (all, unrestricted)
-        w_feed=ih0[:, size:].t().contiguous() if model.cfg.input_feeding else None,
+        w_feed=matrix(ih0[:, size:]) if model.cfg.input_feeding else None,
         w_ih=w_ih,
         b_in=b_in,
         w_hh=w_hh,
         b_hh=b_hh,
         w_ctx=model.combine.weight[:, :enc].contiguous(),
-        w_out=model.combine.weight[:, enc:].t().contiguous(),
-        w_gen=None if pieces is None else gen.weight.index_select(0, pieces),
-        b_gen=None if pieces is None or gen.bias is None else gen.bias.index_select(0, pieces),
+        w_out=matrix(model.combine.weight[:, enc:]),
+        w_gen=int8.pack(gen_w, gen_b) if quantized else None if pieces is None else gen_w,
+        b_gen=None if quantized or pieces is None else gen_b,
     )
 
 
-def _rnn_step(mode: str, gx: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, w_hh: torch.Tensor,
-              b_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _rnn_step(tables: StepTables, layer: int, mode: str, gx: torch.Tensor, h: torch.Tensor,
+              c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One cell step from the input product gx (R, G) and the previous h (R, H), c."""
     if mode == "GRU":
-        return gru_update(gx, torch.addmm(b_hh, h, w_hh), h), None
-    gates = torch.addmm(gx, h, w_hh)  # b_hh is folded into gx
+        return gru_update(gx, tables.mm(tables.b_hh[layer], h, tables.w_hh[layer]), h), None
+    gates = tables.mm(gx, h, tables.w_hh[layer])  # b_hh is folded into gx
     if c is not None:  # LSTM
         return lstm_update(gates, c)
     return simple_update(mode, gates), None
@@ -142,13 +166,12 @@ def _recur(model: DecoderParts, tables: StepTables, prev: torch.Tensor, hidden: 
         if layer == 0:
             gx = tables.embedded.index_select(0, prev)  # (R, G)
             if tables.w_feed is not None and feed is not None:
-                gx = torch.addmm(gx, feed, tables.w_feed)
+                gx = tables.mm(gx, feed, tables.w_feed)
             elif torch.is_autocast_enabled(gx.device.type):  # as the reference's product would come out
                 gx = gx.to(torch.get_autocast_dtype(gx.device.type))
         else:
-            gx = torch.addmm(tables.b_in[layer], inp, tables.w_ih[layer - 1])
-        h, c = _rnn_step(mode, gx, hs[layer], None if cs is None else cs[layer], tables.w_hh[layer],
-                         tables.b_hh[layer])
+            gx = tables.mm(tables.b_in[layer], inp, tables.w_ih[layer - 1])
+        h, c = _rnn_step(tables, layer, mode, gx, hs[layer], None if cs is None else cs[layer])
         new_h.append(h)
         if c is not None:
             new_c.append(c)
@@ -170,8 +193,13 @@ def decode_step(model: DecoderParts, prev: torch.Tensor, state: DecoderState) ->
     rows = out.size(0)
     query = out.view(rows // state.beam, state.beam, -1)  # a sentence's beams query together
     mixed, weights = model.attention(query, state.keys, memory_c, state.mask)  # (B, beam, H), (B, beam, S)
-    attentional = torch.tanh(torch.addmm(mixed.view(rows, -1), out, tables.w_out))  # (R, H)
-    logits = model.generator(attentional) if tables.w_gen is None else F.linear(attentional, tables.w_gen, tables.b_gen)
+    attentional = torch.tanh(tables.mm(mixed.view(rows, -1), out, tables.w_out))  # (R, H)
+    if tables.quantized:
+        logits = int8.product(attentional, tables.w_gen)
+    elif tables.w_gen is None:
+        logits = model.generator(attentional)
+    else:
+        logits = F.linear(attentional, tables.w_gen, tables.b_gen)
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     feed = attentional if model.cfg.input_feeding else None
     new_state = replace(state, hidden=hidden, last_attention=weights.view(rows, -1), memory_c=memory_c, tables=tables,

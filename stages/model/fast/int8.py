@@ -1,0 +1,54 @@
+"""int8 products for the search step that give every row the same result whatever
+else is in the batch.
+
+PyTorch's dynamic quantization (fbgemm's `linear_dynamic`) quantizes a product's input
+with one scale for the whole tensor, taken from its minimum and maximum: a sentence's
+result then depends on the other sentences of its batch. Every input the search step
+multiplies in int8 is a recurrent hidden state or a tanh output, so it lies in
+[-1, 1]; one extra row holding -1 and +1 pins the range, and with it the scale, to
+[-1, 1] for every batch. The integer products are exact and each output element is
+dequantized on its own, so a row's result no longer depends on its neighbours
+(tests/fast/test_int8.py checks batch invariance bit for bit).
+
+Weights are quantized symmetrically per output row (per channel). Inputs are quantized
+to 7 bits (`reduce_range`, as PyTorch does on x86, where fbgemm's 8-bit pairs can
+saturate 16-bit sums).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional
+
+import torch
+
+Packed = Any  # fbgemm's packed int8 weight (torch.classes.quantized.LinearPackedParamsBase)
+
+
+def pack(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> Packed:
+    """weight (N, K) fp32, bias (N,) -> int8 weights packed for `product`, one scale per row."""
+    weight = weight.detach().float().contiguous()
+    scale = (weight.abs().amax(dim=1).clamp_min(1e-12) / 127).double()
+    zero = torch.zeros(weight.size(0), dtype=torch.long)
+    with warnings.catch_warnings():  # quantized tensors are marked deprecated; fbgemm still takes them
+        warnings.simplefilter("ignore")
+        quantized = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
+    return torch.ops.quantized.linear_prepack(quantized, None if bias is None else bias.detach().float().contiguous())
+
+
+def _pinned(x: torch.Tensor) -> torch.Tensor:
+    """x (R, K) with a first row [-1, 1, 0, ...] that fixes the quantization range to [-1, 1]."""
+    pin = x.new_zeros(1, x.size(1))
+    pin[0, 0], pin[0, -1] = -1.0, 1.0
+    return torch.cat([pin, x])
+
+
+def product(x: torch.Tensor, packed: Packed) -> torch.Tensor:
+    """x (R, K) with values in [-1, 1] -> x W^T + b (R, N) in fp32, from int8 W and x."""
+    out = torch.ops.quantized.linear_dynamic(_pinned(x.float().contiguous()), packed, True)
+    return out[1:]
+
+
+def add_product(acc: torch.Tensor, x: torch.Tensor, packed: Packed) -> torch.Tensor:
+    """acc + x W^T (+ b): the int8 counterpart of `torch.addmm(acc, x, W^T)`."""
+    return acc + product(x, packed)

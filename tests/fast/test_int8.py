@@ -1,0 +1,70 @@
+"""decoding.quantize=int8: the search step's int8 products (stages/model/fast/int8.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stages.decode.config import DecodeConfig
+from stages.decode.translation import prepare_for_inference, translate_ids_nbest
+from stages.errors import ConfigError
+from stages.model.config import ModelConfig
+from stages.model.fast import int8
+from stages.model.fast.search_step import step_tables
+from stages.model.seq2seq import Seq2Seq
+
+SOURCES = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 5, 6, 7, 20], [21, 22, 23], [7, 7, 8], [29, 28, 27, 26, 25, 24]]
+
+
+def test_a_rows_int8_product_does_not_depend_on_the_other_rows() -> None:
+    gen = torch.Generator().manual_seed(0)
+    weight, bias = torch.randn(300, 64, generator=gen) * 0.1, torch.randn(300, generator=gen)
+    packed = int8.pack(weight, bias)
+    x = torch.rand(40, 64, generator=gen) * 2 - 1
+    x[3] *= 0.01  # a row of small values beside large ones: per-tensor scales would change with the batch
+    whole = int8.product(x, packed)
+    for rows in (slice(0, 1), slice(3, 4), slice(5, 22)):
+        assert torch.equal(int8.product(x[rows], packed), whole[rows])
+    exact = torch.addmm(bias, x, weight.t())
+    assert (whole - exact).abs().max() < 0.05  # 7-bit inputs, 8-bit weights per row
+    assert torch.equal(int8.add_product(exact, x, int8.pack(weight)), exact + int8.product(x, int8.pack(weight)))
+
+
+def tiny(cell: str, input_feeding: bool, layers: int = 1) -> Seq2Seq:
+    torch.manual_seed(4)
+    cfg = ModelConfig(cell=cell, embedding_size=16, encoder_hidden=16, decoder_hidden=24, decoder_layers=layers,
+                      dropout=0.0, input_feeding=input_feeding)
+    return Seq2Seq(cfg, 30, 30).eval()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("input_feeding", [False, True], ids=["plain", "input_feeding"])
+def test_int8_step_is_close_to_the_fp32_step(cell: str, input_feeding: bool) -> None:
+    fp32 = tiny(cell, input_feeding, layers=2)
+    quantized = prepare_for_inference(tiny(cell, input_feeding, layers=2), DecodeConfig(quantize="int8"), "cpu")
+    src = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]])
+    lens = torch.tensor([4, 3])
+    prev = torch.tensor([2, 2])
+    with torch.inference_mode():
+        a, b = fp32.encode(src, lens), quantized.encode(src, lens)
+        for _ in range(4):
+            lp_a, a = fp32.step(prev, a)
+            lp_b, b = quantized.step(prev, b)
+            assert (lp_a - lp_b).abs().max() < 0.05
+            prev = lp_a.argmax(-1)
+        assert step_tables(quantized).quantized and not step_tables(fp32).quantized
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+@pytest.mark.parametrize("input_feeding", [False, True], ids=["plain", "input_feeding"])
+def test_int8_translation_is_batch_invariant(beam: int, input_feeding: bool) -> None:
+    model = prepare_for_inference(tiny("lstm", input_feeding), DecodeConfig(quantize="int8"), "cpu")
+    batched = translate_ids_nbest(model, SOURCES, DecodeConfig(beam_size=beam, batch_size=6), "cpu", 2)
+    for i, source in enumerate(SOURCES):
+        [alone] = translate_ids_nbest(model, [source], DecodeConfig(beam_size=beam, batch_size=1), "cpu", 2)
+        assert [(h.tokens, h.score) for h in alone] == [(h.tokens, h.score) for h in batched[i]]
+
+
+def test_int8_runs_on_the_cpu_only() -> None:
+    with pytest.raises(ConfigError, match="CPU only"):
+        prepare_for_inference(tiny("lstm", False), DecodeConfig(quantize="int8"), "cuda")
