@@ -23,7 +23,7 @@ from bench.common import test_split, timed_translation  # noqa: E402
 from stages import artifacts  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
 from stages.decode.scoring import score_lines  # noqa: E402
-from stages.decode.translation import prepare_for_inference  # noqa: E402
+from stages.decode.translation import checkpoint_output_pieces, prepare_for_inference  # noqa: E402
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
 
@@ -35,7 +35,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, sp_src, sp_tgt, _ = load_checkpoint(args.run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
+    folder = args.run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
+    model, sp_src, sp_tgt, meta = load_checkpoint(folder)
+    pieces = checkpoint_output_pieces(folder, meta)
     src, refs = test_split(args.run_dir)
     rows = []
     batched = DecodeConfig().batch_size
@@ -43,7 +45,7 @@ def main() -> None:
         for beam in (1, 5):
             for batch in (batched, 1):
                 cfg = DecodeConfig(beam_size=beam, batch_size=batch, quantize=quantize, precision=precision)  # type: ignore[arg-type]
-                runnable = prepare_for_inference(model, cfg, "cpu")
+                runnable = prepare_for_inference(model, cfg, "cpu", pieces)
                 lines = src if batch > 1 else src[: args.batch1_sentences]
                 hyps, speed = timed_translation(runnable, sp_src, sp_tgt, lines, cfg)
                 row: dict[str, object] = {

@@ -41,6 +41,7 @@ from stages.decode.translation import (
     checkpoint_output_pieces,
     joint_output_pieces,
     prepare_for_inference,
+    run_shortlist,
     translate_lines_nbest,
 )
 from stages.devices import pick_device
@@ -221,7 +222,8 @@ class Translator:
         if len(loaded) > 1:
             check_same_vocabulary(folders, [meta for *_, meta in loaded])
         pieces = joint_output_pieces([checkpoint_output_pieces(f, meta) for f, (*_, meta) in zip(folders, loaded)])
-        models = [prepare_for_inference(model, cfg, device, pieces) for model, *_ in loaded]
+        lexical = run_shortlist(folders[0], loaded[0][3], cfg)
+        models = [prepare_for_inference(model, cfg, device, pieces, lexical) for model, *_ in loaded]
         _, sp_src, sp_tgt, _ = loaded[0]
         languages = (str(data.get("src_lang", "")), str(data.get("tgt_lang", "")))
         name = " + ".join(map(str, refs))

@@ -26,6 +26,8 @@ class DecodeConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     replace_unk: bool = True  # copy source text the tokenizer does not know into the translation
     output_vocab: Literal["target", "all"] = "target"  # target: score only the pieces seen in training targets
+    shortlist: int = 0  # lexical shortlist: per batch, each source piece's N likeliest target pieces; 0: off
+    shortlist_frequent: int = 100  # ... and the N most frequent target pieces
 
     def problems(self) -> list[str]:
         from stages.devices import (  # torch: only when the config is checked
@@ -37,7 +39,8 @@ class DecodeConfig:
         if device:
             return [device]
         problems = (at_least_one("decoding", self, ("beam_size", "batch_size", "max_input_tokens", "stream_lines"))
-                    + not_negative("decoding", self, ("length_penalty", "min_len", "no_repeat_ngram", "max_len_extra"))
+                    + not_negative("decoding", self, ("length_penalty", "min_len", "no_repeat_ngram", "max_len_extra",
+                                                      "shortlist", "shortlist_frequent"))
                     + in_range("decoding", self, "max_len_ratio", 0.0, False, float("inf"), False, "1.5"))
         precision = precision_problem(self, pick_device(self.device))
         return problems + ([precision] if precision else [])

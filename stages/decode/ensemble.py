@@ -58,6 +58,14 @@ class Ensemble(nn.Module):
         """The pieces every member scores (`Seq2Seq.restrict_output`; the same for all)."""
         return getattr(self.members[0], "output_pieces", None)
 
+    @property
+    def shortlist(self) -> Any:
+        return getattr(self.members[0], "shortlist", None)
+
+    def restrict_output(self, pieces: Optional[torch.Tensor]) -> None:
+        for member in self.members:
+            member.restrict_output(pieces)  # type: ignore[operator]
+
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> EnsembleState:
         return EnsembleState([m.encode(src, src_lens) for m in self.members])  # type: ignore[operator]
 

@@ -21,6 +21,7 @@ from stages.corpus.token_ids import load_id_columns, output_pieces
 from stages.corpus.vocab import PAD_ID, UNK_ID
 from stages.decode.config import DecodeConfig, precision_problem
 from stages.decode.search import Constraints, Hypothesis, beam_search, greedy_search
+from stages.decode.shortlist import Shortlist, learn_shortlist
 from stages.decode.unknowns import (
     describe,
     piece_texts,
@@ -49,6 +50,21 @@ def checkpoint_output_pieces(folder: Path, meta: dict[str, Any]) -> Optional[lis
     return output_pieces(load_id_columns(ids)[1])
 
 
+def run_shortlist(folder: Path, meta: dict[str, Any], cfg: DecodeConfig) -> Optional[Shortlist]:
+    """The lexical shortlist `decoding.shortlist` asks for, learned from the training
+    ids of the run the checkpoint sits in (`<run>/train/<name>/`); None when it is off.
+    A checkpoint folder outside a run has no training ids: ConfigError."""
+    if not cfg.shortlist:
+        return None
+    ids = artifacts.split_ids(folder.parent.parent / artifacts.TOKENIZE_DIR, "train")
+    if folder.parent.name != artifacts.TRAIN_DIR or not ids.is_dir():
+        raise ConfigError(f"decoding.shortlist={cfg.shortlist} learns from the run's training ids, and {folder} is not "
+                          f"in a run with them ({ids} is missing); use a run's checkpoint or set decoding.shortlist=0")
+    src, tgt = load_id_columns(ids)
+    return learn_shortlist(src, tgt, int(meta["src_vocab"]), int(meta["tgt_vocab"]), cfg.shortlist_frequent,
+                           cfg.shortlist)
+
+
 def joint_output_pieces(lists: list[Optional[list[int]]]) -> Optional[list[int]]:
     """What an ensemble can produce: the union of its models' pieces (None: all)."""
     if not lists or any(p is None for p in lists):
@@ -57,13 +73,14 @@ def joint_output_pieces(lists: list[Optional[list[int]]]) -> Optional[list[int]]
 
 
 def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
-                          output_pieces: Optional[list[int]] = None) -> torch.nn.Module:
+                          output_pieces: Optional[list[int]] = None,
+                          shortlist: Optional[Shortlist] = None) -> torch.nn.Module:
     """Apply `decoding.output_vocab` and `decoding.quantize`.
 
     output_vocab=target restricts the output layer to `output_pieces` (the pieces of
     the training targets, `checkpoint_output_pieces`): search scores V' pieces instead
     of the whole SentencePiece vocabulary (`Seq2Seq.restrict_output`); with None it
-    scores them all. quantize=int8: the search step multiplies the decoder's weights in
+    scores them all. `shortlist` (`run_shortlist`) narrows that per batch. quantize=int8: the search step multiplies the decoder's weights in
     int8 (`Seq2Seq.int8_search`, stages/model/fast/int8.py; CPU only), batch-invariant
     like fp32. Speed and BLEU of both: docs/decoding.md.
     Also refuses `decoding.precision: fp16` on the CPU, where PyTorch's recurrent layers
@@ -77,6 +94,7 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
     if cfg.quantize != "none" and device != "cpu":
         raise ConfigError(f"decoding.quantize={cfg.quantize} runs on the CPU only; set decoding.device=cpu")
     model.int8_search = cfg.quantize == "int8"
+    model.shortlist = shortlist if cfg.shortlist else None
     return model
 
 
@@ -124,7 +142,23 @@ def _search_chunk(
     keep_attention: bool, rules: Constraints, alpha: float, results: list[list[Hypothesis]],
 ) -> None:
     """Search one batch of sentences (indices into `seqs`) and store their n-best lists."""
-    src, lens = pad_batch([seqs[i] for i in chunk], device)
+    sources = [seqs[i] for i in chunk]
+    src, lens = pad_batch(sources, device)
+    lexical, base = getattr(model, "shortlist", None), getattr(model, "output_pieces", None)
+    if lexical is not None:  # this batch's shortlist, within the model's output pieces
+        model.restrict_output(lexical.pieces(sources, base).to(src.device))  # type: ignore[operator]
+    try:
+        _search_restricted(model, src, lens, chunk, cfg, n_best, keep_attention, rules, alpha, results)
+    finally:
+        if lexical is not None:
+            model.restrict_output(base)  # type: ignore[operator]
+
+
+def _search_restricted(
+    model: Seq2Seq, src: torch.Tensor, lens: torch.Tensor, chunk: list[int], cfg: DecodeConfig, n_best: int,
+    keep_attention: bool, rules: Constraints, alpha: float, results: list[list[Hypothesis]],
+) -> None:
+    """Search one padded batch and store its n-best lists as vocabulary ids."""
     if cfg.beam_size <= 1:
         greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules, keep_attention)
         nbest = [[h] for h in greedy]
@@ -254,7 +288,8 @@ def run_translate(
     check_tokenizer(ckpt, tokenize_dir)
     device = pick_device(cfg.device)
     model, sp_src, sp_tgt, meta = load_checkpoint(ckpt, device)
-    model = prepare_for_inference(model, cfg, device, checkpoint_output_pieces(ckpt, meta))  # type: ignore[assignment]
+    model = prepare_for_inference(model, cfg, device, checkpoint_output_pieces(ckpt, meta),  # type: ignore[assignment]
+                                  run_shortlist(ckpt, meta, cfg))
     src_path = artifacts.split_text(prepare_dir, "test", artifacts.SRC_SUFFIX)
     lines = read_lines_strict(src_path)
     record.reset()

@@ -15,7 +15,7 @@ beam search follow the surviving hypotheses.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -76,6 +76,7 @@ class Seq2Seq(nn.Module):
         self.output_pieces: Optional[torch.Tensor] = None  # see restrict_output
         # search multiplies the decoder's weights in int8 (fast/int8.py); set by decoding.quantize=int8
         self.int8_search = False
+        self.shortlist: Any = None  # a lexical shortlist (stages.decode.shortlist) that search applies per batch
 
     def restrict_output(self, pieces: Optional[torch.Tensor]) -> None:
         """Score only `pieces` (sorted target ids, the special tokens first) in `step`;

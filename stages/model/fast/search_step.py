@@ -55,7 +55,7 @@ class StepTables:
 
     version: tuple[tuple[int, int], ...]  # (data pointer, version counter) of every parameter
     quantized: bool
-    embedded: torch.Tensor  # (V, G): layer 0's input product (with the biases that add to it) per token, fp32
+    embedded: torch.Tensor  # (V, G): layer 0's input product (with the biases that add to it) per vocabulary id, fp32
     w_feed: Any  # (H, G): layer 0's product with the fed vector (input feeding only, else None)
     w_ih: list[Any]  # per layer above 0: (X, G)
     b_in: list[torch.Tensor]  # per layer: bias added to the input product (above layer 0)
@@ -63,7 +63,9 @@ class StepTables:
     b_hh: list[torch.Tensor]  # per layer: bias added to the hidden product (zeros where folded)
     w_ctx: torch.Tensor  # (H, D): the combine layer's context half, fp32
     w_out: Any  # (H, H): the combine layer's decoder-output half
-    w_gen: Any  # (V', H), (V',): the output layer's rows of the model's output pieces; int8: always, with b_gen in it
+    # The output side, rebuilt when `model.output_pieces` changes (per batch with a shortlist):
+    rows: torch.Tensor | None  # (V',) the output pieces (vocabulary ids) the step scores; None: all
+    w_gen: Any  # (V', H), (V',): the output layer's rows of those pieces; int8: always, with b_gen in it
     b_gen: torch.Tensor | None  # (both None in fp32 when it scores the whole vocabulary)
 
     def mm(self, acc: torch.Tensor, x: torch.Tensor, w: Any) -> torch.Tensor:
@@ -84,22 +86,35 @@ def applies(model: DecoderParts) -> bool:
 
 def _weights_version(model: DecoderParts) -> tuple[tuple[int, int], ...]:
     # Inference tensors (made under inference_mode) keep no version counter: -1.
-    pieces = model.output_pieces
-    restricted = ((-1, 0) if pieces is None else (pieces.data_ptr(), len(pieces)), (int(model.int8_search), 0))
-    return tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in model.parameters()) + restricted
+    weights = tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in model.parameters())
+    return weights + ((int(model.int8_search), 0),)
 
 
 def step_tables(model: DecoderParts) -> StepTables:
-    """The model's tables (fp32, whatever autocast is in force), rebuilt when any of its
-    weights changed since the last call."""
+    """The model's tables (fp32, whatever autocast is in force): the weight tables
+    rebuilt when any of its weights changed since the last call, the output rows when
+    `model.output_pieces` is another tensor."""
     version = _weights_version(model)
     cached = getattr(model, "_step_tables", None)
-    if cached is not None and cached.version == version:
-        return cached
     with torch.autocast(model.combine.weight.device.type, enabled=False):
-        tables = _build_tables(model, version)
-    setattr(model, "_step_tables", tables)  # a cache on the model, not a parameter
-    return tables
+        if cached is None or cached.version != version:
+            cached = _build_tables(model, version)
+        if cached.rows is not model.output_pieces:
+            cached = replace(cached, **_output_rows(model, cached.quantized))
+    setattr(model, "_step_tables", cached)  # a cache on the model, not a parameter
+    return cached
+
+
+def _output_rows(model: DecoderParts, quantized: bool) -> dict[str, Any]:
+    """The output layer's rows of `model.output_pieces` (all when None), as the step multiplies them."""
+    pieces, gen = model.output_pieces, model.generator
+    weight = gen.weight if pieces is None else gen.weight.index_select(0, pieces)
+    bias = None if gen.bias is None else gen.bias if pieces is None else gen.bias.index_select(0, pieces)
+    if quantized:
+        return {"rows": pieces, "w_gen": int8.pack(weight, bias), "b_gen": None}
+    if pieces is None:  # the model's own output layer
+        return {"rows": None, "w_gen": None, "b_gen": None}
+    return {"rows": pieces, "w_gen": weight, "b_gen": bias}
 
 
 def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> StepTables:
@@ -123,14 +138,10 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
         w_hh.append(matrix(hh))
     enc = model.combine.weight.size(1) - model.cfg.decoder_hidden
     ih0, size = getattr(rnn, "weight_ih_l0"), model.cfg.embedding_size
-    pieces, gen = model.output_pieces, model.generator
-    embed = model.tgt_embed.weight if pieces is None else model.tgt_embed.weight.index_select(0, pieces)
-    gen_w = gen.weight if pieces is None else gen.weight.index_select(0, pieces)
-    gen_b = None if gen.bias is None else gen.bias if pieces is None else gen.bias.index_select(0, pieces)
     return StepTables(
         version=version,
         quantized=quantized,
-        embedded=F.linear(embed, ih0[:, :size], b_in[0]),  # rows: the output pieces (all, unrestricted)
+        embedded=F.linear(model.tgt_embed.weight, ih0[:, :size], b_in[0]),
         w_feed=matrix(ih0[:, size:]) if model.cfg.input_feeding else None,
         w_ih=w_ih,
         b_in=b_in,
@@ -138,8 +149,7 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
         b_hh=b_hh,
         w_ctx=model.combine.weight[:, :enc].contiguous(),
         w_out=matrix(model.combine.weight[:, enc:]),
-        w_gen=int8.pack(gen_w, gen_b) if quantized else None if pieces is None else gen_w,
-        b_gen=None if quantized or pieces is None else gen_b,
+        **_output_rows(model, quantized),
     )
 
 
@@ -164,7 +174,8 @@ def _recur(model: DecoderParts, tables: StepTables, prev: torch.Tensor, hidden: 
     inp = prev
     for layer in range(model.decoder_rnn.num_layers):
         if layer == 0:
-            gx = tables.embedded.index_select(0, prev)  # (R, G)
+            tokens = prev if tables.rows is None else tables.rows.index_select(0, prev)  # vocabulary ids
+            gx = tables.embedded.index_select(0, tokens)  # (R, G)
             if tables.w_feed is not None and feed is not None:
                 gx = tables.mm(gx, feed, tables.w_feed)
             elif torch.is_autocast_enabled(gx.device.type):  # as the reference's product would come out
