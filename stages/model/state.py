@@ -58,7 +58,7 @@ class DecoderState:
     """Everything the decoder carries between steps; every tensor is batch-first."""
 
     hidden: Hidden  # (layers, B*beam, H), a pair for LSTMs
-    memory: torch.Tensor  # (B, S, D) encoder outputs
+    memory: torch.Tensor  # (B, S, D) encoder outputs; (B, 0, D) once the fast search step holds them in memory_c
     keys: torch.Tensor  # (B, S, A) attention keys, projected once
     mask: torch.Tensor  # (B, S) True on real source tokens
     last_attention: Optional[torch.Tensor] = None  # (B*beam, S)

@@ -94,6 +94,7 @@ def test_restricted_output_fast_step_equals_the_restricted_reference(cell: str, 
         logits, slow, _ = model._decode(PIECES[prev].unsqueeze(1), state)  # the reference, whole vocabulary
         expected = torch.log_softmax(logits.squeeze(1)[:, PIECES].float(), dim=-1)
         assert lp_fast.shape == (6, len(PIECES))
+        assert step_tables(model).embedded.size(0) == len(PIECES)  # table rows for the output pieces only
         torch.testing.assert_close(lp_fast, expected, rtol=0, atol=1e-6)
         torch.testing.assert_close(lp_fast.exp().sum(-1), torch.ones(6), rtol=0, atol=1e-5)  # renormalised
         monkey = make_model(cell, 2, "luong_general", input_feeding)  # the reference branch itself

@@ -55,7 +55,8 @@ class StepTables:
 
     version: tuple[tuple[int, int], ...]  # (data pointer, version counter) of every parameter
     quantized: bool
-    embedded: torch.Tensor  # (V, G): layer 0's input product (with the biases that add to it) per vocabulary id, fp32
+    embedded: torch.Tensor  # (V_t, G): layer 0's input product (with the biases that add to it) per token, fp32
+    row_of: torch.Tensor | None  # (V,) vocabulary id -> row of `embedded` (-1: none); None: the row is the id
     w_feed: Any  # (H, G): layer 0's product with the fed vector (input feeding only, else None)
     w_ih: list[Any]  # per layer above 0: (X, G)
     b_in: list[torch.Tensor]  # per layer: bias added to the input product (above layer 0)
@@ -97,12 +98,19 @@ def step_tables(model: DecoderParts) -> StepTables:
     version = _weights_version(model)
     cached = getattr(model, "_step_tables", None)
     with torch.autocast(model.combine.weight.device.type, enabled=False):
-        if cached is None or cached.version != version:
+        if cached is None or cached.version != version or not _covers(cached, model.output_pieces):
             cached = _build_tables(model, version)
         if cached.rows is not model.output_pieces:
             cached = replace(cached, **_output_rows(model, cached.quantized))
     setattr(model, "_step_tables", cached)  # a cache on the model, not a parameter
     return cached
+
+
+def _covers(tables: StepTables, pieces: torch.Tensor | None) -> bool:
+    """Whether the embedded table has a row for every piece the step may be fed."""
+    if tables.row_of is None:
+        return True
+    return pieces is not None and bool((tables.row_of.index_select(0, pieces) >= 0).all())
 
 
 def _output_rows(model: DecoderParts, quantized: bool) -> dict[str, Any]:
@@ -138,10 +146,18 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
         w_hh.append(matrix(hh))
     enc = model.combine.weight.size(1) - model.cfg.decoder_hidden
     ih0, size = getattr(rnn, "weight_ih_l0"), model.cfg.embedding_size
+    # Rows only for the pieces the model may output (a shortlist narrows them further):
+    # previous tokens are always among them.
+    pieces, embed, row_of = model.output_pieces, model.tgt_embed.weight, None
+    if pieces is not None:
+        embed = embed.index_select(0, pieces)
+        row_of = torch.full((model.tgt_embed.num_embeddings,), -1, dtype=torch.long, device=pieces.device)
+        row_of[pieces] = torch.arange(len(pieces), device=pieces.device)
     return StepTables(
         version=version,
         quantized=quantized,
-        embedded=F.linear(model.tgt_embed.weight, ih0[:, :size], b_in[0]),
+        embedded=F.linear(embed, ih0[:, :size], b_in[0]),
+        row_of=row_of,
         w_feed=matrix(ih0[:, size:]) if model.cfg.input_feeding else None,
         w_ih=w_ih,
         b_in=b_in,
@@ -175,6 +191,8 @@ def _recur(model: DecoderParts, tables: StepTables, prev: torch.Tensor, hidden: 
     for layer in range(model.decoder_rnn.num_layers):
         if layer == 0:
             tokens = prev if tables.rows is None else tables.rows.index_select(0, prev)  # vocabulary ids
+            if tables.row_of is not None:
+                tokens = tables.row_of.index_select(0, tokens)
             gx = tables.embedded.index_select(0, tokens)  # (R, G)
             if tables.w_feed is not None and feed is not None:
                 gx = tables.mm(gx, feed, tables.w_feed)
@@ -213,6 +231,8 @@ def decode_step(model: DecoderParts, prev: torch.Tensor, state: DecoderState) ->
         logits = F.linear(attentional, tables.w_gen, tables.b_gen)
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     feed = attentional if model.cfg.input_feeding else None
+    # The step reads the encoder outputs only through memory_c: an empty slice in their
+    # place spares copying them each time a finished sentence leaves the batch.
     new_state = replace(state, hidden=hidden, last_attention=weights.view(rows, -1), memory_c=memory_c, tables=tables,
-                        feed=feed)
+                        feed=feed, memory=state.memory[:, :0])
     return log_probs, new_state
