@@ -124,10 +124,12 @@ def s2s_search(run: Path, lines: list[str], refs: list[str], common: spm.Sentenc
 
 
 def s2s_memory(run: Path, source: Path, bench: Path, quantize: str) -> float | None:
-    """Peak RSS of `s2s translate --run RUN` at the default batch and beam."""
+    """Peak RSS of `s2s translate --run RUN` at today's default batch (a run trained
+    earlier may have saved another) and the run's beam."""
     timing = bench / "bench_logs" / f"s2s_translate_{run.name}_{quantize}.time"
     sh(["/usr/bin/time", "-v", "-o", str(timing), str(ROOT / ".venv" / "bin" / "s2s"), "translate", "--run", str(run),
-        "-i", str(source), "-o", str(bench / f"s2s_{run.name}_{quantize}.es"), "--quantize", quantize],
+        "-i", str(source), "-o", str(bench / f"s2s_{run.name}_{quantize}.es"), "--quantize", quantize,
+        "--set", f"decoding.batch_size={DecodeConfig().batch_size}"],
        dict(os.environ), bench / "bench_logs" / f"s2s_translate_{run.name}_{quantize}.log")
     return peak_rss(timing)
 
@@ -159,8 +161,8 @@ def main() -> None:
     lines = source.read_text(encoding="utf-8").splitlines()
     refs = (bench / "data" / "test.es").read_text(encoding="utf-8").splitlines()
     common = spm.SentencePieceProcessor(model_file=str(bench / "sp" / "spm8k.model"))
-    grid = [{"beam_size": b, "quantize": q} for q in ("none", "int8") for b in (5, 1)]
-    extra = [{"beam_size": 5, "output_vocab": "all"}, {"beam_size": 5, "shortlist": 20},
+    grid: list[dict[str, Any]] = [{"beam_size": b, "quantize": q} for q in ("none", "int8") for b in (5, 1)]
+    extra: list[dict[str, Any]] = [{"beam_size": 5, "output_vocab": "all"}, {"beam_size": 5, "shortlist": 20},
              {"beam_size": 5, "quantize": "int8", "shortlist": 20}, {"beam_size": 1, "quantize": "int8", "shortlist": 20}]
     anchor_rows = s2s_search(anchor, lines, refs, common, 32, grid + extra)
     result: dict[str, Any] = {

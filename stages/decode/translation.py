@@ -74,7 +74,7 @@ def joint_output_pieces(lists: list[Optional[list[int]]]) -> Optional[list[int]]
 
 def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
                           output_pieces: Optional[list[int]] = None,
-                          shortlist: Optional[Shortlist] = None) -> torch.nn.Module:
+                          shortlist: Optional[Shortlist] = None) -> Seq2Seq:
     """Apply `decoding.output_vocab` and `decoding.quantize`.
 
     output_vocab=target restricts the output layer to `output_pieces` (the pieces of
@@ -288,7 +288,7 @@ def run_translate(
     check_tokenizer(ckpt, tokenize_dir)
     device = pick_device(cfg.device)
     model, sp_src, sp_tgt, meta = load_checkpoint(ckpt, device)
-    model = prepare_for_inference(model, cfg, device, checkpoint_output_pieces(ckpt, meta),  # type: ignore[assignment]
+    model = prepare_for_inference(model, cfg, device, checkpoint_output_pieces(ckpt, meta),
                                   run_shortlist(ckpt, meta, cfg))
     src_path = artifacts.split_text(prepare_dir, "test", artifacts.SRC_SUFFIX)
     lines = read_lines_strict(src_path)
