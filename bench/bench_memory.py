@@ -36,7 +36,7 @@ import dataclasses
 run, out, steps = Path({run!r}), Path({out!r}), {steps}
 cfg = load_config(run / "config.yaml")
 training = dataclasses.replace(cfg.training, max_steps=steps, valid_every=max(1, steps // 2), max_minutes=0,
-                               tensorboard=False)
+                               tensorboard=False, pad_multiple={pad})
 summary = run_train(cfg.model, training, run / "tokenize", run / "prepare", out, cfg.seed)
 print(json.dumps({{"steps": summary["steps"], "target_tokens_per_s": summary["target_tokens_per_s"]}}))
 """
@@ -68,18 +68,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--pad-multiple", type=int, default=1, help="training.pad_multiple for the training")
+    parser.add_argument("--no-translation", action="store_true", help="measure training only")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     run = args.run_dir.resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        code = TRAIN.format(root=str(ROOT), run=str(run), out=str(Path(tmp) / "train"), steps=args.steps)
+        code = TRAIN.format(root=str(ROOT), run=str(run), out=str(Path(tmp) / "train"), steps=args.steps,
+                            pad=args.pad_multiple)
         training = watch([sys.executable, "-c", code], ROOT)
         test_src = run / "prepare" / "test.src"
-        translating = watch([sys.executable, "-c", "from pipeline.cli import main; main()", "translate", str(test_src),
-                             "--run", str(run), "-o", str(Path(tmp) / "test.hyp")], ROOT)
+        translating = None if args.no_translation else watch(
+            [sys.executable, "-c", "from pipeline.cli import main; main()", "translate", str(test_src),
+             "--run", str(run), "-o", str(Path(tmp) / "test.hyp")], ROOT)
     result = {"bench": "memory", "run": str(args.run_dir), **machine(),
               "env": {k: v for k, v in os.environ.items() if k.startswith(("ONEDNN", "DNNL", "MALLOC", "OMP"))},
-              "train_steps": args.steps, "training": training, "translation": translating}
+              "train_steps": args.steps, "pad_multiple": args.pad_multiple, "training": training,
+              "translation": translating}
     emit(result, args.out, shown={k: ({kk: vv for kk, vv in v.items() if kk != "rss_curve_mb"} if isinstance(v, dict)
                                       else v) for k, v in result.items()})
 

@@ -145,7 +145,7 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder (e.g. from s2s average).")
 @click.option("--n-best", type=click.IntRange(min=1), help="Write the N best hypotheses per line with scores, as JSONL (N is capped at the beam size).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
-@click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: the search multiplies in int8 on the CPU (batch-invariant, like fp32).")
 @click.option("--alignments", type=click.Path(dir_okay=False), help="Also write each line's attention matrix here (JSONL).")
 @click.option("--plot-attention", type=click.Path(file_okay=False), help="Also write a heat-map PNG per line into this folder.")
 @click.option("--context", type=click.IntRange(min=0), help="Previous lines given to a context model (default: the run's data.context; 0: none).")
@@ -177,7 +177,7 @@ def translate(
     from pipeline.files_cli import translate_file
 
     translate_file(
-        [Path(run) if (Path(run) / artifacts.CKPT_META).is_file() else find_run(run, runs_dir) for run in run_paths],
+        trained_runs(run_paths, runs_dir),
         input_path, output_path, beam_size, checkpoint, list(overrides), n_best,
         quantize, alignments, plot_attention, context,
     )
@@ -209,9 +209,15 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     click.echo(json.dumps(manifest.stage("score").get("summary"), indent=2))
 
 
+def trained_runs(refs: tuple[str, ...], runs_dir: Optional[str]) -> list[Path]:
+    """The run folders (or checkpoint folders) that repeated --run options name."""
+    return [Path(run) if (Path(run) / artifacts.CKPT_META).is_file() else find_run(run, runs_dir) for run in refs]
+
+
 @main.command()
 @click.argument("input_paths", metavar="INPUT...", nargs=-1, required=True)
-@click.option("--run", "run_path", metavar="RUN", required=True, help=f"The trained run: {RUN_HELP}.")
+@click.option("--run", "run_paths", metavar="RUN", required=True, multiple=True,
+              help=f"The trained run: {RUN_HELP}. Repeat it for an ensemble.")
 @runs_dir_option
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(),
               help="Output subtitle file; for several inputs, folders or globs, the output folder.")
@@ -230,10 +236,10 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report JSON (default: OUTPUT.report.json; for a folder, the summary: OUTDIR/summary.json).")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
-@click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: the search multiplies in int8 on the CPU (batch-invariant, like fp32).")
 @set_option
 def subtitle(
-    input_paths: tuple[str, ...], run_path: str, runs_dir: Optional[str], output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
+    input_paths: tuple[str, ...], run_paths: tuple[str, ...], runs_dir: Optional[str], output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
     context: Optional[int], max_chars: Optional[int], max_lines: int, max_cps: Optional[float], max_gap_ms: int,
     bilingual: bool, translate_non_dialogue: bool, fit_nbest: int, fit_margin: float,
     report_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str],
@@ -255,7 +261,7 @@ def subtitle(
         max_gap_ms=max_gap_ms, bilingual=bilingual, translate_non_dialogue=translate_non_dialogue,
         fit_nbest=fit_nbest, fit_margin=fit_margin,
     )
-    run_dir = find_run(run_path, runs_dir)
+    run_dir = trained_runs(run_paths, runs_dir)
     if is_folder_job(input_paths, output_path):
         summary = subtitle_files(run_dir, list(input_paths), output_path, summary_path=report_path, echo=click.echo,
                                  **options)
@@ -268,7 +274,8 @@ def subtitle(
 
 
 @main.command()
-@click.option("--run", "run_path", metavar="RUN", required=True, help=f"The trained run: {RUN_HELP}.")
+@click.option("--run", "run_paths", metavar="RUN", required=True, multiple=True,
+              help=f"The trained run: {RUN_HELP}. Repeat it for an ensemble.")
 @runs_dir_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface; put a reverse proxy in front).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
@@ -283,11 +290,11 @@ def subtitle(
 @click.option("--batch-max-wait-ms", default=50.0, show_default=True, type=click.FloatRange(0, 10000), help="... for at most this long.")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
-@click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: dynamic quantization for CPU inference.")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: the search multiplies in int8 on the CPU (batch-invariant, like fp32).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @set_option
 def serve(
-    run_path: str, runs_dir: Optional[str], host: str, port: int, api_key_file: Optional[str], max_chars: int,
+    run_paths: tuple[str, ...], runs_dir: Optional[str], host: str, port: int, api_key_file: Optional[str], max_chars: int,
     max_lines: int, max_file_mb: float, queue_size: int, timeout_s: float, file_timeout_s: float,
     batch_wait_ms: float, batch_max_wait_ms: float,
     beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], threads: Optional[int],
@@ -301,7 +308,7 @@ def serve(
                          queue_size=queue_size, timeout_s=timeout_s, file_timeout_s=file_timeout_s,
                          wait_ms=batch_wait_ms,
                          max_wait_ms=batch_max_wait_ms)
-    serve_run(find_run(run_path, runs_dir), host=host, port=port, api_key_file=api_key_file, threads=threads,
+    serve_run(trained_runs(run_paths, runs_dir), host=host, port=port, api_key_file=api_key_file, threads=threads,
               overrides=list(overrides), limits=limits, beam_size=beam_size, checkpoint=checkpoint,
               quantize=quantize)
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def subtitle_file(
-    run_dir: Path, input_path: str, output_path: str, *, fmt: Optional[str], to: Optional[str],
+    run_dir: Path | list[Path], input_path: str, output_path: str, *, fmt: Optional[str], to: Optional[str],
     encoding: Optional[str], report_path: Optional[str], context: Optional[int], overrides: list[str],
     beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], **limits: Any,
 ) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
 
 
 def subtitle_files(
-    run_dir: Path, inputs: list[str], outdir: str, *, summary_path: Optional[str], echo: Callable[[str], None],
+    run_dir: Path | list[Path], inputs: list[str], outdir: str, *, summary_path: Optional[str], echo: Callable[[str], None],
     fmt: Optional[str], to: Optional[str], encoding: Optional[str], context: Optional[int], overrides: list[str],
     beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], **limits: Any,
 ) -> dict[str, Any]:

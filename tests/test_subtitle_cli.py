@@ -132,3 +132,12 @@ def test_folder_mode_refuses_what_it_cannot_do(shared_run: Path, tmp_path: Path)
     shutil.copy(FIXTURES / "plain.srt", b / "x.srt")
     code, text = invoke("subtitle", str(a / "x.srt"), str(b / "x.srt"), "--run", str(shared_run), "-o", str(tmp_path / "o"))
     assert code == 1 and "would both be written as x.srt" in text
+
+
+def test_an_ensemble_of_a_model_with_itself_subtitles_as_the_model(shared_run: Path, tmp_path: Path) -> None:
+    code, text = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", str(shared_run), "-o", str(tmp_path / "one.srt"))
+    assert code == 0, text
+    code, text = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", str(shared_run), "--run", str(shared_run),
+                        "-o", str(tmp_path / "two.srt"))
+    assert code == 0, text
+    assert (tmp_path / "two.srt").read_text(encoding="utf-8") == (tmp_path / "one.srt").read_text(encoding="utf-8")

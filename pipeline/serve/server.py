@@ -34,7 +34,7 @@ def read_api_keys(path: Optional[str]) -> frozenset[str]:
     return keys
 
 
-def serve_run(run_dir: Path, *, host: str, port: int, api_key_file: Optional[str], threads: Optional[int],
+def serve_run(run_dir: Path | list[Path], *, host: str, port: int, api_key_file: Optional[str], threads: Optional[int],
               overrides: list[str], limits: ServeLimits, **decoding: Any) -> None:
     """Serve `run_dir` until SIGINT/SIGTERM: then uvicorn stops taking connections, lets
     the requests in flight finish, and the worker drains the queue before the process ends."""

@@ -63,10 +63,17 @@ class Batch:
                      self.tgt_out.to(device), self.n_tokens)
 
 
-def collate(src: list[np.ndarray], tgt: list[np.ndarray]) -> Batch:
+def padded(length: int, multiple: int) -> int:
+    """`length` rounded up to a multiple of `multiple`."""
+    return -(-length // multiple) * multiple
+
+
+def collate(src: list[np.ndarray], tgt: list[np.ndarray], multiple: int = 1) -> Batch:
+    """Padded tensors of a batch of pairs; both lengths (the target's with its BOS/EOS
+    position) rounded up to a multiple of `multiple`."""
     batch = len(src)
-    s_len = max(len(s) for s in src)
-    t_len = max(len(t) for t in tgt) + 1
+    s_len = padded(max(len(s) for s in src), multiple)
+    t_len = padded(max(len(t) for t in tgt) + 1, multiple)
     src_t = torch.full((batch, s_len), PAD_ID, dtype=torch.long)
     tgt_in = torch.full((batch, t_len), PAD_ID, dtype=torch.long)
     tgt_out = torch.full((batch, t_len), PAD_ID, dtype=torch.long)
@@ -86,8 +93,8 @@ class EpochBatches(Sequence[Batch]):
     an epoch over a large corpus never sits in memory (and under DDP each rank collates
     its own share only)."""
 
-    def __init__(self, src: IdColumn, tgt: IdColumn, groups: list[np.ndarray]):
-        self.src, self.tgt, self.groups = src, tgt, groups
+    def __init__(self, src: IdColumn, tgt: IdColumn, groups: list[np.ndarray], multiple: int = 1):
+        self.src, self.tgt, self.groups, self.multiple = src, tgt, groups, multiple
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -107,7 +114,7 @@ class EpochBatches(Sequence[Batch]):
         return (self._collate(g) for g in self.groups)
 
     def _collate(self, rows: np.ndarray) -> Batch:
-        return collate([self.src[int(i)] for i in rows], [self.tgt[int(i)] for i in rows])
+        return collate([self.src[int(i)] for i in rows], [self.tgt[int(i)] for i in rows], self.multiple)
 
 
 class TrainData:
@@ -129,12 +136,15 @@ class TrainData:
         over `max_len` pieces are left out."""
         return cls(*load_id_columns(folder), max_len=max_len)
 
-    def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0) -> EpochBatches:
+    def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0,
+                multiple: int = 1) -> EpochBatches:
         """One epoch of batches: `batch_sentences` pairs each when above 0, else at most
-        `batch_tokens` padded tokens each."""
+        `batch_tokens` padded tokens each; lengths padded to a multiple of `multiple`."""
         src_lens, tgt_lens = self.src.lengths[self.rows], self.tgt.lengths[self.rows]
         if batch_sentences > 0:
             groups = sentence_batches(src_lens, tgt_lens, batch_sentences, rng)
-        else:
-            groups = token_batches(src_lens, tgt_lens, batch_tokens, rng)
-        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups])
+        else:  # lengths as they will be padded (the target's +1 is added by token_batches)
+            src_pad = -(-src_lens // multiple) * multiple
+            tgt_pad = -(-(tgt_lens + 1) // multiple) * multiple - 1
+            groups = token_batches(src_pad, tgt_pad, batch_tokens, rng)
+        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple)

@@ -147,6 +147,12 @@ class Seq2Seq(nn.Module):
     def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Teacher-forced decoding of tgt_in (B, T) from `state`: logits (B, T, V), the
         state after the last step, attention weights (B, T, S)."""
+        attentional, state, weights = self._attentional(tgt_in, state)
+        return self.generator(attentional), state, weights  # one matmul over all steps
+
+    def _attentional(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """Teacher-forced decoding up to the output layer: the attentional vectors
+        (B, T, H) after dropout, the state after the last step, attention weights (B, T, S)."""
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
         if self.cfg.input_feeding:
             state = state.flatten_beams()  # the fed loop wants a memory row per hypothesis (copied once)
@@ -160,8 +166,7 @@ class Seq2Seq(nn.Module):
             out, hidden = self.decoder_rnn(emb, state.hidden)  # (B, T, H)
             attentional, weights = self._attend(out, state)
             attentional, feed = self.dropout(attentional), None
-        logits = self.generator(attentional)  # (B, T, V), one matmul over all steps
-        return logits, replace(state, hidden=hidden, last_attention=weights[:, -1], feed=feed), weights
+        return attentional, replace(state, hidden=hidden, last_attention=weights[:, -1], feed=feed), weights
 
     def _decode_fed_reference(self, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
         """The input-feeding loop, one RNN call and one attention per step: emb (B, T, E)
@@ -178,11 +183,31 @@ class Seq2Seq(nn.Module):
             weights.append(w)
         return torch.stack(fed, dim=1), hidden, torch.cat(weights, dim=1)
 
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, T, V)."""
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
+                tgt_out: Optional[torch.Tensor] = None, smoothing: float = 0.0, bucket: int = 128) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V); given the targets tgt_out (B, T), the summed
+        label-smoothed loss over their real (non-pad) tokens instead, as
+        `sequence_loss(logits, tgt_out, smoothing)` would give it.
+
+        For the loss, the output layer multiplies only the rows whose target is real,
+        padded with zero rows (pad targets) to a multiple of `bucket`: it skips the
+        batch's padding, and the product takes one of a few shapes instead of a new one
+        per batch, so that oneDNN's cache keeps a few primitives (each holding its own
+        copy of the 4 MB bf16 output layer) rather than one per batch shape
+        (bench/bench_memory.py).
+        """
         state = self.encode(src, src_lens)
-        logits, _, _ = self._decode(tgt_in, state)
-        return logits
+        if tgt_out is None:
+            logits, _, _ = self._decode(tgt_in, state)
+            return logits
+        attentional, _, _ = self._attentional(tgt_in, state)
+        real = tgt_out != PAD_ID
+        rows, target = attentional[real], tgt_out[real]  # (N, H), (N,)
+        extra = -rows.size(0) % bucket
+        if extra:
+            rows = torch.cat([rows, rows.new_zeros(extra, rows.size(1))])
+            target = torch.cat([target, target.new_full((extra,), PAD_ID)])
+        return smoothed_cross_entropy(self.generator(rows), target, smoothing, PAD_ID)
 
     def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state

@@ -15,6 +15,7 @@ class TrainConfig:
     batch_type: Literal["tokens", "sentences"] = "tokens"
     batch_tokens: int = 2048
     batch_sentences: int = 64
+    pad_multiple: int = 8
     accumulate: int = 1
     epochs: int = 20
     max_steps: int = 2400
@@ -49,7 +50,7 @@ class TrainConfig:
 
 
 def _problems(cfg: TrainConfig) -> list[str]:
-    problems = at_least_one("training", cfg, ("batch_tokens", "epochs", "max_len"))
+    problems = at_least_one("training", cfg, ("batch_tokens", "epochs", "max_len", "pad_multiple"))
     if cfg.lr <= 0:
         problems.append(f"training.lr={cfg.lr}: must be positive")
     for key in ("plateau_metric", "early_stopping_metric"):

@@ -11,7 +11,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from stages.corpus.batching import Batch
-from stages.model.seq2seq import Seq2Seq, sequence_loss
+from stages.model.seq2seq import Seq2Seq
 
 if TYPE_CHECKING:
     from stages.train.config import TrainConfig
@@ -46,8 +46,8 @@ def train_step(
         sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last else nullcontext()
         with sync:
             with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                logits = model(b.src, b.src_lens, b.tgt_in)  # (B, T, vocab)
-            loss = sequence_loss(logits, b.tgt_out, cfg.label_smoothing) * (world / tokens)
+                summed = model(b.src, b.src_lens, b.tgt_in, b.tgt_out, cfg.label_smoothing)
+            loss = summed * (world / tokens)
             (scaler.scale(loss) if scaler is not None else loss).backward()
         total += float(loss.detach()) / world
     if scaler is not None:

@@ -21,7 +21,7 @@ from stages.decode.translation import translate_ids
 from stages.devices import device_type
 from stages.files import read_lines_strict, write_text_atomic
 from stages.model.checkpoint import save_checkpoint
-from stages.model.seq2seq import Seq2Seq, sequence_loss
+from stages.model.seq2seq import Seq2Seq
 
 if TYPE_CHECKING:
     from stages.train.config import TrainConfig
@@ -36,7 +36,7 @@ class Validator:
 
     def __init__(self, tokenize_dir: Path, prepare_dir: Path, cfg: TrainConfig, device: str):
         self.data = TrainData.load(artifacts.split_ids(tokenize_dir, "dev"), max_len=0)
-        self.batches = list(self.data.batches(cfg.batch_tokens, np.random.default_rng(0)))
+        self.batches = list(self.data.batches(cfg.batch_tokens, np.random.default_rng(0), multiple=cfg.pad_multiple))
         self.refs = read_lines_strict(artifacts.split_text(prepare_dir, "dev", artifacts.TGT_SUFFIX))
         self.src = [self.data.src[i].tolist()[:250] for i in range(len(self.data.src))]
         self.sp_tgt = load_processor(tokenize_dir / artifacts.SPM_TGT)
@@ -50,7 +50,7 @@ class Validator:
         with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             for batch in self.batches:
                 b = batch.to(self.device)
-                total += float(sequence_loss(model(b.src, b.src_lens, b.tgt_in), b.tgt_out, 0.0))
+                total += float(model(b.src, b.src_lens, b.tgt_in, b.tgt_out, 0.0))
                 tokens += b.n_tokens
             out: dict[str, float] = {"dev_loss": round(total / max(tokens, 1), 4)}
             out["dev_ppl"] = round(math.exp(min(out["dev_loss"], 50)), 2)
