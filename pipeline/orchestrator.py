@@ -32,6 +32,7 @@ from stages.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from stages.model.checkpoint import read_meta
 from stages.train import distributed
 from stages.train.state import ResumeOptions, check_resume, config_changes
 from stages.train.trainer import run_train
@@ -67,6 +68,25 @@ def parent_checkpoint(ref: str, key: str, run_dir: Path) -> Path:
             run_dir.resolve() in folder.resolve().parents:
         raise ConfigError(f"{key}={ref} is this run's own model, which training replaces; name another run")
     return folder
+
+
+def check_parents(cfg: RunConfig, run_dir: Path) -> None:
+    """Before any stage runs: `training.init_from` names a trained model (the error names
+    that key, not the `tokenizer.from_run` it sets), and a `tokenizer.from_run` given
+    beside it uses the same SentencePiece models, which the parent's weights need."""
+    if not cfg.training.init_from:
+        return
+    parent = parent_checkpoint(cfg.training.init_from, "training.init_from", run_dir)
+    if not cfg.tokenizer.from_run or cfg.tokenizer.from_run == cfg.training.init_from:
+        return
+    tokenizer = parent_checkpoint(cfg.tokenizer.from_run, "tokenizer.from_run", run_dir)
+    ours, theirs = read_meta(tokenizer)["tokenizer_sha256"], read_meta(parent)["tokenizer_sha256"]
+    if ours != theirs:
+        raise ConfigError(
+            f"tokenizer.from_run={cfg.tokenizer.from_run} ({tokenizer}) has other SentencePiece models than "
+            f"training.init_from={cfg.training.init_from} ({parent}), whose weights fit only their own; "
+            f"leave tokenizer.from_run empty (fine-tuning takes the parent's)"
+        )
 
 
 def _tokenize(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
@@ -172,6 +192,8 @@ def run_pipeline(
         return _follow_main(cfg, until, resume, ranks)
     if resume is not None:  # refused before the run folder is made or locked
         _check_resume(cfg, run_dir, resume)
+    if STAGE_NAMES.index(until) >= STAGE_NAMES.index("tokenize"):
+        check_parents(cfg, run_dir)
     with run_lock(run_dir, command or f"s2s {until}"):
         return _run_locked(cfg, run_dir, until, force, echo, resume, ranks)
 

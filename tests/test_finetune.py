@@ -65,9 +65,9 @@ def test_another_tokenizer_is_refused_naming_both_files(shared_run: Path, tmp_pa
                                        "--set", f"tokenizer.from_run={tmp_path / 'runs' / 'other'}"])
     assert result.exit_code == 1, result.output
     message = " ".join(result.output.split())
-    ours = tmp_path / "runs" / "tiny" / artifacts.TOKENIZE_DIR / artifacts.SPM_SRC
-    theirs = shared_run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST / artifacts.SPM_SRC
-    assert f"{ours} differs from {theirs}, the tokenizer of training.init_from's model" in message
+    assert f"tokenizer.from_run={tmp_path / 'runs' / 'other'}" in message
+    assert f"has other SentencePiece models than training.init_from={shared_run}" in message
+    assert not (tmp_path / "runs" / "tiny").exists()  # refused before any stage ran
     result = CliRunner().invoke(main, ["train", str(config), "--set", f"training.init_from={shared_run}",
                                        "--set", f"tokenizer.from_run={tmp_path / 'runs' / 'other' / 'tokenize'}"])
     assert result.exit_code == 1 and "from_run=" in result.output and "no trained run" in result.output
@@ -84,4 +84,5 @@ def test_another_architecture_is_refused_naming_the_keys(shared_run: Path, tmp_p
 def test_init_from_a_missing_run(shared_run: Path, tmp_path: Path) -> None:
     config = child_config(shared_run, tmp_path)
     result = CliRunner().invoke(main, ["train", str(config), "--set", f"training.init_from={tmp_path / 'nowhere'}"])
-    assert result.exit_code == 1 and "from_run=" in result.output and "no trained run" in result.output
+    assert result.exit_code == 1 and f"training.init_from={tmp_path / 'nowhere'}" in result.output
+    assert "no trained run" in result.output and not (tmp_path / "runs" / "tiny").exists()

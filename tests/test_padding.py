@@ -63,3 +63,11 @@ def test_token_batches_of_padded_lengths_keep_the_budget() -> None:
             assert max(b.src.size(1), b.tgt_in.size(1)) * len(b.src) <= 512 or len(b.src) == 1
         shapes[multiple] = {(b.src.shape, b.tgt_in.shape) for b in batches}
     assert len(shapes[8]) < len(shapes[1])
+
+
+def test_pad_multiple_beyond_the_longest_pair_is_refused() -> None:
+    from stages.train.config import TrainConfig
+
+    assert TrainConfig(pad_multiple=8).problems() == []
+    [problem] = TrainConfig(pad_multiple=1_000_000_000).problems()
+    assert problem.startswith("training.pad_multiple=1000000000: must be at most training.max_len (150)")

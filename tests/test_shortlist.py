@@ -60,3 +60,11 @@ def test_a_shortlist_needs_the_runs_training_ids(tmp_path: Path) -> None:
     assert run_shortlist(tmp_path / "best", {}, DecodeConfig()) is None  # off
     with pytest.raises(ConfigError, match="decoding.shortlist=20 learns from the run's training ids"):
         run_shortlist(tmp_path / "best", {"src_vocab": 8, "tgt_vocab": 8}, DecodeConfig(shortlist=20))
+
+
+def test_a_shortlist_larger_than_the_vocabulary_is_refused(shared_run: Path) -> None:
+    from pipeline.api import ConfigError as ApiConfigError
+    from pipeline.api import Translator
+
+    with pytest.raises(ApiConfigError, match=r"decoding.shortlist=99999999999: must be at most the target vocabulary"):
+        Translator.load(shared_run, shortlist=99999999999)

@@ -60,6 +60,10 @@ def run_shortlist(folder: Path, meta: dict[str, Any], cfg: DecodeConfig) -> Opti
     if folder.parent.name != artifacts.TRAIN_DIR or not ids.is_dir():
         raise ConfigError(f"decoding.shortlist={cfg.shortlist} learns from the run's training ids, and {folder} is not "
                           f"in a run with them ({ids} is missing); use a run's checkpoint or set decoding.shortlist=0")
+    for key, value in (("shortlist", cfg.shortlist), ("shortlist_frequent", cfg.shortlist_frequent)):
+        if value > int(meta["tgt_vocab"]):
+            raise ConfigError(f"decoding.{key}={value}: must be at most the target vocabulary ({meta['tgt_vocab']} "
+                              f"pieces); a shortlist of 20 to 100 translations per source piece is usual")
     src, tgt = load_id_columns(ids)
     return learn_shortlist(src, tgt, int(meta["src_vocab"]), int(meta["tgt_vocab"]), cfg.shortlist_frequent,
                            cfg.shortlist)

@@ -51,6 +51,9 @@ class TrainConfig:
 
 def _problems(cfg: TrainConfig) -> list[str]:
     problems = at_least_one("training", cfg, ("batch_tokens", "epochs", "max_len", "pad_multiple"))
+    if cfg.pad_multiple > min(cfg.max_len, cfg.batch_tokens) > 0:
+        problems.append(f"training.pad_multiple={cfg.pad_multiple}: must be at most training.max_len "
+                        f"({cfg.max_len}) and training.batch_tokens ({cfg.batch_tokens}); 8 is the default")
     if cfg.lr <= 0:
         problems.append(f"training.lr={cfg.lr}: must be positive")
     for key in ("plateau_metric", "early_stopping_metric"):
