@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -86,3 +87,19 @@ def test_init_from_a_missing_run(shared_run: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", str(config), "--set", f"training.init_from={tmp_path / 'nowhere'}"])
     assert result.exit_code == 1 and f"training.init_from={tmp_path / 'nowhere'}" in result.output
     assert "no trained run" in result.output and not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_a_child_can_output_its_parents_pieces_too(shared_run: Path, tmp_path: Path) -> None:
+    parent = tmp_path / "parent"
+    shutil.copytree(shared_run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST, parent)
+    meta = json.loads((parent / artifacts.CKPT_META).read_text())
+    unseen = max(set(range(meta["tgt_vocab"])) - set(meta["output_pieces"]))  # a piece the child's data lacks
+    meta["output_pieces"] = sorted(meta["output_pieces"] + [unseen])
+    (parent / artifacts.CKPT_META).write_text(json.dumps(meta), encoding="utf-8")
+    config = child_config(shared_run, tmp_path)
+    result = CliRunner().invoke(main, ["train", str(config), "--set", f"training.init_from={parent}",
+                                       "--set", "training.max_steps=2"])
+    assert result.exit_code == 0, result.output
+    child = json.loads((tmp_path / "runs" / "tiny" / artifacts.TRAIN_DIR / artifacts.CKPT_LAST / artifacts.CKPT_META)
+                       .read_text())
+    assert unseen in child["output_pieces"] and set(meta["output_pieces"]) <= set(child["output_pieces"])

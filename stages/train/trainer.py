@@ -17,9 +17,15 @@ from stages import artifacts
 from stages.corpus.batching import Batch, EpochBatches, TrainData
 from stages.corpus.token_ids import output_pieces
 from stages.corpus.tokenization import load_processor
+from stages.decode.translation import checkpoint_output_pieces
 from stages.devices import device_type, pick_device
 from stages.errors import TrainingInterrupted
-from stages.model.checkpoint import check_tokenizer, initialize_from, load_checkpoint
+from stages.model.checkpoint import (
+    check_tokenizer,
+    initialize_from,
+    load_checkpoint,
+    read_meta,
+)
 from stages.model.config import ModelConfig
 from stages.model.fast import cpu_kernels, record
 from stages.model.seq2seq import Seq2Seq
@@ -125,7 +131,7 @@ class _Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.validate = Validator(tokenize_dir, prepare_dir, cfg, self.device)
         self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None,
-                                       output_pieces=output_pieces(self.data.tgt))
+                                       output_pieces=self._output_pieces(init_from))
         self.progress = TrainProgress()
         self.board = TrainingBoard(out_dir, cfg.tensorboard and self.ranks.main,
                                    resume_step=saved.loop.step if saved else None)
@@ -135,6 +141,15 @@ class _Trainer:
         self.resumed_from: int | None = None
         if saved is not None:
             self._restore(saved)
+
+    def _output_pieces(self, init_from: Path | None) -> list[int] | None:
+        """The target pieces this model can produce: its training targets', and, when
+        fine-tuned, its parent's too (None: every piece, for a parent that recorded none)."""
+        pieces = output_pieces(self.data.tgt)
+        if init_from is None:
+            return pieces
+        parent = checkpoint_output_pieces(init_from, read_meta(init_from))
+        return None if parent is None else sorted(set(pieces) | set(parent))
 
     def _restore(self, saved: SavedTraining) -> None:
         weights = load_checkpoint(saved.folder)[0].state_dict()
