@@ -23,11 +23,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from common import emit, machine
+from common import emit, machine, timed_search
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +42,6 @@ from stages.decode.translation import (  # noqa: E402
     checkpoint_output_pieces,
     prepare_for_inference,
     run_shortlist,
-    translate_ids_nbest,
 )
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
@@ -111,10 +109,7 @@ def s2s_search(run: Path, lines: list[str], refs: list[str], common: spm.Sentenc
     for setting in settings:
         cfg = DecodeConfig(batch_size=batch, **setting)
         ready = prepare_for_inference(model, cfg, "cpu", pieces, run_shortlist(folder, meta, cfg))
-        translate_ids_nbest(ready, ids[:batch], cfg, "cpu", 1)  # warm-up: tables, kernels
-        start = time.perf_counter()
-        found = translate_ids_nbest(ready, ids, cfg, "cpu", 1)
-        seconds = time.perf_counter() - start
+        found, seconds = timed_search(ready, ids, cfg)
         hyps = [sp_tgt.decode(n[0].tokens) for n in found]
         count = sum(len(common.encode(h)) for h in hyps)
         rows.append({**setting, "batch": batch, "search_s": round(seconds, 2), "pieces_per_s": round(count / seconds),

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import emit, machine, test_split  # noqa: E402
+from bench.common import emit, machine, test_split, timed_search  # noqa: E402
 from stages import artifacts  # noqa: E402
 from stages.corpus.vocab import without_context  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
@@ -28,7 +28,6 @@ from stages.decode.translation import (  # noqa: E402
     checkpoint_output_pieces,
     prepare_for_inference,
     run_shortlist,
-    translate_ids_nbest,
 )
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
@@ -50,10 +49,7 @@ def measure(run: Path, sizes: list[int], batch: int) -> list[dict[str, Any]]:
             per_batch = [len(pieces) if pieces else model.generator.out_features]
         else:
             per_batch = [len(lexical.pieces(ids[i : i + batch], ready.output_pieces)) for i in range(0, len(ids), batch)]
-        translate_ids_nbest(ready, ids[:batch], cfg, "cpu", 1)
-        start = time.perf_counter()
-        found = translate_ids_nbest(ready, ids, cfg, "cpu", 1)
-        seconds = time.perf_counter() - start
+        found, seconds = timed_search(ready, ids, cfg)
         hyps = [sp_tgt.decode(n[0].tokens) for n in found]
         rows.append({"shortlist": size, "learn_s": round(learn, 2), "pieces_per_batch": round(sum(per_batch) / len(per_batch)),
                      "search_s": round(seconds, 2), "bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)})

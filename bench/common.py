@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import artifacts  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
-from stages.decode.translation import translate_lines  # noqa: E402
+from stages.decode.translation import translate_ids_nbest, translate_lines  # noqa: E402
 from stages.files import read_lines_strict  # noqa: E402
 
 
@@ -24,6 +24,15 @@ def test_split(run_dir: Path) -> tuple[list[str], list[str]]:
     src = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.SRC_SUFFIX))
     refs = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.TGT_SUFFIX))
     return src, refs
+
+
+def timed_search(model: Any, ids: list[list[int]], cfg: DecodeConfig) -> tuple[list[list[Any]], float]:
+    """Search alone, ids in and ids out, on the CPU after one warm-up batch (step tables,
+    kernels): each sentence's 1-best list, and the seconds it took."""
+    translate_ids_nbest(model, ids[: cfg.batch_size], cfg, "cpu", 1)
+    start = time.perf_counter()
+    found = translate_ids_nbest(model, ids, cfg, "cpu", 1)
+    return found, time.perf_counter() - start
 
 
 def timed_translation(model: Any, sp_src: Any, sp_tgt: Any, lines: list[str], cfg: DecodeConfig) -> tuple[list[str], dict[str, float]]:

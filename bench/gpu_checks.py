@@ -8,34 +8,22 @@ object ($OUT/check.json, or /tmp/check.json):
     python bench/gpu_checks.py resume [RUN]       # 60 steps straight == 30 + 30 resumed
 
 RUN defaults to runs/default (its config.json, prepare/, tokenize/ and train/best).
-S2S_ARROW_ONLY=1 reads the tokenize stage's Arrow files with pyarrow alone, for a
-machine whose Python has no `datasets` package.
+The tokenize stage's Arrow files are read with pyarrow alone, so a machine whose Python
+has no `datasets` package runs every check.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-
-if os.environ.get("S2S_ARROW_ONLY"):
-    import pyarrow as pa
-
-    class _ArrowTable:
-        def __init__(self, folder: str):
-            files = sorted(glob.glob(f"{folder}/data-*.arrow"))
-            self.data = pa.concat_tables([pa.ipc.open_stream(pa.memory_map(f)).read_all() for f in files])
-
-    sys.modules["datasets"] = types.SimpleNamespace(load_from_disk=_ArrowTable)  # type: ignore[assignment]
 
 from stages.decode.config import (
     DecodeConfig,  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, overload
+from typing import Any, Iterator, Sequence, overload
 
 import numpy as np
 import torch
@@ -63,8 +63,8 @@ class Batch:
                      self.tgt_out.to(device), self.n_tokens)
 
 
-def padded(length: int, multiple: int) -> int:
-    """`length` rounded up to a multiple of `multiple`."""
+def padded(length: Any, multiple: int) -> Any:
+    """`length` (an int or an array of them) rounded up to a multiple of `multiple`."""
     return -(-length // multiple) * multiple
 
 
@@ -144,7 +144,5 @@ class TrainData:
         if batch_sentences > 0:
             groups = sentence_batches(src_lens, tgt_lens, batch_sentences, rng)
         else:  # lengths as they will be padded (the target's +1 is added by token_batches)
-            src_pad = -(-src_lens // multiple) * multiple
-            tgt_pad = -(-(tgt_lens + 1) // multiple) * multiple - 1
-            groups = token_batches(src_pad, tgt_pad, batch_tokens, rng)
+            groups = token_batches(padded(src_lens, multiple), padded(tgt_lens + 1, multiple) - 1, batch_tokens, rng)
         return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple)

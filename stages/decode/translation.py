@@ -38,16 +38,25 @@ from stages.model.seq2seq import Seq2Seq
 log = logging.getLogger(__name__)
 
 
+def _run_training_ids(folder: Path) -> Path:
+    """Where the training ids of the run a checkpoint folder sits in (`<run>/train/<name>/`)
+    are: `<run>/tokenize/ids/train/`, if it is such a folder."""
+    return artifacts.split_ids(folder.parent.parent / artifacts.TOKENIZE_DIR, "train")
+
+
+def _in_a_run(folder: Path) -> bool:
+    return folder.parent.name == artifacts.TRAIN_DIR and _run_training_ids(folder).is_dir()
+
+
 def checkpoint_output_pieces(folder: Path, meta: dict[str, Any]) -> Optional[list[int]]:
     """The target pieces a checkpoint's model was trained to produce: from its meta.json,
     or, for a checkpoint written before s2s recorded them, from the training ids of the
     run it sits in (`<run>/train/<name>/`); None when neither is there."""
     if isinstance(meta.get("output_pieces"), list):
         return [int(i) for i in meta["output_pieces"]]
-    ids = artifacts.split_ids(folder.parent.parent / artifacts.TOKENIZE_DIR, "train")
-    if folder.parent.name != artifacts.TRAIN_DIR or not ids.is_dir():
+    if not _in_a_run(folder):
         return None
-    return output_pieces(load_id_columns(ids)[1])
+    return output_pieces(load_id_columns(_run_training_ids(folder))[1])
 
 
 def run_shortlist(folder: Path, meta: dict[str, Any], cfg: DecodeConfig) -> Optional[Shortlist]:
@@ -56,8 +65,8 @@ def run_shortlist(folder: Path, meta: dict[str, Any], cfg: DecodeConfig) -> Opti
     A checkpoint folder outside a run has no training ids: ConfigError."""
     if not cfg.shortlist:
         return None
-    ids = artifacts.split_ids(folder.parent.parent / artifacts.TOKENIZE_DIR, "train")
-    if folder.parent.name != artifacts.TRAIN_DIR or not ids.is_dir():
+    ids = _run_training_ids(folder)
+    if not _in_a_run(folder):
         raise ConfigError(f"decoding.shortlist={cfg.shortlist} learns from the run's training ids, and {folder} is not "
                           f"in a run with them ({ids} is missing); use a run's checkpoint or set decoding.shortlist=0")
     for key, value in (("shortlist", cfg.shortlist), ("shortlist_frequent", cfg.shortlist_frequent)):
@@ -84,9 +93,10 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
     output_vocab=target restricts the output layer to `output_pieces` (the pieces of
     the training targets, `checkpoint_output_pieces`): search scores V' pieces instead
     of the whole SentencePiece vocabulary (`Seq2Seq.restrict_output`); with None it
-    scores them all. `shortlist` (`run_shortlist`) narrows that per batch. quantize=int8: the search step multiplies the decoder's weights in
-    int8 (`Seq2Seq.int8_search`, stages/model/fast/int8.py; CPU only), batch-invariant
-    like fp32. Speed and BLEU of both: docs/decoding.md.
+    scores them all. `shortlist` (`run_shortlist`) narrows that per batch. quantize=int8:
+    the search step multiplies the decoder's weights in int8 (`Seq2Seq.int8_search`,
+    stages/model/fast/int8.py; CPU only), batch-invariant like fp32. Speed and BLEU of
+    both: docs/decoding.md.
     Also refuses `decoding.precision: fp16` on the CPU, where PyTorch's recurrent layers
     have no half-precision kernels.
     """
