@@ -273,12 +273,15 @@ class Translator:
         return without_context(checked)
 
     def translate_inputs(self, inputs: list[str], n_best: int = 1, *, alignments: bool = False,
-                         where: str = "input", first_line: int = 1) -> list[list[Hypothesis]]:
+                         where: str = "input", first_line: int = 1,
+                         max_chars: Optional[list[int]] = None) -> list[list[Hypothesis]]:
         """Search prepared model inputs (from `prepare_inputs`, several documents' may be
-        joined into one batch: each line is searched on its own)."""
+        joined into one batch: each line is searched on its own). `max_chars`, one per
+        input, limits each translation's length in characters (the search never lets a
+        hypothesis pass it)."""
         with self._lock:
             found = translate_lines_nbest(self.model, self.sp_src, self.sp_tgt, inputs, self.config, self.device,
-                                          where, n_best, alignments, first_line)
+                                          where, n_best, alignments, first_line, max_chars)
         return [[Hypothesis(**h) for h in hyps] for hyps in found]
 
     def translate_subtitles(
@@ -296,7 +299,9 @@ class Translator:
         bilingual (False), translate_non_dialogue (False: credits, links, symbol-only
         cues and title cards pass through unchanged, listed in the report), fit_nbest (5:
         each unit takes the best of its 5 best hypotheses that fits its cues' box) and
-        fit_margin (1.0: at most this far below the best's score). Returns the translation and its report (also `.report`).
+        fit_margin (1.0: at most this far below the best's score), fit_shorten (True: a unit
+        none of whose hypotheses fits is searched again under a limit in characters until
+        it fits). Returns the translation and its report (also `.report`).
         `search` replaces `translate_inputs` for the model inputs (a server queues them
         with other work).
         Raises InputDataError for a file that is not a subtitle file.
@@ -335,7 +340,10 @@ class Translator:
         def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
             return [[(h.text, h.score) for h in hyps] for hyps in hypotheses(lines, n)]
 
-        texts, report = translate_document(doc, translate, cfg, fmt_out, nbest=nbest)
+        def shorten(lines: list[str], limits: list[int]) -> list[str]:  # a few units: searched here, not queued
+            return [h[0].text if h else "" for h in self.translate_inputs(lines, 1, where=str(path), max_chars=limits)]
+
+        texts, report = translate_document(doc, translate, cfg, fmt_out, nbest=nbest, shorten=shorten)
         result = SubtitleTranslation(render(doc, texts, fmt_out), fmt_out, output_encoding(doc),
                                      _cue_rows(doc, texts, fmt_out), report)
         return result, report
@@ -358,7 +366,7 @@ def _checked_lines(lines: Iterable[str]) -> Iterator[str]:
 
 
 _SUBTITLE_LIMITS = {"max_chars", "max_lines", "max_cps", "max_gap_ms", "max_group", "bilingual",
-                    "translate_non_dialogue", "fit_nbest", "fit_margin"}
+                    "translate_non_dialogue", "fit_nbest", "fit_margin", "fit_shorten"}
 
 
 def _cue_rows(doc: SubtitleDocument, texts: list[list[str]], fmt_out: Format) -> list[dict[str, Any]]:

@@ -233,6 +233,7 @@ def trained_runs(refs: tuple[str, ...], runs_dir: Optional[str]) -> list[Path]:
 @click.option("--translate-non-dialogue", is_flag=True, help="Translate credits, links, symbol-only cues and title cards too (default: passed through).")
 @click.option("--fit-nbest", default=5, show_default=True, type=click.IntRange(min=1), help="Fit-to-cue: choose among this many best hypotheses the best that fits the cue (1: off).")
 @click.option("--fit-margin", default=1.0, show_default=True, type=click.FloatRange(min=0), help="... at most this far below the best's score.")
+@click.option("--fit-shorten/--no-fit-shorten", default=True, show_default=True, help="When no hypothesis fits the cue, search again for a shorter translation that does.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report JSON (default: OUTPUT.report.json; for a folder, the summary: OUTDIR/summary.json).")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
@@ -241,7 +242,7 @@ def trained_runs(refs: tuple[str, ...], runs_dir: Optional[str]) -> list[Path]:
 def subtitle(
     input_paths: tuple[str, ...], run_paths: tuple[str, ...], runs_dir: Optional[str], output_path: str, fmt: Optional[str], to: Optional[str], encoding: Optional[str],
     context: Optional[int], max_chars: Optional[int], max_lines: int, max_cps: Optional[float], max_gap_ms: int,
-    bilingual: bool, translate_non_dialogue: bool, fit_nbest: int, fit_margin: float,
+    bilingual: bool, translate_non_dialogue: bool, fit_nbest: int, fit_margin: float, fit_shorten: bool,
     report_path: Optional[str], beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str],
     overrides: tuple[str, ...],
 ) -> None:
@@ -259,7 +260,7 @@ def subtitle(
         fmt=fmt, to=to, encoding=encoding, context=context, overrides=list(overrides), beam_size=beam_size,
         checkpoint=checkpoint, quantize=quantize, max_chars=max_chars, max_lines=max_lines, max_cps=max_cps,
         max_gap_ms=max_gap_ms, bilingual=bilingual, translate_non_dialogue=translate_non_dialogue,
-        fit_nbest=fit_nbest, fit_margin=fit_margin,
+        fit_nbest=fit_nbest, fit_margin=fit_margin, fit_shorten=fit_shorten,
     )
     run_dir = trained_runs(run_paths, runs_dir)
     if is_folder_job(input_paths, output_path):

@@ -198,6 +198,7 @@ def describe(report: dict[str, Any]) -> str:
         f"cues with a line over {lim['max_chars']} chars: {c['lines_over_limit']}; over {lim['max_lines']} lines: "
         f"{c['cues_over_max_lines']}; over {lim['max_cps']:g} chars/s: {c['cues_over_cps']}; "
         f"empty translations: {c['empty_translations']}; overlapping cues: {c['overlapping_cues']}\n"
-        f"fit to the cue with another hypothesis: {c['fitted']}; no hypothesis fits: {c['no_fit']}"
+        f"fit to the cue with another hypothesis: {c['fitted']}; shortened to fit: {c['shortened']}; "
+        f"still over the box: {c['no_fit']}"
     )
 

@@ -146,6 +146,45 @@ def test_subtitles_keep_every_cue_and_timing(translator: Translator) -> None:
     assert result.report is report and result.format == "srt"
 
 
+NARROW = "".join(f"{i}\n00:00:{2 * i:02d},000 --> 00:00:{2 * i + 1:02d},500\n{text}\n\n" for i, text in enumerate(
+    ["And God said", "Let there be light", "and there was light", "The earth was empty", "Jesus wept",
+     "He went up", "They gave thanks", "And he said unto them"], start=1))
+
+
+@pytest.fixture(scope="module")
+def babbler(shared_run: Path) -> Translator:
+    """The tiny run with random weights: it writes long strings of pieces (the trained
+    tiny model writes next to nothing)."""
+    import torch
+
+    babbler = Translator.load(shared_run, overrides=["decoding.max_len_ratio=3", "decoding.replace_unk=false"])
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for weight in babbler.model.parameters():
+            weight.copy_(torch.randn(weight.shape, generator=generator))
+    return babbler
+
+
+def test_a_character_limit_bounds_each_translation(babbler: Translator) -> None:
+    lines = [line for line in LINES if line]
+    free = babbler.translate(lines)
+    limits = [max(4, len(text) // 3) for text in free]
+    bounded = babbler.translate_inputs(list(babbler.prepare_inputs(lines)), max_chars=limits)
+    assert all(len(hyps[0].text) <= limit for hyps, limit in zip(bounded, limits))
+    assert all(len(text) > limit for text, limit in zip(free, limits))
+
+
+def test_narrow_boxes_are_met_by_shortening_with_the_model(babbler: Translator) -> None:
+    limits = {"max_chars": 22, "max_lines": 1}
+    loose, loose_report = babbler.translate_subtitles(NARROW.encode(), name="n.srt", fit_shorten=False, **limits)
+    result, report = babbler.translate_subtitles(NARROW.encode(), name="n.srt", **limits)
+    assert loose_report["counts"]["no_fit"] > 0, loose.cues
+    assert report["cues"]["shortened"] and report["counts"]["no_fit"] == 0, report["cues"]
+    assert all(len(r["translation"]) == 1 and len(r["translation"][0]) <= 22 for r in result.cues)
+    kept = set(range(1, 9)) - set(loose_report["cues"]["no_fit"])
+    assert all(result.cues[n - 1]["translation"] == loose.cues[n - 1]["translation"] for n in kept)
+
+
 def test_subtitle_bytes_give_what_the_file_gives(translator: Translator) -> None:
     path = FIXTURES / "episode.vtt"
     from_file, _ = translator.translate_subtitles(path, to="srt", max_chars=30)

@@ -77,3 +77,61 @@ def test_one_hypothesis_means_no_fitting() -> None:
     texts, report = translate_document(document(), lambda lines: ["Id."] * len(lines), SubtitleConfig(fit_nbest=1),
                                        nbest=nbest)
     assert calls == [] and texts == [["Id."], ["Id."]]
+
+
+SHORT = "Y les dijo en voz alta a todos."
+
+
+def test_when_nothing_fits_a_length_limited_search_gives_one_that_does() -> None:
+    asked: list[list[int]] = []
+
+    def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
+        return [[("Id en paz.", -0.1)], [(LONG, -0.2), (LONG + " again", -0.3)]]
+
+    def shorten(lines: list[str], limits: list[int]) -> list[str]:
+        asked.append(limits)
+        return [LONG if limits[0] > 70 else SHORT]  # as if still too long at the first limit
+
+    texts, report = translate_document(document(), one_best, SubtitleConfig(), nbest=nbest, shorten=shorten)
+    assert texts[1] == [SHORT]
+    assert report["cues"]["shortened"] == [2] and report["cues"]["no_fit"] == []
+    assert report["counts"]["cues_over_max_lines"] == 0 and report["counts"]["lines_over_limit"] == 0
+    assert [limits[0] for limits in asked] == [75, 67]  # 0.9, then 0.8 of the 2 x 42 box (LONG is longer)
+
+
+def test_shortening_that_never_fits_keeps_the_best_and_flags_the_cue() -> None:
+    def nbest(lines: list[str], n: int) -> list[list[tuple[str, float]]]:
+        return [[("Id en paz.", -0.1)], [(LONG, -0.2)]]
+
+    texts, report = translate_document(document(), one_best, SubtitleConfig(), nbest=nbest,
+                                       shorten=lambda lines, limits: ["palabra" * 20] * len(lines))
+    assert " ".join(texts[1]) == LONG
+    assert report["cues"]["shortened"] == [] and report["cues"]["no_fit"] == [2]
+
+
+def test_a_source_cue_over_the_box_is_not_shortened() -> None:
+    wide = SRT.replace(b"And he said unto them.", b"And he said unto them, all of them, in the middle of the great hall.")
+    calls: list[list[str]] = []
+
+    def shorten(lines: list[str], limits: list[int]) -> list[str]:
+        calls.append(lines)
+        return [SHORT] * len(lines)
+
+    texts, report = translate_document(parse_subtitles(wide, Path("w.srt")), lambda lines: ["Id en paz.", LONG],
+                                       SubtitleConfig(max_chars=30, max_lines=2), shorten=shorten)
+    assert calls == [] and report["cues"]["no_fit"] == [2]
+
+
+def test_without_fit_shorten_nothing_is_searched_again() -> None:
+    def shorten(lines: list[str], limits: list[int]) -> list[str]:
+        raise AssertionError("fit_shorten is off")
+
+    texts, report = translate_document(document(), lambda lines: ["Id en paz.", LONG],
+                                       SubtitleConfig(fit_shorten=False), shorten=shorten)
+    assert " ".join(texts[1]) == LONG and report["cues"]["no_fit"] == [2]
+
+
+def test_shortening_also_serves_the_one_best_path() -> None:
+    texts, report = translate_document(document(), lambda lines: ["Id en paz.", LONG], SubtitleConfig(fit_nbest=1),
+                                       shorten=lambda lines, limits: [SHORT] * len(lines))
+    assert texts[1] == [SHORT] and report["cues"]["shortened"] == [2]

@@ -22,7 +22,7 @@ stages.model.initialization stages.model.encoder
 stages.model.fast stages.model.fast.record stages.model.fast.cpu_kernels stages.model.fast.cells
 stages.model.fast.loss stages.model.fast.stepwise stages.model.fast.feeding stages.model.fast.int8 stages.model.fast.search_step
 stages.model.seq2seq stages.model.checkpoint
-stages.decode stages.decode.config stages.decode.search stages.decode.shortlist stages.decode.ensemble stages.decode.unknowns stages.decode.scoring
+stages.decode stages.decode.config stages.decode.search stages.decode.shortlist stages.decode.ensemble stages.decode.unknowns stages.decode.scoring stages.decode.contrastive
 stages.decode.translation
 stages.train stages.train.config stages.train.distributed stages.train.board stages.train.progress stages.train.precision
 stages.train.schedule stages.train.state stages.train.step stages.train.validation stages.train.trainer

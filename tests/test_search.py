@@ -8,6 +8,7 @@ import torch
 
 from stages.corpus.vocab import BOS_ID, EOS_ID
 from stages.decode.search import (
+    CharBudget,
     Constraints,
     Hypothesis,
     banned_tokens,
@@ -229,3 +230,43 @@ def test_the_1_best_is_the_same_with_any_n_best_on_a_real_model(feeding: bool) -
         more = beam_search(model, src, lens, beam_size=4, alpha=1.0, n_best=n_best)
         assert [h[0].tokens for h in more] == [h[0].tokens for h in one]
         assert [h[0].score for h in more] == pytest.approx([h[0].score for h in one], abs=1e-9)
+
+
+def _chars() -> torch.Tensor:
+    chars = torch.randint(1, 7, (40,), generator=torch.Generator().manual_seed(5))
+    chars[EOS_ID] = 0
+    return chars
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_a_character_budget_bounds_every_hypothesis(beam: int) -> None:
+    model, chars = random_model(), _chars()
+    src, lens = random_batch(12)
+    free = beam_search(model, src, lens, beam_size=beam, n_best=beam, ratio=3.0)
+    limits = [max(1, sum(int(chars[t]) for t in hyps[0].tokens) // 2) for hyps in free]
+    budget = CharBudget(chars, limits)
+    bounded = beam_search(model, src, lens, beam_size=beam, n_best=beam, ratio=3.0, budget=budget)
+    greedy = greedy_search(model, src, lens, 3.0, budget=budget)
+    for limit, hyps, g in zip(limits, bounded, greedy):
+        assert all(sum(int(chars[t]) for t in h.tokens) <= limit for h in [*hyps, g])
+    assert any(f[0].tokens != b[0].tokens for f, b in zip(free, bounded))
+
+
+def test_a_budget_the_search_never_reaches_changes_nothing() -> None:
+    model = random_model()
+    src, lens = random_batch(12)
+    roomy = CharBudget(_chars(), [10_000] * 12)
+    assert ([h[0].tokens for h in beam_search(model, src, lens, beam_size=4, budget=roomy)]
+            == [h[0].tokens for h in beam_search(model, src, lens, beam_size=4)])
+    assert [h.tokens for h in greedy_search(model, src, lens, budget=roomy)] == [h.tokens for h in greedy_search(model, src, lens)]
+
+
+def test_a_budgeted_sentence_decodes_the_same_alone_and_in_a_batch() -> None:
+    model, chars = random_model(), _chars()
+    src, lens = random_batch(16)
+    limits = [5 + 3 * i for i in range(16)]
+    batch = beam_search(model, src, lens, beam_size=4, ratio=3.0, budget=CharBudget(chars, limits))
+    for i in (0, 7, 15):
+        alone = beam_search(model, src[i : i + 1, : lens[i]], lens[i : i + 1], beam_size=4, ratio=3.0,
+                            budget=CharBudget(chars, limits[i : i + 1]))[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in batch[i]]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from stages.corpus.token_ids import IdColumn, load_id_columns
-from stages.corpus.vocab import BOS_ID, EOS_ID, PAD_ID
+from stages.corpus.vocab import BOS_ID, EOS_ID, PAD_ID, SEP_ID
 
 
 def token_batches(
@@ -91,10 +91,13 @@ def collate(src: list[np.ndarray], tgt: list[np.ndarray], multiple: int = 1) -> 
 class EpochBatches(Sequence[Batch]):
     """One epoch's batches, each collated from the id columns only when it is used, so
     an epoch over a large corpus never sits in memory (and under DDP each rank collates
-    its own share only)."""
+    its own share only). `starts[row]`, when given, is where row's source begins: past
+    its context for the pairs whose context is dropped this epoch."""
 
-    def __init__(self, src: IdColumn, tgt: IdColumn, groups: list[np.ndarray], multiple: int = 1):
+    def __init__(self, src: IdColumn, tgt: IdColumn, groups: list[np.ndarray], multiple: int = 1,
+                 starts: np.ndarray | None = None):
         self.src, self.tgt, self.groups, self.multiple = src, tgt, groups, multiple
+        self.starts = starts
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -114,7 +117,10 @@ class EpochBatches(Sequence[Batch]):
         return (self._collate(g) for g in self.groups)
 
     def _collate(self, rows: np.ndarray) -> Batch:
-        return collate([self.src[int(i)] for i in rows], [self.tgt[int(i)] for i in rows], self.multiple)
+        src = [self.src[int(i)] for i in rows]
+        if self.starts is not None:
+            src = [s[int(self.starts[i]) :] for s, i in zip(src, rows)]
+        return collate(src, [self.tgt[int(i)] for i in rows], self.multiple)
 
 
 class TrainData:
@@ -129,6 +135,7 @@ class TrainData:
         if max_len:
             fits &= (src_lens <= max_len) & (tgt_lens <= max_len)
         self.rows = np.flatnonzero(fits)
+        self._context_lengths: np.ndarray | None = None
 
     @classmethod
     def load(cls, folder: Path, max_len: int) -> "TrainData":
@@ -137,12 +144,34 @@ class TrainData:
         return cls(*load_id_columns(folder), max_len=max_len)
 
     def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0,
-                multiple: int = 1) -> EpochBatches:
+                multiple: int = 1, context_dropout: float = 0.0) -> EpochBatches:
         """One epoch of batches: `batch_sentences` pairs each when above 0, else at most
-        `batch_tokens` padded tokens each; lengths padded to a multiple of `multiple`."""
+        `batch_tokens` padded tokens each; lengths padded to a multiple of `multiple`.
+
+        With `context_dropout` p > 0, each pair whose source has a context (pieces before
+        `SEP_ID`) loses it for this epoch with probability p, keeping the separator, so
+        the source reads as a context model's input without context does
+        (`with_context` with size 0). One model then serves with and without context,
+        the context dropout of Jean, Bapna and Firat (2019), "Fill in the blanks"
+        (arXiv:1910.00294), at the sentence level. The draws come from `rng`, so an
+        epoch's batches stay a function of the epoch's generator state (resume)."""
         src_lens, tgt_lens = self.src.lengths[self.rows], self.tgt.lengths[self.rows]
+        starts = None
+        if context_dropout > 0:
+            starts = np.zeros(len(self.src), dtype=np.int64)
+            drop = rng.random(len(self.rows)) < context_dropout
+            starts[self.rows[drop]] = self.context_lengths[self.rows[drop]]
+            src_lens = src_lens - starts[self.rows]
         if batch_sentences > 0:
             groups = sentence_batches(src_lens, tgt_lens, batch_sentences, rng)
         else:  # lengths as they will be padded (the target's +1 is added by token_batches)
             groups = token_batches(padded(src_lens, multiple), padded(tgt_lens + 1, multiple) - 1, batch_tokens, rng)
-        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple)
+        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple, starts)
+
+    @property
+    def context_lengths(self) -> np.ndarray:
+        """Per row of the id columns, the source pieces before the context separator (0
+        for a pair without context)."""
+        if self._context_lengths is None:
+            self._context_lengths = self.src.prefix_lengths(SEP_ID)
+        return self._context_lengths

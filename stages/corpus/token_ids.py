@@ -55,6 +55,19 @@ class IdColumn:
                 if len(offsets)]
         return np.unique(np.concatenate(seen)).astype(np.int64) if seen else np.zeros(0, dtype=np.int64)
 
+    def prefix_lengths(self, token: int) -> np.ndarray:
+        """Per row, how many ids come before the row's first `token` (0 where the row has
+        none), int64: for a context model's sources, the context's length before `SEP_ID`."""
+        found = []
+        for values, offsets in zip(self._values, self._offsets):
+            prefix = np.zeros(len(offsets) - 1, dtype=np.int64)
+            at = np.flatnonzero(values[offsets[0] : offsets[-1]] == token) + offsets[0]
+            rows = np.searchsorted(offsets, at, side="right") - 1
+            rows, first = np.unique(rows, return_index=True)
+            prefix[rows] = at[first] - offsets[rows]
+            found.append(prefix)
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
     def __getitem__(self, row: int) -> np.ndarray:
         chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
         local = row - int(self._starts[chunk])

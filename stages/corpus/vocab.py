@@ -17,6 +17,7 @@ SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)  # ids 0 .. 3, in that order
 # Between the previous lines and the line to translate, for a context model
 # (`data.context: N`); a user-defined SentencePiece symbol, so it is always one piece.
 CONTEXT_SEP = "<sep>"
+SEP_ID = 4  # its id: SentencePiece numbers user-defined symbols right after the special ids
 # What a literal CONTEXT_SEP typed in user text becomes, so that text never produces
 # the separator's id (SentencePiece matches user-defined symbols anywhere in its input).
 ESCAPED_SEP = "\u2039sep\u203a"  # ‹sep›

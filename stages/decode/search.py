@@ -68,6 +68,29 @@ class Constraints:
         return log_probs
 
 
+@dataclass(frozen=True)
+class CharBudget:
+    """A length limit in characters per sentence: a hypothesis may not add a piece that
+    would take its text past its sentence's limit, so every finished hypothesis fits
+    (EOS adds no characters and stays allowed). The search for a shorter translation when
+    a subtitle cue's box is too small for the best one; the length-constrained beam
+    search of Kikuchi et al. (2016), "Controlling Output Length in Neural
+    Encoder-Decoders" (their "BeamLen"), counted in characters rather than words.
+
+    `piece_chars` (V,) holds the characters each output piece adds (a word-start marker
+    counts one, for the space; specials 0); `limits` one limit per sentence of the batch.
+    """
+
+    piece_chars: torch.Tensor
+    limits: list[int]
+
+    def apply(self, log_probs: torch.Tensor, used: torch.Tensor, limits: torch.Tensor) -> torch.Tensor:
+        """log_probs (N, V) of hypotheses whose texts hold `used` (N,) characters, under
+        `limits` (N,): the pieces that would pass the limit set to -inf."""
+        over = used.unsqueeze(1) + self.piece_chars.unsqueeze(0) > limits.unsqueeze(1)
+        return log_probs.masked_fill(over, float("-inf"))
+
+
 def banned_tokens(history: list[int], n: int) -> set[int]:
     """Tokens that would complete an n-gram already present in `history`."""
     if n <= 0 or len(history) < n - 1:
@@ -112,9 +135,11 @@ def greedy_search(
     model: StepModel, src: torch.Tensor, src_lens: torch.Tensor, ratio: float = 2.0, extra: int = 10,
     constraints: Constraints = Constraints(),
     keep_attention: bool = False,
+    budget: CharBudget | None = None,
 ) -> list[Hypothesis]:
     """Pick the most likely token at each step; with `keep_attention`, record each
-    output token's attention over the source (rows: output tokens, columns: source)."""
+    output token's attention over the source (rows: output tokens, columns: source);
+    with `budget`, only pieces within each sentence's character limit."""
     batch = src.size(0)
     src_len = src_lens.tolist()
     attention: list[list[list[float]]] = [[] for _ in range(batch)]
@@ -124,10 +149,17 @@ def greedy_search(
     tokens: list[list[int]] = [[] for _ in range(batch)]
     log_probs = [0.0] * batch
     done = [False] * batch
+    if budget is not None:
+        used = torch.zeros(batch, dtype=torch.long, device=src.device)
+        char_limits = torch.tensor(budget.limits, device=src.device)
     for t in range(max(limits)):
         lp, state = model.step(prev, state)
         lp = constraints.apply(lp, t, tokens)
+        if budget is not None:
+            lp = budget.apply(lp, used, char_limits)
         best_lp, prev = lp.max(dim=-1)
+        if budget is not None:
+            used = used + budget.piece_chars[prev]
         weights = state.last_attention.float().tolist() if keep_attention else None
         for b, (tok, score) in enumerate(zip(prev.tolist(), best_lp.tolist())):
             if done[b]:
@@ -157,11 +189,13 @@ def beam_search(
     n_best: int = 1,
     constraints: Constraints = Constraints(),
     keep_attention: bool = False,
+    budget: CharBudget | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search; returns the `n_best` hypotheses of each sentence, best first.
 
     Sentences leave the batch as soon as they are done, so the batch shrinks as it goes.
-    With `keep_attention`, each hypothesis carries its attention rows (one per token).
+    With `keep_attention`, each hypothesis carries its attention rows (one per token);
+    with `budget`, hypotheses grow only within their sentence's character limit.
     """
     batch, k, device = src.size(0), beam_size, src.device
     state = model.encode(src, src_lens)
@@ -181,6 +215,9 @@ def beam_search(
         lp, state = model.step(prev, state)  # (rows*K, V)
         if constraints != Constraints():
             lp = constraints.apply(lp, t, history.tolist())
+        if budget is not None:
+            used = budget.piece_chars[history].sum(dim=1)  # (rows*K,)
+            lp = budget.apply(lp, used, torch.tensor([budget.limits[b] for b in active], device=device).repeat_interleave(k))
         vocab = lp.size(-1)
         cand = (scores.unsqueeze(-1) + lp.view(rows, k, vocab)).view(rows, -1)
         cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)

@@ -20,7 +20,13 @@ from stages import artifacts
 from stages.corpus.token_ids import load_id_columns, output_pieces
 from stages.corpus.vocab import PAD_ID, UNK_ID
 from stages.decode.config import DecodeConfig, precision_problem
-from stages.decode.search import Constraints, Hypothesis, beam_search, greedy_search
+from stages.decode.search import (
+    CharBudget,
+    Constraints,
+    Hypothesis,
+    beam_search,
+    greedy_search,
+)
 from stages.decode.shortlist import Shortlist, learn_shortlist
 from stages.decode.unknowns import (
     describe,
@@ -128,9 +134,11 @@ def translate_ids(model: Seq2Seq, seqs: list[list[int]], cfg: DecodeConfig, devi
 
 def translate_ids_nbest(
     model: Seq2Seq, seqs: list[list[int]], cfg: DecodeConfig, device: str, n_best: int,
-    keep_attention: bool = False,
+    keep_attention: bool = False, budget: Optional[CharBudget] = None,
 ) -> list[list[Hypothesis]]:
-    """The `n_best` best hypotheses of each (non-empty) id sequence, in input order."""
+    """The `n_best` best hypotheses of each (non-empty) id sequence, in input order;
+    with `budget` (`piece_chars` over the whole target vocabulary, a limit per
+    sequence), each within its sequence's character limit."""
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]), reverse=True)
     results: list[list[Hypothesis]] = [[] for _ in seqs]
     rules = Constraints(min_len=cfg.min_len, no_repeat_ngram=cfg.no_repeat_ngram)
@@ -138,7 +146,7 @@ def translate_ids_nbest(
     with _autocast(cfg.precision, device):
         for start in range(0, len(order), cfg.batch_size):
             _search_chunk(model, seqs, order[start : start + cfg.batch_size], cfg, device, n_best,
-                          keep_attention, rules, alpha, results)
+                          keep_attention, rules, alpha, results, budget)
     return results
 
 
@@ -154,6 +162,7 @@ def _autocast(precision: str, device: str) -> ContextManager[Any]:
 def _search_chunk(
     model: Seq2Seq, seqs: list[list[int]], chunk: list[int], cfg: DecodeConfig, device: str, n_best: int,
     keep_attention: bool, rules: Constraints, alpha: float, results: list[list[Hypothesis]],
+    budget: Optional[CharBudget] = None,
 ) -> None:
     """Search one batch of sentences (indices into `seqs`) and store their n-best lists."""
     sources = [seqs[i] for i in chunk]
@@ -162,7 +171,11 @@ def _search_chunk(
     if lexical is not None:  # this batch's shortlist, within the model's output pieces
         model.restrict_output(lexical.pieces(sources, base).to(src.device))  # type: ignore[operator]
     try:
-        _search_restricted(model, src, lens, chunk, cfg, n_best, keep_attention, rules, alpha, results)
+        if budget is not None:  # the chunk's limits, over the pieces the search runs on
+            pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
+            chars = budget.piece_chars if pieces is None else budget.piece_chars.index_select(0, pieces.cpu())
+            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk])
+        _search_restricted(model, src, lens, chunk, cfg, n_best, keep_attention, rules, alpha, results, budget)
     finally:
         if lexical is not None:
             model.restrict_output(base)  # type: ignore[operator]
@@ -171,15 +184,16 @@ def _search_chunk(
 def _search_restricted(
     model: Seq2Seq, src: torch.Tensor, lens: torch.Tensor, chunk: list[int], cfg: DecodeConfig, n_best: int,
     keep_attention: bool, rules: Constraints, alpha: float, results: list[list[Hypothesis]],
+    budget: Optional[CharBudget] = None,
 ) -> None:
     """Search one padded batch and store its n-best lists as vocabulary ids."""
     if cfg.beam_size <= 1:
-        greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules, keep_attention)
+        greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules, keep_attention, budget)
         nbest = [[h] for h in greedy]
     else:
         nbest = beam_search(
             model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, cfg.max_len_extra,
-            n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention,
+            n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention, budget=budget,
         )
     pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
     if pieces is not None:  # the search ran over the output pieces' indices
@@ -217,11 +231,14 @@ def translate_lines_nbest(
     n_best: int = 1,
     alignments: bool = False,
     first_line: int = 1,
+    max_chars: Optional[list[int]] = None,
 ) -> list[list[dict[str, Any]]]:
     """Per line, its best hypotheses as {text, score, log_prob}; [] for an empty line.
 
     With `alignments`, each hypothesis also holds `source_pieces`, `target_pieces` and
-    `attention` (one row per target piece, one column per source piece).
+    `attention` (one row per target piece, one column per source piece). With
+    `max_chars` (one limit per line), each line's hypotheses grow only while their text
+    stays within its limit in characters (`CharBudget`, `piece_chars`).
     """
     texts = [" ".join(line.split()) for line in lines]
     encoded = sp_src.encode(texts)
@@ -240,8 +257,11 @@ def translate_lines_nbest(
     attend = [i for i in todo if alignments or spans[i] is not None]  # restoring unknowns needs attention
     plain = [i for i in todo if not (alignments or spans[i] is not None)]
     found: dict[int, list[Hypothesis]] = {}
+    chars = None if max_chars is None else piece_chars(sp_tgt)
     for rows, keep in ((attend, True), (plain, False)):
-        found.update(zip(rows, translate_ids_nbest(model, [encoded[i] for i in rows], cfg, device, n_best, keep)))
+        budget = None if chars is None else CharBudget(chars, [max_chars[i] for i in rows])  # type: ignore[index]
+        found.update(zip(rows, translate_ids_nbest(model, [encoded[i] for i in rows], cfg, device, n_best, keep,
+                                                   budget)))
     for i in todo:
         hyps = found[i]
         outputs[i] = [
@@ -255,6 +275,15 @@ def translate_lines_nbest(
                 out["target_pieces"] = [sp_tgt.id_to_piece(t) for t in h.tokens]
                 out["attention"] = [[round(w, 4) for w in row] for row in h.attention]
     return outputs
+
+
+def piece_chars(sp_tgt: spm.SentencePieceProcessor) -> torch.Tensor:
+    """(V,) the characters each target piece adds to a translation's text: its length,
+    the word-start marker counting one (the space before the word); 0 for the special
+    tokens, 3 for the unknown piece (written " ⁇ "; `decoding.replace_unk` may put a
+    longer source word in its place)."""
+    return torch.tensor([3 if sp_tgt.is_unknown(i) else 0 if sp_tgt.is_control(i) else len(sp_tgt.id_to_piece(i))
+                         for i in range(sp_tgt.get_piece_size())], dtype=torch.long)
 
 
 def _unknown_spans(

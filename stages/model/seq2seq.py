@@ -209,6 +209,17 @@ class Seq2Seq(nn.Module):
             target = torch.cat([target, target.new_full((extra,), PAD_ID)])
         return smoothed_cross_entropy(self.generator(rows), target, smoothing, PAD_ID)
 
+    def sequence_log_probs(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
+                           tgt_out: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced log-probability of each given target (B,), in nats: the sum over
+        its real (non-pad) tokens of log p(token | source, previous tokens), scored over
+        the whole vocabulary. src (B, S), src_lens (B,), tgt_in (B, T) BOS + target,
+        tgt_out (B, T) target + EOS, as `stages.corpus.batching.collate` builds them. Put
+        the model in eval mode first (dropout)."""
+        log_probs = torch.log_softmax(self.forward(src, src_lens, tgt_in).float(), dim=-1)
+        picked = log_probs.gather(-1, tgt_out.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        return picked.masked_fill(tgt_out == PAD_ID, 0.0).sum(dim=1)
+
     def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state
         (with `restrict_output`: V' pieces, and prev_tokens index them)."""

@@ -29,6 +29,8 @@ from stages.subtitles.text import (
 
 Translator = Callable[[list[str]], list[str]]
 NBest = Callable[[list[str], int], list[list[tuple[str, float]]]]  # inputs, n -> (text, score) lists
+Shorten = Callable[[list[str], list[int]], list[str]]  # inputs, character limits -> translations within them
+SHORTEN_ROUNDS = (0.9, 0.8, 0.7, 0.6, 0.5)  # limits tried, as shares of min(box, best's length)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +46,7 @@ class SubtitleConfig:
     translate_non_dialogue: bool = False  # translate credits, links, symbol-only cues and title cards too
     fit_nbest: int = 5  # fit-to-cue: hypotheses per unit to choose from (1: the best only)
     fit_margin: float = 1.0  # ... at most this far below the best's score
+    fit_shorten: bool = True  # when no hypothesis fits: search again for a shorter translation that does
 
     def problems(self) -> list[str]:
         return (at_least_one("subtitles", self, ("max_lines", "max_group", "fit_nbest"))
@@ -75,7 +78,8 @@ class Report:
     inner_tags_dropped: int = 0
     non_dialogue: list[dict[str, Any]] = field(default_factory=list)  # {cue, reason, text}, passed through
     fitted: list[int] = field(default_factory=list)  # cues that took a hypothesis other than the best, to fit
-    no_fit: list[int] = field(default_factory=list)  # cues no hypothesis within the margin fits
+    shortened: list[int] = field(default_factory=list)  # cues that took a length-limited search's translation, to fit
+    no_fit: list[int] = field(default_factory=list)  # cues whose text still breaks the box (lines or characters)
 
     def as_dict(self, doc: SubtitleDocument, cfg: SubtitleConfig, fmt_out: Format) -> dict[str, Any]:
         counts = {k: len(v) if isinstance(v, list) else v for k, v in vars(self).items()}
@@ -140,15 +144,18 @@ def model_inputs(units: list[Unit], cues: list[CueText], cfg: SubtitleConfig) ->
 
 def translate_document(
     doc: SubtitleDocument, translate: Translator, cfg: SubtitleConfig, fmt_out: Optional[Format] = None,
-    nbest: Optional[NBest] = None,
+    nbest: Optional[NBest] = None, shorten: Optional[Shorten] = None,
 ) -> tuple[list[list[str]], dict[str, Any]]:
     """New text lines for every cue, and the compliance report.
 
     With `nbest` (model inputs and n -> per input its (text, score) hypotheses, best
     first) and `cfg.fit_nbest` above 1, each unit takes the best-scoring hypothesis
     within `cfg.fit_margin` of the best whose text fits its cues' box: at most max_lines
-    lines of max_chars, and where possible at most max_cps; when none fits, the best is
-    kept and its cues are listed in the report's `no_fit`."""
+    lines of max_chars, and where possible at most max_cps. With `shorten` (model inputs
+    and a limit in characters for each -> translations within them) and
+    `cfg.fit_shorten`, a unit that still breaks its box, where its source cues do not,
+    is searched again under shrinking character limits until it fits (the report's
+    `shortened`). Cues whose text still breaks the box are listed in `no_fit`."""
     report = Report(cues_in=len(doc.cues), overlapping_cues=overlapping_cues(doc))
     cues = [parse_cue(c.lines, doc.format) if c.translatable and not _non_dialogue(c, doc, cfg, report) else CueText([])
             for c in doc.cues]
@@ -177,6 +184,11 @@ def translate_document(
     for unit, hyps in zip(units, candidates):
         if unit.members[0] not in retried:
             _fit(unit, hyps, cues, pieces, doc, cfg, report)
+    final = [u for u in units if u.members[0] not in retried] + retry
+    if shorten is not None and cfg.fit_shorten:
+        _shorten(final, shorten, cues, pieces, doc, cfg, report)
+    report.no_fit = [doc.cues[c].number for c in sorted({c for u in final for c, _ in u.members})
+                     if not _fits(doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, False)]
     texts = [_assemble(i, cue, cues[i], pieces, doc, cfg, report) for i, cue in enumerate(doc.cues)]
     report.cues_out = len(texts)
     return texts, report.as_dict(doc, cfg, fmt_out or doc.format)
@@ -221,10 +233,48 @@ def _fit(unit: Unit, hyps: list[tuple[str, float]], cues: list[CueText], pieces:
             break
     if choice is None:
         pieces.update(best)
-        report.no_fit += [doc.cues[c].number for c in touched if not _fits(
-            doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, False)]
     elif choice > 0:
         report.fitted += [doc.cues[c].number for c in touched]
+
+
+def _shorten(units: list[Unit], shorten: Shorten, cues: list[CueText], pieces: dict[tuple[int, int], str],
+             doc: SubtitleDocument, cfg: SubtitleConfig, report: Report) -> None:
+    """Search the units that break their box again, each under a limit in characters
+    that shrinks round by round (`SHORTEN_ROUNDS`) until its text fits; a unit whose
+    source cues break the box themselves is left as it is."""
+    def box_ok(unit: Unit) -> bool:
+        return all(_fits(doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, False)
+                   for c in sorted({c for c, _ in unit.members}))
+
+    todo = [u for u in units if not box_ok(u) and all(_source_fits(doc.cues[c], doc, cfg) for c, _ in u.members)]
+    if not todo:
+        return
+    inputs = dict(zip(map(id, todo), model_inputs(todo, cues, cfg)))
+    start = {id(u): min(len(u.members) * cfg.max_lines * cfg.max_chars,
+                        len(" ".join(pieces.get(m, "") for m in u.members))) for u in todo}
+    for share in SHORTEN_ROUNDS:
+        if not todo:
+            break
+        limits = [max(1, int(start[id(u)] * share)) for u in todo]
+        for unit, text in zip(todo, shorten([inputs[id(u)] for u in todo], limits)):
+            shares = [len(cues[c].segments[s].text) for c, s in unit.members]
+            parts = split_by_share(text, shares) if len(unit.members) > 1 else [text]
+            if parts is None or not text.strip():
+                continue
+            before = {m: pieces.get(m, "") for m in unit.members}
+            pieces.update(zip(unit.members, parts))
+            if not box_ok(unit):
+                pieces.update(before)
+        fitting = {id(u) for u in todo if box_ok(u)}
+        report.shortened += [doc.cues[c].number for u in todo if id(u) in fitting for c in sorted({c for c, _ in u.members})]
+        todo = [u for u in todo if id(u) not in fitting]
+    report.shortened.sort()
+
+
+def _source_fits(cue: Cue, doc: SubtitleDocument, cfg: SubtitleConfig) -> bool:
+    """The source cue keeps to the box itself (at most max_lines lines of max_chars)."""
+    lines = [line for line in strip_markup(cue.lines, doc.format) if line]
+    return len(lines) <= cfg.max_lines and all(len(line) <= cfg.max_chars for line in lines)
 
 
 def _fits(cue: Cue, lines: list[str], cfg: SubtitleConfig, reading_speed_too: bool) -> bool:

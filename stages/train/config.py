@@ -43,6 +43,7 @@ class TrainConfig:
     tensorboard: bool = True  # TensorBoard event files in train/tensorboard/
     init_from: str = ""  # a run or checkpoint folder whose weights training starts from (fine-tuning)
     log_every: int = 50  # steps between training scalars in those files
+    context_dropout: float = 0.0  # chance that a pair's context (data.context) is left out for an epoch
 
     def problems(self) -> list[str]:
         """Problems with ranges and combinations of training keys, each naming the keys."""
@@ -67,6 +68,9 @@ def _problems(cfg: TrainConfig) -> list[str]:
     problems += at_least_one("training", cfg, ("plateau_patience", "keep_best", "batch_sentences", "log_every"))
     problems += not_negative("training", cfg, ("min_lr", "max_steps", "max_minutes", "warmup_steps", "clip_norm",
                                                "clip_value", "valid_every", "patience", "threads"))
+    if not 0 <= cfg.context_dropout <= 1:
+        problems.append(f"training.context_dropout={cfg.context_dropout}: must be in [0, 1], e.g. 0.5 "
+                        f"(the chance that a pair's previous lines are left out in an epoch)")
     if not 0 <= cfg.label_smoothing < 1:
         problems.append(f"training.label_smoothing={cfg.label_smoothing}: must be in [0, 1), e.g. 0.1")
     if cfg.accumulate < 1:

@@ -1,0 +1,97 @@
+"""The contrastive pronoun test (stages/decode/contrastive.py): building the examples,
+scoring a reference against its contrast, and a tiny context model trained with context
+dropout taking the test with and without its context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import tiny_config_text, write_tiny_corpus
+from pipeline.cli import main
+from stages import artifacts
+from stages.corpus.batching import collate
+from stages.decode.contrastive import Contrast, contrastive_accuracy, find_contrasts, verb_like
+from stages.errors import ConfigError
+from stages.model.checkpoint import load_checkpoint
+from stages.model.config import ModelConfig
+from stages.model.seq2seq import Seq2Seq
+
+TRAIN_TARGETS = ["y se levantó temprano", "no la tomes", "se tomó el pan", "la casa de su padre", "una casa grande"]
+SOURCES = ["And she took the cup in her hand.", "And she drank it.", "He sat there.", "And he took it."]
+REFERENCES = ["Y tomó la copa en su mano.", "Y la bebió.", "Él se sentó allí.", "Y lo tomó."]
+
+
+def test_verbs_are_words_found_more_often_after_a_clitic_than_after_a_determiner() -> None:
+    verbs = verb_like(TRAIN_TARGETS)
+    assert {"levantó", "tomó"} <= verbs and "casa" not in verbs and "tomes" not in verbs  # "la" is no marker
+
+
+def test_a_contrast_swaps_one_pronoun_decided_by_the_previous_sentence() -> None:
+    verbs = {"bebió", "tomó"}
+    found = find_contrasts(SOURCES, REFERENCES, verbs)
+    assert [(c.line, c.pronoun, c.contrast, c.previous_only) for c in found] == [(1, "la", "Y lo bebió.", True)]
+    assert found[0].previous == SOURCES[0]
+    # Line 3's "lo" has no masculine noun in line 2's reference ("allí" is no noun): not an example.
+    assert find_contrasts(SOURCES, ["Y tomó el pan.", *REFERENCES[1:]], verbs) == []  # "la" not decided by line 0
+
+
+def test_an_article_is_not_a_pronoun_and_a_gendered_source_is_no_example() -> None:
+    verbs = {"bebió"}
+    assert find_contrasts(["The cup.", "She saw the house."], ["La copa.", "Vio la casa."], verbs) == []
+    assert find_contrasts(["The cup.", "She drank her."], ["La copa.", "La bebió."], verbs) == []
+    with pytest.raises(ConfigError, match="en->de"):
+        find_contrasts(SOURCES, REFERENCES, verbs, tgt_lang="de")
+
+
+def test_sequence_log_probs_are_the_teacher_forced_loss_with_its_sign_changed() -> None:
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0), 30, 30).eval()
+    src = [torch.randint(5, 30, (n,)).numpy() for n in (3, 7, 5)]
+    tgt = [torch.randint(5, 30, (n,)).numpy() for n in (4, 2, 6)]
+    batch = collate(src, tgt)
+    with torch.no_grad():
+        each = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)
+        total = model(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out, 0.0)
+        alone = [model.sequence_log_probs(*[t[i : i + 1, : (len(src[i]) if k == 0 else len(tgt[i]) + 1)]
+                                           if t.dim() == 2 else t[i : i + 1]
+                                           for k, t in enumerate((batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out))])
+                 for i in range(3)]
+    assert float(each.sum()) == pytest.approx(-float(total), rel=1e-5)
+    assert [float(a) for a in alone] == pytest.approx(each.tolist(), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run with data.context 1, trained with context dropout 0.5."""
+    tmp = tmp_path_factory.mktemp("context")
+    path = tmp / "tiny.yaml"
+    path.write_text(tiny_config_text(write_tiny_corpus(tmp / "corpus"), tmp / "runs"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", str(path), "--set", "data.context=1",
+                                       "--set", "training.context_dropout=0.5"])
+    assert result.exit_code == 0, result.output
+    return tmp / "runs" / "tiny"
+
+
+def test_a_context_model_takes_the_test_with_and_without_its_context(context_run: Path) -> None:
+    model, sp_src, sp_tgt, _ = load_checkpoint(context_run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
+    examples = [Contrast(1, "la", SOURCES[1], SOURCES[0], REFERENCES[1], "Y lo bebió.", True),
+                Contrast(3, "lo", SOURCES[3], SOURCES[2], REFERENCES[3], "Y la tomó.", False)]
+    with_context = contrastive_accuracy(model, sp_src, sp_tgt, examples, 1, True)
+    without = contrastive_accuracy(model, sp_src, sp_tgt, examples, 0, True)
+    plain = contrastive_accuracy(model, sp_src, sp_tgt, examples, 0, False)
+    for result in (with_context, without, plain):
+        assert result["examples"] == 2 and 0 <= result["correct"] <= 2
+        assert result["previous_only"]["examples"] == 1
+    # The context reaches the model: the reference scores differently with it.
+    from stages.corpus.vocab import join_context
+
+    sources = [join_context([SOURCES[0]], SOURCES[1]), join_context([], SOURCES[1])]
+    batch = collate([torch.tensor(sp_src.encode(s)).numpy() for s in sources],
+                    [torch.tensor(sp_tgt.encode(REFERENCES[1])).numpy()] * 2)
+    with torch.no_grad():
+        scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)
+    assert float(scores[0]) != float(scores[1])
