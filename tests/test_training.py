@@ -323,3 +323,43 @@ def test_retokenizing_into_the_same_folder_encodes_with_the_new_model(tmp_path: 
         sp = spm.SentencePieceProcessor(model_file=str(tok / "spm.src.model"))
         src_ids, _ = load_id_columns(tok / "ids" / "train")
         assert src_ids[7].tolist() == sp.encode("verse 7 of the book of the law")
+
+
+def test_validation_searches_with_the_weights_a_fused_optimizer_just_changed(tokenized_run: Path) -> None:
+    """Fused Adam updates the weights without moving their version counters, which the
+    search step's cached tables watch; the validator drops them, so every validation
+    scores the current weights (a stale cache once kept each dev BLEU at the first
+    validation's tables)."""
+    import copy
+
+    from stages import artifacts
+    from stages.model.fast import search_step
+    from stages.train.validation import Validator
+
+    run = tokenized_run.parent / "runs" / "tiny"
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(embedding_size=32, encoder_hidden=32, decoder_hidden=64, dropout=0.0), 200, 200)
+    validate = Validator(run / artifacts.TOKENIZE_DIR, run / artifacts.PREPARE_DIR, TrainConfig(device="cpu"), "cpu")
+    validate(model, None)  # builds the tables
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05, fused=True)
+    versions = [p._version for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    optimizer.step()
+    assert [p._version for p in model.parameters()] == versions  # what the cache cannot see
+    fresh = copy.deepcopy(model)
+    search_step.forget_tables(fresh)
+    src, lens = _padded([validate.src[i] for i in range(8)])
+    validate(model, None)
+    model.eval(), fresh.eval()  # validation leaves the model training
+    with torch.inference_mode():
+        prev = torch.full((8,), 2, dtype=torch.long)
+        after, _ = model.step(prev, model.encode(src, lens))  # with the tables the validation left
+        expected, _ = fresh.step(prev, fresh.encode(src, lens))
+    assert torch.allclose(after, expected, atol=1e-5)
+
+
+def _padded(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    from stages.decode.translation import pad_batch
+
+    return pad_batch(seqs, "cpu")

@@ -21,6 +21,7 @@ from stages.decode.translation import translate_ids
 from stages.devices import device_type
 from stages.files import read_lines_strict, write_text_atomic
 from stages.model.checkpoint import save_checkpoint
+from stages.model.fast import search_step
 from stages.model.seq2seq import Seq2Seq
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Validator:
     @torch.inference_mode()
     def __call__(self, model: Seq2Seq, amp: torch.dtype | None) -> dict[str, float]:
         model.eval()
+        search_step.forget_tables(model)  # the weights moved since the last validation, unseen by the cache
         total, tokens = 0.0, 0
         dev_type = device_type(self.device)
         with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):

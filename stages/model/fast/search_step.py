@@ -91,10 +91,20 @@ def _weights_version(model: DecoderParts) -> tuple[tuple[int, int], ...]:
     return weights + ((int(model.int8_search), 0),)
 
 
+def forget_tables(model: DecoderParts) -> None:
+    """Drop the model's cached tables, so the next step builds them from the weights as
+    they are. Needed after weights change without their version counter moving: the
+    fused optimizers (`torch.optim.Adam(fused=True)`, which training uses) update
+    parameters in place without bumping it, so `_weights_version` cannot see training."""
+    if hasattr(model, "_step_tables"):
+        delattr(model, "_step_tables")
+
+
 def step_tables(model: DecoderParts) -> StepTables:
     """The model's tables (fp32, whatever autocast is in force): the weight tables
-    rebuilt when any of its weights changed since the last call, the output rows when
-    `model.output_pieces` is another tensor."""
+    rebuilt when any of its weights changed since the last call (as their version
+    counters tell; after a fused optimizer's step, call `forget_tables`), the output
+    rows when `model.output_pieces` is another tensor."""
     version = _weights_version(model)
     cached = getattr(model, "_step_tables", None)
     with torch.autocast(model.combine.weight.device.type, enabled=False):
