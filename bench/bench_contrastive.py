@@ -1,13 +1,15 @@
-"""The contrastive pronoun test (stages/decode/contrastive.py) on trained runs: how often
-each model scores the reference above its gender-swapped contrast, with the previous
-verse as context and without, beside each run's test BLEU.
+"""Context on trained runs: test BLEU and the contrastive pronoun test
+(stages/decode/contrastive.py: how often the model scores the reference above its
+gender-swapped contrast), with the previous verse as context and without.
 
     python bench/bench_contrastive.py RUN [RUN ...] [--out FILE]
 
 The examples come from the embedded corpus's held-out books (dev and test, in verse
 order); the verb list that tells a clitic from an article comes from its training
 targets. A context model (data.context > 0) is scored with the previous verse and with
-the separator alone; a model without context with the sentence alone.
+the separator alone; a model without context with the sentence alone. Test BLEU/chrF:
+the test books translated with the run's decoding settings through `Translator`
+(`context` 1 and 0), scored against their references.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,10 +25,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import emit, machine  # noqa: E402
-from pipeline.api import saved_section  # noqa: E402
+from pipeline.api import Translator, saved_section  # noqa: E402
 from pipeline.manifest import Manifest  # noqa: E402
 from stages import artifacts  # noqa: E402
 from stages.decode.contrastive import contrastive_accuracy, find_contrasts, verb_like  # noqa: E402
+from stages.decode.scoring import score_lines  # noqa: E402
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bible"
@@ -40,23 +44,32 @@ def measure(run: Path, examples: list[Any]) -> dict[str, Any]:
     model, sp_src, sp_tgt, _ = load_checkpoint(run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
     context = int(saved_section(run, "data").get("context", 0))
     train = saved_section(run, "training")
-    score = Manifest.load(run).stage("score").get("summary", {})
+    manifest = Manifest.load(run)
+    score = manifest.stage("score").get("summary", {})
+    trained = manifest.stage("train").get("summary", {})
     out: dict[str, Any] = {"run": run.name, "data.context": context,
                            "training.context_dropout": train.get("context_dropout", 0.0),
                            "training.batch_tokens": train.get("batch_tokens"),
-                           "test_bleu": score.get("bleu"), "test_chrf": score.get("chrf")}
-    if context:
-        out["with_context"] = contrastive_accuracy(model, sp_src, sp_tgt, examples, 1, True)
-        out["without_context"] = contrastive_accuracy(model, sp_src, sp_tgt, examples, 0, True)
-    else:
-        out["without_context"] = contrastive_accuracy(model, sp_src, sp_tgt, examples, 0, False)
+                           "train": {k: trained.get(k) for k in ("steps", "seconds", "target_tokens_per_s")},
+                           "best_step": trained.get("best", {}).get("step"),
+                           "run_score": {"bleu": score.get("bleu"), "chrf": score.get("chrf")}}
+    history = run / artifacts.TRAIN_DIR / artifacts.HISTORY
+    if history.exists():
+        out["dev"] = [{k: h[k] for k in ("step", "dev_loss", "dev_bleu") if k in h}
+                      for h in map(json.loads, history.read_text(encoding="utf-8").splitlines())]
+    test = rows("test")
+    for key, size in (("with_context", 1), ("without_context", 0)) if context else (("without_context", None),):
+        translator = Translator.load(run, context=size)
+        scores = score_lines(translator.translate([r[1] for r in test]), [r[2] for r in test])
+        out[key] = {"test_bleu": scores["bleu"], "test_chrf": scores["chrf"],
+                    "contrastive": contrastive_accuracy(model, sp_src, sp_tgt, examples, size or 0, bool(context))}
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/contrastive_cpu.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/context_cpu.json"))
     args = parser.parse_args()
     verbs = verb_like(r[2] for r in rows("train"))
     examples = []

@@ -78,3 +78,24 @@ def test_the_token_budget_counts_the_shortened_sources() -> None:
 def test_context_dropout_outside_0_1_is_a_config_problem(value: float) -> None:
     problems = TrainConfig(context_dropout=value, device="cpu").problems()
     assert any(p.startswith(f"training.context_dropout={value}") for p in problems)
+
+
+def test_coword_dropout_masks_only_the_sentence_and_repeats_per_batch() -> None:
+    from stages.corpus.vocab import UNK_ID
+
+    data = _pairs(400)
+    plain = data.batches(256, np.random.default_rng(3), context_dropout=0.0)
+    masked = data.batches(256, np.random.default_rng(3), coword_dropout=0.3)
+    assert [g.tolist() for g in plain.groups] == [g.tolist() for g in masked.groups]  # same batches
+    hidden = total = 0
+    for index, (a, b) in enumerate(zip(plain, masked)):
+        assert (b.src == masked[index].src).all()  # collated again, or out of order: the same
+        for s, m, n in zip(a.src, b.src, a.src_lens):
+            s, m = s[: int(n)].tolist(), m[: int(n)].tolist()
+            sep = s.index(SEP_ID)
+            assert m[: sep + 1] == s[: sep + 1]  # the context and the separator stay
+            changed = [x != y for x, y in zip(s[sep + 1 :], m[sep + 1 :])]
+            assert all(y == UNK_ID for x, y, c in zip(s[sep + 1 :], m[sep + 1 :], changed) if c)
+            hidden, total = hidden + sum(changed), total + len(changed)
+    assert 0.2 < hidden / total < 0.4
+    assert TrainConfig(coword_dropout=1.0, device="cpu").problems()[0].startswith("training.coword_dropout=1.0")

@@ -9,12 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import tiny_config_text, write_tiny_corpus
+
 from pipeline.cli import main
 from stages import artifacts
 from stages.corpus.batching import collate
-from stages.decode.contrastive import Contrast, contrastive_accuracy, find_contrasts, verb_like
+from stages.decode.contrastive import (
+    Contrast,
+    contrastive_accuracy,
+    find_contrasts,
+    verb_like,
+)
 from stages.errors import ConfigError
 from stages.model.checkpoint import load_checkpoint
 from stages.model.config import ModelConfig

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from stages.corpus.token_ids import IdColumn, load_id_columns
-from stages.corpus.vocab import BOS_ID, EOS_ID, PAD_ID, SEP_ID
+from stages.corpus.vocab import BOS_ID, EOS_ID, PAD_ID, SEP_ID, UNK_ID
 
 
 def token_batches(
@@ -92,12 +92,15 @@ class EpochBatches(Sequence[Batch]):
     """One epoch's batches, each collated from the id columns only when it is used, so
     an epoch over a large corpus never sits in memory (and under DDP each rank collates
     its own share only). `starts[row]`, when given, is where row's source begins: past
-    its context for the pairs whose context is dropped this epoch."""
+    its context for the pairs whose context is dropped this epoch. With `coword` =
+    (p, seed), each piece of the sentence after the context separator becomes UNK_ID with
+    probability p, drawn from a generator seeded by (seed, batch index), so a batch is
+    the same whenever it is collated (resume)."""
 
     def __init__(self, src: IdColumn, tgt: IdColumn, groups: list[np.ndarray], multiple: int = 1,
-                 starts: np.ndarray | None = None):
+                 starts: np.ndarray | None = None, coword: tuple[float, int] | None = None):
         self.src, self.tgt, self.groups, self.multiple = src, tgt, groups, multiple
-        self.starts = starts
+        self.starts, self.coword = starts, coword
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -110,17 +113,39 @@ class EpochBatches(Sequence[Batch]):
 
     def __getitem__(self, index: int | slice) -> Batch | list[Batch]:
         if isinstance(index, slice):
-            return [self._collate(g) for g in self.groups[index]]
-        return self._collate(self.groups[index])
+            return [self._collate(i) for i in range(len(self.groups))[index]]
+        return self._collate(index)
 
     def __iter__(self) -> Iterator[Batch]:
-        return (self._collate(g) for g in self.groups)
+        return (self._collate(i) for i in range(len(self.groups)))
 
-    def _collate(self, rows: np.ndarray) -> Batch:
+    def _collate(self, index: int) -> Batch:
+        rows = self.groups[index]
         src = [self.src[int(i)] for i in rows]
         if self.starts is not None:
             src = [s[int(self.starts[i]) :] for s, i in zip(src, rows)]
+        if self.coword is not None:
+            src = coword_masked(src, self.coword[0], np.random.default_rng([self.coword[1], index % len(self.groups)]))
         return collate(src, [self.tgt[int(i)] for i in rows], self.multiple)
+
+
+def coword_masked(sources: list[np.ndarray], p: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each source with every piece of its sentence (after the context separator, which
+    a context model's sources hold) replaced by UNK_ID with probability p: CoWord dropout
+    (Fernandes et al. 2021, "Measuring and Increasing Context Usage in Context-Aware
+    Machine Translation"), which makes the model draw on the context it would otherwise
+    learn to ignore. Sources without a separator are left as they are."""
+    out = []
+    for s in sources:
+        at = np.flatnonzero(s == SEP_ID)
+        if not len(at):
+            out.append(s)
+            continue
+        masked = s.copy()
+        sentence = masked[at[0] + 1 :]
+        sentence[rng.random(len(sentence)) < p] = UNK_ID
+        out.append(masked)
+    return out
 
 
 class TrainData:
@@ -144,7 +169,7 @@ class TrainData:
         return cls(*load_id_columns(folder), max_len=max_len)
 
     def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0,
-                multiple: int = 1, context_dropout: float = 0.0) -> EpochBatches:
+                multiple: int = 1, context_dropout: float = 0.0, coword_dropout: float = 0.0) -> EpochBatches:
         """One epoch of batches: `batch_sentences` pairs each when above 0, else at most
         `batch_tokens` padded tokens each; lengths padded to a multiple of `multiple`.
 
@@ -153,8 +178,10 @@ class TrainData:
         the source reads as a context model's input without context does
         (`with_context` with size 0). One model then serves with and without context,
         the context dropout of Jean, Bapna and Firat (2019), "Fill in the blanks"
-        (arXiv:1910.00294), at the sentence level. The draws come from `rng`, so an
-        epoch's batches stay a function of the epoch's generator state (resume)."""
+        (arXiv:1910.00294), at the sentence level. With `coword_dropout` p > 0, the
+        sentence's own pieces are masked with probability p (`coword_masked`). The draws
+        come from `rng`, so an epoch's batches stay a function of the epoch's generator
+        state (resume)."""
         src_lens, tgt_lens = self.src.lengths[self.rows], self.tgt.lengths[self.rows]
         starts = None
         if context_dropout > 0:
@@ -166,7 +193,8 @@ class TrainData:
             groups = sentence_batches(src_lens, tgt_lens, batch_sentences, rng)
         else:  # lengths as they will be padded (the target's +1 is added by token_batches)
             groups = token_batches(padded(src_lens, multiple), padded(tgt_lens + 1, multiple) - 1, batch_tokens, rng)
-        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple, starts)
+        coword = (coword_dropout, int(rng.integers(2**62))) if coword_dropout > 0 else None
+        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple, starts, coword)
 
     @property
     def context_lengths(self) -> np.ndarray:

@@ -44,6 +44,7 @@ class TrainConfig:
     init_from: str = ""  # a run or checkpoint folder whose weights training starts from (fine-tuning)
     log_every: int = 50  # steps between training scalars in those files
     context_dropout: float = 0.0  # chance that a pair's context (data.context) is left out for an epoch
+    coword_dropout: float = 0.0  # chance that a piece of a context model's sentence (not its context) is masked
 
     def problems(self) -> list[str]:
         """Problems with ranges and combinations of training keys, each naming the keys."""
@@ -71,6 +72,9 @@ def _problems(cfg: TrainConfig) -> list[str]:
     if not 0 <= cfg.context_dropout <= 1:
         problems.append(f"training.context_dropout={cfg.context_dropout}: must be in [0, 1], e.g. 0.5 "
                         f"(the chance that a pair's previous lines are left out in an epoch)")
+    if not 0 <= cfg.coword_dropout < 1:
+        problems.append(f"training.coword_dropout={cfg.coword_dropout}: must be in [0, 1), e.g. 0.1 "
+                        f"(the chance that a piece of the sentence after the context is masked)")
     if not 0 <= cfg.label_smoothing < 1:
         problems.append(f"training.label_smoothing={cfg.label_smoothing}: must be in [0, 1), e.g. 0.1")
     if cfg.accumulate < 1:
