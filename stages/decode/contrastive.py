@@ -124,10 +124,11 @@ def _model_source(example: Contrast, context: int, model_context: bool) -> str:
 def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object, examples: Sequence[Contrast],
                          context: int, model_context: bool, device: str = "cpu", batch_size: int = 64) -> dict:
     """How often `model` scores the reference above its contrast: {"examples", "correct",
-    "accuracy"}, and the same for the `previous_only` examples under "previous_only". `context` 1 gives a context model (`model_context`) the previous source
+    "accuracy", "mean_margin"} (the mean of reference minus contrast log-probability, in
+    nats), and the same for the `previous_only` examples under "previous_only". `context` 1 gives a context model (`model_context`) the previous source
     sentence, 0 the separator alone; a model without context gets the sentence alone."""
     model.eval()
-    passed: list[bool] = []
+    margins: list[float] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         src = [sp_src.encode(_model_source(e, context, model_context)) for e in chunk]  # type: ignore[attr-defined]
@@ -135,11 +136,14 @@ def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object,
         tgt = [sp_tgt.encode(e.reference) for e in chunk] + [sp_tgt.encode(e.contrast) for e in chunk]  # type: ignore[attr-defined]
         batch = collate([np.array(s) for s in src], [np.array(t) for t in tgt]).to(device)
         scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)  # type: ignore[operator]
-        passed += (scores[: len(chunk)] > scores[len(chunk) :]).tolist()
-    subset = [ok for ok, e in zip(passed, examples) if e.previous_only]
-    return {**_tally(passed), "previous_only": _tally(subset)}
+        margins += (scores[: len(chunk)] - scores[len(chunk) :]).tolist()
+    subset = [m for m, e in zip(margins, examples) if e.previous_only]
+    return {**_tally(margins), "previous_only": _tally(subset)}
 
 
-def _tally(passed: list[bool]) -> dict:
-    return {"examples": len(passed), "correct": sum(passed),
-            "accuracy": round(sum(passed) / len(passed), 4) if passed else 0.0}
+def _tally(margins: list[float]) -> dict:
+    """Counts of positive margins (reference minus contrast log-probability) and their mean."""
+    correct = sum(m > 0 for m in margins)
+    return {"examples": len(margins), "correct": correct,
+            "accuracy": round(correct / len(margins), 4) if margins else 0.0,
+            "mean_margin": round(sum(margins) / len(margins), 4) if margins else 0.0}

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sacrebleu.metrics import BLEU, CHRF
-
 from stages import artifacts
 from stages.decode.config import ScoreConfig
 from stages.errors import InputDataError
@@ -14,6 +12,11 @@ from stages.files import read_lines_strict, write_json_atomic
 
 
 def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig = ScoreConfig()) -> dict[str, Any]:
+    from sacrebleu.metrics import (  # here: sacrebleu (about 6 MB) stays out of translation
+        BLEU,
+        CHRF,
+    )
+
     bleu = BLEU(tokenize=cfg.tokenize, lowercase=cfg.lowercase)
     chrf = CHRF()
     b = bleu.corpus_score(hyps, [refs])
