@@ -99,3 +99,12 @@ def test_coword_dropout_masks_only_the_sentence_and_repeats_per_batch() -> None:
             hidden, total = hidden + sum(changed), total + len(changed)
     assert 0.2 < hidden / total < 0.4
     assert TrainConfig(coword_dropout=1.0, device="cpu").problems()[0].startswith("training.coword_dropout=1.0")
+
+
+@pytest.mark.parametrize("key", ["context_dropout", "coword_dropout"])
+def test_context_dropouts_without_context_are_config_errors(key: str) -> None:
+    from pipeline.config import RunConfig, validate
+
+    cfg = RunConfig()
+    bad = validate(type(cfg)(**{**vars(cfg), "training": TrainConfig(**{key: 0.2, "device": "cpu"})}))
+    assert any(p.startswith(f"training.{key}=0.2") and "data.context is 0" in p for p in bad)
