@@ -15,7 +15,9 @@ value and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import threading
 from dataclasses import dataclass, field
 from itertools import islice
@@ -279,6 +281,8 @@ class Translator:
         joined into one batch: each line is searched on its own). `max_chars`, one per
         input, limits each translation's length in characters (the search never lets a
         hypothesis pass it)."""
+        if max_chars is not None:
+            _check_char_limits(max_chars, len(inputs))
         with self._lock:
             found = translate_lines_nbest(self.model, self.sp_src, self.sp_tgt, inputs, self.config, self.device,
                                           where, n_best, alignments, first_line, max_chars)
@@ -326,6 +330,8 @@ class Translator:
         unknown = sorted(set(limits) - _SUBTITLE_LIMITS)
         if unknown:
             raise ConfigError(f"{unknown[0]}: not a subtitle limit; use {', '.join(sorted(_SUBTITLE_LIMITS))}")
+        for key, value in limits.items():
+            _check_limit_type(key, value)
         cfg = SubtitleConfig(context=self.context, separator=CONTEXT_SEP if self.context_model else "", **limits)
         problems = cfg.problems()
         if problems:
@@ -363,6 +369,36 @@ def _checked_lines(lines: Iterable[str]) -> Iterator[str]:
             raise InputDataError(f"line {number}: character {exc.start + 1} is a lone surrogate "
                                  f"({line[exc.start]!r}), not Unicode text") from None
         yield line
+
+
+def _check_limit_type(key: str, value: Any) -> None:
+    """A subtitle limit of the type its SubtitleConfig field has (ConfigError if not):
+    True/False for a switch, a whole number for a count, a number for a rate."""
+    kind = {f.name: f.type for f in dataclasses.fields(SubtitleConfig)}[key]
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok:
+        want = {"bool": "True or False", "int": "a whole number"}.get(kind, "a finite number")
+        raise ConfigError(f"{key}={value!r}: must be {want}")
+
+
+MAX_CHAR_LIMIT = 1_000_000  # characters: far above any translation's length
+
+
+def _check_char_limits(max_chars: Any, lines: int) -> None:
+    """`max_chars` for `translate_inputs`: one whole number in [1, MAX_CHAR_LIMIT] per
+    input line (ConfigError if not)."""
+    if not isinstance(max_chars, (list, tuple)) or len(max_chars) != lines:
+        got = f"{len(max_chars)} limits" if isinstance(max_chars, (list, tuple)) else repr(max_chars)
+        raise ConfigError(f"max_chars: {got} for {lines} lines; give a list of one limit per line")
+    for number, limit in enumerate(max_chars, start=1):
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CHAR_LIMIT:
+            raise ConfigError(f"max_chars[{number - 1}]={limit!r} (line {number}): must be a whole number of "
+                              f"characters in [1, {MAX_CHAR_LIMIT:,}]")
 
 
 _SUBTITLE_LIMITS = {"max_chars", "max_lines", "max_cps", "max_gap_ms", "max_group", "bilingual",

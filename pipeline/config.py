@@ -216,10 +216,12 @@ def validate(cfg: RunConfig) -> list[str]:
             "model.share_embeddings=true shares one embedding matrix between the languages, which needs "
             "one vocabulary: set tokenizer.joint: true or model.share_embeddings: false"
         )
-    for key in ("context_dropout", "coword_dropout"):
+    acts_on = {"context_dropout": "the previous lines a context model reads",
+               "coword_dropout": "the sentence behind a context model's separator"}
+    for key, what in acts_on.items():
         if getattr(cfg.training, key) > 0 and cfg.data.context == 0:
-            problems.append(f"training.{key}={getattr(cfg.training, key)} acts on the previous lines a context model "
-                            f"reads, but data.context is 0; set data.context: 1 or training.{key}: 0")
+            problems.append(f"training.{key}={getattr(cfg.training, key)} acts on {what}, but data.context is 0; "
+                            f"set data.context: 1 or training.{key}: 0")
     if cfg.num_proc < 0:
         problems.append(f"num_proc={cfg.num_proc}: must be 0 (one process per core for large corpora) or more")
     if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):

@@ -146,7 +146,7 @@ def subtitle_files(
     bar.close()
     totals = {key: sum(r["counts"][key] for r in written) for key in
               ("cues_in", "cues_out", "translated", "passed_through", "non_dialogue", "lines_over_limit",
-               "cues_over_max_lines", "cues_over_cps")}
+               "cues_over_max_lines", "cues_over_cps", "fitted", "shortened", "no_fit")}
     summary = {"files": len(targets), "written": [r["output"] for r in written], "failed": failed, "counts": totals}
     write_json_atomic(summary_file, summary)
     lim = written[0]["limits"] if written else {"max_lines": "?", "max_chars": "?"}

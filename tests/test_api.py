@@ -204,6 +204,22 @@ def test_bad_subtitle_input_and_limits_are_clear_errors(translator: Translator) 
         translator.translate_subtitles(FIXTURES / "episode.srt", max_chars=5)
     with pytest.raises(ConfigError, match="max_char: not a subtitle limit"):
         translator.translate_subtitles(FIXTURES / "episode.srt", max_char=30)
+    for key, value, want in (("max_chars", "42", "a whole number"), ("max_chars", 42.5, "a whole number"),
+                             ("fit_shorten", "no", "True or False"), ("fit_shorten", 0, "True or False"),
+                             ("max_cps", float("nan"), "a finite number"), ("max_lines", True, "a whole number")):
+        with pytest.raises(ConfigError, match=f"{key}={re.escape(repr(value))}: must be {want}"):
+            translator.translate_subtitles(FIXTURES / "episode.srt", **{key: value})
+
+
+@pytest.mark.parametrize("limits", [[10, 10], [10, 10, 10, 10], [10, -5, 10], [10, 0, 10], [10, 2**70, 10],
+                                    [10, None, 10], [10, "7", 10], [10, 1.5, 10], [10, True, 10], 7, None])
+def test_bad_character_limits_are_clear_errors(translator: Translator, limits: object) -> None:
+    inputs = list(translator.prepare_inputs(["Jesus wept.", "And God said.", "Amen."]))
+    if limits is None:
+        assert len(translator.translate_inputs(inputs, max_chars=limits)) == 3  # None: no limit
+        return
+    with pytest.raises(ConfigError, match=r"max_chars"):
+        translator.translate_inputs(inputs, max_chars=limits)  # type: ignore[arg-type]
 
 
 def test_the_docs_example_runs(shared_run: Path) -> None:

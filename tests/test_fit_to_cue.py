@@ -96,7 +96,7 @@ def test_when_nothing_fits_a_length_limited_search_gives_one_that_does() -> None
     assert texts[1] == [SHORT]
     assert report["cues"]["shortened"] == [2] and report["cues"]["no_fit"] == []
     assert report["counts"]["cues_over_max_lines"] == 0 and report["counts"]["lines_over_limit"] == 0
-    assert [limits[0] for limits in asked] == [75, 67]  # 0.9, then 0.8 of the 2 x 42 box (LONG is longer)
+    assert [limits[0] for limits in asked] == [84, 75, 67]  # 1.0, 0.9, then 0.8 of the 2 x 42 box (LONG is longer)
 
 
 def test_shortening_that_never_fits_keeps_the_best_and_flags_the_cue() -> None:
@@ -135,3 +135,63 @@ def test_shortening_also_serves_the_one_best_path() -> None:
     texts, report = translate_document(document(), lambda lines: ["Id en paz.", LONG], SubtitleConfig(fit_nbest=1),
                                        shorten=lambda lines, limits: [SHORT] * len(lines))
     assert texts[1] == [SHORT] and report["cues"]["shortened"] == [2]
+
+
+DIALOGUE = b"""1
+00:00:01,000 --> 00:00:04,000
+- Who are you?
+- I am the servant of the king.
+
+2
+00:00:05,000 --> 00:00:09,000
+- Yes.
+- And he went down to the river.
+"""
+SPANISH = {
+    "Who are you?": "¿Quién eres tú, que vienes aquí de noche sin ser llamado?",
+    "I am the servant of the king.": "Yo soy el siervo del rey, que me envió a buscarte con prisa.",
+    "Yes.": "Sí.",
+    "And he went down to the river.": "Y él descendió al río con todos los siervos de la casa del rey.",
+}
+SHORT_SPANISH = {"Who are you?": "¿Quién eres?", "I am the servant of the king.": "Soy el siervo del rey.",
+                 "And he went down to the river.": "Y descendió al río."}
+
+
+def test_each_speaker_of_a_dialogue_cue_is_shortened_to_its_own_line() -> None:
+    asked: list[tuple[str, int]] = []
+
+    def shorten(lines: list[str], limits: list[int]) -> list[str]:
+        asked.extend(zip(lines, limits))
+        return [SHORT_SPANISH[line] for line in lines]
+
+    doc = parse_subtitles(DIALOGUE, Path("d.srt"))
+    texts, report = translate_document(doc, lambda lines: [SPANISH[line] for line in lines], SubtitleConfig(),
+                                       shorten=shorten)
+    assert texts == [["- ¿Quién eres?", "- Soy el siervo del rey."], ["- Sí.", "- Y descendió al río."]]
+    assert report["cues"]["shortened"] == [1, 2] and report["cues"]["no_fit"] == []
+    assert "Yes." not in [line for line, _ in asked]  # the speaker that fits keeps its translation
+    assert all(limit <= 40 for _, limit in asked)  # a speaker's line less its "- "
+
+
+SHARED = b"""1
+00:00:01,000 --> 00:00:03,000
+And he said unto them all, in the
+
+2
+00:00:03,100 --> 00:00:05,000
+middle of the hall, go.
+"""
+
+
+def test_a_cue_that_fits_is_shortened_even_when_its_sentence_shares_a_cue_that_does_not() -> None:
+    long = "Y les dijo a todos ellos, en medio de la gran sala del rey, id ahora mismo y no volváis."
+
+    def shorten(lines: list[str], limits: list[int]) -> list[str]:
+        return ["Y les dijo a todos, en medio de la sala: id."]
+
+    cfg = SubtitleConfig(max_chars=30, max_lines=1)
+    texts, report = translate_document(parse_subtitles(SHARED, Path("s.srt")), lambda lines: [long], cfg,
+                                       shorten=shorten)
+    assert report["counts"]["cross_cue_sentences"] == 1
+    assert len(texts[1]) == 1 and len(texts[1][0]) <= 30  # cue 2's source fits: so does its translation
+    assert 2 in report["cues"]["shortened"] and 2 not in report["cues"]["no_fit"]

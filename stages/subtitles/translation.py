@@ -30,7 +30,7 @@ from stages.subtitles.text import (
 Translator = Callable[[list[str]], list[str]]
 NBest = Callable[[list[str], int], list[list[tuple[str, float]]]]  # inputs, n -> (text, score) lists
 Shorten = Callable[[list[str], list[int]], list[str]]  # inputs, character limits -> translations within them
-SHORTEN_ROUNDS = (0.9, 0.8, 0.7, 0.6, 0.5)  # limits tried, as shares of min(box, best's length)
+SHORTEN_ROUNDS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # limits tried, as shares of min(box, best's length)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,18 +240,19 @@ def _fit(unit: Unit, hyps: list[tuple[str, float]], cues: list[CueText], pieces:
 def _shorten(units: list[Unit], shorten: Shorten, cues: list[CueText], pieces: dict[tuple[int, int], str],
              doc: SubtitleDocument, cfg: SubtitleConfig, report: Report) -> None:
     """Search the units that break their box again, each under a limit in characters
-    that shrinks round by round (`SHORTEN_ROUNDS`) until its text fits; a unit whose
-    source cues break the box themselves is left as it is."""
-    def box_ok(unit: Unit) -> bool:
-        return all(_fits(doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, False)
-                   for c in sorted({c for c, _ in unit.members}))
+    that shrinks round by round (`SHORTEN_ROUNDS`) until its text fits. Only the cues
+    whose source keeps to the box are held to it; a dialogue cue's speakers are units of
+    their own, each held to its own line."""
+    def unit_ok(unit: Unit) -> bool:
+        return all(_member_fits(c, s, cues, pieces, doc, cfg) for c, s in unit.members if _source_fits(doc.cues[c], doc, cfg))
 
-    todo = [u for u in units if not box_ok(u) and all(_source_fits(doc.cues[c], doc, cfg) for c, _ in u.members)]
+    todo = [u for u in units if not unit_ok(u)]
     if not todo:
         return
     inputs = dict(zip(map(id, todo), model_inputs(todo, cues, cfg)))
-    start = {id(u): min(len(u.members) * cfg.max_lines * cfg.max_chars,
+    start = {id(u): min(sum(_capacity(cues[c], s, cfg) for c, s in u.members),
                         len(" ".join(pieces.get(m, "") for m in u.members))) for u in todo}
+    done: set[int] = set()
     for share in SHORTEN_ROUNDS:
         if not todo:
             break
@@ -263,12 +264,31 @@ def _shorten(units: list[Unit], shorten: Shorten, cues: list[CueText], pieces: d
                 continue
             before = {m: pieces.get(m, "") for m in unit.members}
             pieces.update(zip(unit.members, parts))
-            if not box_ok(unit):
+            if unit_ok(unit):
+                done |= {doc.cues[c].number for c, _ in unit.members}
+            else:
                 pieces.update(before)
-        fitting = {id(u) for u in todo if box_ok(u)}
-        report.shortened += [doc.cues[c].number for u in todo if id(u) in fitting for c in sorted({c for c, _ in u.members})]
-        todo = [u for u in todo if id(u) not in fitting]
-    report.shortened.sort()
+        todo = [u for u in todo if not unit_ok(u)]
+    report.shortened = sorted(done)
+
+
+def _member_fits(c: int, s: int, cues: list[CueText], pieces: dict[tuple[int, int], str], doc: SubtitleDocument,
+                 cfg: SubtitleConfig) -> bool:
+    """Segment s of cue c keeps to the box: a dialogue cue's speaker to one line of
+    max_chars, any other segment with its whole cue."""
+    if cues[c].own_lines:
+        seg = cues[c].segments[s]
+        return len(_frame(seg, " ".join(pieces.get((c, s), "").split()) or seg.text, doc.format)) <= cfg.max_chars
+    return _fits(doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, False)
+
+
+def _capacity(parsed: CueText, s: int, cfg: SubtitleConfig) -> int:
+    """The characters segment s of a cue may hold: a dialogue speaker's line less its
+    frame ("- "), else its share of the cue's box."""
+    if parsed.own_lines:
+        seg = parsed.segments[s]
+        return max(1, cfg.max_chars - len(seg.before) - len(seg.after))
+    return cfg.max_lines * cfg.max_chars // max(1, len(parsed.segments))
 
 
 def _source_fits(cue: Cue, doc: SubtitleDocument, cfg: SubtitleConfig) -> bool:
