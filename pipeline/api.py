@@ -374,7 +374,7 @@ def _checked_lines(lines: Iterable[str]) -> Iterator[str]:
 def _check_limit_type(key: str, value: Any) -> None:
     """A subtitle limit of the type its SubtitleConfig field has (ConfigError if not):
     True/False for a switch, a whole number for a count, a number for a rate."""
-    kind = {f.name: f.type for f in dataclasses.fields(SubtitleConfig)}[key]
+    kind = str({f.name: f.type for f in dataclasses.fields(SubtitleConfig)}[key])  # annotations are strings here
     if kind == "bool":
         ok = isinstance(value, bool)
     elif kind == "int":
