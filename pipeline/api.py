@@ -124,8 +124,8 @@ def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
 def context_size(run_dir: Path, trained: int, asked: Optional[int]) -> tuple[int, bool]:
     """(previous sentences to give the model, whether it is a context model), for a run
     trained with `data.context: trained`."""
-    if asked is not None and asked < 0:
-        raise ConfigError(f"context={asked}: give 0 (none) or more previous sentences")
+    if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked < 0):
+        raise ConfigError(f"context={asked!r}: give a whole number, 0 (none) or more previous sentences")
     if asked and not trained:
         raise ConfigError(
             f"context={asked}: {run_dir} was trained without context (data.context: 0); "
@@ -310,6 +310,9 @@ class Translator:
         with other work).
         Raises InputDataError for a file that is not a subtitle file.
         """
+        if not isinstance(source, (str, Path, bytes, SubtitleDocument)):
+            raise TypeError(f"translate_subtitles takes a path, the file's bytes or text, or a SubtitleDocument, "
+                            f"not {type(source).__name__}")
         if isinstance(source, str) and "\n" in source:  # the file's text rather than its path
             source = source.encode("utf-8")
         if isinstance(source, SubtitleDocument):  # already read (the CLI reads files before loading a model)

@@ -99,10 +99,16 @@ def subtitle_files(
     """Translate many subtitle files with one model load into `outdir` (same names, or
     the `to` extension), each with its report beside it; a file that fails is reported
     and skipped. Writes and returns the summary."""
-    jobs = expand_inputs(inputs)
     folder = Path(outdir)
+    inside = folder.resolve()
+    given = {Path(raw).resolve() for raw in inputs if Path(raw).exists()}  # folders and files named as such
+    jobs = [(src, rel) for src, rel in expand_inputs(inputs)  # not earlier outputs that a folder or glob
+            if inside in given or src.resolve() in given or inside not in src.resolve().parents]  # finds in -o
+    if not jobs:
+        raise InputDataError(f"{', '.join(inputs)}: no subtitle files outside the output folder {outdir}")
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"-o {outdir}: a file, but {len(jobs)} inputs need an output folder; give a folder")
+    sources = {src.resolve(): src for src, _ in jobs}
     targets = [(src, folder / (rel.with_suffix(f".{to}") if to else rel)) for src, rel in jobs]
     seen: dict[Path, Path] = {}
     for src, dst in targets:
@@ -110,10 +116,15 @@ def subtitle_files(
             raise InputDataError(f"{src} and {seen[dst]} would both be written as {dst}; translate them in two "
                                  f"commands or into two folders")
         seen[dst] = src
-        if dst.resolve() == src.resolve():
-            raise OutputError(f"-o {outdir}: writing {dst} would replace its input; give another output folder")
-    folder.mkdir(parents=True, exist_ok=True)
+        if dst.resolve() in sources:
+            raise OutputError(f"-o {outdir}: writing {dst} would replace the input {sources[dst.resolve()]}; "
+                              f"give another output folder")
     summary_file = Path(summary_path) if summary_path else folder / "summary.json"
+    taken = {p.resolve() for _, dst in targets for p in (dst, Path(f"{dst}.report.json"))} | set(sources)
+    if summary_file.resolve() in taken:
+        raise OutputError(f"--report {summary_file}: that is an input, an output or a file's report; give the "
+                          f"summary another name (default: {folder / 'summary.json'})")
+    folder.mkdir(parents=True, exist_ok=True)
     translator = Translator.load(run_dir, overrides=overrides, context=context, beam_size=beam_size,
                                  checkpoint=checkpoint, quantize=quantize)
     docs: dict[Path, Any] = {}

@@ -211,6 +211,14 @@ def test_bad_subtitle_input_and_limits_are_clear_errors(translator: Translator) 
             translator.translate_subtitles(FIXTURES / "episode.srt", **{key: value})
 
 
+def test_a_context_that_is_not_a_whole_number_and_a_source_of_no_kind_are_clear_errors(shared_run: Path) -> None:
+    for context in ("1", 1.5, True, -1):
+        with pytest.raises(ConfigError, match=f"context={re.escape(repr(context))}"):
+            Translator.load(shared_run, context=context)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not NoneType"):
+        Translator.load(shared_run).translate_subtitles(None)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("limits", [[10, 10], [10, 10, 10, 10], [10, -5, 10], [10, 0, 10], [10, 2**70, 10],
                                     [10, None, 10], [10, "7", 10], [10, 1.5, 10], [10, True, 10], 7, None])
 def test_bad_character_limits_are_clear_errors(translator: Translator, limits: object) -> None:

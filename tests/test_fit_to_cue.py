@@ -195,3 +195,14 @@ def test_a_cue_that_fits_is_shortened_even_when_its_sentence_shares_a_cue_that_d
     assert report["counts"]["cross_cue_sentences"] == 1
     assert len(texts[1]) == 1 and len(texts[1][0]) <= 30  # cue 2's source fits: so does its translation
     assert 2 in report["cues"]["shortened"] and 2 not in report["cues"]["no_fit"]
+
+
+def test_a_cue_still_over_its_box_is_not_listed_as_shortened() -> None:
+    def shorten(lines: list[str], limits: list[int]) -> list[str]:  # fixes one speaker, never the other
+        return [SHORT_SPANISH[line] if line.startswith("Who") else SPANISH[line] for line in lines]
+
+    doc = parse_subtitles(DIALOGUE, Path("d.srt"))
+    texts, report = translate_document(doc, lambda lines: [SPANISH[line] for line in lines], SubtitleConfig(),
+                                       shorten=shorten)
+    assert texts[0][0] == "- ¿Quién eres?"
+    assert report["cues"]["no_fit"] == [1, 2] and report["cues"]["shortened"] == []

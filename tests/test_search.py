@@ -270,3 +270,14 @@ def test_a_budgeted_sentence_decodes_the_same_alone_and_in_a_batch() -> None:
         alone = beam_search(model, src[i : i + 1, : lens[i]], lens[i : i + 1], beam_size=4, ratio=3.0,
                             budget=CharBudget(chars, limits[i : i + 1]))[0]
         assert [h.tokens for h in alone] == [h.tokens for h in batch[i]]
+
+
+def test_a_budget_gives_no_empty_translation_while_a_piece_fits() -> None:
+    model = BigramModel({BOS_ID: {EOS_ID: 0.8, A: 0.2}, A: {EOS_ID: 1.0}})
+    chars = torch.tensor([0, 0, 0, 0, 2, 2], dtype=torch.long)
+    src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
+    assert beam_search(model, src, lens, beam_size=2)[0][0].tokens == []  # what the model likes best
+    for beam in (1, 2):
+        assert beam_search(model, src, lens, beam_size=beam, budget=CharBudget(chars, [5]))[0][0].tokens == [A]
+        assert beam_search(model, src, lens, beam_size=beam, budget=CharBudget(chars, [1]))[0][0].tokens == []
+    assert greedy_search(model, src, lens, budget=CharBudget(chars, [5]))[0].tokens == [A]

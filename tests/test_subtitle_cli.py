@@ -125,13 +125,40 @@ def test_folder_mode_refuses_what_it_cannot_do(shared_run: Path, tmp_path: Path)
     code, text = invoke("subtitle", str(tmp_path / "none-*.srt"), "--run", str(shared_run), "-o", str(tmp_path / "o"))
     assert code == 1 and "no file matches this pattern" in text
     code, text = invoke("subtitle", str(FIXTURES), "--run", str(shared_run), "-o", str(FIXTURES))
-    assert code == 1 and "would replace its input" in text
+    assert code == 1 and "would replace the input" in text
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     shutil.copy(FIXTURES / "plain.srt", a / "x.srt")
     shutil.copy(FIXTURES / "plain.srt", b / "x.srt")
     code, text = invoke("subtitle", str(a / "x.srt"), str(b / "x.srt"), "--run", str(shared_run), "-o", str(tmp_path / "o"))
     assert code == 1 and "would both be written as x.srt" in text
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_again(shared_run: Path, tmp_path: Path) -> None:
+    season = tmp_path / "season"
+    season.mkdir()
+    shutil.copy(FIXTURES / "episode.srt", season / "e01.srt")
+    for _ in range(2):  # the second run finds the first one's output inside the input folder
+        code, text = invoke("subtitle", str(season), "--run", str(shared_run), "-o", str(season / "es"))
+        assert code == 0, text
+    assert sorted(p.relative_to(season).as_posix() for p in season.rglob("*.srt")) == ["e01.srt", "es/e01.srt"]
+    summary = json.loads((season / "es" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["files"] == 1
+
+
+def test_an_output_or_summary_that_would_replace_an_input_or_a_report_is_refused(shared_run: Path, tmp_path: Path) -> None:
+    a, out = tmp_path / "a", tmp_path / "out"
+    (a / "sub").mkdir(parents=True), (out / "sub").mkdir(parents=True)
+    shutil.copy(FIXTURES / "episode.srt", a / "sub" / "x.srt")
+    shutil.copy(FIXTURES / "episode.srt", out / "sub" / "x.srt")
+    code, text = invoke("subtitle", str(a), str(out / "sub" / "x.srt"), "--run", str(shared_run), "-o", str(out))
+    assert code == 1 and "would replace the input" in text  # a/sub/x.srt's output is out/sub/x.srt, an input
+    shutil.rmtree(out / "sub")
+    shutil.copy(FIXTURES / "episode.srt", a / "y.srt")
+    code, text = invoke("subtitle", str(a), "--run", str(shared_run), "-o", str(out),
+                        "--report", str(out / "y.srt.report.json"))
+    assert code == 1 and "--report" in text and "give the summary another name" in text
+    assert not (out / "y.srt").exists() and not (out / "sub").exists()  # refused before any work
 
 
 def test_an_ensemble_of_a_model_with_itself_subtitles_as_the_model(shared_run: Path, tmp_path: Path) -> None:

@@ -72,7 +72,8 @@ class Constraints:
 class CharBudget:
     """A length limit in characters per sentence: a hypothesis may not add a piece that
     would take its text past its sentence's limit, so every finished hypothesis fits
-    (EOS adds no characters and stays allowed). The search for a shorter translation when
+    (EOS adds no characters and stays allowed, except as the first piece while some
+    piece fits: an empty translation is no shorter translation). The search for a shorter translation when
     a subtitle cue's box is too small for the best one: a decoding-time length limit as
     in Kikuchi et al. (2016), "Controlling Output Length in Neural Encoder-Decoders"
     (their fixRng: the beam discards hypotheses that pass the limit), here in
@@ -89,6 +90,8 @@ class CharBudget:
         """log_probs (N, V) of hypotheses whose texts hold `used` (N,) characters, under
         `limits` (N,): the pieces that would pass the limit set to -inf."""
         over = used.unsqueeze(1) + self.piece_chars.unsqueeze(0) > limits.unsqueeze(1)
+        room = (~over & (self.piece_chars > 0)).any(1)  # a piece of text (not EOS, PAD, BOS) still fits
+        over[:, EOS_ID] = (used == 0) & room  # no empty translation while something fits
         return log_probs.masked_fill(over, float("-inf"))
 
 

@@ -189,6 +189,7 @@ def translate_document(
         _shorten(final, shorten, cues, pieces, doc, cfg, report)
     report.no_fit = [doc.cues[c].number for c in sorted({c for u in final for c, _ in u.members})
                      if not _fits(doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, False)]
+    report.shortened = [n for n in report.shortened if n not in set(report.no_fit)]  # those that now fit
     texts = [_assemble(i, cue, cues[i], pieces, doc, cfg, report) for i, cue in enumerate(doc.cues)]
     report.cues_out = len(texts)
     return texts, report.as_dict(doc, cfg, fmt_out or doc.format)
