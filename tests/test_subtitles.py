@@ -330,3 +330,17 @@ def test_ass_times_at_their_bounds_convert_exactly(dst: str, tmp_path: Path) -> 
     assert [(c.start, c.end) for c in doc.cues] == [(0, 10), (35_999_980, 35_999_990)]
     out = _write(tmp_path / f"out.{dst}", render(doc, [c.lines for c in doc.cues], dst))  # type: ignore[arg-type]
     assert [(c.start, c.end) for c in load_subtitles(out).cues] == [(0, 10), (35_999_980, 35_999_990)]
+
+
+def test_each_speaker_keeps_the_voice_tag_of_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "voices.vtt"
+    path.write_text("WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.000\n<v Moses>- Who are you, Lord?</v>\n"
+                    "<v Aaron>- I am thy brother &amp; friend.</v>\n", encoding="utf-8")
+    doc = load_subtitles(path)
+    spanish = {"Who are you, Lord?": "¿Quién eres, Señor?", "I am thy brother & friend.": "Soy tu hermano y amigo."}
+    texts, report = translate_document(doc, lambda lines: [spanish[line] for line in lines], SubtitleConfig())
+    assert texts[0] == ["<v Moses>- ¿Quién eres, Señor?</v>", "<v Aaron>- Soy tu hermano y amigo.</v>"]
+    assert report["counts"]["inner_tags_dropped"] == 0
+    parsed = parse_cue(["<i>- Who?</i>", "<b>- Me.</b>"], "srt")  # different tags per line: each kept
+    assert parsed.line_marks == [("<i>", "</i>"), ("<b>", "</b>")] and parsed.own_lines
+    assert parse_cue(["<v Moses>Who are you,</v>", "<v Moses>Lord?</v>"], "vtt").line_marks == []  # one speaker

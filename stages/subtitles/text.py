@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<\d{1,2}:\d{2}[^<>]*>")
 _ASS_TAG = re.compile(r"\{[^{}]*\}")
@@ -55,6 +55,7 @@ class CueText:
     per_line: bool = False
     own_lines: bool = False  # one output line per segment (dialogue cues)
     inner_tags_dropped: int = 0
+    line_marks: list[tuple[str, str]] = field(default_factory=list)  # a dialogue line's own tags, per speaker
 
     @property
     def joinable(self) -> bool:
@@ -124,7 +125,25 @@ def parse_cue(lines: list[str], fmt: str) -> CueText:
     clean = [line for line in strip_markup([e[1] for e in edges] if per_line else lines, fmt) if line]
     cue = CueText(_segments(clean), prefix, suffix, per_line, inner_tags_dropped=dropped)
     cue.own_lines = len(cue.segments) > 1 and all(s.kind == "dialogue" for s in cue.segments)
+    if not per_line and len(edges) > 1 and all(e[0] or e[2] for e in edges):
+        speakers = _speaker_marks(edges, fmt, pattern)
+        if speakers is not None:
+            return speakers
     return cue
+
+
+def _speaker_marks(edges: list[tuple[str, str, str]], fmt: str, pattern: re.Pattern[str]) -> CueText | None:
+    """A dialogue cue whose lines carry tags of their own (`<v Moses>- Who?</v>` /
+    `<v Aaron>- I.</v>`): one speaker per line, each keeping its line's tags; None for
+    any other cue."""
+    marks = [_balanced(e[0], e[2], e[1], pattern) for e in edges]
+    clean = [" ".join(strip_markup([e[1]], fmt)) for e in edges]
+    segments = _segments(clean)
+    if len(segments) != len(edges) or not all(s.kind == "dialogue" for s in segments):
+        return None
+    dropped = sum(len(pattern.findall(e[0] + e[1] + e[2])) for e in edges) - sum(
+        len(pattern.findall(a + b)) for a, b in marks)
+    return CueText(segments, inner_tags_dropped=dropped, own_lines=True, line_marks=marks)
 
 
 def _segments(lines: list[str]) -> list[Segment]:

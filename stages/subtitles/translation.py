@@ -355,6 +355,8 @@ def _check_norms(cue: Cue, lines: list[str], cfg: SubtitleConfig, report: Report
 
 
 def _markup(lines: list[str], parsed: CueText) -> list[str]:
+    if parsed.line_marks and len(lines) == len(parsed.line_marks):  # each speaker's own tags
+        return [f"{before}{line}{after}" for line, (before, after) in zip(lines, parsed.line_marks)]
     if parsed.per_line:
         return [f"{parsed.prefix}{line}{parsed.suffix}" for line in lines]
     lines = list(lines)
