@@ -227,7 +227,7 @@ def trained_runs(refs: tuple[str, ...], runs_dir: Optional[str]) -> list[Path]:
 @click.option("--context", type=click.IntRange(min=0), help="Previous sentences given to a context model (default: the run's data.context; 0: none).")
 @click.option("--max-chars", type=click.IntRange(min=10), help="Characters per line, at least 10 (default: the target language's, 42 for most).")
 @click.option("--max-lines", default=2, show_default=True, type=click.IntRange(min=1), help="Lines per cue.")
-@click.option("--max-cps", type=click.FloatRange(min=1), help="Reading-speed limit, characters per second (default: the target language's, 17 for most).")
+@click.option("--max-cps", type=click.FloatRange(min=0, min_open=True), help="Reading-speed limit, characters per second (default: the target language's, 17 for most).")
 @click.option("--max-gap-ms", default=1500, show_default=True, type=click.IntRange(min=0), help="Cues further apart never share a sentence.")
 @click.option("--bilingual", is_flag=True, help="Keep the source lines under the translation in every cue.")
 @click.option("--translate-non-dialogue", is_flag=True, help="Translate credits, links, symbol-only cues and title cards too (default: passed through).")
