@@ -11,8 +11,8 @@ scores the reference above the contrast (teacher-forced log-probability); accura
 and without the previous sentence as context shows whether the model uses it.
 
 This follows the contrastive evaluation of Sennrich (2017), "How grammatical is
-character-level neural machine translation?", and its pronoun sets for context models:
-Müller et al. (2018), ContraPro (English-German), and Voita et al. (2018). ContraPro
+character-level neural machine translation?", and the pronoun test sets built on it for
+context models: Müller et al. (2018), ContraPro (English-German), and Voita et al. (2018). ContraPro
 finds antecedents with a coreference tool; here the rule above stands in for one, and a
 word counts as a verb (so that `la` before it is a clitic pronoun, not the article) when
 the training targets put it more often after a clitic (`se`, `me`, `le` ...) than after
