@@ -12,11 +12,11 @@ and without the previous sentence as context shows whether the model uses it.
 
 This follows the contrastive evaluation of Sennrich (2017), "How grammatical is
 character-level neural machine translation?", and the pronoun test sets built on it for
-context models: Müller et al. (2018), ContraPro (English-German), and Voita et al. (2018). ContraPro
-finds antecedents with a coreference tool; here the rule above stands in for one, and a
-word counts as a verb (so that `la` before it is a clitic pronoun, not the article) when
-the training targets put it more often after a clitic (`se`, `me`, `le` ...) than after
-a determiner (`el`, `una`, `su` ...).
+context models: Müller et al. (2018), ContraPro (English-German), and Voita et al.
+(2018). ContraPro finds antecedents with a coreference tool; here the rule above stands
+in for one, and a word counts as a verb (so that `la` before it is a clitic pronoun, not
+the article) when the training targets put it more often after a clitic (`se`, `me`,
+`le` ...) than after a determiner (`el`, `una`, `su` ...).
 """
 
 from __future__ import annotations
@@ -125,8 +125,9 @@ def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object,
                          context: int, model_context: bool, device: str = "cpu", batch_size: int = 64) -> dict:
     """How often `model` scores the reference above its contrast: {"examples", "correct",
     "accuracy", "mean_margin"} (the mean of reference minus contrast log-probability, in
-    nats), and the same for the `previous_only` examples under "previous_only". `context` 1 gives a context model (`model_context`) the previous source
-    sentence, 0 the separator alone; a model without context gets the sentence alone."""
+    nats), and the same for the `previous_only` examples under "previous_only".
+    `context` 1 gives a context model (`model_context`) the previous source sentence, 0
+    the separator alone; a model without context gets the sentence alone."""
     model.eval()
     margins: list[float] = []
     for start in range(0, len(examples), batch_size):

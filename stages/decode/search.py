@@ -73,11 +73,11 @@ class CharBudget:
     """A length limit in characters per sentence: a hypothesis may not add a piece that
     would take its text past its sentence's limit, so every finished hypothesis fits
     (EOS adds no characters and stays allowed, except as the first piece while some
-    piece fits: an empty translation is no shorter translation). The search for a shorter translation when
-    a subtitle cue's box is too small for the best one: a decoding-time length limit as
-    in Kikuchi et al. (2016), "Controlling Output Length in Neural Encoder-Decoders"
-    (their fixRng: the beam discards hypotheses that pass the limit), here in
-    characters.
+    piece fits: an empty translation is no shorter translation). The search for a
+    shorter translation when a subtitle cue's box is too small for the best one: a
+    decoding-time length limit as in Kikuchi et al. (2016), "Controlling Output Length
+    in Neural Encoder-Decoders" (their fixRng: the beam discards hypotheses that pass
+    the limit), here in characters.
 
     `piece_chars` (V,) holds the characters each output piece adds (a word-start marker
     counts one, for the space; specials 0); `limits` one limit per sentence of the batch.

@@ -294,8 +294,7 @@ def _capacity(parsed: CueText, s: int, cfg: SubtitleConfig) -> int:
 
 def _source_fits(cue: Cue, doc: SubtitleDocument, cfg: SubtitleConfig) -> bool:
     """The source cue keeps to the box itself (at most max_lines lines of max_chars)."""
-    lines = [line for line in strip_markup(cue.lines, doc.format) if line]
-    return len(lines) <= cfg.max_lines and all(len(line) <= cfg.max_chars for line in lines)
+    return _fits(cue, [line for line in strip_markup(cue.lines, doc.format) if line], cfg, False)
 
 
 def _fits(cue: Cue, lines: list[str], cfg: SubtitleConfig, reading_speed_too: bool) -> bool:
