@@ -30,7 +30,6 @@ from pipeline.manifest import Manifest  # noqa: E402
 from stages import artifacts  # noqa: E402
 from stages.decode.contrastive import contrastive_accuracy, find_contrasts, verb_like  # noqa: E402
 from stages.decode.scoring import score_lines  # noqa: E402
-from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bible"
 
@@ -41,7 +40,6 @@ def rows(split: str) -> list[list[str]]:
 
 
 def measure(run: Path, examples: list[Any]) -> dict[str, Any]:
-    model, sp_src, sp_tgt, _ = load_checkpoint(run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
     context = int(saved_section(run, "data").get("context", 0))
     train = saved_section(run, "training")
     manifest = Manifest.load(run)
@@ -59,10 +57,11 @@ def measure(run: Path, examples: list[Any]) -> dict[str, Any]:
                       for h in map(json.loads, history.read_text(encoding="utf-8").splitlines())]
     test = rows("test")
     for key, size in (("with_context", 1), ("without_context", 0)) if context else (("without_context", None),):
-        translator = Translator.load(run, context=size)
+        translator = Translator.load(run, context=size)  # its model scores targets over the whole vocabulary
         scores = score_lines(translator.translate([r[1] for r in test]), [r[2] for r in test])
-        out[key] = {"test_bleu": scores["bleu"], "test_chrf": scores["chrf"],
-                    "contrastive": contrastive_accuracy(model, sp_src, sp_tgt, examples, size or 0, bool(context))}
+        contrastive = contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt, examples, size or 0,
+                                           bool(context))
+        out[key] = {"test_bleu": scores["bleu"], "test_chrf": scores["chrf"], "contrastive": contrastive}
     return out
 
 
