@@ -9,7 +9,11 @@ order); the verb list that tells a clitic from an article comes from its trainin
 targets. A context model (data.context > 0) is scored with the previous verse and with
 the separator alone; a model without context with the sentence alone. Test BLEU/chrF:
 the test books translated with the run's decoding settings through `Translator`
-(`context` 1 and 0), scored against their references.
+(`context` 1 and 0), scored against their references. For a context model,
+`context_gain`: CXMI over the test books, how much the previous verse raises the
+references' log-probability per token (`stages.decode.contrastive.context_gain`).
+A model trained with `data.target_context` is scored behind the previous verse's
+reference.
 """
 
 from __future__ import annotations
@@ -28,7 +32,12 @@ from bench.common import emit, machine  # noqa: E402
 from pipeline.api import Translator, saved_section  # noqa: E402
 from pipeline.manifest import Manifest  # noqa: E402
 from stages import artifacts  # noqa: E402
-from stages.decode.contrastive import contrastive_accuracy, find_contrasts, verb_like  # noqa: E402
+from stages.decode.contrastive import (  # noqa: E402
+    context_gain,
+    contrastive_accuracy,
+    find_contrasts,
+    verb_like,
+)
 from stages.decode.scoring import score_lines  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bible"
@@ -41,11 +50,12 @@ def rows(split: str) -> list[list[str]]:
 
 def measure(run: Path, examples: list[Any]) -> dict[str, Any]:
     context = int(saved_section(run, "data").get("context", 0))
+    target_context = bool(saved_section(run, "data").get("target_context", False))
     train = saved_section(run, "training")
     manifest = Manifest.load(run)
     score = manifest.stage("score").get("summary", {})
     trained = manifest.stage("train").get("summary", {})
-    out: dict[str, Any] = {"run": run.name, "data.context": context,
+    out: dict[str, Any] = {"run": run.name, "data.context": context, "data.target_context": target_context,
                            "training.context_dropout": train.get("context_dropout", 0.0),
                            "training.batch_tokens": train.get("batch_tokens"),
                            "train": {k: trained.get(k) for k in ("steps", "seconds", "target_tokens_per_s")},
@@ -60,8 +70,11 @@ def measure(run: Path, examples: list[Any]) -> dict[str, Any]:
         translator = Translator.load(run, context=size)  # its model scores targets over the whole vocabulary
         scores = score_lines(translator.translate([r[1] for r in test]), [r[2] for r in test])
         contrastive = contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt, examples, size or 0,
-                                           bool(context))
+                                           bool(context), target_context=target_context)
         out[key] = {"test_bleu": scores["bleu"], "test_chrf": scores["chrf"], "contrastive": contrastive}
+        if context and size:
+            out["context_gain"] = context_gain(translator.model, translator.sp_src, translator.sp_tgt,
+                                               [r[1] for r in test], [r[2] for r in test], target_context)
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -16,6 +17,7 @@ from stages import artifacts
 from stages.corpus.batching import collate
 from stages.decode.contrastive import (
     Contrast,
+    context_gain,
     contrastive_accuracy,
     find_contrasts,
     verb_like,
@@ -83,8 +85,8 @@ def context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_context_model_takes_the_test_with_and_without_its_context(context_run: Path) -> None:
     model, sp_src, sp_tgt, _ = load_checkpoint(context_run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
-    examples = [Contrast(1, "la", SOURCES[1], SOURCES[0], REFERENCES[1], "Y lo bebió.", True),
-                Contrast(3, "lo", SOURCES[3], SOURCES[2], REFERENCES[3], "Y la tomó.", False)]
+    examples = [Contrast(1, "la", SOURCES[1], SOURCES[0], REFERENCES[1], REFERENCES[0], "Y lo bebió.", True),
+                Contrast(3, "lo", SOURCES[3], SOURCES[2], REFERENCES[3], REFERENCES[2], "Y la tomó.", False)]
     with_context = contrastive_accuracy(model, sp_src, sp_tgt, examples, 1, True)
     without = contrastive_accuracy(model, sp_src, sp_tgt, examples, 0, True)
     plain = contrastive_accuracy(model, sp_src, sp_tgt, examples, 0, False)
@@ -100,3 +102,31 @@ def test_a_context_model_takes_the_test_with_and_without_its_context(context_run
     with torch.no_grad():
         scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)
     assert float(scores[0]) != float(scores[1])
+
+
+def test_context_gain_compares_each_reference_with_and_without_its_previous_sentence(context_run: Path) -> None:
+    model, sp_src, sp_tgt, _ = load_checkpoint(context_run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
+    gain = context_gain(model, sp_src, sp_tgt, SOURCES, REFERENCES)
+    assert gain["sentences"] == 3 and gain["tokens"] == sum(len(sp_tgt.encode(r)) + 1 for r in REFERENCES[1:])
+    from stages.corpus.vocab import join_context
+
+    expected = 0.0
+    for i in range(1, 4):
+        batch = collate([np.array(sp_src.encode(join_context(c, SOURCES[i]))) for c in ([SOURCES[i - 1]], [])],
+                        [np.array(sp_tgt.encode(REFERENCES[i]))] * 2)
+        with torch.no_grad():
+            scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)
+        expected += float(scores[0] - scores[1])
+    assert gain["cxmi"] == pytest.approx(expected / gain["tokens"], abs=1e-5)
+    assert context_gain(model, sp_src, sp_tgt, SOURCES[:1], REFERENCES[:1])["sentences"] == 0
+
+
+def test_skipped_target_tokens_condition_but_do_not_count() -> None:
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=8, decoder_hidden=8), 20, 20).eval()
+    batch = collate([np.array([5, 6, 7])] * 2, [np.array([8, 9, 10, 11]), np.array([12, 9, 10, 11])])
+    with torch.no_grad():
+        tokens = torch.log_softmax(model(batch.src, batch.src_lens, batch.tgt_in).float(), -1)
+        picked = tokens.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1)
+        skipped = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out, torch.tensor([2, 0]))
+    assert skipped.tolist() == pytest.approx([float(picked[0, 2:].sum()), float(picked[1].sum())], rel=1e-6)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from stages.corpus.vocab import BOS_ID, EOS_ID
+from stages.corpus.vocab import BOS_ID, EOS_ID, SEP_ID
 from stages.decode.search import (
     CharBudget,
     Constraints,
@@ -281,3 +281,19 @@ def test_a_budget_gives_no_empty_translation_while_a_piece_fits() -> None:
         assert beam_search(model, src, lens, beam_size=beam, budget=CharBudget(chars, [5]))[0][0].tokens == [A]
         assert beam_search(model, src, lens, beam_size=beam, budget=CharBudget(chars, [1]))[0][0].tokens == []
     assert greedy_search(model, src, lens, budget=CharBudget(chars, [5]))[0].tokens == [A]
+
+
+def test_a_target_context_models_budget_counts_from_the_last_separator() -> None:
+    sep, c, d, e = SEP_ID, 6, 7, 8  # C: the previous line's translation; then D (2 chars) or E (4 chars)
+    model = BigramModel({BOS_ID: {c: 1.0}, c: {sep: 1.0}, sep: {e: 0.7, d: 0.3}, e: {EOS_ID: 1.0},
+                         d: {EOS_ID: 1.0}}, vocab=9)
+    chars = torch.tensor([0, 0, 0, 0, 0, 0, 3, 2, 4], dtype=torch.long)
+    src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
+    assert greedy_search(model, src, lens)[0].tokens == [c, sep, e]  # unlimited
+    for limit, last in ((4, e), (3, d)):
+        budget = CharBudget(chars, [limit], sep=sep)
+        assert greedy_search(model, src, lens, budget=budget)[0].tokens[1:] == [sep, last]
+        for beam in (1, 2):
+            assert beam_search(model, src, lens, beam_size=beam, budget=budget)[0][0].tokens[1:] == [sep, last]
+    # Counted from the start, as for other models, C and E (7) would not fit a limit of 4.
+    assert greedy_search(model, src, lens, budget=CharBudget(chars, [4]))[0].tokens != [c, sep, e]

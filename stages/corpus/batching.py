@@ -92,15 +92,17 @@ class EpochBatches(Sequence[Batch]):
     """One epoch's batches, each collated from the id columns only when it is used, so
     an epoch over a large corpus never sits in memory (and under DDP each rank collates
     its own share only). `starts[row]`, when given, is where row's source begins: past
-    its context for the pairs whose context is dropped this epoch. With `coword` =
+    its context for the pairs whose context is dropped this epoch (`tgt_starts` the
+    same for targets with a context, `data.target_context`). With `coword` =
     (p, seed), each piece of the sentence after the context separator becomes UNK_ID with
     probability p, drawn from a generator seeded by (seed, batch index), so a batch is
     the same whenever it is collated (resume)."""
 
     def __init__(self, src: IdColumn, tgt: IdColumn, groups: list[np.ndarray], multiple: int = 1,
-                 starts: np.ndarray | None = None, coword: tuple[float, int] | None = None):
+                 starts: np.ndarray | None = None, coword: tuple[float, int] | None = None,
+                 tgt_starts: np.ndarray | None = None):
         self.src, self.tgt, self.groups, self.multiple = src, tgt, groups, multiple
-        self.starts, self.coword = starts, coword
+        self.starts, self.coword, self.tgt_starts = starts, coword, tgt_starts
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -126,7 +128,10 @@ class EpochBatches(Sequence[Batch]):
             src = [s[int(self.starts[i]) :] for s, i in zip(src, rows)]
         if self.coword is not None:
             src = coword_masked(src, self.coword[0], np.random.default_rng([self.coword[1], index % len(self.groups)]))
-        return collate(src, [self.tgt[int(i)] for i in rows], self.multiple)
+        tgt = [self.tgt[int(i)] for i in rows]
+        if self.tgt_starts is not None:
+            tgt = [t[int(self.tgt_starts[i]) :] for t, i in zip(tgt, rows)]
+        return collate(src, tgt, self.multiple)
 
 
 def coword_masked(sources: list[np.ndarray], p: float, rng: np.random.Generator) -> list[np.ndarray]:
@@ -161,6 +166,7 @@ class TrainData:
             fits &= (src_lens <= max_len) & (tgt_lens <= max_len)
         self.rows = np.flatnonzero(fits)
         self._context_lengths: np.ndarray | None = None
+        self._target_context_lengths: np.ndarray | None = None
 
     @classmethod
     def load(cls, folder: Path, max_len: int) -> "TrainData":
@@ -176,25 +182,30 @@ class TrainData:
         With `context_dropout` p > 0, each pair whose source has a context (pieces before
         `SEP_ID`) loses it for this epoch with probability p, keeping the separator, so
         the source reads as a context model's input without context does
-        (`with_context` with size 0). One model then serves with and without context,
+        (`with_context` with size 0); a target with a context (`data.target_context`)
+        loses its context with its source. One model then serves with and without context,
         the context dropout of Jean, Bapna and Firat (2019), "Fill in the blanks"
         (arXiv:1910.00294), at the sentence level. With `coword_dropout` p > 0, the
         sentence's own pieces are masked with probability p (`coword_masked`). The draws
         come from `rng`, so an epoch's batches stay a function of the epoch's generator
         state (resume)."""
         src_lens, tgt_lens = self.src.lengths[self.rows], self.tgt.lengths[self.rows]
-        starts = None
+        starts = tgt_starts = None
         if context_dropout > 0:
             starts = np.zeros(len(self.src), dtype=np.int64)
             drop = rng.random(len(self.rows)) < context_dropout
             starts[self.rows[drop]] = self.context_lengths[self.rows[drop]]
             src_lens = src_lens - starts[self.rows]
+            if self.target_context_lengths.any():
+                tgt_starts = np.zeros(len(self.tgt), dtype=np.int64)
+                tgt_starts[self.rows[drop]] = self.target_context_lengths[self.rows[drop]]
+                tgt_lens = tgt_lens - tgt_starts[self.rows]
         if batch_sentences > 0:
             groups = sentence_batches(src_lens, tgt_lens, batch_sentences, rng)
         else:  # lengths as they will be padded (the target's +1 is added by token_batches)
             groups = token_batches(padded(src_lens, multiple), padded(tgt_lens + 1, multiple) - 1, batch_tokens, rng)
         coword = (coword_dropout, int(rng.integers(2**62))) if coword_dropout > 0 else None
-        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple, starts, coword)
+        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple, starts, coword, tgt_starts)
 
     @property
     def context_lengths(self) -> np.ndarray:
@@ -203,3 +214,10 @@ class TrainData:
         if self._context_lengths is None:
             self._context_lengths = self.src.prefix_lengths(SEP_ID)
         return self._context_lengths
+
+    @property
+    def target_context_lengths(self) -> np.ndarray:
+        """`context_lengths` for the targets (all 0 unless `data.target_context`)."""
+        if self._target_context_lengths is None:
+            self._target_context_lengths = self.tgt.prefix_lengths(SEP_ID)
+        return self._target_context_lengths

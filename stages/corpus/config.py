@@ -25,10 +25,15 @@ class DataConfig:
     max_words: int = 150
     max_ratio: float = 3.0
     context: int = 0
+    target_context: bool = False  # the previous lines' targets in front of each training target too (2+2)
 
     def problems(self) -> list[str]:
-        return (at_least_one("data", self, ("max_words", "dev_size")) + not_negative("data", self, ("context",))
-                + in_range("data", self, "max_ratio", 1.0, True, float("inf"), False, "3.0"))
+        problems = (at_least_one("data", self, ("max_words", "dev_size")) + not_negative("data", self, ("context",))
+                    + in_range("data", self, "max_ratio", 1.0, True, float("inf"), False, "3.0"))
+        if self.target_context and self.context == 0:
+            problems.append("data.target_context=true: needs data.context of 1 or more (the previous lines to put "
+                            "in front of each target); set data.context: 1 or data.target_context: false")
+        return problems
 
 
 @dataclass(frozen=True, kw_only=True)

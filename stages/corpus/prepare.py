@@ -200,13 +200,13 @@ def drop_reason(src: str, tgt: str, cfg: DataConfig) -> str:
     return ""
 
 
-def _previous_sources(raw: Any, first: int, cfg: DataConfig) -> list[str]:
-    """The last `data.context` non-blank normalised source lines before row `first`."""
+def _previous_lines(raw: Any, first: int, cfg: DataConfig, side: str = "src") -> list[str]:
+    """The last `data.context` non-blank normalised lines of column `side` before row `first`."""
     found: list[str] = []
     end = first
     while end > 0 and len(found) < cfg.context:
         start = max(0, end - 4 * cfg.context)
-        window = [normalize_text(s, cfg.normalize) for s in raw[start:end]["src"]]
+        window = [normalize_text(s, cfg.normalize) for s in raw[start:end][side]]
         found = [s for s in window if s.strip()] + found
         end = start
     return found[-cfg.context :]
@@ -216,13 +216,21 @@ def _clean_batch(
     batch: dict[str, list[str]], indices: list[int], cfg: DataConfig, raw: Any, training: bool
 ) -> dict[str, list[str]]:
     """Normalise a batch of pairs, put the previous source lines in front of each source
-    sentence (`data.context`), and for training say why a pair is dropped."""
+    sentence (`data.context`), and for training say why a pair is dropped. With
+    `data.target_context`, each training target gets its previous target lines in front
+    too (the "2+2" concatenation of Tiedemann and Scherrer (2017), "Neural Machine
+    Translation with Extended Context"): the model then translates the previous lines
+    and the sentence, and the translation is what follows the separator (`after_context`).
+    Dev and test targets stay plain: they are the references."""
     src = [normalize_text(s, cfg.normalize) for s in batch["src"]]
     tgt = [normalize_text(t, cfg.normalize) for t in batch["tgt"]]
     out: dict[str, list[str]] = {"src": src, "tgt": tgt}
     if cfg.context > 0:
-        before = _previous_sources(raw, indices[0], cfg)  # batches of an unfiltered table are contiguous rows
+        before = _previous_lines(raw, indices[0], cfg)  # batches of an unfiltered table are contiguous rows
         out["src"] = list(with_context(src, cfg.context, CONTEXT_SEP, before))
+        if cfg.target_context and training:
+            before = _previous_lines(raw, indices[0], cfg, "tgt")
+            out["tgt"] = list(with_context(tgt, cfg.context, CONTEXT_SEP, before))
     if training:
         out["drop"] = [drop_reason(s, t, cfg) for s, t in zip(src, tgt)]
     return out

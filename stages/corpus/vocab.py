@@ -57,6 +57,16 @@ def with_context(
         history.append(line)
 
 
+def after_context(tokens: Sequence[int]) -> int:
+    """Where the translation starts in a model's output ids: just past the last context
+    separator (a model trained with `data.target_context` first translates the previous
+    lines, then writes the separator), 0 where there is none."""
+    for at in range(len(tokens) - 1, -1, -1):
+        if tokens[at] == SEP_ID:
+            return at + 1
+    return 0
+
+
 def without_context(lines: Iterable[str]) -> Iterator[str]:
     """Lines for a model without context: user text, escaped as `with_context` does."""
     return map(user_text, lines)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from stages.corpus.batching import collate
-from stages.corpus.vocab import join_context, user_text
+from stages.corpus.vocab import SEP_ID, join_context, user_text
 from stages.errors import ConfigError
 
 # Per target language: each pronoun, its other-gender form, and the determiners that mark
@@ -61,6 +61,7 @@ class Contrast:
     source: str
     previous: str  # the previous source sentence
     reference: str
+    previous_reference: str  # the previous sentence's reference (a target-context model's context)
     contrast: str  # the reference with the pronoun's gender swapped
     previous_only: bool  # no noun of the pronoun's gender before it in its own sentence
 
@@ -109,7 +110,8 @@ def find_contrasts(sources: Sequence[str], references: Sequence[str], verbs: set
             previous_only = not {m.group().lower() for m in matches[:k]} & set(marks)
             swapped = other.capitalize() if match.group()[0].isupper() else other
             contrast = references[i][: match.start()] + swapped + references[i][match.end() :]
-            found.append(Contrast(i, match.group(), sources[i], sources[i - 1], references[i], contrast, previous_only))
+            found.append(Contrast(i, match.group(), sources[i], sources[i - 1], references[i], references[i - 1],
+                                 contrast, previous_only))
             break
     return found
 
@@ -120,26 +122,78 @@ def _model_source(example: Contrast, context: int, model_context: bool) -> str:
     return join_context([example.previous] if context else [], example.source)
 
 
+def _model_targets(example: Contrast, context: int, target_context: bool) -> tuple[str, str]:
+    """(reference, contrast) as the model is scored on them: behind the previous
+    sentence's reference and the separator for a target-context model."""
+    if not target_context:
+        return user_text(example.reference), user_text(example.contrast)
+    previous = [example.previous_reference] if context else []
+    return join_context(previous, example.reference), join_context(previous, example.contrast)
+
+
 @torch.no_grad()
 def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object, examples: Sequence[Contrast],
-                         context: int, model_context: bool, device: str = "cpu", batch_size: int = 64) -> dict:
+                         context: int, model_context: bool, device: str = "cpu", batch_size: int = 64,
+                         target_context: bool = False) -> dict:
     """How often `model` scores the reference above its contrast: {"examples", "correct",
     "accuracy", "mean_margin"} (the mean of reference minus contrast log-probability, in
     nats), and the same for the `previous_only` examples under "previous_only".
     `context` 1 gives a context model (`model_context`) the previous source sentence, 0
-    the separator alone; a model without context gets the sentence alone."""
+    the separator alone; a model without context gets the sentence alone. A model trained
+    with `data.target_context` is scored on the reference and the contrast behind the
+    previous sentence's reference (or the separator alone): the two differ only after it,
+    so the margin is the sentence's, given the previous translation."""
     model.eval()
     margins: list[float] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         src = [sp_src.encode(_model_source(e, context, model_context)) for e in chunk]  # type: ignore[attr-defined]
         src = [*src, *src]
-        tgt = [sp_tgt.encode(e.reference) for e in chunk] + [sp_tgt.encode(e.contrast) for e in chunk]  # type: ignore[attr-defined]
+        pairs = [_model_targets(e, context, target_context) for e in chunk]
+        tgt = [sp_tgt.encode(r) for r, _ in pairs] + [sp_tgt.encode(c) for _, c in pairs]  # type: ignore[attr-defined]
         batch = collate([np.array(s) for s in src], [np.array(t) for t in tgt]).to(device)
         scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)  # type: ignore[operator]
         margins += (scores[: len(chunk)] - scores[len(chunk) :]).tolist()
     subset = [m for m, e in zip(margins, examples) if e.previous_only]
     return {**_tally(margins), "previous_only": _tally(subset)}
+
+
+@torch.no_grad()
+def context_gain(model: torch.nn.Module, sp_src: object, sp_tgt: object, sources: Sequence[str],
+                 references: Sequence[str], target_context: bool = False, device: str = "cpu",
+                 batch_size: int = 64) -> dict:
+    """How much a context model's previous sentence raises the probability of the
+    references of a text's consecutive sentences: conditional cross-mutual information,
+    CXMI = mean over reference tokens of log p(y | x, C) - log p(y | x) (Bugliarello et
+    al. 2020; Fernandes et al. 2021, "Measuring and Increasing Context Usage in
+    Context-Aware Machine Translation"), in nats per token, with C the previous source
+    sentence (and, for a `data.target_context` model, its reference in front of the
+    target, whose own tokens are not counted) and "no context" the separator alone.
+    Returns {"sentences", "tokens", "cxmi", "better"}, `better` the share of sentences
+    whose reference scores higher with the context. Sentences 1 .. n-1 take part (0
+    has no previous one); `sources` and `references` are user text."""
+    model.eval()
+    gains: list[float] = []
+    lengths: list[int] = []
+    for start in range(1, len(sources), batch_size):
+        rows = range(start, min(start + batch_size, len(sources)))
+        src = [sp_src.encode(join_context([sources[i - 1]], sources[i])) for i in rows]  # type: ignore[attr-defined]
+        src += [sp_src.encode(join_context([], sources[i])) for i in rows]  # type: ignore[attr-defined]
+        if target_context:
+            tgt = [sp_tgt.encode(join_context([references[i - 1]], references[i])) for i in rows]  # type: ignore[attr-defined]
+            tgt += [sp_tgt.encode(join_context([], references[i])) for i in rows]  # type: ignore[attr-defined]
+        else:
+            tgt = [sp_tgt.encode(user_text(references[i])) for i in rows] * 2  # type: ignore[attr-defined]
+        skip = [t.index(SEP_ID) + 1 if SEP_ID in t else 0 for t in tgt]
+        batch = collate([np.array(s) for s in src], [np.array(t) for t in tgt]).to(device)
+        scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out,  # type: ignore[operator]
+                                          torch.tensor(skip, device=batch.src.device)).tolist()
+        half = len(rows)
+        gains += [scores[j] - scores[half + j] for j in range(half)]
+        lengths += [len(tgt[j]) - skip[j] + 1 for j in range(half)]  # the sentence's pieces and EOS
+    tokens = sum(lengths)
+    return {"sentences": len(gains), "tokens": tokens, "cxmi": round(sum(gains) / max(tokens, 1), 5),
+            "better": round(sum(g > 0 for g in gains) / len(gains), 4) if gains else 0.0}
 
 
 def _tally(margins: list[float]) -> dict:

@@ -81,10 +81,24 @@ class CharBudget:
 
     `piece_chars` (V,) holds the characters each output piece adds (a word-start marker
     counts one, for the space; specials 0); `limits` one limit per sentence of the batch.
+    `sep`, the context separator's index among the searched pieces for a model trained
+    with `data.target_context` (-1 for others): such a model first translates the
+    previous lines, then writes the separator and the translation, and the limit holds
+    for each part on its own (the characters since the last separator count), so that
+    whatever the model writes, the part kept as the translation fits.
     """
 
     piece_chars: torch.Tensor
     limits: list[int]
+    sep: int = -1
+
+    def used(self, history: torch.Tensor) -> torch.Tensor:
+        """(N,) the characters that count against the limit for hypotheses `history`
+        (N, t) of searched-piece indices: those since the last separator."""
+        chars = self.piece_chars[history]
+        if self.sep >= 0:
+            chars = chars * ((history == self.sep).flip(1).long().cumsum(1).flip(1) == 0)
+        return chars.sum(dim=1)
 
     def apply(self, log_probs: torch.Tensor, used: torch.Tensor, limits: torch.Tensor) -> torch.Tensor:
         """log_probs (N, V) of hypotheses whose texts hold `used` (N,) characters, under
@@ -163,7 +177,7 @@ def greedy_search(
             lp = budget.apply(lp, used, char_limits)
         best_lp, prev = lp.max(dim=-1)
         if budget is not None:
-            used = used + budget.piece_chars[prev]
+            used = torch.where(prev == budget.sep, 0, used + budget.piece_chars[prev])  # as `CharBudget.used`
         weights = state.last_attention.float().tolist() if keep_attention else None
         for b, (tok, score) in enumerate(zip(prev.tolist(), best_lp.tolist())):
             if done[b]:
@@ -220,8 +234,8 @@ def beam_search(
         if constraints != Constraints():
             lp = constraints.apply(lp, t, history.tolist())
         if budget is not None:
-            used = budget.piece_chars[history].sum(dim=1)  # (rows*K,)
-            lp = budget.apply(lp, used, torch.tensor([budget.limits[b] for b in active], device=device).repeat_interleave(k))
+            lp = budget.apply(lp, budget.used(history),
+                              torch.tensor([budget.limits[b] for b in active], device=device).repeat_interleave(k))
         vocab = lp.size(-1)
         cand = (scores.unsqueeze(-1) + lp.view(rows, k, vocab)).view(rows, -1)
         cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)

@@ -18,7 +18,7 @@ import torch
 
 from stages import artifacts
 from stages.corpus.token_ids import load_id_columns, output_pieces
-from stages.corpus.vocab import PAD_ID, UNK_ID
+from stages.corpus.vocab import PAD_ID, SEP_ID, UNK_ID, after_context
 from stages.decode.config import DecodeConfig, precision_problem
 from stages.decode.search import (
     CharBudget,
@@ -174,7 +174,9 @@ def _search_chunk(
         if budget is not None:  # the chunk's limits, over the pieces the search runs on
             pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
             chars = budget.piece_chars if pieces is None else budget.piece_chars.index_select(0, pieces.cpu())
-            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk])
+            sep = -1 if pieces is None else int(torch.searchsorted(pieces.cpu(), SEP_ID))  # pieces are sorted
+            sep = sep if pieces is not None and sep < len(pieces) and int(pieces[sep]) == SEP_ID else -1
+            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk], sep)
         _search_restricted(model, src, lens, chunk, cfg, n_best, keep_attention, rules, alpha, results, budget)
     finally:
         if lexical is not None:
@@ -196,11 +198,14 @@ def _search_restricted(
             n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention, budget=budget,
         )
     pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
-    if pieces is not None:  # the search ran over the output pieces' indices
-        table = pieces.tolist()
-        for hyps in nbest:
-            for hyp in hyps:
+    table = pieces.tolist() if pieces is not None else None  # the search ran over the output pieces' indices
+    for hyps in nbest:
+        for hyp in hyps:
+            if table is not None:
                 hyp.tokens = [table[t] for t in hyp.tokens]
+            start = after_context(hyp.tokens)  # a target-context model's translation of the previous lines
+            if start:
+                hyp.tokens, hyp.attention = hyp.tokens[start:], hyp.attention[start:]
     for i, hyps in zip(chunk, nbest):
         results[i] = hyps
 

@@ -210,15 +210,20 @@ class Seq2Seq(nn.Module):
         return smoothed_cross_entropy(self.generator(rows), target, smoothing, PAD_ID)
 
     def sequence_log_probs(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
-                           tgt_out: torch.Tensor) -> torch.Tensor:
+                           tgt_out: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Teacher-forced log-probability of each given target (B,), in nats: the sum over
         its real (non-pad) tokens of log p(token | source, previous tokens), scored over
         the whole vocabulary. src (B, S), src_lens (B,), tgt_in (B, T) BOS + target,
-        tgt_out (B, T) target + EOS, as `stages.corpus.batching.collate` builds them. Put
-        the model in eval mode first (dropout)."""
+        tgt_out (B, T) target + EOS, as `stages.corpus.batching.collate` builds them;
+        `skip` (B,), when given, leaves each target's first tokens out of the sum (they
+        still condition the rest: a previous line's translation in front of the target).
+        Put the model in eval mode first (dropout)."""
         log_probs = torch.log_softmax(self.forward(src, src_lens, tgt_in).float(), dim=-1)
         picked = log_probs.gather(-1, tgt_out.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        return picked.masked_fill(tgt_out == PAD_ID, 0.0).sum(dim=1)
+        ignored = tgt_out == PAD_ID
+        if skip is not None:
+            ignored |= torch.arange(tgt_out.size(1), device=tgt_out.device).unsqueeze(0) < skip.unsqueeze(1)
+        return picked.masked_fill(ignored, 0.0).sum(dim=1)
 
     def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state
