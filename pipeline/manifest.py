@@ -68,9 +68,11 @@ class Manifest:
         entry: dict[str, Any] = self.data["stages"].get(name, {})
         return entry
 
-    def is_current(self, name: str, fingerprint: str, run_dir: Path, folder: str) -> bool:
+    def is_current(self, name: str, fingerprints: list[str], run_dir: Path, folder: str) -> bool:
+        """Done, under one of `fingerprints` (the stage's own and the forms older runs
+        recorded), with its outputs as they were written."""
         entry = self.stage(name)
-        if entry.get("status") != "done" or entry.get("fingerprint") != fingerprint:
+        if entry.get("status") != "done" or entry.get("fingerprint") not in fingerprints:
             return False
         return bool(entry.get("outputs")) and hash_outputs(run_dir, folder) == entry["outputs"]
 

@@ -32,6 +32,7 @@ from stages.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from stages.later_keys import earlier_forms
 from stages.model.checkpoint import read_meta
 from stages.train import distributed
 from stages.train.state import ResumeOptions, check_resume, config_changes
@@ -153,7 +154,18 @@ STAGE_NAMES = tuple(s.name for s in STAGES)
 
 def fingerprint(stage: Stage, cfg: RunConfig, manifest: Manifest) -> str:
     """Hash of the stage's config sections, the seed, upstream fingerprints and inputs."""
-    parts: dict[str, Any] = {s: to_dict(getattr(cfg, s)) for s in stage.sections}
+    return known_fingerprints(stage, cfg, manifest)[0]
+
+
+def known_fingerprints(stage: Stage, cfg: RunConfig, manifest: Manifest) -> list[str]:
+    """`fingerprint`, then the fingerprints that runs made before later config keys
+    existed recorded for the same config (`stages.later_keys`): any of them is current."""
+    sections = {s: to_dict(getattr(cfg, s)) for s in stage.sections}
+    return [_hash(stage, cfg, manifest, form) for form in earlier_forms(sections)]
+
+
+def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, Any]) -> str:
+    parts: dict[str, Any] = dict(sections)
     parts["seed"] = cfg.seed
     if stage.layout > 1:
         parts["layout"] = stage.layout
@@ -211,9 +223,11 @@ def _run_locked(
     write_json_atomic(run_dir / artifacts.RESOLVED_CONFIG, to_dict(cfg))
     write_text_atomic(run_dir / artifacts.RESOLVED_CONFIG_YAML, dump_yaml(cfg))
     for stage in STAGES:
-        fp = fingerprint(stage, cfg, manifest)
+        known = known_fingerprints(stage, cfg, manifest)
+        fp = known[0]
         resuming = resume is not None and stage.name == "train"
-        current = not resuming and stage.name not in force and manifest.is_current(stage.name, fp, run_dir, stage.folder)
+        current = not resuming and stage.name not in force and manifest.is_current(stage.name, known, run_dir,
+                                                                                    stage.folder)
         if stage.name == "train":
             distributed.from_main(ranks, not current)  # tell the other ranks whether to train
         if resuming and resume is not None:
@@ -247,7 +261,7 @@ def stale_stages(run_dir: Path, manifest: Manifest) -> set[str]:
     except S2SError:
         return set()
     return {stage.name for stage in STAGES[1:] if manifest.stage(stage.name).get("status") == "done"
-            and manifest.stage(stage.name).get("fingerprint") != fingerprint(stage, cfg, manifest)}
+            and manifest.stage(stage.name).get("fingerprint") not in known_fingerprints(stage, cfg, manifest)}
 
 
 def _follow_main(cfg: RunConfig, until: str, resume: ResumeOptions | None, ranks: distributed.Ranks) -> Manifest:

@@ -459,3 +459,4 @@ def test_a_refused_resume_leaves_no_run_folder_behind(tiny_config: Path, tmp_pat
     code, out = invoke("train", str(tiny_config), "--resume")
     assert code == 1 and "no training state to resume from" in out
     assert not (tmp_path / "runs" / "tiny").exists()
+

@@ -14,15 +14,15 @@ def test_round_trip_and_currency(tmp_path: Path) -> None:
     (tmp_path / "prepare" / "train.src").write_text("a\n", encoding="utf-8")
     manifest = Manifest.load(tmp_path)
     manifest.start("prepare", "fp1")
-    assert not manifest.is_current("prepare", "fp1", tmp_path, "prepare")  # still running
+    assert not manifest.is_current("prepare", ["fp1"], tmp_path, "prepare")  # still running
     manifest.finish("prepare", hash_outputs(tmp_path, "prepare"), 1.234, {"pairs": 1})
     again = Manifest.load(tmp_path)
     assert again.data == manifest.data
     assert again.stage("prepare")["seconds"] == 1.23
-    assert again.is_current("prepare", "fp1", tmp_path, "prepare")
-    assert not again.is_current("prepare", "fp2", tmp_path, "prepare")
+    assert again.is_current("prepare", ["fp1"], tmp_path, "prepare")
+    assert not again.is_current("prepare", ["fp2"], tmp_path, "prepare")
     (tmp_path / "prepare" / "train.src").write_text("b\n", encoding="utf-8")
-    assert not again.is_current("prepare", "fp1", tmp_path, "prepare")
+    assert not again.is_current("prepare", ["fp1"], tmp_path, "prepare")
 
 
 def test_failed_stage_is_not_current(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_failed_stage_is_not_current(tmp_path: Path) -> None:
     manifest.start("score", "fp")
     manifest.fail("score", "boom", 0.5)
     assert Manifest.load(tmp_path).stage("score")["status"] == "failed"
-    assert not manifest.is_current("score", "fp", tmp_path, "score")
+    assert not manifest.is_current("score", ["fp"], tmp_path, "score")
 
 
 def test_damaged_manifest_is_a_clear_error(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 
 from stages import artifacts
 from stages.errors import ArtifactError, ConfigError
+from stages.later_keys import saved_or_earlier
 from stages.model.checkpoint import read_tensors
 from stages.train.schedule import Plateau
 
@@ -198,7 +199,8 @@ def _changes(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
     if not isinstance(new, dict):
         return [] if old == new else [(prefix, old, new)]
     old = old if isinstance(old, dict) else {}
-    return [(f"{prefix}.{k}", old.get(k), v) for k, v in new.items() if old.get(k) != v]
+    return [(f"{prefix}.{k}", saved_or_earlier(prefix, k, old), v) for k, v in new.items()
+            if saved_or_earlier(prefix, k, old) != v]
 
 
 def _split_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

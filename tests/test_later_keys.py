@@ -1,0 +1,83 @@
+"""Config keys added after runs were made (stages/later_keys.py): a run made before a
+key existed stays current, and its training can be resumed, while the key holds the
+value that reproduces how it ran."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline import orchestrator
+from pipeline.cli import main
+from pipeline.config import load_config, to_dict
+from pipeline.manifest import Manifest, hash_outputs
+from stages import artifacts
+from stages.later_keys import LATER_KEYS, earlier_forms, saved_or_earlier
+from stages.train.state import config_changes
+
+
+def _sections(**training: object) -> dict[str, dict]:
+    cfg = load_config(None, [])
+    return {"data": to_dict(cfg.data), "training": {**to_dict(cfg.training), **training}}
+
+
+def test_earlier_forms_drop_the_newest_keys_while_they_hold_their_earlier_values() -> None:
+    forms = earlier_forms(_sections())
+    assert len(forms) == 1 + len(LATER_KEYS)
+    assert "target_context" in forms[0]["data"] and "target_context" not in forms[1]["data"]
+    assert "coword_dropout" in forms[1]["training"] and "coword_dropout" not in forms[2]["training"]
+    assert "context_dropout" not in forms[3]["training"] and forms[3]["training"]["lr"] == forms[0]["training"]["lr"]
+    # A run that sets an older later key was made after it existed: no form without it.
+    assert len(earlier_forms(_sections(context_dropout=0.5))) == len(LATER_KEYS)
+    assert len(earlier_forms({"data": {**_sections()["data"], "target_context": True}})) == 1
+    assert saved_or_earlier("training", "coword_dropout", {}) == 0.0 and saved_or_earlier("training", "lr", {}) is None
+
+
+def _as_recorded_before_the_later_keys(run: Path) -> None:
+    """Rewrite a run folder as s2s recorded it before every later key existed: the
+    stages' fingerprints, each over the earlier upstream one, and the training states'
+    configs."""
+    for state in (run / artifacts.TRAIN_DIR).glob(f"*/{artifacts.CKPT_TRAIN_STATE}"):
+        data = json.loads(state.read_text(encoding="utf-8"))
+        for section, key, _ in LATER_KEYS:
+            data["config"][section].pop(key, None)
+        state.write_text(json.dumps(data), encoding="utf-8")
+    cfg = load_config(run / artifacts.RESOLVED_CONFIG_YAML, [])
+    manifest = Manifest.load(run)
+    manifest.stage("train")["outputs"] = hash_outputs(run, artifacts.TRAIN_DIR)
+    for stage in orchestrator.STAGES:
+        sections = {s: to_dict(getattr(cfg, s)) for s in stage.sections}
+        manifest.stage(stage.name)["fingerprint"] = orchestrator._hash(stage, cfg, manifest, earlier_forms(sections)[-1])
+    manifest.save()
+
+
+def test_a_run_made_before_the_later_keys_is_current_and_resumable(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(trained_run.parent / "runs" / "tiny", run)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(trained_run.read_text(encoding="utf-8").replace(str(trained_run.parent / "runs"),
+                                                                        str(tmp_path / "runs")), encoding="utf-8")
+    _as_recorded_before_the_later_keys(run)
+    result = CliRunner().invoke(main, ["run", str(config)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("up to date, skipped") == len(orchestrator.STAGES), result.output
+    assert config_changes(run / artifacts.TRAIN_DIR / artifacts.CKPT_LAST,
+                          orchestrator._training_config(load_config(config, []))) == []
+    # Set away from its earlier value, a later key is a change like any other.
+    changed = load_config(config, ["training.coword_dropout=0.1", "data.context=1"])
+    assert "training.coword_dropout: 0.0 -> 0.1" in config_changes(run / artifacts.TRAIN_DIR / artifacts.CKPT_LAST,
+                                                                  orchestrator._training_config(changed))
+    result = CliRunner().invoke(main, ["run", str(config), "--set", "data.target_context=true", "--set", "data.context=1",
+                                       "--until", "prepare"])
+    assert result.exit_code == 0 and "[prepare] up to date" not in result.output
+
+
+@pytest.mark.parametrize("key", [f"{s}.{k}" for s, k, _ in LATER_KEYS])
+def test_every_later_key_is_a_config_key_with_its_earlier_value_as_default(key: str) -> None:
+    section, name = key.split(".")
+    earlier = next(v for s, k, v in LATER_KEYS if (s, k) == (section, name))
+    assert to_dict(getattr(load_config(None, []), section))[name] == earlier
