@@ -17,7 +17,7 @@ class DecodeConfig:
     no_repeat_ngram: int = 0
     max_len_ratio: float = 1.5
     max_len_extra: int = 10
-    batch_size: int = 64
+    batch_size: int = 32
     max_input_tokens: int = 250
     checkpoint: str = "best"
     device: str = "auto"
