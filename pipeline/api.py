@@ -216,6 +216,10 @@ class Translator:
         if len(trained) > 1:
             raise ConfigError(f"the ensemble's runs were trained with different data.context ({sorted(trained)}); "
                               f"ensemble runs trained alike")
+        sides = {bool(saved_section(d, "data").get("target_context", False)) for d, _ in places}
+        if len(sides) > 1:
+            raise ConfigError("the ensemble mixes runs trained with and without data.target_context (one writes the "
+                              "previous lines' translation first, the other does not); ensemble runs trained alike")
         cfg = decode_config(run_dir, overrides, **decoding)
         device = pick_device(cfg.device)
         member = cfg.checkpoint if not places[0][1] else (asked or artifacts.CKPT_BEST)

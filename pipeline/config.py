@@ -222,11 +222,30 @@ def validate(cfg: RunConfig) -> list[str]:
         if getattr(cfg.training, key) > 0 and cfg.data.context == 0:
             problems.append(f"training.{key}={getattr(cfg.training, key)} acts on {what}, but data.context is 0; "
                             f"set data.context: 1 or training.{key}: 0")
+    if cfg.data.target_context:
+        problems += _dev_loss_problems(cfg)
     if cfg.num_proc < 0:
         problems.append(f"num_proc={cfg.num_proc}: must be 0 (one process per core for large corpora) or more")
     if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):
         problems.append(f"name={cfg.name!r}: must be a folder name (not empty, '.' or '..', no '/')")
     return problems
+
+
+def _dev_loss_problems(cfg: RunConfig) -> list[str]:
+    """A run with data.target_context scores its dev loss on the plain dev references,
+    without the previous lines' translation the model writes first, so the loss does not
+    follow the model's quality: nothing may be chosen by it."""
+    t = cfg.training
+    uses = []
+    if not t.valid_bleu:
+        uses.append("training.valid_bleu=false (the best checkpoint is then chosen by dev loss)")
+    for key, active in (("plateau_metric", t.schedule == "plateau"), ("early_stopping_metric", t.patience > 0)):
+        metric = getattr(t, key)
+        if active and (metric == "loss" or (metric == "auto" and not t.valid_bleu)):
+            uses.append(f"training.{key}={metric} (dev loss)")
+    return [f"data.target_context=true: {use} cannot work, as such a run's dev loss is measured on plain dev "
+            f"targets without the previous lines' translation; set training.valid_bleu: true and leave "
+            f"training.plateau_metric/early_stopping_metric at bleu or auto" for use in uses]
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

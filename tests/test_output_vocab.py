@@ -44,7 +44,8 @@ def test_output_pieces_are_the_specials_and_every_target_id() -> None:
 def test_all_pieces_allowed_translates_exactly_as_the_whole_vocabulary(beam: int, input_feeding: bool) -> None:
     cfg = DecodeConfig(beam_size=beam, max_len_extra=6)
     model = tiny_model(input_feeding)
-    full = translate_ids_nbest(prepare_for_inference(model, cfg, "cpu"), SOURCES, cfg, "cpu", 2)
+    whole = DecodeConfig(beam_size=beam, max_len_extra=6, output_vocab="all")  # the same model, every piece scored
+    full = translate_ids_nbest(prepare_for_inference(model, whole, "cpu", list(range(40))), SOURCES, cfg, "cpu", 2)
     model = prepare_for_inference(tiny_model(input_feeding), cfg, "cpu", list(range(40)))
     assert model.output_pieces is not None
     same = translate_ids_nbest(model, SOURCES, cfg, "cpu", 2)

@@ -297,3 +297,15 @@ def test_a_target_context_models_budget_counts_from_the_last_separator() -> None
             assert beam_search(model, src, lens, beam_size=beam, budget=budget)[0][0].tokens[1:] == [sep, last]
     # Counted from the start, as for other models, C and E (7) would not fit a limit of 4.
     assert greedy_search(model, src, lens, budget=CharBudget(chars, [4]))[0].tokens != [c, sep, e]
+
+
+def test_a_target_context_model_never_ends_before_the_separator() -> None:
+    sep, c, d = SEP_ID, 6, 7
+    model = BigramModel({BOS_ID: {EOS_ID: 0.6, c: 0.4}, c: {EOS_ID: 0.7, sep: 0.3}, sep: {d: 1.0}, d: {EOS_ID: 1.0}},
+                        vocab=8)
+    src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
+    assert greedy_search(model, src, lens)[0].tokens == []
+    assert greedy_search(model, src, lens, sep=sep)[0].tokens == [c, sep, d]
+    for beam in (1, 3):
+        assert beam_search(model, src, lens, beam_size=beam)[0][0].tokens == []
+        assert all(sep in h.tokens for h in beam_search(model, src, lens, beam_size=beam, n_best=beam, sep=sep)[0])

@@ -4,6 +4,7 @@ both sides together; the contrastive test scores targets behind the previous ref
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from conftest import tiny_config_text, write_tiny_corpus
 
 from pipeline.api import Translator
 from pipeline.cli import main
+from pipeline.config import load_config
 from stages import artifacts
 from stages.corpus.batching import TrainData, collate
 from stages.corpus.config import DataConfig
@@ -22,6 +24,7 @@ from stages.decode import translation
 from stages.decode.config import DecodeConfig
 from stages.decode.contrastive import Contrast, context_gain, contrastive_accuracy
 from stages.decode.search import CharBudget, Hypothesis
+from stages.errors import ConfigError
 from stages.model.checkpoint import load_checkpoint
 from stages.model.config import ModelConfig
 from stages.model.seq2seq import Seq2Seq
@@ -75,6 +78,20 @@ def test_the_search_output_is_cut_after_the_separator(monkeypatch: pytest.Monkey
                                             keep_attention=True)
     tokens = sorted((h[0].tokens, h[0].attention) for h in found)
     assert tokens == [([30, 31], [[0.4], [0.5]]), ([40, 41], [[0.6], [0.7]])]
+
+
+def test_a_target_context_models_output_without_separator_is_no_translation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It stopped (at the length limit) while still translating the previous lines."""
+    def search(*args: object, **kwargs: object) -> list[Hypothesis]:
+        assert kwargs.get("sep", args[-1] if args else None) == SEP_ID  # the search is told of the separator
+        return [Hypothesis([20, 21], -1.0, -1.0), Hypothesis([20, SEP_ID, 22], -1.0, -1.0)]
+
+    model = _Fixed()
+    model.output_pieces = torch.arange(30)  # type: ignore[assignment]
+    model.target_context = True  # as prepare_for_inference marks a model whose recorded pieces hold the separator
+    monkeypatch.setattr(translation, "greedy_search", search)
+    found = translation.translate_ids(model, [[5, 6], [7]], DecodeConfig(beam_size=1), "cpu")
+    assert sorted(found) == [[], [22]]
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +159,8 @@ def test_the_searchs_character_limit_starts_after_the_separator(beam: int, monke
     model = model.double().eval()
     with torch.no_grad():
         model.generator.bias[SEP_ID] += 1.5  # separators in most outputs
-    model.restrict_output(torch.arange(12))  # SEP_ID among them
+    model = translation.prepare_for_inference(model, DecodeConfig(), "cpu", list(range(12)))  # SEP_ID among them
+    assert model.target_context
     chars = torch.tensor([0, 3, 0, 0, 0, 2, 3, 4, 5, 6, 7, 8], dtype=torch.long)
     gen = torch.Generator().manual_seed(11)
     seqs = [torch.randint(5, 12, (int(n),), generator=gen).tolist() for n in torch.randint(3, 12, (16,), generator=gen)]
@@ -156,3 +174,28 @@ def test_the_searchs_character_limit_starts_after_the_separator(beam: int, monke
     assert sum(after_context(tokens) > 0 for tokens in raw) >= 4  # most outputs had a context's translation to cut
     # Their whole outputs may pass the limit: the context's translation did not count against it.
     assert max(sum(int(chars[t]) for t in tokens) for tokens in raw) > max(limits)
+
+
+def test_the_separator_adds_no_characters_to_a_translation(target_context_run: Path) -> None:
+    _, _, sp_tgt, _ = load_checkpoint(target_context_run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
+    assert sp_tgt.id_to_piece(SEP_ID) == "<sep>" and int(translation.piece_chars(sp_tgt)[SEP_ID]) == 0
+
+
+def test_an_ensemble_of_runs_with_and_without_target_context_is_refused(target_context_run: Path, tmp_path: Path) -> None:
+    other = tmp_path / "plain"
+    shutil.copytree(target_context_run, other)
+    for name in ("config.json", "config.yaml"):
+        path = other / name
+        path.write_text(path.read_text(encoding="utf-8").replace("target_context: true", "target_context: false")
+                        .replace('"target_context": true', '"target_context": false'), encoding="utf-8")
+    with pytest.raises(ConfigError, match="data.target_context"):
+        Translator.load([target_context_run, other])
+
+
+@pytest.mark.parametrize("keys", [["training.valid_bleu=false"],
+                                  ["training.schedule=plateau", "training.plateau_metric=loss"],
+                                  ["training.patience=2", "training.early_stopping_metric=loss"]])
+def test_a_target_context_run_chooses_nothing_by_dev_loss(keys: list[str]) -> None:
+    with pytest.raises(ConfigError, match="data.target_context=true.*dev loss"):
+        load_config(None, ["data.context=1", "data.target_context=true", *keys])
+    load_config(None, ["data.context=1", "data.target_context=true"])  # dev BLEU picks: accepted

@@ -109,6 +109,17 @@ class CharBudget:
         return log_probs.masked_fill(over, float("-inf"))
 
 
+def no_end_before(log_probs: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """log_probs (N, V) with EOS at -inf for the hypotheses that have not yet written the
+    context separator (`seen` (N,) False): a `data.target_context` model's output
+    before it is the previous lines' translation, not yet this line's."""
+    if bool(seen.all()):
+        return log_probs
+    out = log_probs.clone()
+    out[~seen, EOS_ID] = float("-inf")
+    return out
+
+
 def banned_tokens(history: list[int], n: int) -> set[int]:
     """Tokens that would complete an n-gram already present in `history`."""
     if n <= 0 or len(history) < n - 1:
@@ -154,10 +165,12 @@ def greedy_search(
     constraints: Constraints = Constraints(),
     keep_attention: bool = False,
     budget: CharBudget | None = None,
+    sep: int = -1,
 ) -> list[Hypothesis]:
     """Pick the most likely token at each step; with `keep_attention`, record each
     output token's attention over the source (rows: output tokens, columns: source);
-    with `budget`, only pieces within each sentence's character limit."""
+    with `budget`, only pieces within each sentence's character limit; with `sep` (the
+    context separator's index for a `data.target_context` model), no EOS before it."""
     batch = src.size(0)
     src_len = src_lens.tolist()
     attention: list[list[list[float]]] = [[] for _ in range(batch)]
@@ -170,12 +183,17 @@ def greedy_search(
     if budget is not None:
         used = torch.zeros(batch, dtype=torch.long, device=src.device)
         char_limits = torch.tensor(budget.limits, device=src.device)
+    seen = torch.full((batch,), sep < 0, dtype=torch.bool, device=src.device)
     for t in range(max(limits)):
         lp, state = model.step(prev, state)
         lp = constraints.apply(lp, t, tokens)
         if budget is not None:
             lp = budget.apply(lp, used, char_limits)
+        if sep >= 0:
+            lp = no_end_before(lp, seen)
         best_lp, prev = lp.max(dim=-1)
+        if sep >= 0:
+            seen = seen | (prev == sep)
         if budget is not None:
             used = torch.where(prev == budget.sep, 0, used + budget.piece_chars[prev])  # as `CharBudget.used`
         weights = state.last_attention.float().tolist() if keep_attention else None
@@ -208,12 +226,15 @@ def beam_search(
     constraints: Constraints = Constraints(),
     keep_attention: bool = False,
     budget: CharBudget | None = None,
+    sep: int = -1,
 ) -> list[list[Hypothesis]]:
     """Batched beam search; returns the `n_best` hypotheses of each sentence, best first.
 
     Sentences leave the batch as soon as they are done, so the batch shrinks as it goes.
     With `keep_attention`, each hypothesis carries its attention rows (one per token);
-    with `budget`, hypotheses grow only within their sentence's character limit.
+    with `budget`, hypotheses grow only within their sentence's character limit; with
+    `sep` (the context separator's index for a `data.target_context` model), no
+    hypothesis ends before writing it.
     """
     batch, k, device = src.size(0), beam_size, src.device
     state = model.encode(src, src_lens)
@@ -236,6 +257,8 @@ def beam_search(
         if budget is not None:
             lp = budget.apply(lp, budget.used(history),
                               torch.tensor([budget.limits[b] for b in active], device=device).repeat_interleave(k))
+        if sep >= 0:
+            lp = no_end_before(lp, (history == sep).any(dim=1))
         vocab = lp.size(-1)
         cand = (scores.unsqueeze(-1) + lp.view(rows, k, vocab)).view(rows, -1)
         cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)

@@ -114,6 +114,8 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
     if cfg.quantize != "none" and device != "cpu":
         raise ConfigError(f"decoding.quantize={cfg.quantize} runs on the CPU only; set decoding.device=cpu")
     model.int8_search = cfg.quantize == "int8"
+    # Trained with data.target_context: its training targets, and so its recorded pieces, hold the separator.
+    model.target_context = output_pieces is not None and SEP_ID in output_pieces
     model.shortlist = shortlist if cfg.shortlist else None
     return model
 
@@ -174,9 +176,7 @@ def _search_chunk(
         if budget is not None:  # the chunk's limits, over the pieces the search runs on
             pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
             chars = budget.piece_chars if pieces is None else budget.piece_chars.index_select(0, pieces.cpu())
-            sep = -1 if pieces is None else int(torch.searchsorted(pieces.cpu(), SEP_ID))  # pieces are sorted
-            sep = sep if pieces is not None and sep < len(pieces) and int(pieces[sep]) == SEP_ID else -1
-            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk], sep)
+            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk], separator_index(model))
         _search_restricted(model, src, lens, chunk, cfg, n_best, keep_attention, rules, alpha, results, budget)
     finally:
         if lexical is not None:
@@ -188,26 +188,52 @@ def _search_restricted(
     keep_attention: bool, rules: Constraints, alpha: float, results: list[list[Hypothesis]],
     budget: Optional[CharBudget] = None,
 ) -> None:
-    """Search one padded batch and store its n-best lists as vocabulary ids."""
+    """Search one padded batch and store its n-best lists as vocabulary ids. A model
+    trained with `data.target_context` first
+    translates the previous lines: its output may not end before the separator, has the
+    length allowance `max_len_extra` for each of its two parts, and only what follows
+    the separator is kept (nothing, if the length limit came first)."""
+    pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
+    sep = separator_index(model)
+    extra = cfg.max_len_extra * (2 if sep >= 0 else 1)
     if cfg.beam_size <= 1:
-        greedy = greedy_search(model, src, lens, cfg.max_len_ratio, cfg.max_len_extra, rules, keep_attention, budget)
+        greedy = greedy_search(model, src, lens, cfg.max_len_ratio, extra, rules, keep_attention, budget, sep)
         nbest = [[h] for h in greedy]
     else:
         nbest = beam_search(
-            model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, cfg.max_len_extra,
+            model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, extra,
             n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention, budget=budget,
+            sep=sep,
         )
-    pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
     table = pieces.tolist() if pieces is not None else None  # the search ran over the output pieces' indices
+    unfinished = 0
     for hyps in nbest:
         for hyp in hyps:
             if table is not None:
                 hyp.tokens = [table[t] for t in hyp.tokens]
             start = after_context(hyp.tokens)  # a target-context model's translation of the previous lines
+            if sep >= 0 and not start:
+                start, unfinished = len(hyp.tokens), unfinished + 1
             if start:
                 hyp.tokens, hyp.attention = hyp.tokens[start:], hyp.attention[start:]
+    if unfinished:
+        log.warning("%d hypotheses reached the length limit before the context separator and are left empty; "
+                    "raise decoding.max_len_ratio", unfinished)
     for i, hyps in zip(chunk, nbest):
         results[i] = hyps
+
+
+def separator_index(model: Any) -> int:
+    """For a model trained with `data.target_context` (`prepare_for_inference` marks
+    it), the context separator's index among the pieces its search scores; -1 for other
+    models, which never write it."""
+    if not getattr(model, "target_context", False):
+        return -1
+    pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
+    if pieces is None:
+        return SEP_ID
+    at = int(torch.searchsorted(pieces.cpu(), SEP_ID))  # pieces are sorted
+    return at if at < len(pieces) and int(pieces[at]) == SEP_ID else -1
 
 
 def translate_lines(
@@ -285,10 +311,13 @@ def translate_lines_nbest(
 def piece_chars(sp_tgt: spm.SentencePieceProcessor) -> torch.Tensor:
     """(V,) the characters each target piece adds to a translation's text: its length,
     the word-start marker counting one (the space before the word); 0 for the special
-    tokens, 3 for the unknown piece (written " ⁇ "; `decoding.replace_unk` may put a
-    longer source word in its place)."""
-    return torch.tensor([3 if sp_tgt.is_unknown(i) else 0 if sp_tgt.is_control(i) else len(sp_tgt.id_to_piece(i))
-                         for i in range(sp_tgt.get_piece_size())], dtype=torch.long)
+    tokens and the context separator, 3 for the unknown piece (written " ⁇ ";
+    `decoding.replace_unk` may put a longer source word in its place)."""
+    chars = torch.tensor([3 if sp_tgt.is_unknown(i) else 0 if sp_tgt.is_control(i) else len(sp_tgt.id_to_piece(i))
+                          for i in range(sp_tgt.get_piece_size())], dtype=torch.long)
+    if SEP_ID < len(chars):
+        chars[SEP_ID] = 0  # the context separator is never part of a translation's text
+    return chars
 
 
 def _unknown_spans(

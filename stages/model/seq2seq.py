@@ -74,6 +74,7 @@ class Seq2Seq(nn.Module):
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight
         self.output_pieces: Optional[torch.Tensor] = None  # see restrict_output
+        self.target_context = False  # trained with data.target_context (stages.decode.translation.separator_index)
         # search multiplies the decoder's weights in int8 (fast/int8.py); set by decoding.quantize=int8
         self.int8_search = False
         self.shortlist: Any = None  # a lexical shortlist (stages.decode.shortlist) that search applies per batch

@@ -17,6 +17,7 @@ from stages import artifacts
 from stages.corpus.batching import Batch, EpochBatches, TrainData
 from stages.corpus.token_ids import output_pieces
 from stages.corpus.tokenization import load_processor
+from stages.corpus.vocab import SEP_ID
 from stages.decode.translation import checkpoint_output_pieces
 from stages.devices import device_type, pick_device
 from stages.errors import TrainingInterrupted
@@ -131,8 +132,10 @@ class _Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = make_optimizer(self.model, cfg)
         self.validate = Validator(tokenize_dir, prepare_dir, cfg, self.device)
+        pieces = self._output_pieces(init_from)
         self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None,
-                                       output_pieces=self._output_pieces(init_from))
+                                       output_pieces=pieces)
+        self.model.target_context = pieces is not None and SEP_ID in pieces  # dev BLEU searches as translation does
         self.progress = TrainProgress()
         self.board = TrainingBoard(out_dir, cfg.tensorboard and self.ranks.main,
                                    resume_step=saved.loop.step if saved else None)
