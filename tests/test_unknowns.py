@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stages.corpus.vocab import UNK_ID
+from stages.corpus.vocab import SEP_ID, UNK_ID
 from stages.decode.unknowns import (
     SPACE,
     describe,
@@ -50,3 +50,14 @@ def test_an_empty_translation_keeps_the_unknown_word() -> None:
 def test_unknown_characters_are_counted_once() -> None:
     chars = unknown_characters([[f"{S}a", "5€"], None, ["55"]], [[10, UNK_ID], [UNK_ID], [UNK_ID]])
     assert chars == ["5", "€"] and describe(chars) == "2 characters (5€)"
+
+
+def test_a_context_models_previous_lines_lend_no_unknown_words() -> None:
+    """Source: `5€ <sep> it costs 7€`; the 5€ of the previous line is not this line's."""
+    source_ids = [UNK_ID, SEP_ID, 10, 11, UNK_ID]
+    texts = [f"{S}5€", f"{S}<sep>", f"{S}it", f"{S}costs", f"{S}7€"]
+    target = [f"{S}cuesta", "<unk>"]
+    attention = [[0.5, 0, 0.2, 0.3, 0], [0.6, 0, 0, 0, 0.4]]  # the unknown piece looks most at the context's 5€
+    assert restore_unknowns(target, [20, UNK_ID], attention, source_ids, texts, first=2) == "cuesta 7€"
+    assert restore_unknowns(target, [20, UNK_ID], attention, source_ids, texts) == "cuesta 5€ 7€"  # without `first`
+    assert restore_unknowns([f"{S}cuesta"], [20], attention[:1], source_ids, texts, first=2) == "cuesta 7€"

@@ -353,7 +353,8 @@ def _text(sp_tgt: spm.SentencePieceProcessor, hyp: Hypothesis, source: list[int]
     if spans is None:
         text = str(sp_tgt.decode(hyp.tokens))
     else:
-        text = restore_unknowns([sp_tgt.id_to_piece(t) for t in hyp.tokens], hyp.tokens, hyp.attention, source, spans)
+        text = restore_unknowns([sp_tgt.id_to_piece(t) for t in hyp.tokens], hyp.tokens, hyp.attention, source, spans,
+                                after_context(source))  # a context model's previous lines are not this line
     return " ".join(text.split())
 
 

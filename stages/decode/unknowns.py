@@ -42,7 +42,7 @@ def piece_texts(ids: Sequence[int], pieces: Sequence[str], text: str) -> Optiona
 
 
 def restore_unknowns(target_pieces: list[str], target_ids: Sequence[int], attention: Sequence[Sequence[float]],
-                     source_ids: Sequence[int], source_texts: list[str]) -> str:
+                     source_ids: Sequence[int], source_texts: list[str], first: int = 0) -> str:
     """The translation's text with every source word that holds unknown text put back
     whole (`5€`, `555-1234`, `http://example.org`: the known pieces around an unknown
     character would not be copied by the model either).
@@ -50,15 +50,18 @@ def restore_unknowns(target_pieces: list[str], target_ids: Sequence[int], attent
     target_pieces/target_ids: the hypothesis (no EOS); attention: one row per target
     piece over the source pieces; source_texts: from `piece_texts`. An unknown target
     piece becomes the source word it attends to most; each unknown source word that no
-    target piece took goes after the target word that attends to it most.
+    target piece took goes after the target word that attends to it most. `first`: where
+    the sentence starts in a context model's input (past the previous lines and the
+    separator); the words before it belong to other lines and are never copied.
     """
     words = _words(source_texts)  # per source piece: (first, last) piece of its word
-    unknown = {words[j] for j, token in enumerate(source_ids) if token == UNK_ID}
+    unknown = {words[j] for j, token in enumerate(source_ids) if token == UNK_ID and j >= first}
     pieces = list(target_pieces)
     placed: set[tuple[int, int]] = set()
     for t, token in enumerate(target_ids):
         if token == UNK_ID and t < len(attention) and attention[t]:
-            word = words[_argmax(attention[t])]
+            row = attention[t][first:] or attention[t]
+            word = words[len(attention[t]) - len(row) + _argmax(row)]
             pieces[t] = SPACE + _word_text(source_texts, word)
             placed.add(word)
     after: dict[int, list[str]] = {}
