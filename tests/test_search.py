@@ -291,10 +291,10 @@ def test_a_target_context_models_budget_counts_from_the_last_separator() -> None
     src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
     assert greedy_search(model, src, lens)[0].tokens == [c, sep, e]  # unlimited
     for limit, last in ((4, e), (3, d)):
-        budget = CharBudget(chars, [limit], sep=sep)
-        assert greedy_search(model, src, lens, budget=budget)[0].tokens[1:] == [sep, last]
+        budget = CharBudget(chars, [limit])
+        assert greedy_search(model, src, lens, budget=budget, sep=sep)[0].tokens[1:] == [sep, last]
         for beam in (1, 2):
-            assert beam_search(model, src, lens, beam_size=beam, budget=budget)[0][0].tokens[1:] == [sep, last]
+            assert beam_search(model, src, lens, beam_size=beam, budget=budget, sep=sep)[0][0].tokens[1:] == [sep, last]
     # Counted from the start, as for other models, C and E (7) would not fit a limit of 4.
     assert greedy_search(model, src, lens, budget=CharBudget(chars, [4]))[0].tokens != [c, sep, e]
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from stages.corpus.vocab import SPECIAL_IDS
+from stages.corpus.vocab import SEP_ID, SPECIAL_IDS
 from stages.errors import ArtifactError
 
 
@@ -79,6 +79,12 @@ def output_pieces(tgt: IdColumn) -> list[int]:
     """The target pieces a model trained on `tgt` can produce: the special tokens and
     every id of the column, sorted (`Seq2Seq.restrict_output`)."""
     return sorted(set(SPECIAL_IDS) | set(tgt.vocabulary().tolist()))
+
+
+def writes_separator(pieces: Sequence[int] | None) -> bool:
+    """Whether a model with these output pieces (`output_pieces`) was trained with
+    `data.target_context`: only then do its training targets hold the context separator."""
+    return pieces is not None and SEP_ID in pieces
 
 
 def load_id_columns(folder: Path) -> tuple[IdColumn, IdColumn]:

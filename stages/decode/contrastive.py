@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from stages.corpus.batching import collate
-from stages.corpus.vocab import SEP_ID, join_context, user_text
+from stages.corpus.vocab import after_context, join_context, user_text
 from stages.errors import ConfigError
 
 # Per target language: each pronoun, its other-gender form, and the determiners that mark
@@ -184,7 +184,7 @@ def context_gain(model: torch.nn.Module, sp_src: object, sp_tgt: object, sources
             tgt += [sp_tgt.encode(join_context([], references[i])) for i in rows]  # type: ignore[attr-defined]
         else:
             tgt = [sp_tgt.encode(user_text(references[i])) for i in rows] * 2  # type: ignore[attr-defined]
-        skip = [t.index(SEP_ID) + 1 if SEP_ID in t else 0 for t in tgt]
+        skip = [after_context(t) for t in tgt]  # the previous reference and the separator
         batch = collate([np.array(s) for s in src], [np.array(t) for t in tgt]).to(device)
         scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out,  # type: ignore[operator]
                                           torch.tensor(skip, device=batch.src.device)).tolist()

@@ -81,23 +81,22 @@ class CharBudget:
 
     `piece_chars` (V,) holds the characters each output piece adds (a word-start marker
     counts one, for the space; specials 0); `limits` one limit per sentence of the batch.
-    `sep`, the context separator's index among the searched pieces for a model trained
-    with `data.target_context` (-1 for others): such a model first translates the
-    previous lines, then writes the separator and the translation, and the limit holds
-    for each part on its own (the characters since the last separator count), so that
-    whatever the model writes, the part kept as the translation fits.
+    A model trained with `data.target_context` first translates the previous lines, then
+    writes the separator and the translation: the limit holds for each part on its own
+    (the characters since the last separator count), so that whatever the model writes,
+    the part kept as the translation fits.
     """
 
     piece_chars: torch.Tensor
     limits: list[int]
-    sep: int = -1
 
-    def used(self, history: torch.Tensor) -> torch.Tensor:
+    def used(self, history: torch.Tensor, sep: int = -1) -> torch.Tensor:
         """(N,) the characters that count against the limit for hypotheses `history`
-        (N, t) of searched-piece indices: those since the last separator."""
+        (N, t) of searched-piece indices: those since the last separator `sep` (the
+        search's index of it for a target-context model, -1 for others)."""
         chars = self.piece_chars[history]
-        if self.sep >= 0:
-            chars = chars * ((history == self.sep).flip(1).long().cumsum(1).flip(1) == 0)
+        if sep >= 0:
+            chars = chars * ((history == sep).flip(1).long().cumsum(1).flip(1) == 0)
         return chars.sum(dim=1)
 
     def apply(self, log_probs: torch.Tensor, used: torch.Tensor, limits: torch.Tensor) -> torch.Tensor:
@@ -195,7 +194,7 @@ def greedy_search(
         if sep >= 0:
             seen = seen | (prev == sep)
         if budget is not None:
-            used = torch.where(prev == budget.sep, 0, used + budget.piece_chars[prev])  # as `CharBudget.used`
+            used = torch.where(prev == sep, 0, used + budget.piece_chars[prev])  # as `CharBudget.used`
         weights = state.last_attention.float().tolist() if keep_attention else None
         for b, (tok, score) in enumerate(zip(prev.tolist(), best_lp.tolist())):
             if done[b]:
@@ -255,7 +254,7 @@ def beam_search(
         if constraints != Constraints():
             lp = constraints.apply(lp, t, history.tolist())
         if budget is not None:
-            lp = budget.apply(lp, budget.used(history),
+            lp = budget.apply(lp, budget.used(history, sep),
                               torch.tensor([budget.limits[b] for b in active], device=device).repeat_interleave(k))
         if sep >= 0:
             lp = no_end_before(lp, (history == sep).any(dim=1))

@@ -17,7 +17,7 @@ import sentencepiece as spm
 import torch
 
 from stages import artifacts
-from stages.corpus.token_ids import load_id_columns, output_pieces
+from stages.corpus.token_ids import load_id_columns, output_pieces, writes_separator
 from stages.corpus.vocab import PAD_ID, SEP_ID, UNK_ID, after_context
 from stages.decode.config import DecodeConfig, precision_problem
 from stages.decode.search import (
@@ -114,8 +114,7 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
     if cfg.quantize != "none" and device != "cpu":
         raise ConfigError(f"decoding.quantize={cfg.quantize} runs on the CPU only; set decoding.device=cpu")
     model.int8_search = cfg.quantize == "int8"
-    # Trained with data.target_context: its training targets, and so its recorded pieces, hold the separator.
-    model.target_context = output_pieces is not None and SEP_ID in output_pieces
+    model.target_context = writes_separator(output_pieces)
     model.shortlist = shortlist if cfg.shortlist else None
     return model
 
@@ -176,7 +175,7 @@ def _search_chunk(
         if budget is not None:  # the chunk's limits, over the pieces the search runs on
             pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
             chars = budget.piece_chars if pieces is None else budget.piece_chars.index_select(0, pieces.cpu())
-            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk], separator_index(model))
+            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk])
         _search_restricted(model, src, lens, chunk, cfg, n_best, keep_attention, rules, alpha, results, budget)
     finally:
         if lexical is not None:
@@ -189,10 +188,10 @@ def _search_restricted(
     budget: Optional[CharBudget] = None,
 ) -> None:
     """Search one padded batch and store its n-best lists as vocabulary ids. A model
-    trained with `data.target_context` first
-    translates the previous lines: its output may not end before the separator, has the
-    length allowance `max_len_extra` for each of its two parts, and only what follows
-    the separator is kept (nothing, if the length limit came first)."""
+    trained with `data.target_context` first translates the previous lines: its output
+    may not end before the separator, has the length allowance `max_len_extra` for each
+    of its two parts, and only what follows the separator is kept (nothing, if the
+    length limit came first)."""
     pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
     sep = separator_index(model)
     extra = cfg.max_len_extra * (2 if sep >= 0 else 1)

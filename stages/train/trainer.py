@@ -15,9 +15,8 @@ from tqdm import tqdm
 
 from stages import artifacts
 from stages.corpus.batching import Batch, EpochBatches, TrainData
-from stages.corpus.token_ids import output_pieces
+from stages.corpus.token_ids import output_pieces, writes_separator
 from stages.corpus.tokenization import load_processor
-from stages.corpus.vocab import SEP_ID
 from stages.decode.translation import checkpoint_output_pieces
 from stages.devices import device_type, pick_device
 from stages.errors import TrainingInterrupted
@@ -135,7 +134,7 @@ class _Trainer:
         pieces = self._output_pieces(init_from)
         self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None,
                                        output_pieces=pieces)
-        self.model.target_context = pieces is not None and SEP_ID in pieces  # dev BLEU searches as translation does
+        self.model.target_context = writes_separator(pieces)  # dev BLEU searches as translation does
         self.progress = TrainProgress()
         self.board = TrainingBoard(out_dir, cfg.tensorboard and self.ranks.main,
                                    resume_step=saved.loop.step if saved else None)
