@@ -16,10 +16,14 @@ from stages.model.seq2seq import Seq2Seq
 SOURCES = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 5, 6, 7, 20], [21, 22, 23], [7, 7, 8], [29, 28, 27, 26, 25, 24]]
 
 
-def test_a_rows_int8_product_does_not_depend_on_the_other_rows() -> None:
+ENGINES = [e for e in ("x86", "onednn") if e in torch.backends.quantized.supported_engines]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_rows_int8_product_does_not_depend_on_the_other_rows(engine: str) -> None:
     gen = torch.Generator().manual_seed(0)
     weight, bias = torch.randn(300, 64, generator=gen) * 0.1, torch.randn(300, generator=gen)
-    packed = int8.pack(weight, bias)
+    packed = int8.pack(weight, bias, engine)
     x = torch.rand(40, 64, generator=gen) * 2 - 1
     x[3] *= 0.01  # a row of small values beside large ones: per-tensor scales would change with the batch
     whole = int8.product(x, packed)
@@ -27,7 +31,26 @@ def test_a_rows_int8_product_does_not_depend_on_the_other_rows() -> None:
         assert torch.equal(int8.product(x[rows], packed), whole[rows])
     exact = torch.addmm(bias, x, weight.t())
     assert (whole - exact).abs().max() < 0.05  # 7-bit inputs, 8-bit weights per row
-    assert torch.equal(int8.add_product(exact, x, int8.pack(weight)), exact + int8.product(x, int8.pack(weight)))
+    assert torch.equal(int8.add_product(exact, x, int8.pack(weight, engine=engine)),
+                       exact + int8.product(x, int8.pack(weight, engine=engine)))
+    wide = torch.rand(161, 64, generator=gen) * 2 - 1  # kernels may block rows differently by count
+    assert torch.equal(int8.product(wide, packed)[:40], int8.product(wide[:40], packed))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_packed_weight_keeps_its_engine_whatever_the_global_one(engine: str) -> None:
+    gen = torch.Generator().manual_seed(1)
+    weight, x = torch.randn(96, 32, generator=gen) * 0.1, torch.rand(7, 32, generator=gen) * 2 - 1
+    packed = int8.pack(weight, engine=engine)
+    before = torch.backends.quantized.engine
+    results = []
+    try:
+        for current in ENGINES:
+            torch.backends.quantized.engine = current
+            results.append(int8.product(x, packed))
+    finally:
+        torch.backends.quantized.engine = before
+    assert all(torch.equal(r, results[0]) for r in results)
 
 
 def tiny(cell: str, input_feeding: bool, layers: int = 1) -> Seq2Seq:
@@ -53,6 +76,9 @@ def test_int8_step_is_close_to_the_fp32_step(cell: str, input_feeding: bool) -> 
             assert (lp_a - lp_b).abs().max() < 0.05
             prev = lp_a.argmax(-1)
         assert step_tables(quantized).quantized and not step_tables(fp32).quantized
+        # LSTM and plain RNN layers multiply [x; h] at once (layer 0: only with a fed vector)
+        fused = [w is not None for w in step_tables(quantized).w_xh]
+        assert fused == ([False, False] if cell == "gru" else [input_feeding, True])
 
 
 @pytest.mark.parametrize("beam", [1, 4])

@@ -25,7 +25,10 @@ the model's plain modules.
 With `Seq2Seq.int8_search` (decoding.quantize=int8) the same step multiplies the
 decoder's weights in int8 (`fast.int8`: per-row weight scales, a fixed input range that
 keeps every row's result independent of its batch); the embedding table, attention and
-the encoder stay fp32.
+the encoder stay fp32. There, for LSTM and plain RNN cells, a layer's input and
+recurrent products are one: [x; h] times [W_x | W_hh] (x the fed vector in layer 0,
+the layer below's output above it), one int8 product and one sum instead of two each.
+GRU cells keep them apart: the candidate gate scales the recurrent product alone.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class StepTables:
     b_in: list[torch.Tensor]  # per layer: bias added to the input product (above layer 0)
     w_hh: list[Any]  # per layer: (H, G)
     b_hh: list[torch.Tensor]  # per layer: bias added to the hidden product (zeros where folded)
+    w_xh: list[Any]  # per layer, int8 LSTM/RNN only: [W_x | W_hh] packed (above layer 0 with b_in), else None
     w_ctx: torch.Tensor  # (H, D): the combine layer's context half, fp32
     w_out: Any  # (H, H): the combine layer's decoder-output half
     # The output side, rebuilt when `model.output_pieces` changes (per batch with a shortlist):
@@ -141,7 +145,9 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
     def matrix(w: torch.Tensor, bias: torch.Tensor | None = None) -> Any:  # the weight of x W^T (+ b)
         return int8.pack(w, bias) if quantized else w.t().contiguous()
 
-    w_ih, b_in, w_hh, b_hh = [], [], [], []  # w_ih for the layers above 0
+    w_ih, b_in, w_hh, b_hh, w_xh = [], [], [], [], []  # w_ih for the layers above 0
+    enc = model.combine.weight.size(1) - model.cfg.decoder_hidden
+    ih0, size = getattr(rnn, "weight_ih_l0"), model.cfg.embedding_size
     for layer in range(rnn.num_layers):
         ih, hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
         bias_ih, bias_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
@@ -154,8 +160,10 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
         if layer:
             w_ih.append(matrix(ih))
         w_hh.append(matrix(hh))
-    enc = model.combine.weight.size(1) - model.cfg.decoder_hidden
-    ih0, size = getattr(rnn, "weight_ih_l0"), model.cfg.embedding_size
+        fed: torch.Tensor | None = ih[:, size:] if layer == 0 and model.cfg.input_feeding else ih if layer else None
+        fuse = quantized and not gru and fed is not None
+        w_xh.append(int8.pack(torch.cat([fed, hh], dim=1), b_in[layer] if layer else None)
+                    if fuse and fed is not None else None)
     # Rows only for the pieces the model may output (a shortlist narrows them further):
     # previous tokens are always among them.
     pieces, embed, row_of = model.output_pieces, model.tgt_embed.weight, None
@@ -173,6 +181,7 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
         b_in=b_in,
         w_hh=w_hh,
         b_hh=b_hh,
+        w_xh=w_xh,
         w_ctx=model.combine.weight[:, :enc].contiguous(),
         w_out=matrix(model.combine.weight[:, enc:]),
         **_output_rows(model, quantized),
@@ -184,8 +193,12 @@ def _rnn_step(tables: StepTables, layer: int, mode: str, gx: torch.Tensor, h: to
     """One cell step from the input product gx (R, G) and the previous h (R, H), c."""
     if mode == "GRU":
         return gru_update(gx, tables.mm(tables.b_hh[layer], h, tables.w_hh[layer]), h), None
-    gates = tables.mm(gx, h, tables.w_hh[layer])  # b_hh is folded into gx
-    if c is not None:  # LSTM
+    return _cell(mode, tables.mm(gx, h, tables.w_hh[layer]), c)  # b_hh is folded into gx
+
+
+def _cell(mode: str, gates: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An LSTM (c given) or plain RNN cell's update from its summed gates (R, G)."""
+    if c is not None:
         return lstm_update(gates, c)
     return simple_update(mode, gates), None
 
@@ -199,24 +212,36 @@ def _recur(model: DecoderParts, tables: StepTables, prev: torch.Tensor, hidden: 
     new_h, new_c = [], []
     inp = prev
     for layer in range(model.decoder_rnn.num_layers):
-        if layer == 0:
-            tokens = prev if tables.rows is None else tables.rows.index_select(0, prev)  # vocabulary ids
-            if tables.row_of is not None:
-                tokens = tables.row_of.index_select(0, tokens)
-            gx = tables.embedded.index_select(0, tokens)  # (R, G)
+        c_prev = None if cs is None else cs[layer]
+        fused = tables.w_xh[layer]
+        x = inp if layer else feed  # what layer's input product multiplies (None: no fed vector)
+        if fused is not None and x is not None:  # int8 LSTM/RNN: one product of [x; h]
+            acc = tables.embedded.index_select(0, _embedded_rows(tables, prev)) if layer == 0 else None
+            xh = torch.cat([x, hs[layer]], dim=1)
+            gates = int8.product(xh, fused) if acc is None else int8.add_product(acc, xh, fused)
+            h, c = _cell(mode, gates, c_prev)
+        elif layer == 0:
+            gx = tables.embedded.index_select(0, _embedded_rows(tables, prev))  # (R, G)
             if tables.w_feed is not None and feed is not None:
                 gx = tables.mm(gx, feed, tables.w_feed)
             elif torch.is_autocast_enabled(gx.device.type):  # as the reference's product would come out
                 gx = gx.to(torch.get_autocast_dtype(gx.device.type))
+            h, c = _rnn_step(tables, layer, mode, gx, hs[layer], c_prev)
         else:
             gx = tables.mm(tables.b_in[layer], inp, tables.w_ih[layer - 1])
-        h, c = _rnn_step(tables, layer, mode, gx, hs[layer], None if cs is None else cs[layer])
+            h, c = _rnn_step(tables, layer, mode, gx, hs[layer], c_prev)
         new_h.append(h)
         if c is not None:
             new_c.append(c)
         inp = h
     stacked = torch.stack(new_h)
     return inp, ((stacked, torch.stack(new_c)) if new_c else stacked)
+
+
+def _embedded_rows(tables: StepTables, prev: torch.Tensor) -> torch.Tensor:
+    """prev (R,) as the step's output indices -> their rows of `tables.embedded`."""
+    tokens = prev if tables.rows is None else tables.rows.index_select(0, prev)  # vocabulary ids
+    return tokens if tables.row_of is None else tables.row_of.index_select(0, tokens)
 
 
 def decode_step(model: DecoderParts, prev: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
