@@ -1,86 +1,88 @@
-"""The beam search's stopping rule: the sound bound against comparing at the current length.
+"""The beam search's stopping rule (`decoding.stopping`): the bound against the current length.
 
-    python bench/bench_stopping_rule.py runs/default [--repeats 3] > bench/results/stopping_rule_cpu.json
+    python bench/bench_stopping_rule.py RUN... [--repeats 2] [--out bench/results/stopping_rule_cpu.json]
 
-For the run's test split (fp32, beam 5, batch 128), with the rule in stages/decode/search.py
-("sound": a sentence stops once its n-th best finished hypothesis scores at least the best
-alive log-probability over the length penalty at the output limit) and the earlier rule
-("current": the best alive hypothesis taken at its current length, written out here),
-measures test BLEU, seconds (best of --repeats, alternating the rules), and how many
-1-best outputs differ between --n-best 1 and 3. Prints one JSON object.
+For each run's test split (beam 5, GNMT alpha 1.0, batch 32, fp32 and int8; search loop
+only, model loaded), with `decoding.stopping: bound` (a sentence stops once its n-th best
+finished hypothesis scores at least the best alive log-probability over the length
+penalty at the output limit) and `current` (the best alive hypothesis taken at its
+current length, as OpenNMT-py stops), the rules alternating `--repeats` times: test BLEU,
+search seconds, and how many 1-best outputs differ between n-best 1 and 3. Prints and
+writes one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from common import emit, machine, test_split
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from bench.common import test_split  # noqa: E402
+import sacrebleu  # noqa: E402
+import torch  # noqa: E402
+
 from stages import artifacts  # noqa: E402
-from stages.decode import search  # noqa: E402
+from stages.corpus.vocab import without_context  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
-from stages.decode.scoring import score_lines  # noqa: E402
-from stages.decode.translation import translate_lines_nbest  # noqa: E402
+from stages.decode.translation import (  # noqa: E402
+    checkpoint_output_pieces,
+    prepare_for_inference,
+    translate_ids_nbest,
+)
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
-SOUND = search.best_reachable
+RULES = ("bound", "current")
 
 
-def current_length_rule(log_prob: float, limit: int, alpha: float) -> float:
-    """The earlier bound: not a bound, the alive score at its current length. The length
-    is not passed to `best_reachable`, so it is read from the search's frame."""
-    frame = sys._getframe(1)
-    return log_prob / search.length_penalty(frame.f_locals["t"] + 1, alpha)
-
-
-def translate(rule: Any, model: Any, sp_src: Any, sp_tgt: Any, lines: list[str], n_best: int) -> tuple[list[str], float]:
-    search.best_reachable = rule  # type: ignore[assignment]
-    try:
-        start = time.perf_counter()
-        out = translate_lines_nbest(model, sp_src, sp_tgt, lines, DecodeConfig(beam_size=5), "cpu", n_best=n_best)
-        return [h[0]["text"] if h else "" for h in out], time.perf_counter() - start
-    finally:
-        search.best_reachable = SOUND  # type: ignore[assignment]
+def search(model: Any, ids: list[list[int]], cfg: DecodeConfig, n_best: int) -> tuple[list[list[int]], float]:
+    start = time.perf_counter()
+    found = translate_ids_nbest(model, ids, cfg, "cpu", n_best)
+    return [n[0].tokens for n in found], time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stopping_rule_cpu.json")
     args = parser.parse_args()
-    model, sp_src, sp_tgt, _ = load_checkpoint(args.run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST)
-    src, refs = test_split(args.run_dir)
-    rules = {"sound": SOUND, "current": current_length_rule}
-    seconds: dict[str, list[float]] = {name: [] for name in rules}
-    hyps: dict[str, list[str]] = {}
-    for _ in range(args.repeats):
-        for name, rule in rules.items():
-            hyps[name], took = translate(rule, model, sp_src, sp_tgt, src, 1)
-            seconds[name].append(round(took, 2))
-    rows = {}
-    for name, rule in rules.items():
-        three, _ = translate(rule, model, sp_src, sp_tgt, src, 3)
-        rows[name] = {
-            "bleu": score_lines(hyps[name], refs)["bleu"],
-            "seconds": seconds[name],
-            "best_seconds": min(seconds[name]),
-            "one_best_differs_n_best_1_vs_3": sum(a != b for a, b in zip(hyps[name], three)),
-        }
-    print(json.dumps({
-        "run": str(args.run_dir), "sentences": len(src), "search": "beam 5, gnmt alpha 1.0, batch 128, fp32",
-        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "rules": rows,
-        "sound_over_current_seconds": round(rows["sound"]["best_seconds"] / rows["current"]["best_seconds"], 3),
-    }, indent=1))
+    torch.set_num_threads(2)
+    result: dict[str, Any] = {"bench": "stopping_rule", **machine(), "torch": torch.__version__,
+                              "search": "beam 5, gnmt alpha 1.0, batch 32, search only", "runs": {}}
+    for run in args.runs:
+        folder = run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
+        model, sp_src, sp_tgt, meta = load_checkpoint(folder)
+        src, refs = test_split(run)
+        ids = [sp_src.encode(text) for text in without_context(src)]
+        rows: dict[str, Any] = {}
+        for quantize in ("none", "int8"):
+            configs = {rule: DecodeConfig(batch_size=32, beam_size=5, quantize=quantize, stopping=rule) for rule in RULES}
+            ready = prepare_for_inference(model, configs["bound"], "cpu", checkpoint_output_pieces(folder, meta))
+            search(ready, ids[:32], configs["bound"], 1)  # warm-up: step tables, kernels
+            seconds: dict[str, list[float]] = {rule: [] for rule in RULES}
+            outputs: dict[str, list[list[int]]] = {}
+            for _ in range(args.repeats):
+                for rule in RULES:
+                    outputs[rule], took = search(ready, ids, configs[rule], 1)
+                    seconds[rule].append(round(took, 2))
+                    print(run, quantize, rule, round(took, 2), flush=True)
+            for rule in RULES:
+                three, _ = search(ready, ids, configs[rule], 3)
+                rows[f"{quantize}.{rule}"] = {
+                    "bleu": round(sacrebleu.corpus_bleu([sp_tgt.decode(t) for t in outputs[rule]], [refs]).score, 2),
+                    "seconds": seconds[rule], "best_s": min(seconds[rule]),
+                    "one_best_differs_n_best_1_vs_3": sum(a != b for a, b in zip(outputs[rule], three)),
+                }
+            rows[f"{quantize}.bound_over_current_seconds"] = round(
+                rows[f"{quantize}.bound"]["best_s"] / rows[f"{quantize}.current"]["best_s"], 2)
+        result["runs"][str(run)] = rows
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

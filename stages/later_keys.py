@@ -13,6 +13,7 @@ from typing import Any
 
 # (section, key, value before the key existed), the newest first.
 LATER_KEYS: tuple[tuple[str, str, Any], ...] = (
+    ("decoding", "stopping", "bound"),
     ("data", "target_context", False),
     ("training", "coword_dropout", 0.0),
     ("training", "context_dropout", 0.0),

@@ -22,18 +22,22 @@ from stages.train.state import config_changes
 
 def _sections(**training: object) -> dict[str, dict]:
     cfg = load_config(None, [])
-    return {"data": to_dict(cfg.data), "training": {**to_dict(cfg.training), **training}}
+    return {"decoding": to_dict(cfg.decoding), "data": to_dict(cfg.data),
+            "training": {**to_dict(cfg.training), **training}}
 
 
 def test_earlier_forms_drop_the_newest_keys_while_they_hold_their_earlier_values() -> None:
     forms = earlier_forms(_sections())
     assert len(forms) == 1 + len(LATER_KEYS)
-    assert "target_context" in forms[0]["data"] and "target_context" not in forms[1]["data"]
-    assert "coword_dropout" in forms[1]["training"] and "coword_dropout" not in forms[2]["training"]
-    assert "context_dropout" not in forms[3]["training"] and forms[3]["training"]["lr"] == forms[0]["training"]["lr"]
+    assert "stopping" in forms[0]["decoding"] and "stopping" not in forms[1]["decoding"]
+    assert "target_context" in forms[1]["data"] and "target_context" not in forms[2]["data"]
+    assert "coword_dropout" in forms[2]["training"] and "coword_dropout" not in forms[3]["training"]
+    assert "context_dropout" not in forms[4]["training"] and forms[4]["training"]["lr"] == forms[0]["training"]["lr"]
     # A run that sets an older later key was made after it existed: no form without it.
     assert len(earlier_forms(_sections(context_dropout=0.5))) == len(LATER_KEYS)
     assert len(earlier_forms({"data": {**_sections()["data"], "target_context": True}})) == 1
+    # Sections a stage does not hash are skipped: the training stage's forms lack decoding.
+    assert len(earlier_forms({"data": _sections()["data"]})) == 2
     assert saved_or_earlier("training", "coword_dropout", {}) == 0.0 and saved_or_earlier("training", "lr", {}) is None
 
 
@@ -44,7 +48,7 @@ def _as_recorded_before_the_later_keys(run: Path) -> None:
     for state in (run / artifacts.TRAIN_DIR).glob(f"*/{artifacts.CKPT_TRAIN_STATE}"):
         data = json.loads(state.read_text(encoding="utf-8"))
         for section, key, _ in LATER_KEYS:
-            data["config"][section].pop(key, None)
+            data["config"].get(section, {}).pop(key, None)
         state.write_text(json.dumps(data), encoding="utf-8")
     cfg = load_config(run / artifacts.RESOLVED_CONFIG_YAML, [])
     manifest = Manifest.load(run)

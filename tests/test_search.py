@@ -221,6 +221,44 @@ def test_the_1_best_does_not_depend_on_n_best(n_best: int) -> None:
     assert len(best) == min(n_best, 3)
 
 
+def test_the_current_length_rule_stops_where_the_bound_goes_on() -> None:
+    src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
+    [[first]] = beam_search(BigramModel(LATE), src, lens, beam_size=3, alpha=1.0, stopping="current")
+    assert first.tokens == [] and first.score == pytest.approx(math.log(0.51))  # as OpenNMT-py stops
+    [[best]] = beam_search(BigramModel(LATE), src, lens, beam_size=3, alpha=1.0, stopping="bound")
+    assert best.tokens == [A]
+
+
+class CountingSteps:
+    def __init__(self, model: Seq2Seq) -> None:
+        self.model, self.rows = model, 0
+
+    def encode(self, src: torch.Tensor, lens: torch.Tensor):  # type: ignore[no-untyped-def]
+        return self.model.encode(src, lens)
+
+    def step(self, prev: torch.Tensor, state):  # type: ignore[no-untyped-def]
+        self.rows += prev.numel()
+        return self.model.step(prev, state)
+
+
+@FEEDING
+def test_the_current_length_rule_searches_less_and_stays_batch_invariant(feeding: bool) -> None:
+    model = random_model(feeding)
+    with torch.no_grad():
+        model.generator.bias[EOS_ID] += 1.5  # outputs may end before the length limit
+    src, lens = random_batch(12)
+    bound, current = CountingSteps(model), CountingSteps(model)
+    with torch.inference_mode():
+        beam_search(bound, src, lens, beam_size=4, alpha=1.0)
+        beam_search(current, src, lens, beam_size=4, alpha=1.0, stopping="current")
+        assert current.rows < bound.rows
+        batch = beam_search(model, src, lens, beam_size=4, alpha=1.0, n_best=2, stopping="current")
+        for i in range(12):
+            [alone] = beam_search(model, src[i : i + 1, : lens[i]], lens[i : i + 1], beam_size=4, alpha=1.0, n_best=2,
+                                  stopping="current")
+            assert [h.tokens for h in alone] == [h.tokens for h in batch[i]]
+
+
 @FEEDING
 def test_the_1_best_is_the_same_with_any_n_best_on_a_real_model(feeding: bool) -> None:
     model = random_model(feeding)

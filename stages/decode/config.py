@@ -28,6 +28,9 @@ class DecodeConfig:
     output_vocab: Literal["target", "all"] = "target"  # target: score only the pieces seen in training targets
     shortlist: int = 0  # lexical shortlist: per batch, each source piece's N likeliest target pieces; 0: off
     shortlist_frequent: int = 100  # ... and the N most frequent target pieces
+    # beam search stops a sentence when no alive hypothesis can beat its n-best: "bound": at
+    # any length up to the limit; "current": at its current length (OpenNMT-py's rule)
+    stopping: Literal["bound", "current"] = "bound"
 
     def problems(self) -> list[str]:
         from stages.devices import (  # torch: only when the config is checked

@@ -226,8 +226,14 @@ def beam_search(
     keep_attention: bool = False,
     budget: CharBudget | None = None,
     sep: int = -1,
+    stopping: str = "bound",
 ) -> list[list[Hypothesis]]:
     """Batched beam search; returns the `n_best` hypotheses of each sentence, best first.
+
+    A sentence stops when no alive hypothesis can enter its n-best list: with `stopping`
+    "bound", none can at any length up to the limit (`best_reachable`); with "current",
+    none does at its current length (`best_at_current`), faster, but the 1-best may then
+    change with `n_best`.
 
     Sentences leave the batch as soon as they are done, so the batch shrinks as it goes.
     With `keep_attention`, each hypothesis carries its attention rows (one per token);
@@ -281,7 +287,7 @@ def beam_search(
             step_attn = state.last_attention.float().index_select(0, origins).unsqueeze(1)
             attn = torch.cat([attn.index_select(0, origins), step_attn], dim=1)
         state = state.reorder_hypotheses(origins)  # origins never leave their sentence
-        keep = _update_finished(finished, active, history, scores, t, limits, alpha, n_best, attn, src_len)
+        keep = _update_finished(finished, active, history, scores, t, limits, alpha, n_best, attn, src_len, stopping)
         if not keep:
             break
         if len(keep) < rows:
@@ -296,9 +302,10 @@ def beam_search(
 def _update_finished(
     finished: list[list[Hypothesis]], active: list[int], history: torch.Tensor, scores: torch.Tensor,
     t: int, limits: list[int], alpha: float, n_best: int,
-    attn: torch.Tensor | None = None, src_len: list[int] | None = None,
+    attn: torch.Tensor | None = None, src_len: list[int] | None = None, stopping: str = "bound",
 ) -> list[int]:
-    """Close sentences that are out of room or done; return the rows still searching."""
+    """Close sentences that are out of room or done (by the `stopping` rule, see
+    `beam_search`); return the rows still searching."""
     k = scores.size(1)
     best_alive = scores[:, 0].tolist()  # each row's alive scores are sorted best first
     keep = []
@@ -308,8 +315,11 @@ def _update_finished(
                 _add_finished(finished[b], history[r * k + j].tolist(), float(scores[r, j]), alpha, False)
                 if attn is not None and src_len is not None:
                     finished[b][-1].attention = attn[r * k + j, :, : src_len[b]].tolist()
-        elif not is_sentence_done(finished[b], best_reachable(best_alive[r], limits[b], alpha), n_best):
-            keep.append(r)
+        else:
+            reach = (best_reachable(best_alive[r], limits[b], alpha) if stopping == "bound"
+                     else best_at_current(best_alive[r], t + 1, alpha))
+            if not is_sentence_done(finished[b], reach, n_best):
+                keep.append(r)
     return keep
 
 
@@ -318,6 +328,14 @@ def best_reachable(log_prob: float, limit: int, alpha: float) -> float:
     `limit` tokens: its log-probability only falls as it grows, and the length penalty
     only grows with length, so no continuation scores above log_prob / penalty(limit)."""
     return log_prob / length_penalty(limit, alpha)
+
+
+def best_at_current(log_prob: float, length: int, alpha: float) -> float:
+    """The score of a hypothesis alive with `log_prob` at its current `length`: the
+    stopping rule of OpenNMT-py's beam search (a sentence ends when its best candidate is
+    finished) and of Hugging Face's `early_stopping=False`. Not a bound: under a length
+    penalty a longer continuation can still score higher."""
+    return log_prob / length_penalty(length, alpha)
 
 
 def is_sentence_done(finished: list[Hypothesis], best_reachable_score: float, n_best: int) -> bool:

@@ -202,7 +202,7 @@ def _search_restricted(
         nbest = beam_search(
             model, src, lens, cfg.beam_size, alpha, cfg.max_len_ratio, extra,
             n_best=min(n_best, cfg.beam_size), constraints=rules, keep_attention=keep_attention, budget=budget,
-            sep=sep,
+            sep=sep, stopping=cfg.stopping,
         )
     table = pieces.tolist() if pieces is not None else None  # the search ran over the output pieces' indices
     unfinished = 0
