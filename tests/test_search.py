@@ -259,6 +259,32 @@ def test_the_current_length_rule_searches_less_and_stays_batch_invariant(feeding
             assert [h.tokens for h in alone] == [h.tokens for h in batch[i]]
 
 
+class FullLogProbs:
+    """A model reached through `step` alone: beam search scores every candidate of (rows*K, V)."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        self.model = model
+
+    def encode(self, src: torch.Tensor, lens: torch.Tensor):  # type: ignore[no-untyped-def]
+        return self.model.encode(src, lens)
+
+    def step(self, prev: torch.Tensor, state):  # type: ignore[no-untyped-def]
+        return self.model.step(prev, state)
+
+
+@FEEDING
+@pytest.mark.parametrize("stopping", ["bound", "current"])
+def test_candidates_by_hypothesis_equal_candidates_over_the_whole_vocabulary(feeding: bool, stopping: str) -> None:
+    model = random_model(feeding).float()
+    src, lens = random_batch(10)
+    with torch.inference_mode():
+        by_row = beam_search(model, src, lens, beam_size=4, n_best=4, stopping=stopping)
+        full = beam_search(FullLogProbs(model), src, lens, beam_size=4, n_best=4, stopping=stopping)
+    assert [[h.tokens for h in n] for n in by_row] == [[h.tokens for h in n] for n in full]
+    for a, b in zip(by_row, full):
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+
+
 @FEEDING
 def test_the_1_best_is_the_same_with_any_n_best_on_a_real_model(feeding: bool) -> None:
     model = random_model(feeding)

@@ -3,6 +3,9 @@
 The model is reached only through `model.encode(src, lens)` and
 `model.step(prev_tokens, state) -> (log_probs, state)`, with `state.expand_beams(k)`
 (k hypothesis rows per sentence), `state.reorder_hypotheses(index)` and `state.reorder(index)`.
+A model that also has `step_logits` (the scores before the log-softmax) lets beam search
+without rules on the log-probabilities (constraints, character budget, separator) take
+each hypothesis's best candidates straight from them (`cpu_kernels.top_log_probs`).
 Each sentence's search depends on its own scores only: its own length limit, its own
 finished list, so a sentence decodes the same alone or inside any batch.
 """
@@ -15,6 +18,9 @@ from typing import Any, Protocol
 import torch
 
 from stages.corpus.vocab import BOS_ID, EOS_ID
+from stages.model.fast.cpu_kernels import top_log_probs
+
+CANDIDATES_BY_ROW = True  # False: always score the whole (rows*K, V); bench/bench_candidates.py times both
 
 
 class SearchState(Protocol):
@@ -253,21 +259,33 @@ def beam_search(
     active = list(range(batch))  # original sentence index of each row group
     src_len = src_lens.tolist()
     attn = torch.empty(batch * k, 0, src.size(1), device=device) if keep_attention else None  # (rows*K, t, S)
+    # No rule rewrites the log-probabilities: each hypothesis's 2K best tokens hold every
+    # candidate the sentence's top 2K can take, and the (rows*K, V) log-softmax is never written.
+    by_row = (CANDIDATES_BY_ROW and constraints == Constraints() and budget is None and sep < 0 and hasattr(model, "step_logits")
+              and device.type == "cpu")
     for t in range(max(limits)):
         rows = len(active)
         base = torch.arange(rows, device=device).unsqueeze(1) * k
-        lp, state = model.step(prev, state)  # (rows*K, V)
-        if constraints != Constraints():
-            lp = constraints.apply(lp, t, history.tolist())
-        if budget is not None:
-            lp = budget.apply(lp, budget.used(history, sep),
-                              torch.tensor([budget.limits[b] for b in active], device=device).repeat_interleave(k))
-        if sep >= 0:
-            lp = no_end_before(lp, (history == sep).any(dim=1))
-        vocab = lp.size(-1)
-        cand = (scores.unsqueeze(-1) + lp.view(rows, k, vocab)).view(rows, -1)
-        cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)
-        cand_beams, cand_tokens = cand_index // vocab, cand_index % vocab
+        if by_row:
+            logits, state = model.step_logits(prev, state)  # type: ignore[attr-defined]
+            width = min(2 * k, logits.size(-1))
+            top_lp, top_tokens = top_log_probs(logits, width)  # (rows*K, width)
+            cand = (scores.unsqueeze(-1) + top_lp.view(rows, k, width)).view(rows, -1)
+            cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)
+            cand_beams, cand_tokens = cand_index // width, top_tokens.view(rows, -1).gather(1, cand_index)
+        else:
+            lp, state = model.step(prev, state)  # (rows*K, V)
+            if constraints != Constraints():
+                lp = constraints.apply(lp, t, history.tolist())
+            if budget is not None:
+                lp = budget.apply(lp, budget.used(history, sep),
+                                  torch.tensor([budget.limits[b] for b in active], device=device).repeat_interleave(k))
+            if sep >= 0:
+                lp = no_end_before(lp, (history == sep).any(dim=1))
+            vocab = lp.size(-1)
+            cand = (scores.unsqueeze(-1) + lp.view(rows, k, vocab)).view(rows, -1)
+            cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)
+            cand_beams, cand_tokens = cand_index // vocab, cand_index % vocab
         done = finished_candidates(cand_tokens, cand_scores, k)
         if done:  # gathered in one call each: a beam of 32 sentences finishes dozens a step
             at_r = torch.tensor([r for r, _ in done], device=device)

@@ -229,16 +229,21 @@ class Seq2Seq(nn.Module):
     def step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """prev_tokens (B,) -> log-probabilities (B, V) of the next token, and the new state
         (with `restrict_output`: V' pieces, and prev_tokens index them)."""
+        logits, state = self.step_logits(prev_tokens, state)
+        return torch.log_softmax(logits, dim=-1), state
+
+    def step_logits(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """`step` before the log-softmax: the output layer's scores (B, V) in fp32."""
         if search_step.applies(self):
             record.ran("search_step.int8" if self.int8_search else "search_step.tables")
-            return search_step.decode_step(self, prev_tokens, state)
+            return search_step.decode_logits(self, prev_tokens, state)
         record.ran("search_step.reference")
         pieces = self.output_pieces
         if pieces is not None:
             prev_tokens = pieces.index_select(0, prev_tokens)
         logits, state, _ = self._decode(prev_tokens.unsqueeze(1), state)
         logits = logits.squeeze(1) if pieces is None else logits.squeeze(1).index_select(-1, pieces)
-        return torch.log_softmax(logits.float(), dim=-1), state
+        return logits.float(), state
 
 
 def sequence_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:

@@ -184,3 +184,29 @@ def test_fused_attention_step_with_a_frozen_encoder(monkeypatch: pytest.MonkeyPa
             logits.sum().backward()
         grads.append(model.combine.weight.grad.clone())  # type: ignore[union-attr]
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape, k", [((7, 37), 4), ((160, 5226), 10), ((3, 16), 16), ((5, 40), 1)])
+def test_top_log_probs_kernel_equals_log_softmax_and_topk(shape: tuple[int, int], k: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = torch.Generator().manual_seed(len(shape) + k)
+    wide = torch.randn(shape[0], shape[1] + 3, generator=gen) * 4
+    logits = wide[:, 2 : 2 + shape[1]]  # rows a stride apart, as a slice of a wider product
+    values, indices = cpu_kernels.top_log_probs(logits, k)
+    expected_values, expected_indices = torch.log_softmax(logits, dim=-1).topk(k, dim=-1)
+    assert torch.equal(indices, expected_indices)
+    torch.testing.assert_close(values, expected_values, rtol=0, atol=5e-6)
+    with monkeypatch.context() as m:  # without the kernels: PyTorch's operators, the same values exactly
+        m.setattr(cpu_kernels, "library", lambda: None)
+        fallback = cpu_kernels.top_log_probs(logits, k)
+    assert torch.equal(fallback[0], expected_values) and torch.equal(fallback[1], expected_indices)
+
+
+@needs_compiler
+def test_top_log_probs_kernel_keeps_ties_in_index_order_and_handles_minus_infinity() -> None:
+    logits = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0, -float("inf")] * 4, [-float("inf")] * 23 + [0.0]])
+    values, indices = cpu_kernels.top_log_probs(logits, 4)
+    assert indices[0].tolist() == [1, 2, 4, 7]  # the four 3.0s, lowest index first
+    assert indices[1, 0] == 23 and values[1, 0] == 0.0 and bool(torch.isinf(values[1, 1:]).all())
+    torch.testing.assert_close(values[0], torch.log_softmax(logits[0], -1)[[1, 2, 4, 7]], rtol=0, atol=5e-6)

@@ -23,7 +23,7 @@ def _normal(params: str) -> list[str]:
 def test_the_header_declares_every_kernel_with_known_types() -> None:
     declared = cpu_kernels.interface()
     assert set(declared) == {"s2s_lstm_forward", "s2s_lstm_backward", "s2s_attend_forward", "s2s_attend_backward",
-                             "s2s_smoothed_ce"}
+                             "s2s_smoothed_ce", "s2s_log_softmax_topk"}
     assert all(argtypes and None not in argtypes for _, argtypes in declared.values())
 
 

@@ -55,6 +55,7 @@ _DECLARATION = re.compile(r"^(\w+)\s+(s2s_\w+)\s*\(([^)]*)\);", re.M)
 # library's libgomp.so.1 is the one torch loaded) from this many elements of work on.
 LSTM_SPLIT = 1 << 12
 ATTEND_SPLIT = 1 << 16
+TOPK_SPLIT = 1 << 15
 
 
 def threads(work: int, split: int) -> int:
@@ -249,6 +250,21 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
                                 target.data_ptr(), pad, smoothing, None if grad is None else grad.data_ptr(),
                                 threads(rows * classes, 1))
     return torch.tensor(total, dtype=torch.float32), grad
+
+
+def top_log_probs(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (R, V) -> the k largest log-softmax values of each row (R, k), best first,
+    and their indices (R, k): `torch.log_softmax(logits, -1).topk(k)` without the (R, V)
+    log-softmax, through csrc/search.cpp where it is built. Values agree with PyTorch's to
+    about 1e-6 (another exp and summation order); of equal values the lower index comes first."""
+    if not (logits.dtype == torch.float32 and _rows(logits) and 0 < k <= logits.size(1) and library() is not None):
+        return torch.log_softmax(logits.float(), dim=-1).topk(k, dim=-1)
+    rows, classes = logits.shape
+    values = torch.empty(rows, k)
+    indices = torch.empty(rows, k, dtype=torch.long)
+    _call("s2s_log_softmax_topk", rows, classes, logits.data_ptr(), logits.stride(0), k, values.data_ptr(),
+          indices.data_ptr(), threads(rows * classes, TOPK_SPLIT))
+    return values, indices
 
 
 def _ptr(t: Optional[torch.Tensor]) -> Optional[int]:

@@ -79,7 +79,7 @@ class StepTables:
 
 
 def applies(model: DecoderParts) -> bool:
-    """Whether `decode_step` can run this model in its current mode."""
+    """Whether `decode_logits` can run this model in its current mode."""
     return (
         not model.training
         and not torch.is_grad_enabled()
@@ -244,10 +244,11 @@ def _embedded_rows(tables: StepTables, prev: torch.Tensor) -> torch.Tensor:
     return tokens if tables.row_of is None else tables.row_of.index_select(0, tokens)
 
 
-def decode_step(model: DecoderParts, prev: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
-    """prev (R,) -> log-probabilities (R, V) of the next token and the new state, as
-    `Seq2Seq.step` would give them; with `Seq2Seq.restrict_output`, V' pieces, whose
-    indices prev holds, and only their rows of the output layer are multiplied."""
+def decode_logits(model: DecoderParts, prev: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+    """prev (R,) -> the output layer's scores (R, V) in fp32 for the next token and the
+    new state: `Seq2Seq.step_logits` (before the log-softmax) as the reference gives them;
+    with `Seq2Seq.restrict_output`, V' pieces, whose indices prev holds, and only their
+    rows of the output layer are multiplied."""
     # Looked up once per search: checking every weight's version is a loop over all
     # parameters, a visible share of a batch-1 greedy step, and weights do not change
     # within a search.
@@ -264,10 +265,9 @@ def decode_step(model: DecoderParts, prev: torch.Tensor, state: DecoderState) ->
         logits = model.generator(attentional)
     else:
         logits = F.linear(attentional, tables.w_gen, tables.b_gen)
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
     feed = attentional if model.cfg.input_feeding else None
     # The step reads the encoder outputs only through memory_c: an empty slice in their
     # place spares copying them each time a finished sentence leaves the batch.
     new_state = replace(state, hidden=hidden, last_attention=weights.view(rows, -1), memory_c=memory_c, tables=tables,
                         feed=feed, memory=state.memory[:, :0])
-    return log_probs, new_state
+    return logits.float(), new_state

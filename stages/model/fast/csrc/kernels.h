@@ -32,4 +32,8 @@ void s2s_attend_backward(int dtype, int64_t batch, int64_t src, int64_t size, co
 double s2s_smoothed_ce(int dtype, int64_t rows, int64_t classes, const void* logits, int64_t stride,
                        const int64_t* target, int64_t pad, float smoothing, void* grad, int threads);
 
+// The search's k best log-softmax values of each row of logits, and their indices (search.cpp).
+void s2s_log_softmax_topk(int64_t rows, int64_t classes, const float* logits, int64_t stride, int64_t k,
+                          float* values, int64_t* indices, int threads);
+
 }  // extern "C"
