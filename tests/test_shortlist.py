@@ -68,3 +68,26 @@ def test_a_shortlist_larger_than_the_vocabulary_is_refused(shared_run: Path) -> 
 
     with pytest.raises(ApiConfigError, match=r"decoding.shortlist=99999999999: must be at most the target vocabulary"):
         Translator.load(shared_run, shortlist=99999999999)
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_the_step_tables_are_built_once_for_every_batchs_shortlist(quantize: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from stages.model.fast import search_step
+
+    torch.manual_seed(2)
+    model = Seq2Seq(ModelConfig(embedding_size=16, encoder_hidden=16, decoder_hidden=24, dropout=0.0,
+                                input_feeding=True), 16, 24).eval()
+    lexical = learn_shortlist(*corpus(), src_vocab=16, tgt_vocab=24, frequent=1, per_source=2)
+    cfg = DecodeConfig(beam_size=3, batch_size=1, shortlist=2, shortlist_frequent=1, max_len_extra=5,
+                       quantize=quantize)
+    ready = prepare_for_inference(model, cfg, "cpu", list(range(24)), lexical)
+    built, rows = [], []
+    build, output_rows = search_step._build_tables, search_step._output_rows
+    monkeypatch.setattr(search_step, "_build_tables", lambda *a: built.append(1) or build(*a))
+    monkeypatch.setattr(search_step, "_output_rows", lambda *a: rows.append(1) or output_rows(*a))
+    sources = [[10, 12], [11, 13, 12], [14], [12]]  # one batch each, four shortlists
+    found = translate_ids_nbest(ready, sources, cfg, "cpu", 1)
+    assert len(built) == 1  # the weight tables (int8: the packed weights) once, over all the output pieces
+    assert len(rows) == 1 + len(sources)  # the output rows: all the pieces, then each batch's shortlist
+    assert found == translate_ids_nbest(ready, sources, cfg, "cpu", 1)

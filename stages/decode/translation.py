@@ -38,7 +38,7 @@ from stages.devices import device_type, pick_device
 from stages.errors import ConfigError
 from stages.files import read_lines_strict, write_lines_atomic
 from stages.model.checkpoint import check_tokenizer, load_checkpoint
-from stages.model.fast import cpu_kernels, record
+from stages.model.fast import cpu_kernels, record, search_step
 from stages.model.seq2seq import Seq2Seq
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,11 @@ def _search_chunk(
     src, lens = pad_batch(sources, device)
     lexical, base = getattr(model, "shortlist", None), getattr(model, "output_pieces", None)
     if lexical is not None:  # this batch's shortlist, within the model's output pieces
+        with torch.inference_mode():  # as in the search
+            if isinstance(model, Seq2Seq) and search_step.applies(model):
+                # The step tables' rows over all the output pieces, built once: every batch's
+                # shortlist lies within them, so a batch rebuilds only its output rows.
+                search_step.step_tables(model, output_rows=False)
         model.restrict_output(lexical.pieces(sources, base).to(src.device))  # type: ignore[operator]
     try:
         if budget is not None:  # the chunk's limits, over the pieces the search runs on

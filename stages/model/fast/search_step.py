@@ -104,17 +104,19 @@ def forget_tables(model: DecoderParts) -> None:
         delattr(model, "_step_tables")
 
 
-def step_tables(model: DecoderParts) -> StepTables:
+def step_tables(model: DecoderParts, output_rows: bool = True) -> StepTables:
     """The model's tables (fp32, whatever autocast is in force): the weight tables
     rebuilt when any of its weights changed since the last call (as their version
-    counters tell; after a fused optimizer's step, call `forget_tables`), the output
-    rows when `model.output_pieces` is another tensor."""
+    counters tell; after a fused optimizer's step, call `forget_tables`) or when they lack
+    a row for one of `model.output_pieces`, the output rows when `model.output_pieces` is
+    another tensor (with `output_rows` False, left as they are: for a caller that only
+    wants the weight tables built over the pieces set now)."""
     version = _weights_version(model)
     cached = getattr(model, "_step_tables", None)
     with torch.autocast(model.combine.weight.device.type, enabled=False):
         if cached is None or cached.version != version or not _covers(cached, model.output_pieces):
             cached = _build_tables(model, version)
-        if cached.rows is not model.output_pieces:
+        if output_rows and cached.rows is not model.output_pieces:
             cached = replace(cached, **_output_rows(model, cached.quantized))
     setattr(model, "_step_tables", cached)  # a cache on the model, not a parameter
     return cached
