@@ -7,7 +7,8 @@ sentences at batch 32, beam 5 and greedy, search loop only with the model loaded
 Speed is in output pieces per second counted with one SentencePiece model (the anchor
 scripts' spm8k; the two tools tokenize differently). s2s is also measured with int8
 search, with the whole output vocabulary (decoding.output_vocab=all), with a lexical shortlist,
-with its default model (RUN, optional) and for peak memory of `s2s translate` at its
+with OpenNMT-py's stopping rule (decoding.stopping=current), with its default model (RUN,
+optional) and for peak memory of `s2s translate` at its
 default batch. `--skip-training` decodes again (both tools) with the models trained last.
 
 Setup (../shared/anchors/README.md): `BENCH=... VENVS=... bash 00_setup.sh` once.
@@ -159,6 +160,8 @@ def main() -> None:
     grid: list[dict[str, Any]] = [{"beam_size": b, "quantize": q} for q in ("none", "int8") for b in (5, 1)]
     extra: list[dict[str, Any]] = [{"beam_size": 5, "output_vocab": "all"}, {"beam_size": 5, "shortlist": 20},
              {"beam_size": 5, "quantize": "int8", "shortlist": 20}, {"beam_size": 1, "quantize": "int8", "shortlist": 20}]
+    current: list[dict[str, Any]] = [{"beam_size": 5, "quantize": q, "stopping": "current"} for q in ("none", "int8")]
+    extra += current + [{**row, "shortlist": 20} for row in current]
     anchor_rows = s2s_search(anchor, lines, refs, common, 32, grid + extra)
     result: dict[str, Any] = {
         "machine": machine(), "budget_s": args.budget, "test_sentences": len(lines), "onmt": onmt,
@@ -168,7 +171,7 @@ def main() -> None:
     }
     if args.default_run:
         result["s2s_default"] = {
-            "run": str(args.default_run), "search": s2s_search(args.default_run, lines, refs, common, 32, grid),
+            "run": str(args.default_run), "search": s2s_search(args.default_run, lines, refs, common, 32, grid + current),
             "translate_peak_rss_mb": {q: s2s_memory(args.default_run, source, bench, q) for q in ("none", "int8")},
         }
     ratios = {}
@@ -177,7 +180,8 @@ def main() -> None:
             mode = "beam5" if row["beam_size"] == 5 else "greedy"
             if onmt.get(mode, {}).get("pieces_per_s"):
                 key = (f"{name}.{row.get('quantize', 'none')}.{mode}" + (".all_pieces" if "output_vocab" in row else "")
-                       + (f".shortlist{row['shortlist']}" if "shortlist" in row else ""))
+                       + (f".shortlist{row['shortlist']}" if "shortlist" in row else "")
+                       + (f".stopping_{row['stopping']}" if "stopping" in row else ""))
                 ratios[key] = round(row["pieces_per_s"] / onmt[mode]["pieces_per_s"], 2)
     result["speed_vs_onmt"] = ratios
     emit(result, args.out)
