@@ -5,7 +5,8 @@ They replace chains of small PyTorch operators in the CPU training step: the LST
 cell, which the input-feeding decoder runs once per target position (about ten
 operators forward and twenty backward, each a pass over memory plus its dispatch),
 the input-feeding decoder's attention step (multiplicative attention and the linear
-combine layer), and the label-smoothed cross-entropy over the logits. Without a
+combine layer), and the label-smoothed cross-entropy over the logits; and in beam
+search, each hypothesis's best log-probabilities (`top_log_probs`). Without a
 compiler, or with S2S_CPU_KERNELS=0, everything runs on the PyTorch operators, which
 compute the same values (tests/fast/test_cpu_kernels.py holds the two to each other).
 The C interface is declared once, in csrc/kernels.h: every .cpp includes it (so a
