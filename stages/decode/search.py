@@ -261,8 +261,8 @@ def beam_search(
     attn = torch.empty(batch * k, 0, src.size(1), device=device) if keep_attention else None  # (rows*K, t, S)
     # No rule rewrites the log-probabilities: each hypothesis's 2K best tokens hold every
     # candidate the sentence's top 2K can take, and the (rows*K, V) log-softmax is never written.
-    by_row = (CANDIDATES_BY_ROW and constraints == Constraints() and budget is None and sep < 0 and hasattr(model, "step_logits")
-              and device.type == "cpu")
+    by_row = (CANDIDATES_BY_ROW and constraints == Constraints() and budget is None and sep < 0
+              and hasattr(model, "step_logits") and device.type == "cpu")
     for t in range(max(limits)):
         rows = len(active)
         base = torch.arange(rows, device=device).unsqueeze(1) * k
