@@ -231,13 +231,13 @@ def test_the_current_length_rule_stops_where_the_bound_goes_on() -> None:
 
 class CountingSteps:
     def __init__(self, model: Seq2Seq) -> None:
-        self.model, self.rows = model, 0
+        self.model, self.rows, self.calls = model, 0, 0
 
     def encode(self, src: torch.Tensor, lens: torch.Tensor):  # type: ignore[no-untyped-def]
         return self.model.encode(src, lens)
 
     def step(self, prev: torch.Tensor, state):  # type: ignore[no-untyped-def]
-        self.rows += prev.numel()
+        self.rows, self.calls = self.rows + prev.numel(), self.calls + 1
         return self.model.step(prev, state)
 
 
@@ -283,6 +283,20 @@ def test_candidates_by_hypothesis_equal_candidates_over_the_whole_vocabulary(fee
     assert [[h.tokens for h in n] for n in by_row] == [[h.tokens for h in n] for n in full]
     for a, b in zip(by_row, full):
         assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+
+
+@FEEDING
+def test_greedy_search_drops_finished_sentences_and_keeps_each_result(feeding: bool) -> None:
+    model = random_model(feeding)
+    src, lens = random_batch(12)  # sources of 1-11 pieces: the length limits differ
+    counting = CountingSteps(model)
+    with torch.inference_mode():
+        batch = greedy_search(counting, src, lens, keep_attention=True)
+        assert counting.rows < 12 * counting.calls  # finished sentences left the batch
+        for i in range(12):
+            [alone] = greedy_search(model, src[i : i + 1, : lens[i]], lens[i : i + 1], keep_attention=True)
+            assert alone.tokens == batch[i].tokens and alone.log_prob == pytest.approx(batch[i].log_prob)
+            torch.testing.assert_close(torch.tensor(alone.attention), torch.tensor(batch[i].attention))
 
 
 @FEEDING

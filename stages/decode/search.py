@@ -189,9 +189,10 @@ def greedy_search(
         used = torch.zeros(batch, dtype=torch.long, device=src.device)
         char_limits = torch.tensor(budget.limits, device=src.device)
     seen = torch.full((batch,), sep < 0, dtype=torch.bool, device=src.device)
+    active = list(range(batch))  # the sentence of each row: finished sentences leave the batch
     for t in range(max(limits)):
         lp, state = model.step(prev, state)
-        lp = constraints.apply(lp, t, tokens)
+        lp = constraints.apply(lp, t, [tokens[b] for b in active])
         if budget is not None:
             lp = budget.apply(lp, used, char_limits)
         if sep >= 0:
@@ -202,19 +203,26 @@ def greedy_search(
         if budget is not None:
             used = torch.where(prev == sep, 0, used + budget.piece_chars[prev])  # as `CharBudget.used`
         weights = state.last_attention.float().tolist() if keep_attention else None
-        for b, (tok, score) in enumerate(zip(prev.tolist(), best_lp.tolist())):
-            if done[b]:
-                continue
+        keep = []
+        for r, (b, tok, score) in enumerate(zip(active, prev.tolist(), best_lp.tolist())):
             log_probs[b] += score
             if tok == EOS_ID:
                 done[b] = True
             else:
                 tokens[b].append(tok)
                 if weights is not None:
-                    attention[b].append(weights[b][: src_len[b]])
+                    attention[b].append(weights[r][: src_len[b]])
                 done[b] = t + 1 >= limits[b]
-        if all(done):
+            if not done[b]:
+                keep.append(r)
+        if not keep:
             break
+        if len(keep) < len(active):
+            rows = torch.tensor(keep, device=src.device)
+            state, prev, seen = state.reorder(rows), prev[rows], seen[rows]
+            if budget is not None:
+                used, char_limits = used[rows], char_limits[rows]
+            active = [active[r] for r in keep]
     return [Hypothesis(toks, lp_, lp_, att) for toks, lp_, att in zip(tokens, log_probs, attention)]
 
 
