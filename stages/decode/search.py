@@ -12,6 +12,7 @@ finished list, so a sentence decodes the same alone or inside any batch.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -377,7 +378,8 @@ def is_sentence_done(finished: list[Hypothesis], best_reachable_score: float, n_
     """
     if len(finished) < n_best:
         return False
-    kept = sorted((h.score for h in finished), reverse=True)[n_best - 1]
+    scores = (h.score for h in finished)
+    kept = max(scores) if n_best == 1 else heapq.nlargest(n_best, scores)[-1]
     return kept >= best_reachable_score
 
 
