@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any, Optional
 
 import click
@@ -75,10 +78,19 @@ def _resume_options(resume: bool, allow_lr_change: bool, force: tuple[str, ...])
     return ResumeOptions(allow_lr_change=allow_lr_change) if resume else None
 
 
+def _terminated(signum: int, frame: Optional[FrameType]) -> None:
+    """SIGTERM (`kill`, `timeout`, a service manager) ends a command as Ctrl-C does: what
+    it was writing is removed, nothing is left half-written, and it exits non-zero.
+    Training and `s2s serve` set their own handlers (a resumable stop, a graceful one)."""
+    raise KeyboardInterrupt
+
+
 @click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """s2s: recurrent encoder-decoder translation, from parallel data to BLEU."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,

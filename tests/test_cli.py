@@ -460,3 +460,27 @@ def test_a_refused_resume_leaves_no_run_folder_behind(tiny_config: Path, tmp_pat
     assert code == 1 and "no training state to resume from" in out
     assert not (tmp_path / "runs" / "tiny").exists()
 
+
+
+def test_sigterm_ends_a_command_without_leaving_a_half_written_file(shared_run: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    source = tmp_path / "in.txt"
+    source.write_text("the man went to the city and he saw the house .\n" * 40000, encoding="utf-8")
+    out = tmp_path / "out" / "out.txt"
+    out.parent.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from pipeline.cli import main; main()", "translate", "--run", str(shared_run),
+         "-i", str(source), "-o", str(out), "--set", "decoding.stream_lines=500"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(".out.txt.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the translation ended before it was signalled"
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 1 and "Aborted" in output and "Traceback" not in output, output
+    assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
