@@ -11,12 +11,11 @@ in one process (stages.decode.search.CANDIDATES_BY_ROW): best seconds, BLEU, and
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
-from common import emit, machine, test_split, timed_search
+from common import SearchRun, emit, machine, runs_arguments, timed_search
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -24,49 +23,38 @@ sys.path.insert(0, str(ROOT))
 import sacrebleu  # noqa: E402
 import torch  # noqa: E402
 
-from stages import artifacts  # noqa: E402
-from stages.corpus.vocab import without_context  # noqa: E402
 from stages.decode import search  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
-from stages.decode.translation import checkpoint_output_pieces, prepare_for_inference  # noqa: E402
-from stages.model.checkpoint import load_checkpoint  # noqa: E402
 from stages.model.fast import cpu_kernels  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "candidates_cpu.json")
-    args = parser.parse_args()
+    args = runs_arguments(__doc__ or "", "candidates_cpu.json")
     torch.set_num_threads(2)
     result: dict[str, Any] = {"bench": "candidates", **machine(), "torch": torch.__version__,
                               "kernels": cpu_kernels.status(), "beam": 5, "batch": 32, "runs": {}}
     for run in args.runs:
-        folder = run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
-        model, sp_src, sp_tgt, meta = load_checkpoint(folder)
-        src, refs = test_split(run)
-        ids = [sp_src.encode(text) for text in without_context(src)]
+        loaded = SearchRun(run)
         rows: dict[str, Any] = {}
         for quantize in ("none", "int8"):
             for stopping in ("bound", "current"):
                 cfg = DecodeConfig(batch_size=32, beam_size=5, quantize=quantize, stopping=stopping)
-                ready = prepare_for_inference(model, cfg, "cpu", checkpoint_output_pieces(folder, meta))
+                ready = loaded.ready(cfg)
                 seconds: dict[str, list[float]] = {"whole vocabulary": [], "by hypothesis": []}
                 outputs: dict[str, list[list[int]]] = {}
                 for _ in range(args.repeats):
                     for way in seconds:
                         search.CANDIDATES_BY_ROW = way == "by hypothesis"
-                        found, took = timed_search(ready, ids, cfg)
+                        found, took = timed_search(ready, loaded.ids, cfg)
                         outputs[way] = [n[0].tokens for n in found]
                         seconds[way].append(round(took, 2))
                         print(run, quantize, stopping, way, round(took, 2), flush=True)
                 search.CANDIDATES_BY_ROW = True
                 row: dict[str, Any] = {}
                 for way, times in seconds.items():
-                    hyps = [sp_tgt.decode(t) for t in outputs[way]]
+                    hyps = [loaded.sp_tgt.decode(t) for t in outputs[way]]
                     row[way] = {"seconds": times, "best_s": min(times),
-                                "bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)}
+                                "bleu": round(sacrebleu.corpus_bleu(hyps, [loaded.refs]).score, 2)}
                 row["speedup"] = round(row["whole vocabulary"]["best_s"] / row["by hypothesis"]["best_s"], 2)
                 row["outputs_differing"] = sum(a != b for a, b in zip(outputs["whole vocabulary"], outputs["by hypothesis"]))
                 rows[f"{quantize}.{stopping}"] = row

@@ -18,13 +18,12 @@ differ from the first setting's.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from common import emit, machine, test_split, timed_search
+from common import SearchRun, emit, machine, runs_arguments, timed_search
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,11 +31,7 @@ sys.path.insert(0, str(ROOT))
 import sacrebleu  # noqa: E402
 import torch  # noqa: E402
 
-from stages import artifacts  # noqa: E402
-from stages.corpus.vocab import without_context  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
-from stages.decode.translation import checkpoint_output_pieces, prepare_for_inference  # noqa: E402
-from stages.model.checkpoint import load_checkpoint  # noqa: E402
 from stages.model.fast import int8, search_step  # noqa: E402
 
 BUILD = search_step._build_tables
@@ -62,37 +57,30 @@ def search(model: Any, ids: list[list[int]], cfg: DecodeConfig, engine: str, fus
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "int8_engine_cpu.json")
-    args = parser.parse_args()
+    args = runs_arguments(__doc__ or "", "int8_engine_cpu.json")
     torch.set_num_threads(2)
     settings = [s for s in SETTINGS if s[0] in torch.backends.quantized.supported_engines]
     result: dict[str, Any] = {"bench": "int8", **machine(), "torch": torch.__version__, "beam": 5, "batch": 32,
                               "default_engine": int8.default_engine(), "runs": {}}
     for run in args.runs:
-        folder = run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
-        model, sp_src, sp_tgt, meta = load_checkpoint(folder)
+        loaded = SearchRun(run)
         cfg = DecodeConfig(batch_size=32, beam_size=5, quantize="int8")
-        ready = prepare_for_inference(model, cfg, "cpu", checkpoint_output_pieces(folder, meta))
-        src, refs = test_split(run)
-        ids = [sp_src.encode(text) for text in without_context(src)]
+        ready = loaded.ready(cfg)
         rows: dict[str, dict[str, Any]] = {}
         outputs: dict[str, list[list[int]]] = {}
         for _ in range(args.repeats):
             for engine, fused in settings:
                 name = f"{engine}, {'fused' if fused else 'separate'}"
-                tokens, seconds = search(ready, ids, cfg, engine, fused)
+                tokens, seconds = search(ready, loaded.ids, cfg, engine, fused)
                 row = rows.setdefault(name, {"seconds": []})
                 row["seconds"].append(round(seconds, 2))
                 outputs.setdefault(name, tokens)
                 print(run, name, round(seconds, 2), flush=True)
         first = next(iter(outputs.values()))
         for name, row in rows.items():
-            hyps = [sp_tgt.decode(t) for t in outputs[name]]
+            hyps = [loaded.sp_tgt.decode(t) for t in outputs[name]]
             row["best_s"] = min(row["seconds"])
-            row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)
+            row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [loaded.refs]).score, 2)
             row["outputs_differing_from_first"] = sum(a != b for a, b in zip(first, outputs[name]))
         base = rows[next(iter(rows))]["best_s"]
         for row in rows.values():

@@ -13,13 +13,12 @@ writes one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from common import emit, machine, test_split
+from common import SearchRun, emit, machine, runs_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,17 +26,12 @@ sys.path.insert(0, str(ROOT))
 import sacrebleu  # noqa: E402
 import torch  # noqa: E402
 
-from stages import artifacts  # noqa: E402
-from stages.corpus.vocab import without_context  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
 from stages.decode.translation import (  # noqa: E402
-    checkpoint_output_pieces,
-    prepare_for_inference,
     translate_ids_nbest,
 )
-from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
-RULES = ("bound", "current")
+RULES: tuple[Literal["bound", "current"], ...] = ("bound", "current")
 
 
 def search(model: Any, ids: list[list[int]], cfg: DecodeConfig, n_best: int) -> tuple[list[list[int]], float]:
@@ -47,23 +41,17 @@ def search(model: Any, ids: list[list[int]], cfg: DecodeConfig, n_best: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stopping_rule_cpu.json")
-    args = parser.parse_args()
+    args = runs_arguments(__doc__ or "", "stopping_rule_cpu.json")
     torch.set_num_threads(2)
     result: dict[str, Any] = {"bench": "stopping_rule", **machine(), "torch": torch.__version__,
                               "search": "beam 5, gnmt alpha 1.0, batch 32, search only", "runs": {}}
     for run in args.runs:
-        folder = run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
-        model, sp_src, sp_tgt, meta = load_checkpoint(folder)
-        src, refs = test_split(run)
-        ids = [sp_src.encode(text) for text in without_context(src)]
+        loaded = SearchRun(run)
+        ids = loaded.ids
         rows: dict[str, Any] = {}
         for quantize in ("none", "int8"):
             configs = {rule: DecodeConfig(batch_size=32, beam_size=5, quantize=quantize, stopping=rule) for rule in RULES}
-            ready = prepare_for_inference(model, configs["bound"], "cpu", checkpoint_output_pieces(folder, meta))
+            ready = loaded.ready(configs["bound"])
             search(ready, ids[:32], configs["bound"], 1)  # warm-up: step tables, kernels
             seconds: dict[str, list[float]] = {rule: [] for rule in RULES}
             outputs: dict[str, list[list[int]]] = {}
@@ -75,7 +63,7 @@ def main() -> None:
             for rule in RULES:
                 three, _ = search(ready, ids, configs[rule], 3)
                 rows[f"{quantize}.{rule}"] = {
-                    "bleu": round(sacrebleu.corpus_bleu([sp_tgt.decode(t) for t in outputs[rule]], [refs]).score, 2),
+                    "bleu": round(sacrebleu.corpus_bleu([loaded.sp_tgt.decode(t) for t in outputs[rule]], [loaded.refs]).score, 2),
                     "seconds": seconds[rule], "best_s": min(seconds[rule]),
                     "one_best_differs_n_best_1_vs_3": sum(a != b for a, b in zip(outputs[rule], three)),
                 }

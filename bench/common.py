@@ -1,7 +1,8 @@
-"""What the benchmarks share: a run's test split and timed translation."""
+"""What the benchmarks share: a run's test split, its model ready to search, timed translation."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -13,9 +14,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import artifacts  # noqa: E402
+from stages.corpus.vocab import without_context  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
-from stages.decode.translation import translate_ids_nbest, translate_lines  # noqa: E402
+from stages.decode.translation import (  # noqa: E402
+    checkpoint_output_pieces,
+    prepare_for_inference,
+    translate_ids_nbest,
+    translate_lines,
+)
 from stages.files import read_lines_strict  # noqa: E402
+from stages.model.checkpoint import load_checkpoint  # noqa: E402
 
 
 def test_split(run_dir: Path) -> tuple[list[str], list[str]]:
@@ -24,6 +32,29 @@ def test_split(run_dir: Path) -> tuple[list[str], list[str]]:
     src = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.SRC_SUFFIX))
     refs = read_lines_strict(artifacts.split_text(prepared, "test", artifacts.TGT_SUFFIX))
     return src, refs
+
+
+class SearchRun:
+    """A run's best checkpoint and its test split as source ids, for timing the search."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.folder = run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
+        self.model, self.sp_src, self.sp_tgt, self.meta = load_checkpoint(self.folder)
+        src, self.refs = test_split(run_dir)
+        self.ids = [self.sp_src.encode(text) for text in without_context(src)]
+
+    def ready(self, cfg: DecodeConfig) -> Any:
+        """The model prepared for `cfg` on the CPU, over the checkpoint's output pieces."""
+        return prepare_for_inference(self.model, cfg, "cpu", checkpoint_output_pieces(self.folder, self.meta))
+
+
+def runs_arguments(doc: str, results_file: str) -> argparse.Namespace:
+    """The command line of a benchmark over runs: RUN..., --repeats (2), --out (bench/results/FILE)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / results_file)
+    return parser.parse_args()
 
 
 def timed_search(model: Any, ids: list[list[int]], cfg: DecodeConfig) -> tuple[list[list[Any]], float]:
