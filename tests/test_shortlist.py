@@ -91,3 +91,11 @@ def test_the_step_tables_are_built_once_for_every_batchs_shortlist(quantize: str
     assert len(built) == 1  # the weight tables (int8: the packed weights) once, over all the output pieces
     assert len(rows) == 1 + len(sources)  # the output rows: all the pieces, then each batch's shortlist
     assert found == translate_ids_nbest(ready, sources, cfg, "cpu", 1)
+    # An ensemble's members: the same, each once.
+    from stages.decode.ensemble import Ensemble
+
+    second = prepare_for_inference(Seq2Seq(model.cfg, 16, 24).eval(), cfg, "cpu", list(range(24)), lexical)
+    built.clear(), rows.clear()
+    translate_ids_nbest(Ensemble([ready, second]), sources, cfg, "cpu", 1)
+    assert len(built) == 1  # `second`'s; `ready` keeps its tables
+    assert len(rows) == 1 + 2 * len(sources)

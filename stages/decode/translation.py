@@ -171,10 +171,12 @@ def _search_chunk(
     lexical, base = getattr(model, "shortlist", None), getattr(model, "output_pieces", None)
     if lexical is not None:  # this batch's shortlist, within the model's output pieces
         with torch.inference_mode():  # as in the search
-            if isinstance(model, Seq2Seq) and search_step.applies(model):
-                # The step tables' rows over all the output pieces, built once: every batch's
-                # shortlist lies within them, so a batch rebuilds only its output rows.
-                search_step.step_tables(model, output_rows=False)
+            # The step tables' rows over all the output pieces, built once (for each member
+            # of an ensemble): every batch's shortlist lies within them, so a batch
+            # rebuilds only its output rows.
+            for member in getattr(model, "members", [model]):
+                if isinstance(member, Seq2Seq) and search_step.applies(member):
+                    search_step.step_tables(member, output_rows=False)
         model.restrict_output(lexical.pieces(sources, base).to(src.device))  # type: ignore[operator]
     try:
         if budget is not None:  # the chunk's limits, over the pieces the search runs on
