@@ -65,7 +65,8 @@ class StepTables:
     b_in: list[torch.Tensor]  # per layer: bias added to the input product (above layer 0)
     w_hh: list[Any]  # per layer: (H, G)
     b_hh: list[torch.Tensor]  # per layer: bias added to the hidden product (zeros where folded)
-    w_xh: list[Any]  # per layer, int8 LSTM/RNN only: [W_x | W_hh] packed (above layer 0 with b_in), else None
+    w_xh: list[Any]  # per layer, int8 LSTM/RNN only: [W_x | W_hh] packed (above layer 0 with b_in), else None;
+    # where it is set, that layer's w_ih / w_hh (and in layer 0 w_feed) are None
     w_ctx: torch.Tensor  # (H, D): the combine layer's context half, fp32
     w_out: Any  # (H, H): the combine layer's decoder-output half
     # The output side, rebuilt when `model.output_pieces` changes (per batch with a shortlist):
@@ -147,7 +148,11 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
     def matrix(w: torch.Tensor, bias: torch.Tensor | None = None) -> Any:  # the weight of x W^T (+ b)
         return int8.pack(w, bias) if quantized else w.t().contiguous()
 
-    w_ih, b_in, w_hh, b_hh, w_xh = [], [], [], [], []  # w_ih for the layers above 0
+    b_in: list[torch.Tensor] = []
+    b_hh: list[torch.Tensor] = []
+    w_ih: list[Any] = []  # for the layers above 0
+    w_hh: list[Any] = []
+    w_xh: list[Any] = []
     enc = model.combine.weight.size(1) - model.cfg.decoder_hidden
     ih0, size = getattr(rnn, "weight_ih_l0"), model.cfg.embedding_size
     for layer in range(rnn.num_layers):
@@ -159,13 +164,15 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
         else:
             b_in.append(bias_ih + bias_hh)
             b_hh.append(torch.zeros_like(bias_hh))
+        x_weight: torch.Tensor | None = ih if layer else ih[:, size:] if model.cfg.input_feeding else None
+        if quantized and not gru and x_weight is not None:  # one product of [x; h]: the two apart are never used
+            w_xh.append(int8.pack(torch.cat([x_weight, hh], dim=1), b_in[layer] if layer else None))
+            w_hh.append(None)
+        else:
+            w_xh.append(None)
+            w_hh.append(matrix(hh))
         if layer:
-            w_ih.append(matrix(ih))
-        w_hh.append(matrix(hh))
-        fed: torch.Tensor | None = ih[:, size:] if layer == 0 and model.cfg.input_feeding else ih if layer else None
-        fuse = quantized and not gru and fed is not None
-        w_xh.append(int8.pack(torch.cat([fed, hh], dim=1), b_in[layer] if layer else None)
-                    if fuse and fed is not None else None)
+            w_ih.append(None if w_xh[-1] is not None else matrix(ih))
     # Rows only for the pieces the model may output (a shortlist narrows them further):
     # previous tokens are always among them.
     pieces, embed, row_of = model.output_pieces, model.tgt_embed.weight, None
@@ -178,7 +185,7 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
         quantized=quantized,
         embedded=F.linear(embed, ih0[:, :size], b_in[0]),
         row_of=row_of,
-        w_feed=matrix(ih0[:, size:]) if model.cfg.input_feeding else None,
+        w_feed=matrix(ih0[:, size:]) if model.cfg.input_feeding and w_xh[0] is None else None,
         w_ih=w_ih,
         b_in=b_in,
         w_hh=w_hh,
