@@ -13,6 +13,7 @@ from typing import Any
 
 # (section, key, value before the key existed), the newest first.
 LATER_KEYS: tuple[tuple[str, str, Any], ...] = (
+    ("data", "context_halves", False),
     ("decoding", "stopping", "bound"),
     ("data", "target_context", False),
     ("training", "coword_dropout", 0.0),

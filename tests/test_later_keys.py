@@ -29,15 +29,16 @@ def _sections(**training: object) -> dict[str, dict]:
 def test_earlier_forms_drop_the_newest_keys_while_they_hold_their_earlier_values() -> None:
     forms = earlier_forms(_sections())
     assert len(forms) == 1 + len(LATER_KEYS)
-    assert "stopping" in forms[0]["decoding"] and "stopping" not in forms[1]["decoding"]
-    assert "target_context" in forms[1]["data"] and "target_context" not in forms[2]["data"]
-    assert "coword_dropout" in forms[2]["training"] and "coword_dropout" not in forms[3]["training"]
-    assert "context_dropout" not in forms[4]["training"] and forms[4]["training"]["lr"] == forms[0]["training"]["lr"]
+    assert "context_halves" in forms[0]["data"] and "context_halves" not in forms[1]["data"]
+    assert "stopping" in forms[1]["decoding"] and "stopping" not in forms[2]["decoding"]
+    assert "target_context" in forms[2]["data"] and "target_context" not in forms[3]["data"]
+    assert "coword_dropout" in forms[3]["training"] and "coword_dropout" not in forms[4]["training"]
+    assert "context_dropout" not in forms[5]["training"] and forms[5]["training"]["lr"] == forms[0]["training"]["lr"]
     # A run that sets an older later key was made after it existed: no form without it.
     assert len(earlier_forms(_sections(context_dropout=0.5))) == len(LATER_KEYS)
-    assert len(earlier_forms({"data": {**_sections()["data"], "target_context": True}})) == 1
+    assert len(earlier_forms({"data": {**_sections()["data"], "target_context": True}})) == 2
     # Sections a stage does not hash are skipped: the training stage's forms lack decoding.
-    assert len(earlier_forms({"data": _sections()["data"]})) == 2
+    assert len(earlier_forms({"data": _sections()["data"]})) == 3
     assert saved_or_earlier("training", "coword_dropout", {}) == 0.0 and saved_or_earlier("training", "lr", {}) is None
 
 

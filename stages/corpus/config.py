@@ -26,6 +26,7 @@ class DataConfig:
     max_ratio: float = 3.0
     context: int = 0
     target_context: bool = False  # the previous lines' targets in front of each training target too (2+2)
+    context_halves: bool = False  # also train on each pair's second half behind its first (stages/corpus/halves.py)
 
     def problems(self) -> list[str]:
         problems = (at_least_one("data", self, ("max_words", "dev_size")) + not_negative("data", self, ("context",))
@@ -33,6 +34,9 @@ class DataConfig:
         if self.target_context and self.context == 0:
             problems.append("data.target_context=true: needs data.context of 1 or more (the previous lines to put "
                             "in front of each target); set data.context: 1 or data.target_context: false")
+        if self.context_halves and self.context == 0:
+            problems.append("data.context_halves=true: needs data.context of 1 or more (a half's context is the "
+                            "half before it); set data.context: 1 or data.context_halves: false")
         return problems
 
 

@@ -25,7 +25,8 @@ import numpy as np
 from stages import artifacts
 from stages.corpus import tables
 from stages.corpus.config import DataConfig
-from stages.corpus.vocab import CONTEXT_SEP, user_text, with_context
+from stages.corpus.halves import cut_pair
+from stages.corpus.vocab import CONTEXT_SEP, join_context, user_text, with_context
 from stages.errors import InputDataError
 from stages.files import (
     check_utf8,
@@ -221,7 +222,9 @@ def _clean_batch(
     too (the "2+2" concatenation of Tiedemann and Scherrer (2017), "Neural Machine
     Translation with Extended Context"): the model then translates the previous lines
     and the sentence, and the translation is what follows the separator (`after_context`).
-    Dev and test targets stay plain: they are the references."""
+    Dev and test targets stay plain: they are the references. With
+    `data.context_halves`, each training pair that `cut_pair` cuts in two adds a pair
+    after the batch's rows: its second half, behind its first half as context."""
     src = [normalize_text(s, cfg.normalize) for s in batch["src"]]
     tgt = [normalize_text(t, cfg.normalize) for t in batch["tgt"]]
     out: dict[str, list[str]] = {"src": src, "tgt": tgt}
@@ -233,26 +236,43 @@ def _clean_batch(
             out["tgt"] = list(with_context(tgt, cfg.context, CONTEXT_SEP, before))
     if training:
         out["drop"] = [drop_reason(s, t, cfg) for s, t in zip(src, tgt)]
+        if cfg.context_halves:
+            _add_halves(out, src, tgt, cfg)
     return out
 
 
-def _clean(table: Any, cfg: DataConfig, split: str, work: Path, num_proc: int) -> tuple[Any, Counter[str]]:
+def _add_halves(out: dict[str, list[str]], src: list[str], tgt: list[str], cfg: DataConfig) -> None:
+    """Append to `out` the second half of each pair that cuts in two, its first half as
+    its context (on the target side too with `data.target_context`)."""
+    for pair in [cut_pair(s, t) for s, t in zip(src, tgt)]:  # before out["tgt"], maybe `tgt` itself, grows
+        if pair is None:
+            continue
+        src_first, src_second, tgt_first, tgt_second = pair
+        out["src"].append(join_context([src_first], src_second))
+        out["tgt"].append(join_context([tgt_first], tgt_second) if cfg.target_context else tgt_second)
+        out["drop"].append(drop_reason(src_second, tgt_second, cfg))
+
+
+def _clean(table: Any, cfg: DataConfig, split: str, work: Path, num_proc: int) -> tuple[Any, Counter[str], int]:
     """Normalise (and add context to) a split; filter the training split. Returns the
-    table and the count of dropped pairs by reason."""
+    table, the count of dropped pairs by reason and the number of pairs added as context
+    halves (before the filter)."""
     training = split == "train"
     if len(table) == 0:
-        return table, Counter()
+        return table, Counter(), 0
     cleaned = tables.apply(
         table, _clean_batch, work, f"clean-{split}", num_proc, with_indices=True,
         fn_kwargs={"cfg": cfg, "raw": table, "training": training},
+        remove_columns=table.column_names,  # a batch may grow (data.context_halves)
     )
     if not training:
-        return cleaned, Counter()
+        return cleaned, Counter(), 0
+    added = len(cleaned) - len(table)
     reasons = cleaned.data.column("drop").value_counts().to_pylist()
     drops = Counter({r["values"]: r["counts"] for r in reasons if r["values"]})
     if drops:
         cleaned = tables.keep_rows(cleaned, _kept, work, "kept", num_proc, input_columns=["drop"])
-    return cleaned.remove_columns(["drop"]), drops
+    return cleaned.remove_columns(["drop"]), drops, added
 
 
 def _kept(reasons: list[str]) -> list[bool]:
@@ -264,15 +284,16 @@ def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_pro
     with tables.scratch(out_dir) as work:
         split_tables: dict[str, Any] = {}
         drops: Counter[str] = Counter()
-        raw_train = 0
+        raw_train = halves = 0
         for split in artifacts.SPLITS:
             spec = getattr(cfg, split)
             if not spec:
                 continue
             raw = load_split(spec, cfg, resolve, work, num_proc)
             raw_train = len(raw) if split == "train" else raw_train
-            split_tables[split], split_drops = _clean(raw, cfg, split, work, num_proc)
+            split_tables[split], split_drops, added = _clean(raw, cfg, split, work, num_proc)
             drops += split_drops
+            halves += added
         if "train" not in split_tables:
             raise InputDataError("data.train is empty; set it to a file with training pairs")
         if len(split_tables["train"]) == 0:
@@ -283,6 +304,8 @@ def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_pro
         if "dev" not in split_tables:
             split_tables["train"], split_tables["dev"] = _carve_dev(split_tables["train"], cfg.dev_size, seed)
         summary: dict[str, Any] = {"read_train": raw_train, "dropped": dict(drops), "pairs": {}}
+        if cfg.context_halves:
+            summary["context_halves"] = halves  # second halves added to the training pairs, before the filter
         for split, table in split_tables.items():
             saved = tables.save_table(table, artifacts.split_table(out_dir, split))
             tables.write_column(saved, "src", artifacts.split_text(out_dir, split, artifacts.SRC_SUFFIX))
