@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stages import artifacts
 from stages.corpus.config import DataConfig
-from stages.corpus.halves import cut_pair
+from stages.corpus.halves import cut_pair, cut_text
 from stages.corpus.prepare import run_prepare
 from stages.corpus.vocab import join_context
 from stages.later_keys import earlier_forms
@@ -93,3 +93,10 @@ def test_runs_made_before_the_key_stay_current() -> None:
     data = {"context": 1, "target_context": False, "context_halves": False}
     forms = earlier_forms({"data": data})
     assert {"context": 1, "target_context": False} in [f["data"] for f in forms]
+
+
+def test_a_text_cut_in_halves_lists_its_second_halves() -> None:
+    src, tgt, seconds = cut_text([p[0] for p in PAIRS], [p[1] for p in PAIRS])
+    assert src == ["God saw the light;", "and it was good.", "The waters under the sky moved:",
+                   "and they were gathered together in one place."]
+    assert tgt[1] == "y era buena." and seconds == [1, 3]

@@ -16,9 +16,11 @@ from pipeline.cli import main
 from stages import artifacts
 from stages.corpus.batching import collate
 from stages.decode.contrastive import (
+    FEMININE,
     Contrast,
     context_gain,
     contrastive_accuracy,
+    controlled_pairs,
     find_contrasts,
     verb_like,
 )
@@ -93,6 +95,10 @@ def test_a_context_model_takes_the_test_with_and_without_its_context(context_run
     for result in (with_context, without, plain):
         assert result["examples"] == 2 and 0 <= result["correct"] <= 2
         assert result["previous_only"]["examples"] == 1
+        assert result["feminine"]["examples"] == result["masculine"]["examples"] == 1
+        passed = (result["feminine"]["correct"], result["masculine"]["correct"])
+        assert result["balanced_accuracy"] == sum(passed) / 2 and result["correct"] == sum(passed)
+    assert contrastive_accuracy(model, sp_src, sp_tgt, examples[:1], 1, True)["balanced_accuracy"] is None
     # The context reaches the model: the reference scores differently with it.
     from stages.corpus.vocab import join_context
 
@@ -130,3 +136,17 @@ def test_skipped_target_tokens_condition_but_do_not_count() -> None:
         picked = tokens.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1)
         skipped = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out, torch.tensor([2, 0]))
     assert skipped.tolist() == pytest.approx([float(picked[0, 2:].sum()), float(picked[1].sum())], rel=1e-6)
+
+
+def test_the_controlled_pairs_are_twins_balanced_by_gender_across_and_within_a_sentence() -> None:
+    path = Path(__file__).resolve().parents[1] / "data" / "contrastive" / "agreement.tsv"
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    across, within = controlled_pairs(rows)
+    assert len(across) == len(within) == len(rows) == 16
+    assert sum(e.pronoun in FEMININE["es"] for e in across) == 8
+    for a, b in zip(across[::2], across[1::2]):  # twins: the same sentence, contexts of opposite genders
+        assert a.source == b.source and a.reference == b.contrast and a.contrast == b.reference
+        assert a.previous != b.previous
+    first = within[0]
+    assert first.source == "He planted the vine, and he watered it." and not first.previous
+    assert (first.reference, first.contrast) == ("Y plantó la vid, y la regó.", "Y plantó la vid, y lo regó.")

@@ -16,6 +16,7 @@ number, at the same rank, and at about the same relative place.
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 CLAUSE_MARK = re.compile(r"[;:.?!](?=\s)")
 MAX_PLACE_GAP = 0.15  # the two cuts' places (fraction of the line's characters) may differ by this much
@@ -46,3 +47,18 @@ def cut_pair(src: str, tgt: str) -> tuple[str, str, str, str] | None:
         return None
     s, t = src_cuts[best[1]], tgt_cuts[best[1]]
     return src[:s].strip(), src[s:].strip(), tgt[:t].strip(), tgt[t:].strip()
+
+
+def cut_text(sources: Sequence[str], references: Sequence[str]) -> tuple[list[str], list[str], list[int]]:
+    """The pairs of a parallel text that `cut_pair` cuts, each as its two halves in a row:
+    (sources, references, the index of each second half), for measuring how a context
+    model uses the half before (a subtitle's previous cue)."""
+    src: list[str] = []
+    tgt: list[str] = []
+    seconds: list[int] = []
+    for pair in map(cut_pair, sources, references):
+        if pair is not None:
+            src += pair[:2]
+            tgt += pair[2:]
+            seconds.append(len(src) - 1)
+    return src, tgt, seconds

@@ -46,6 +46,7 @@ SWAPS = {
     },
 }
 ALWAYS_PRONOUNS = {"es": {"ellos", "ellas"}}  # never an article
+FEMININE = {"es": {"la", "las", "ellas"}}
 CLITIC_MARKERS = {"es": {"se", "me", "te", "le", "les", "nos", "os"}}
 DETERMINERS = {"es": {"el", "un", "una", "unos", "unas", "mi", "mis", "tu", "tus", "su", "sus", "este", "esta",
                       "estos", "estas", "aquel", "aquella", "nuestro", "nuestra", "vuestro", "vuestra"}}
@@ -116,6 +117,25 @@ def find_contrasts(sources: Sequence[str], references: Sequence[str], verbs: set
     return found
 
 
+def controlled_pairs(rows: Iterable[Sequence[str]]) -> tuple[list[Contrast], list[Contrast]]:
+    """A hand-built, gender-balanced pronoun test from rows of (context_en, context_es,
+    sentence_en, reference, contrast), in twins whose sentences are the same and whose
+    contexts hold nouns of opposite genders (`data/contrastive/agreement.tsv`): a model
+    that ignores the context passes exactly half. Returns the examples twice: across
+    sentences (the context is the previous sentence) and within one sentence (context
+    and sentence joined by a comma), which tells whether a model can make the pronoun
+    agree with its antecedent at all. The contexts end in a clause mark (`;`)."""
+    across: list[Contrast] = []
+    within: list[Contrast] = []
+    for line, (context_en, context_es, sentence, reference, contrast) in enumerate(rows):
+        pronoun = next(a for a, b in zip(WORD.findall(reference), WORD.findall(contrast)) if a != b)
+        across.append(Contrast(line, pronoun, sentence, context_en, reference, context_es, contrast, True))
+        en, es = context_en.rstrip(";:,"), context_es.rstrip(";:,")
+        within.append(Contrast(line, pronoun, f"{en}, {sentence}", "", f"{es}, {reference}", "",
+                               f"{es}, {contrast}", False))
+    return across, within
+
+
 def _model_source(example: Contrast, context: int, model_context: bool) -> str:
     if not model_context:
         return user_text(example.source)
@@ -134,10 +154,14 @@ def _model_targets(example: Contrast, context: int, target_context: bool) -> tup
 @torch.no_grad()
 def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object, examples: Sequence[Contrast],
                          context: int, model_context: bool, device: str = "cpu", batch_size: int = 64,
-                         target_context: bool = False) -> dict:
+                         target_context: bool = False, tgt_lang: str = "es") -> dict:
     """How often `model` scores the reference above its contrast: {"examples", "correct",
     "accuracy", "mean_margin"} (the mean of reference minus contrast log-probability, in
-    nats), and the same for the `previous_only` examples under "previous_only".
+    nats), and the same for the `previous_only` examples under "previous_only" and for
+    the examples whose reference pronoun is "feminine" or "masculine". A model that
+    always prefers one gender passes all of that gender's examples and none of the
+    other's, so "balanced_accuracy", the mean of the two genders' accuracies, is 0.5 for
+    it whatever the mix of the set.
     `context` 1 gives a context model (`model_context`) the previous source sentence, 0
     the separator alone; a model without context gets the sentence alone. A model trained
     with `data.target_context` is scored on the reference and the contrast behind the
@@ -155,13 +179,18 @@ def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object,
         scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)  # type: ignore[operator]
         margins += (scores[: len(chunk)] - scores[len(chunk) :]).tolist()
     subset = [m for m, e in zip(margins, examples) if e.previous_only]
-    return {**_tally(margins), "previous_only": _tally(subset)}
+    feminine = [e.pronoun.lower() in FEMININE[tgt_lang] for e in examples]
+    genders = {name: _tally([m for m, f in zip(margins, feminine) if f == is_feminine])
+               for name, is_feminine in (("feminine", True), ("masculine", False))}
+    balanced = (round((genders["feminine"]["accuracy"] + genders["masculine"]["accuracy"]) / 2, 4)
+                if all(g["examples"] for g in genders.values()) else None)
+    return {**_tally(margins), "balanced_accuracy": balanced, "previous_only": _tally(subset), **genders}
 
 
 @torch.no_grad()
 def context_gain(model: torch.nn.Module, sp_src: object, sp_tgt: object, sources: Sequence[str],
                  references: Sequence[str], target_context: bool = False, device: str = "cpu",
-                 batch_size: int = 64) -> dict:
+                 batch_size: int = 64, lines: Sequence[int] | None = None) -> dict:
     """How much a context model's previous sentence raises the probability of the
     references of a text's consecutive sentences: conditional cross-mutual information,
     CXMI = mean over reference tokens of log p(y | x, C) - log p(y | x) (Bugliarello et
@@ -171,12 +200,13 @@ def context_gain(model: torch.nn.Module, sp_src: object, sp_tgt: object, sources
     target, whose own tokens are not counted) and "no context" the separator alone.
     Returns {"sentences", "tokens", "cxmi", "better"}, `better` the share of sentences
     whose reference scores higher with the context. Sentences 1 .. n-1 take part (0
-    has no previous one); `sources` and `references` are user text."""
+    has no previous one), or those of `lines`; `sources` and `references` are user text."""
     model.eval()
     gains: list[float] = []
     lengths: list[int] = []
-    for start in range(1, len(sources), batch_size):
-        rows = range(start, min(start + batch_size, len(sources)))
+    taking = [i for i in (range(1, len(sources)) if lines is None else lines) if i > 0]
+    for start in range(0, len(taking), batch_size):
+        rows = taking[start : start + batch_size]
         src = [sp_src.encode(join_context([sources[i - 1]], sources[i])) for i in rows]  # type: ignore[attr-defined]
         src += [sp_src.encode(join_context([], sources[i])) for i in rows]  # type: ignore[attr-defined]
         if target_context:
