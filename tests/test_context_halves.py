@@ -100,3 +100,20 @@ def test_a_text_cut_in_halves_lists_its_second_halves() -> None:
     assert src == ["God saw the light;", "and it was good.", "The waters under the sky moved:",
                    "and they were gathered together in one place."]
     assert tgt[1] == "y era buena." and seconds == [1, 3]
+
+
+def test_a_dev_split_carved_from_training_takes_whole_pairs_and_their_halves_leave_training(tmp_path: Path) -> None:
+    pairs = [(f"Man {i} saw the light; and it was good {i}.", f"El hombre {i} vió la luz; y era buena {i}.")
+             for i in range(40)]
+    data = _write_tsv(tmp_path / "pairs.tsv", pairs)
+    cfg = DataConfig(train=str(data), dev="", test="", context=1, context_halves=True, dev_size=5)
+    out = tmp_path / "prepare"
+    summary = run_prepare(cfg, out, resolve, seed=3)
+    assert summary["context_halves"] == 40
+    assert summary["pairs"] == {"train": 80 - 2 * 5, "dev": 5}  # 5 whole pairs leave with their halves
+    dev = [line.split(" <sep> ")[-1] for line in _lines(out, "dev", "src")]
+    train = [line.split(" <sep> ")[-1] for line in _lines(out, "train", "src")]  # the sentences, not their context
+    assert all(";" in line for line in dev)  # whole pairs
+    numbers = {line.split()[1] for line in dev}
+    assert not [t for t in train if any(t.endswith(f" {n}.") for n in numbers)]
+    assert len([t for t in train if t.startswith("and")]) == 35

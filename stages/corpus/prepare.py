@@ -215,7 +215,7 @@ def _previous_lines(raw: Any, first: int, cfg: DataConfig, side: str = "src") ->
 
 def _clean_batch(
     batch: dict[str, list[str]], indices: list[int], cfg: DataConfig, raw: Any, training: bool
-) -> dict[str, list[str]]:
+) -> dict[str, list[Any]]:
     """Normalise a batch of pairs, put the previous source lines in front of each source
     sentence (`data.context`), and for training say why a pair is dropped. With
     `data.target_context`, each training target gets its previous target lines in front
@@ -227,7 +227,7 @@ def _clean_batch(
     after the batch's rows: its second half, behind its first half as context."""
     src = [normalize_text(s, cfg.normalize) for s in batch["src"]]
     tgt = [normalize_text(t, cfg.normalize) for t in batch["tgt"]]
-    out: dict[str, list[str]] = {"src": src, "tgt": tgt}
+    out: dict[str, list[Any]] = {"src": src, "tgt": tgt}
     if cfg.context > 0:
         before = _previous_lines(raw, indices[0], cfg)  # batches of an unfiltered table are contiguous rows
         out["src"] = list(with_context(src, cfg.context, CONTEXT_SEP, before))
@@ -237,20 +237,26 @@ def _clean_batch(
     if training:
         out["drop"] = [drop_reason(s, t, cfg) for s, t in zip(src, tgt)]
         if cfg.context_halves:
-            _add_halves(out, src, tgt, cfg)
+            out["half"], out["line"] = [False] * len(src), list(indices)
+            _add_halves(out, src, tgt, indices, cfg)
     return out
 
 
-def _add_halves(out: dict[str, list[str]], src: list[str], tgt: list[str], cfg: DataConfig) -> None:
+def _add_halves(out: dict[str, list[Any]], src: list[str], tgt: list[str], indices: list[int],
+                cfg: DataConfig) -> None:
     """Append to `out` the second half of each pair that cuts in two, its first half as
-    its context (on the target side too with `data.target_context`)."""
-    for pair in [cut_pair(s, t) for s, t in zip(src, tgt)]:  # before out["tgt"], maybe `tgt` itself, grows
+    its context (on the target side too with `data.target_context`), marked as a half
+    (`half`) of its line (`line`)."""
+    pairs = [cut_pair(s, t) for s, t in zip(src, tgt)]  # before out["tgt"], maybe `tgt` itself, grows
+    for line, pair in zip(indices, pairs):
         if pair is None:
             continue
         src_first, src_second, tgt_first, tgt_second = pair
         out["src"].append(join_context([src_first], src_second))
         out["tgt"].append(join_context([tgt_first], tgt_second) if cfg.target_context else tgt_second)
         out["drop"].append(drop_reason(src_second, tgt_second, cfg))
+        out["half"].append(True)
+        out["line"].append(line)
 
 
 def _clean(table: Any, cfg: DataConfig, split: str, work: Path, num_proc: int) -> tuple[Any, Counter[str], int]:
@@ -303,6 +309,8 @@ def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_pro
             )
         if "dev" not in split_tables:
             split_tables["train"], split_tables["dev"] = _carve_dev(split_tables["train"], cfg.dev_size, seed)
+        if "half" in split_tables["train"].column_names:
+            split_tables["train"] = split_tables["train"].remove_columns(["half", "line"])
         summary: dict[str, Any] = {"read_train": raw_train, "dropped": dict(drops), "pairs": {}}
         if cfg.context_halves:
             summary["context_halves"] = halves  # second halves added to the training pairs, before the filter
@@ -316,10 +324,19 @@ def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_pro
 
 
 def _carve_dev(train: Any, size: int, seed: int) -> tuple[Any, Any]:
-    """Split `size` random pairs (a tenth, for a small corpus) off the training table."""
-    rows = len(train)
+    """Split `size` random pairs (a tenth, for a small corpus) off the training table.
+    With context halves (columns `half` and `line`), dev takes whole pairs only, and a
+    dev pair's half leaves training with it."""
+    halves = "half" in train.column_names
+    whole = ~np.asarray(train["half"]) if halves else np.ones(len(train), dtype=bool)
+    rows = int(whole.sum())
     if rows < 2 * size:
         size = max(1, rows // 10)
-    is_dev = np.zeros(rows, dtype=bool)
-    is_dev[np.random.default_rng(seed).permutation(rows)[:size]] = True
-    return train.select(np.flatnonzero(~is_dev)), train.select(np.flatnonzero(is_dev))
+    is_dev = np.zeros(len(train), dtype=bool)
+    is_dev[np.flatnonzero(whole)[np.random.default_rng(seed).permutation(rows)[:size]]] = True
+    leaves = is_dev
+    if halves:
+        lines = np.asarray(train["line"])
+        leaves = np.isin(lines, lines[is_dev])
+    dev = train.select(np.flatnonzero(is_dev))
+    return train.select(np.flatnonzero(~leaves)), dev.remove_columns(["half", "line"]) if halves else dev
