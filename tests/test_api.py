@@ -52,6 +52,15 @@ def test_alignments_have_a_row_per_target_piece_and_a_column_per_source_piece(tr
     assert set(best.as_dict()) == {"text", "score", "log_prob", "source_pieces", "target_pieces", "attention"}
 
 
+def test_a_line_without_words_comes_back_as_it_is(translator: Translator) -> None:
+    lines = ["...", "In the beginning God created the heavens.", "♪ ♪", "3:16", "—", "?!"]
+    out = translator.translate(lines)
+    assert [out[0], *out[2:]] == ["...", "♪ ♪", "3:16", "—", "?!"] and out[1] == translator.translate(lines[1])
+    [[copied], [searched, *_]] = translator.translate_nbest(["  ...  ", "Jesus wept."], 3, alignments=True)
+    assert (copied.text, copied.score, copied.target_pieces, copied.attention) == ("...", 0.0, [], [])
+    assert searched.text == translator.translate("Jesus wept.")
+
+
 def test_calls_from_several_threads_give_the_serial_results(translator: Translator) -> None:
     expected = translator.translate(LINES)
     results: list[list[str]] = []

@@ -18,7 +18,7 @@ import torch
 
 from stages import artifacts
 from stages.corpus.token_ids import load_id_columns, output_pieces, writes_separator
-from stages.corpus.vocab import PAD_ID, SEP_ID, UNK_ID, after_context
+from stages.corpus.vocab import CONTEXT_SEP, PAD_ID, SEP_ID, UNK_ID, after_context
 from stages.decode.config import DecodeConfig, precision_problem
 from stages.decode.search import (
     CharBudget,
@@ -271,6 +271,9 @@ def translate_lines_nbest(
     max_chars: Optional[list[int]] = None,
 ) -> list[list[dict[str, Any]]]:
     """Per line, its best hypotheses as {text, score, log_prob}; [] for an empty line.
+    A line without a letter ("...", "♪", "3:16", "—") is not searched: it comes back as
+    it is, as the one hypothesis, with score and log_prob 0 (its context, if any, left
+    out).
 
     With `alignments`, each hypothesis also holds `source_pieces`, `target_pieces` and
     `attention` (one row per target piece, one column per source piece). With
@@ -290,6 +293,13 @@ def translate_lines_nbest(
         if encoded[number - 1]:
             todo.append(number - 1)
     outputs: list[list[dict[str, Any]]] = [[] for _ in lines]
+    copied = [i for i in todo if not has_words(_sentence(texts[i]))]
+    for i in copied:
+        outputs[i] = [{"text": _sentence(texts[i]), "score": 0.0, "log_prob": 0.0}]
+        if alignments:
+            outputs[i][0].update(source_pieces=[sp_src.id_to_piece(t) for t in encoded[i]], target_pieces=[],
+                                 attention=[])
+    todo = sorted(set(todo) - set(copied))
     spans = _unknown_spans(sp_src, encoded, texts, todo, cfg, where)
     attend = [i for i in todo if alignments or spans[i] is not None]  # restoring unknowns needs attention
     plain = [i for i in todo if not (alignments or spans[i] is not None)]
@@ -312,6 +322,16 @@ def translate_lines_nbest(
                 out["target_pieces"] = [sp_tgt.id_to_piece(t) for t in h.tokens]
                 out["attention"] = [[round(w, 4) for w in row] for row in h.attention]
     return outputs
+
+
+def has_words(text: str) -> bool:
+    """Whether `text` holds a letter of any script, i.e. something to translate."""
+    return any(ch.isalpha() for ch in text)
+
+
+def _sentence(text: str) -> str:
+    """A model input without its context (what follows the last separator)."""
+    return text.rsplit(CONTEXT_SEP, 1)[-1].strip()
 
 
 def piece_chars(sp_tgt: spm.SentencePieceProcessor) -> torch.Tensor:
