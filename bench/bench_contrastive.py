@@ -4,6 +4,12 @@ gender-swapped contrast), with the previous verse as context and without.
 
     python bench/bench_contrastive.py RUN [RUN ...] [--out FILE]
 
+Without --out it writes bench/results/context_cpu.json, the figures docs/results.md
+quotes. The runs must translate English to Spanish (the embedded corpus's direction):
+the examples are in those languages. A run with a small tokenizer may split a pronoun
+and its swap into different numbers of pieces, which biases the margins; each result
+counts those examples (`unequal_pieces`).
+
 The examples come from the embedded corpus's held-out books (dev and test, in verse
 order); the verb list that tells a clitic from an article comes from its training
 targets. A context model (data.context > 0) is scored with the previous verse and with
@@ -63,6 +69,9 @@ def rows(split: str) -> list[list[str]]:
 
 def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: tuple[list[Any], list[Any]]
             ) -> dict[str, Any]:
+    languages = (saved_section(run, "data").get("src_lang"), saved_section(run, "data").get("tgt_lang"))
+    if languages != ("en", "es"):
+        sys.exit(f"{run}: translates {languages[0]}->{languages[1]}; the test books are en->es")
     context = int(saved_section(run, "data").get("context", 0))
     target_context = bool(saved_section(run, "data").get("target_context", False))
     train = saved_section(run, "training")
@@ -70,7 +79,9 @@ def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: 
     score = manifest.stage("score").get("summary", {})
     trained = manifest.stage("train").get("summary", {})
     out: dict[str, Any] = {"run": run.name, "data.context": context, "data.target_context": target_context,
+                           "data.context_halves": bool(saved_section(run, "data").get("context_halves", False)),
                            "training.context_dropout": train.get("context_dropout", 0.0),
+                           "training.coword_dropout": train.get("coword_dropout", 0.0),
                            "training.batch_tokens": train.get("batch_tokens"),
                            "train": {k: trained.get(k) for k in ("steps", "seconds", "target_tokens_per_s")},
                            "best_step": trained.get("best", {}).get("step"),

@@ -322,10 +322,11 @@ def _nothing_resumed(previous: dict[str, Any] | None, outputs: dict[str, str], s
 
 def _headline(name: str, summary: dict[str, Any]) -> str:
     keys = {
-        "prepare": ("pairs", "dropped"),
+        "prepare": ("pairs", "dropped", "context_halves"),
         "tokenize": ("src_vocab", "tgt_vocab"),
         "train": ("steps", "stopped", "target_tokens_per_s", "precision"),
         "translate": ("sentences", "sentences_per_s"),
         "score": ("bleu", "chrf", "bleu_signature"),
     }[name]
-    return ", ".join(f"{k}={summary.get(k)}" for k in keys)
+    optional = {"context_halves"}  # only in the summaries of runs that use them
+    return ", ".join(f"{k}={summary.get(k)}" for k in keys if k in summary or k not in optional)

@@ -68,13 +68,14 @@ def test_prepare_adds_each_second_half_behind_its_first(tmp_path: Path) -> None:
         assert summary["context_halves"] == 2
         assert summary["pairs"] == {"train": 6, "dev": 4, "test": 4}
         src, tgt = _lines(out, "train", "src"), _lines(out, "train", "tgt")
-        assert src[4:] == [join_context(["God saw the light;"], "and it was good."),
-                           join_context(["The waters under the sky moved:"], "and they were gathered together in one place.")]
+        assert [src[2], src[5]] == [join_context(["God saw the light;"], "and it was good."),
+                                    join_context(["The waters under the sky moved:"],
+                                                 "and they were gathered together in one place.")]
         second = ["y era buena.", "y fueron juntadas en un lugar."]
         if target_context:
             second = [join_context(["Y vió Dios la luz;"], second[0]),
                       join_context(["Y las aguas se movieron:"], second[1])]
-        assert tgt[4:] == second
+        assert [tgt[2], tgt[5]] == second  # each half right after its whole pair
         assert src[1] == join_context([PAIRS[0][0]], PAIRS[1][0])  # the whole pairs keep their context
         assert _lines(out, "dev", "src") == _lines(out, "test", "src") == [
             join_context([p[0] for p in PAIRS[i - 1: i]], PAIRS[i][0]) for i in range(4)]
@@ -86,7 +87,7 @@ def test_halves_pass_the_length_filter_on_their_own(tmp_path: Path) -> None:
     cfg = DataConfig(train=str(data), dev=str(data), test="", context=1, context_halves=True, max_words=7)
     summary = run_prepare(cfg, tmp_path / "prepare", resolve, seed=1)
     assert summary["dropped"] == {"too_long": 3}  # 2 whole pairs and 1 half have over 7 words
-    assert _lines(tmp_path / "prepare", "train", "tgt") == [PAIRS[0][1], PAIRS[2][1], "y era buena."]
+    assert _lines(tmp_path / "prepare", "train", "tgt") == [PAIRS[0][1], "y era buena.", PAIRS[2][1]]
 
 
 def test_runs_made_before_the_key_stay_current() -> None:

@@ -99,6 +99,10 @@ def test_a_context_model_takes_the_test_with_and_without_its_context(context_run
         passed = (result["feminine"]["correct"], result["masculine"]["correct"])
         assert result["balanced_accuracy"] == sum(passed) / 2 and result["correct"] == sum(passed)
     assert contrastive_accuracy(model, sp_src, sp_tgt, examples[:1], 1, True)["balanced_accuracy"] is None
+    longer = Contrast(1, "la", SOURCES[1], SOURCES[0], REFERENCES[1], REFERENCES[0], "Y lo bebió todo entero.", True)
+    unequal = [contrastive_accuracy(model, sp_src, sp_tgt, e, 1, True)["unequal_pieces"]
+               for e in (examples, [*examples, longer])]
+    assert unequal[1] == unequal[0] + 1  # (the tiny tokenizer splits "lo" and "la" differently)
     # The context reaches the model: the reference scores differently with it.
     from stages.corpus.vocab import join_context
 

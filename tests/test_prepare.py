@@ -191,29 +191,35 @@ def test_hub_name_or_local_dataset_folder(tmp_path: Path) -> None:
         pairs("validation", cfg, tmp_path)
 
 
-def test_parallel_passes_write_what_one_process_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("halves", [False, True])
+def test_parallel_passes_write_what_one_process_writes(tmp_path: Path, halves: bool) -> None:
     """num_proc 2 (datasets' worker processes, each over a contiguous shard) gives the
-    same text files and token ids as one process, over a table of several Arrow chunks."""
+    same text files and token ids as one process, over a table of several Arrow chunks;
+    with context halves and target context too (halves, and dev carved out of them)."""
     from stages.corpus.config import TokenizerConfig
     from stages.corpus.token_ids import load_id_columns
     from stages.corpus.tokenization import run_tokenize
 
     rows = 4400
-    src = [f"verse {i} of {i % 7} the book {'and the law ' * (i % 3)}" for i in range(rows)]
-    tgt = [f"versículo {i} del libro {'y la ley ' * (i % 5)}" for i in range(rows)]
+    src = [f"verse {i} of {i % 7} the book{'; and the law ' * (i % 3)}" for i in range(rows)]
+    tgt = [f"versículo {i} del libro{'; y la ley ' * (i % 3)}" for i in range(rows)]
     train = _write_tsv(tmp_path / "train.tsv", src, tgt)
-    cfg = DataConfig(train=str(train), dev="", test="", dev_size=100, context=1)
+    cfg = DataConfig(train=str(train), dev="", test="", dev_size=100, context=1, context_halves=halves,
+                     target_context=halves)
     outputs = []
     for num_proc in (1, 2):
         prepared, tokenized = tmp_path / f"prepare{num_proc}", tmp_path / f"tokenize{num_proc}"
-        run_prepare(cfg, prepared, resolve, seed=1, num_proc=num_proc)
+        summary = run_prepare(cfg, prepared, resolve, seed=1, num_proc=num_proc)
         run_tokenize(TokenizerConfig(vocab_size=100), prepared, tokenized, seed=1, num_proc=num_proc)
         text = [artifacts.split_text(prepared, s, side).read_bytes() for s in ("train", "dev") for side in ("src", "tgt")]
         ids = load_id_columns(artifacts.split_ids(tokenized, "train"))
         outputs.append((text, [[ids[side][i].tolist() for i in range(len(ids[side]))] for side in (0, 1)]))
         assert len(ids[0]._values) > 1  # several chunks: rows are found across chunk boundaries
     assert outputs[0] == outputs[1]
-    assert len(outputs[0][1][0]) == rows - 100
+    # With halves: 4,400 pairs and 2,933 halves, less 100 dev pairs and the 69 halves among them.
+    assert len(outputs[0][1][0]) == summary["pairs"]["train"] == (rows - 100 if not halves else 7164)
+    if halves:  # dev references are plain, as always
+        assert "<sep>" not in outputs[0][0][3].decode() and "<sep>" in outputs[0][0][1].decode()
 
 
 def test_header_only_split_gives_empty_tables_that_load_back(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ that scores stay comparable.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import unicodedata
 import uuid
@@ -36,6 +37,8 @@ from stages.files import (
     write_json_atomic,
 )
 
+log = logging.getLogger(__name__)
+_BOOKKEEPING = {"half", "line", "plain"}  # training columns prepare keeps until dev is carved out
 _LOADERS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
@@ -236,27 +239,34 @@ def _clean_batch(
             out["tgt"] = list(with_context(tgt, cfg.context, CONTEXT_SEP, before))
     if training:
         out["drop"] = [drop_reason(s, t, cfg) for s, t in zip(src, tgt)]
+        if cfg.target_context:
+            out["plain"] = tgt  # the targets without context: a dev split carved out of training takes these
         if cfg.context_halves:
-            out["half"], out["line"] = [False] * len(src), list(indices)
-            _add_halves(out, src, tgt, indices, cfg)
+            out = _with_halves(out, src, tgt, indices, cfg)
     return out
 
 
-def _add_halves(out: dict[str, list[Any]], src: list[str], tgt: list[str], indices: list[int],
-                cfg: DataConfig) -> None:
-    """Append to `out` the second half of each pair that cuts in two, its first half as
-    its context (on the target side too with `data.target_context`), marked as a half
-    (`half`) of its line (`line`)."""
-    pairs = [cut_pair(s, t) for s, t in zip(src, tgt)]  # before out["tgt"], maybe `tgt` itself, grows
-    for line, pair in zip(indices, pairs):
+def _with_halves(out: dict[str, list[Any]], src: list[str], tgt: list[str], indices: list[int],
+                 cfg: DataConfig) -> dict[str, list[Any]]:
+    """`out` with the second half of each pair that cuts in two right after the pair (so
+    the order does not depend on how the table is split into batches or processes), its
+    first half as its context (on the target side too with `data.target_context`),
+    marked as a half (`half`) of its line (`line`)."""
+    grown: dict[str, list[Any]] = {key: [] for key in (*out, "half", "line")}
+    for k, (line, pair) in enumerate(zip(indices, map(cut_pair, src, tgt))):
+        for key in out:
+            grown[key].append(out[key][k])
+        grown["half"].append(False)
+        grown["line"].append(line)
         if pair is None:
             continue
         src_first, src_second, tgt_first, tgt_second = pair
-        out["src"].append(join_context([src_first], src_second))
-        out["tgt"].append(join_context([tgt_first], tgt_second) if cfg.target_context else tgt_second)
-        out["drop"].append(drop_reason(src_second, tgt_second, cfg))
-        out["half"].append(True)
-        out["line"].append(line)
+        half = {"src": join_context([src_first], src_second), "plain": tgt_second,
+                "tgt": join_context([tgt_first], tgt_second) if cfg.target_context else tgt_second,
+                "drop": drop_reason(src_second, tgt_second, cfg), "half": True, "line": line}
+        for key in grown:
+            grown[key].append(half[key])
+    return grown
 
 
 def _clean(table: Any, cfg: DataConfig, split: str, work: Path, num_proc: int) -> tuple[Any, Counter[str], int]:
@@ -309,11 +319,14 @@ def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_pro
             )
         if "dev" not in split_tables:
             split_tables["train"], split_tables["dev"] = _carve_dev(split_tables["train"], cfg.dev_size, seed)
-        if "half" in split_tables["train"].column_names:
-            split_tables["train"] = split_tables["train"].remove_columns(["half", "line"])
+        kept = split_tables["train"]
+        split_tables["train"] = kept.remove_columns(sorted(_BOOKKEEPING & set(kept.column_names)))
         summary: dict[str, Any] = {"read_train": raw_train, "dropped": dict(drops), "pairs": {}}
         if cfg.context_halves:
             summary["context_halves"] = halves  # second halves added to the training pairs, before the filter
+            if not halves:
+                log.warning("data.context_halves: no training pair has a clause mark (. ; : ? ! before a space) "
+                            "that both sides share, so no halves were added")
         for split, table in split_tables.items():
             saved = tables.save_table(table, artifacts.split_table(out_dir, split))
             tables.write_column(saved, "src", artifacts.split_text(out_dir, split, artifacts.SRC_SUFFIX))
@@ -326,7 +339,8 @@ def run_prepare(cfg: DataConfig, out_dir: Path, resolve: Any, seed: int, num_pro
 def _carve_dev(train: Any, size: int, seed: int) -> tuple[Any, Any]:
     """Split `size` random pairs (a tenth, for a small corpus) off the training table.
     With context halves (columns `half` and `line`), dev takes whole pairs only, and a
-    dev pair's half leaves training with it."""
+    dev pair's half leaves training with it. With target context (column `plain`), dev
+    takes the plain targets, as its references."""
     halves = "half" in train.column_names
     whole = ~np.asarray(train["half"]) if halves else np.ones(len(train), dtype=bool)
     rows = int(whole.sum())
@@ -339,4 +353,6 @@ def _carve_dev(train: Any, size: int, seed: int) -> tuple[Any, Any]:
         lines = np.asarray(train["line"])
         leaves = np.isin(lines, lines[is_dev])
     dev = train.select(np.flatnonzero(is_dev))
-    return train.select(np.flatnonzero(~leaves)), dev.remove_columns(["half", "line"]) if halves else dev
+    if "plain" in dev.column_names:
+        dev = dev.remove_columns(["tgt"]).rename_column("plain", "tgt")
+    return train.select(np.flatnonzero(~leaves)), dev.remove_columns(sorted(_BOOKKEEPING & set(dev.column_names)))

@@ -161,7 +161,10 @@ def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object,
     the examples whose reference pronoun is "feminine" or "masculine". A model that
     always prefers one gender passes all of that gender's examples and none of the
     other's, so "balanced_accuracy", the mean of the two genders' accuracies, is 0.5 for
-    it whatever the mix of the set.
+    it whatever the mix of the set. The margins are sums over pieces, so they compare
+    fairly only where the reference and its contrast have as many pieces:
+    "unequal_pieces" counts the examples where they do not (a small tokenizer splits
+    `lo` and `la` differently).
     `context` 1 gives a context model (`model_context`) the previous source sentence, 0
     the separator alone; a model without context gets the sentence alone. A model trained
     with `data.target_context` is scored on the reference and the contrast behind the
@@ -169,12 +172,14 @@ def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object,
     so the margin is the sentence's, given the previous translation."""
     model.eval()
     margins: list[float] = []
+    unequal = 0
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         src = [sp_src.encode(_model_source(e, context, model_context)) for e in chunk]  # type: ignore[attr-defined]
         src = [*src, *src]
         pairs = [_model_targets(e, context, target_context) for e in chunk]
         tgt = [sp_tgt.encode(r) for r, _ in pairs] + [sp_tgt.encode(c) for _, c in pairs]  # type: ignore[attr-defined]
+        unequal += sum(len(r) != len(c) for r, c in zip(tgt[: len(chunk)], tgt[len(chunk) :]))
         batch = collate([np.array(s) for s in src], [np.array(t) for t in tgt]).to(device)
         scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)  # type: ignore[operator]
         margins += (scores[: len(chunk)] - scores[len(chunk) :]).tolist()
@@ -184,7 +189,8 @@ def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object,
                for name, is_feminine in (("feminine", True), ("masculine", False))}
     balanced = (round((genders["feminine"]["accuracy"] + genders["masculine"]["accuracy"]) / 2, 4)
                 if all(g["examples"] for g in genders.values()) else None)
-    return {**_tally(margins), "balanced_accuracy": balanced, "previous_only": _tally(subset), **genders}
+    return {**_tally(margins), "balanced_accuracy": balanced, "unequal_pieces": unequal,
+            "previous_only": _tally(subset), **genders}
 
 
 @torch.no_grad()
