@@ -131,6 +131,11 @@ def context_size(run_dir: Path, trained: int, asked: Optional[int]) -> tuple[int
             f"context={asked}: {run_dir} was trained without context (data.context: 0); "
             f"train a run with data.context: 1 for context, or leave out context"
         )
+    if asked is not None and asked > trained > 0:
+        raise ConfigError(
+            f"context={asked}: {run_dir} was trained with data.context: {trained} previous sentence(s); "
+            f"give 0 to {trained}, or train a run with data.context: {asked}"
+        )
     return (trained if asked is None else asked), bool(trained)
 
 

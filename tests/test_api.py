@@ -220,6 +220,17 @@ def test_bad_subtitle_input_and_limits_are_clear_errors(translator: Translator) 
             translator.translate_subtitles(FIXTURES / "episode.srt", **{key: value})
 
 
+def test_a_context_model_takes_at_most_the_previous_lines_it_was_trained_with() -> None:
+    from pipeline.api import context_size
+
+    assert [context_size(Path("r"), 2, asked) for asked in (None, 0, 1, 2)] == [(2, True), (0, True), (1, True),
+                                                                                (2, True)]
+    with pytest.raises(ConfigError, match=r"context=3: r was trained with data.context: 2 .* give 0 to 2"):
+        context_size(Path("r"), 2, 3)
+    with pytest.raises(ConfigError, match="trained without context"):
+        context_size(Path("r"), 0, 1)
+
+
 def test_a_context_that_is_not_a_whole_number_and_a_source_of_no_kind_are_clear_errors(shared_run: Path) -> None:
     for context in ("1", 1.5, True, -1):
         with pytest.raises(ConfigError, match=f"context={re.escape(repr(context))}"):
