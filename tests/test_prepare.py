@@ -100,11 +100,14 @@ def test_missing_file_and_column(tmp_path: Path) -> None:
     ("c.csv", "en,es\nHello,Hola\nBye, now,Adiós\nAmen,Amén\n",
      r"c\.csv:3: 3 comma-separated fields where the first line has 2.*needs \.tsv or \.jsonl"),
 ], ids=["jsonl", "tsv", "csv"])
-def test_a_malformed_row_is_named_by_its_line(tmp_path: Path, name: str, text: str, message: str) -> None:
+def test_a_malformed_row_is_named_by_its_line(tmp_path: Path, name: str, text: str, message: str,
+                                              capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InputDataError, match=message):
         pairs(str(path), DataConfig(), tmp_path)
+    out, err = capfd.readouterr()
+    assert "Failed to read" not in out + err + caplog.text  # the loader's own report stays quiet: ours says it
 
 
 def test_unknown_extension(tmp_path: Path) -> None:

@@ -99,6 +99,9 @@ def _load_file(path: Path, cfg: DataConfig, work: Path) -> Any:
             kwargs["column_names"] = [c.strip() for c in cfg.columns.split(",")]
         kwargs["na_filter"] = False  # an empty cell is an empty sentence, not NaN
     tables.quiet()
+    loader_log = datasets.logging.get_logger("datasets")
+    level = loader_log.level
+    loader_log.setLevel(logging.CRITICAL)  # a bad file is reported below, once, with its line and fix
     try:
         return datasets.load_dataset(
             _LOADERS[suffix], data_files=str(path), split="train", cache_dir=str(work / "load"), **kwargs
@@ -108,6 +111,8 @@ def _load_file(path: Path, cfg: DataConfig, work: Path) -> Any:
         if failed is not None:  # the cache it writes, not the input, is at fault
             raise write_error(work / "load", failed) from exc
         raise InputDataError(_load_problem(path, suffix, exc)) from exc
+    finally:
+        loader_log.setLevel(level)
 
 
 def _load_problem(path: Path, suffix: str, exc: BaseException) -> str:
