@@ -78,19 +78,31 @@ def pack(weight: torch.Tensor, bias: Optional[torch.Tensor] = None, engine: Opti
                                                       None if bias is None else bias.detach().float().contiguous())
 
 
-def _pinned(x: torch.Tensor) -> torch.Tensor:
-    """x (R, K) with a first row [-1, 1, 0, ...] that fixes the quantization range to [-1, 1]."""
-    pin = x.new_zeros(1, x.size(1))
-    pin[0, 0], pin[0, -1] = -1.0, 1.0
-    return torch.cat([pin, x])
+_PINS: dict[int, torch.Tensor] = {}  # width -> its pin row, built once
 
 
-def product(x: torch.Tensor, packed: Packed) -> torch.Tensor:
-    """x (R, K) with values in [-1, 1] -> x W^T + b (R, N) in fp32, from int8 W and x."""
-    out = torch.ops.quantized.linear_dynamic(_pinned(x.float().contiguous()), packed, True)
-    return out[1:]
+def _pin(width: int) -> torch.Tensor:
+    """(1, width): -1, then zeros, then 1: the row that fixes the quantization range to [-1, 1]."""
+    pin = _PINS.get(width)
+    if pin is None:
+        pin = torch.zeros(1, width)
+        pin[0, 0], pin[0, -1] = -1.0, 1.0
+        _PINS[width] = pin
+    return pin
 
 
-def add_product(acc: torch.Tensor, x: torch.Tensor, packed: Packed) -> torch.Tensor:
+def product(x: torch.Tensor | tuple[torch.Tensor, ...], packed: Packed) -> torch.Tensor:
+    """x (R, K) with values in [-1, 1], or parts of it side by side ((R, K1), (R, K2) ...
+    for [x1 x2 ...]) -> x W^T + b (R, N) in fp32, from int8 W and x. The input is
+    written once, behind the pin row, into the buffer the product reads."""
+    parts = x if isinstance(x, tuple) else (x,)
+    rows, width = parts[0].size(0), sum(part.size(1) for part in parts)
+    pinned = torch.empty(rows + 1, width)
+    pinned[:1] = _pin(width)
+    torch.cat([part.float() for part in parts], dim=1, out=pinned[1:])
+    return torch.ops.quantized.linear_dynamic(pinned, packed, True)[1:]
+
+
+def add_product(acc: torch.Tensor, x: torch.Tensor | tuple[torch.Tensor, ...], packed: Packed) -> torch.Tensor:
     """acc + x W^T (+ b): the int8 counterpart of `torch.addmm(acc, x, W^T)`."""
     return acc + product(x, packed)

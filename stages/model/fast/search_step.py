@@ -226,7 +226,7 @@ def _recur(model: DecoderParts, tables: StepTables, prev: torch.Tensor, hidden: 
         x = inp if layer else feed  # what layer's input product multiplies (None: no fed vector)
         if fused is not None and x is not None:  # int8 LSTM/RNN: one product of [x; h]
             acc = tables.embedded.index_select(0, _embedded_rows(tables, prev)) if layer == 0 else None
-            xh = torch.cat([x, hs[layer]], dim=1)
+            xh = (x, hs[layer])  # side by side, written once into the product's input
             gates = int8.product(xh, fused) if acc is None else int8.add_product(acc, xh, fused)
             h, c = _cell(mode, gates, c_prev)
         elif layer == 0:
@@ -243,8 +243,13 @@ def _recur(model: DecoderParts, tables: StepTables, prev: torch.Tensor, hidden: 
         if c is not None:
             new_c.append(c)
         inp = h
-    stacked = torch.stack(new_h)
-    return inp, ((stacked, torch.stack(new_c)) if new_c else stacked)
+    stacked = _layers(new_h)
+    return inp, ((stacked, _layers(new_c)) if new_c else stacked)
+
+
+def _layers(states: list[torch.Tensor]) -> torch.Tensor:
+    """The layers' states (L, R, H); one layer's without a copy."""
+    return states[0].unsqueeze(0) if len(states) == 1 else torch.stack(states)
 
 
 def _embedded_rows(tables: StepTables, prev: torch.Tensor) -> torch.Tensor:
