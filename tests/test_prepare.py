@@ -132,6 +132,9 @@ def test_drop_reasons() -> None:
 
 def test_context_prefix() -> None:
     assert list(with_context(["a", "b", "c"], 1)) == ["<sep> a", "a <sep> b", "b <sep> c"]
+    # A line without a letter is copied by translation and is no context for the next.
+    assert list(with_context(["a", "...", "b"], 1)) == ["<sep> a", "a <sep> ...", "a <sep> b"]
+    assert list(with_context(["b"], 1, before=["a", "♪"])) == ["a <sep> b"]
 
 
 def _write_tsv(path: Path, src: list[str], tgt: list[str]) -> Path:

@@ -43,18 +43,20 @@ def with_context(
     """Each line behind its `size` previous non-blank lines and the separator, as a
     context model is trained (prepare) and used (translate, subtitle).
 
-    Blank lines stay as they are and are not context for the lines after them. With
+    Blank lines stay as they are and are not context for the lines after them; nor are
+    lines without a letter ("...", "♪", "3:16"), which translation copies. With
     `size` 0 a line gets the separator alone. `before` holds the lines that precede the
     first one (a batch cut out of a longer text), so a batch gets the same context as
     the whole text would.
     """
-    history: deque[str] = deque((b for b in before if b.strip()), maxlen=max(size, 1))
+    history: deque[str] = deque((b for b in before if any(ch.isalpha() for ch in b)), maxlen=max(size, 1))
     for line in lines:
         if not line.strip():
             yield line
             continue
         yield join_context(list(history) if size else [], line, separator)
-        history.append(line)
+        if any(ch.isalpha() for ch in line):  # a line without a letter ("...", "♪") is no context
+            history.append(line)
 
 
 def after_context(tokens: Sequence[int]) -> int:
