@@ -231,8 +231,8 @@ def _clean_batch(
     Translation with Extended Context"): the model then translates the previous lines
     and the sentence, and the translation is what follows the separator (`after_context`).
     Dev and test targets stay plain: they are the references. With
-    `data.context_halves`, each training pair that `cut_pair` cuts in two adds a pair
-    after the batch's rows: its second half, behind its first half as context."""
+    `data.context_halves`, each training pair that `cut_pair` cuts in two is followed by
+    a pair of its second half, behind its first half as context (`_with_halves`)."""
     src = [normalize_text(s, cfg.normalize) for s in batch["src"]]
     tgt = [normalize_text(t, cfg.normalize) for t in batch["tgt"]]
     out: dict[str, list[Any]] = {"src": src, "tgt": tgt}

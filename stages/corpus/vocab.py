@@ -31,6 +31,12 @@ def user_text(text: str) -> str:
     return text.replace(CONTEXT_SEP, ESCAPED_SEP)
 
 
+def has_words(text: str) -> bool:
+    """Whether `text` holds a letter of any script, i.e. something to translate. A line
+    without one ("...", "♪", "3:16") is copied by translation and is no context."""
+    return any(ch.isalpha() for ch in text)
+
+
 def join_context(previous: Sequence[str], line: str, separator: str = CONTEXT_SEP) -> str:
     """`"p1 p2 <sep> line"`: the previous lines, the separator, then the line (all of
     them user text, escaped here)."""
@@ -49,13 +55,13 @@ def with_context(
     first one (a batch cut out of a longer text), so a batch gets the same context as
     the whole text would.
     """
-    history: deque[str] = deque((b for b in before if any(ch.isalpha() for ch in b)), maxlen=max(size, 1))
+    history: deque[str] = deque(filter(has_words, before), maxlen=max(size, 1))
     for line in lines:
         if not line.strip():
             yield line
             continue
         yield join_context(list(history) if size else [], line, separator)
-        if any(ch.isalpha() for ch in line):  # a line without a letter ("...", "♪") is no context
+        if has_words(line):
             history.append(line)
 
 

@@ -18,7 +18,14 @@ import torch
 
 from stages import artifacts
 from stages.corpus.token_ids import load_id_columns, output_pieces, writes_separator
-from stages.corpus.vocab import CONTEXT_SEP, PAD_ID, SEP_ID, UNK_ID, after_context
+from stages.corpus.vocab import (
+    CONTEXT_SEP,
+    PAD_ID,
+    SEP_ID,
+    UNK_ID,
+    after_context,
+    has_words,
+)
 from stages.decode.config import DecodeConfig, precision_problem
 from stages.decode.search import (
     CharBudget,
@@ -322,11 +329,6 @@ def translate_lines_nbest(
                 out["target_pieces"] = [sp_tgt.id_to_piece(t) for t in h.tokens]
                 out["attention"] = [[round(w, 4) for w in row] for row in h.attention]
     return outputs
-
-
-def has_words(text: str) -> bool:
-    """Whether `text` holds a letter of any script, i.e. something to translate."""
-    return any(ch.isalpha() for ch in text)
 
 
 def _sentence(text: str) -> str:
