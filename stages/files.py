@@ -234,9 +234,3 @@ def _decode_line(raw: bytes, path: Path | str, number: int) -> str:
             f"({raw[max(0, exc.start - 10):exc.end + 10]!r}); convert the file to UTF-8, "
             f"e.g. `iconv -f latin1 -t utf-8`"
         ) from exc
-
-
-def check_utf8(path: Path) -> int:
-    """Stream `path` (optionally .gz); raise InputDataError naming its first line that is
-    not valid UTF-8, else return how many non-empty lines it has."""
-    return sum(1 for line in iter_lines_strict(path) if line.strip())

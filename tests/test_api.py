@@ -56,9 +56,17 @@ def test_a_line_without_words_comes_back_as_it_is(translator: Translator) -> Non
     lines = ["...", "In the beginning God created the heavens.", "♪ ♪", "3:16", "—", "?!"]
     out = translator.translate(lines)
     assert [out[0], *out[2:]] == ["...", "♪ ♪", "3:16", "—", "?!"] and out[1] == translator.translate(lines[1])
-    [[copied], [searched, *_]] = translator.translate_nbest(["  ...  ", "Jesus wept."], 3, alignments=True)
-    assert (copied.text, copied.score, copied.target_pieces, copied.attention) == ("...", 0.0, [], [])
+    [[copied], [searched, *_]] = translator.translate_nbest(["  ...   ...", "Jesus wept."], 3, alignments=True)
+    assert (copied.text, copied.score, copied.target_pieces, copied.attention) == ("  ...   ...", 0.0, [], [])
     assert searched.text == translator.translate("Jesus wept.")
+
+
+def test_a_line_without_words_behind_its_context_comes_back_without_the_context() -> None:
+    from stages.corpus.vocab import join_context, with_context
+    from stages.decode.translation import _as_given
+
+    assert _as_given(join_context(["And God said"], "  ♪   ♪ ")) == "  ♪   ♪ "
+    assert [_as_given(line) for line in with_context(["Jesus wept.", " ... "], 1)] == ["Jesus wept.", " ... "]
 
 
 def test_calls_from_several_threads_give_the_serial_results(translator: Translator) -> None:

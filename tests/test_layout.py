@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER = """
 stages stages.errors stages.artifacts stages.checks stages.later_keys stages.devices stages.files
 stages.corpus stages.corpus.vocab stages.corpus.config stages.corpus.token_ids stages.corpus.tables stages.corpus.halves
-stages.corpus.prepare stages.corpus.tokenization stages.corpus.batching
+stages.corpus.loading stages.corpus.prepare stages.corpus.tokenization stages.corpus.batching
 stages.model stages.model.config stages.model.dropout stages.model.attention stages.model.state
 stages.model.initialization stages.model.encoder
 stages.model.fast stages.model.fast.record stages.model.fast.cpu_kernels stages.model.fast.cells

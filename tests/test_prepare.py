@@ -99,13 +99,35 @@ def test_missing_file_and_column(tmp_path: Path) -> None:
      r"c\.tsv:3: 3 tab-separated fields where the first line has 2"),
     ("c.csv", "en,es\nHello,Hola\nBye, now,Adiós\nAmen,Amén\n",
      r"c\.csv:3: 3 comma-separated fields where the first line has 2.*needs \.tsv or \.jsonl"),
-], ids=["jsonl", "tsv", "csv"])
+    ("c.tsv", "en\tes\nHello\tHola\n\nBye\nAmen\tAmén\n",
+     r"c\.tsv:4: 1 tab-separated fields where the first line has 2: a missing tab or sentence"),
+    ("c.tsv", "Gen.1\tHello\tHola\nGen.2\tBye\n",
+     r"c\.tsv:2: 2 tab-separated fields where data\.columns names 3"),
+    ("c.csv", "en,es\nHello,Hola\nBye\n", r"c\.csv:3: 1 comma-separated fields where the first line has 2"),
+    ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n{"en": "Bye", "es": "Adiós"} {"en": "Amen", "es": "Amén"}\n',
+     r"c\.jsonl:2: not valid JSON \(Extra data at column 30; two objects on one line\)"),
+    ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n\n{"en": "Bye", "es": {"text": "Adiós"}}\n',
+     r"c\.jsonl:3: 'es' is an object \(\{\"text\": \"Adiós\"\}\), not text"),
+    ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n{"en": 3, "es": "tres"}\n', r"c\.jsonl:2: 'en' is a number \(3\)"),
+    ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n{"en": "Bye"}\n', r"c\.jsonl:2: no 'es' sentence"),
+    ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n{"en": "Bye", "es": null}\n', r"c\.jsonl:2: no 'es' sentence"),
+    ("c.jsonl", '{"translation": {"en": "Hello", "es": "Hola"}}\n{"translation": {"en": "Bye"}}\n',
+     r"c\.jsonl:2: no 'es' sentence"),
+    ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n["Bye", "Adiós"]\n', r"c\.jsonl:2: not a JSON object"),
+    ("c.json", '[\n {"en": "Hello", "es": "Hola"}\n {"en": "Bye", "es": "Adiós"}\n]\n',
+     r"c\.json:3: not valid JSON \(Expecting ',' delimiter at column 2\)"),
+    ("c.json", '[{"en": "Hello", "es": "Hola"}, {"en": "Bye", "es": 7}]\n', r"c\.json: row 2: 'es' is a number \(7\)"),
+    ("c.json", '[{"en": "Hello", "es": "Hola"}, {"en": "Bye", "es": {"t": "Adiós"}}]\n',
+     r"c\.json: row 2: 'es' is an object"),
+], ids=["jsonl", "tsv", "csv", "tsv-short", "tsv-columns-short", "csv-short", "jsonl-two-objects", "jsonl-object",
+        "jsonl-number", "jsonl-missing", "jsonl-null", "jsonl-translation-missing", "jsonl-array", "json",
+        "json-number", "json-object"])
 def test_a_malformed_row_is_named_by_its_line(tmp_path: Path, name: str, text: str, message: str,
                                               capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InputDataError, match=message):
-        pairs(str(path), DataConfig(), tmp_path)
+        pairs(str(path), DataConfig(columns="ref,en,es" if "Gen.1" in text else ""), tmp_path)
     out, err = capfd.readouterr()
     assert "Failed to read" not in out + err + caplog.text  # the loader's own report stays quiet: ours says it
 
@@ -242,3 +264,16 @@ def test_header_only_split_gives_empty_tables_that_load_back(tmp_path: Path) -> 
     run_tokenize(TokenizerConfig(vocab_size=40), tmp_path / "prepare", tmp_path / "tokenize", seed=1)
     src_ids, tgt_ids = load_id_columns(artifacts.split_ids(tmp_path / "tokenize", "test"))
     assert len(src_ids) == len(tgt_ids) == 0
+
+
+def test_a_parquet_row_without_a_sentence_is_named_by_its_row(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"en": ["Hello", "Bye", "Amen"], "es": ["Hola", None, "Amén"]}), path)
+    with pytest.raises(InputDataError, match=r"c\.parquet: row 2: no 'es' sentence"):
+        pairs(str(path), DataConfig(), tmp_path)
+    pq.write_table(pa.table({"en": ["Hello", "Bye"], "es": [1, 2]}), path)
+    with pytest.raises(InputDataError, match=r"c\.parquet: row 1: 'es' is a number \(1\)"):
+        pairs(str(path), DataConfig(), tmp_path)

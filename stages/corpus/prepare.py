@@ -12,14 +12,12 @@ that scores stay comparable.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import unicodedata
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -27,28 +25,21 @@ from stages import artifacts
 from stages.corpus import tables
 from stages.corpus.config import DataConfig
 from stages.corpus.halves import cut_pair
+from stages.corpus.loading import check_sentences, load_file
 from stages.corpus.vocab import CONTEXT_SEP, join_context, user_text, with_context
 from stages.errors import InputDataError
 from stages.files import (
-    check_utf8,
-    iter_lines_strict,
-    write_error,
-    write_failure,
     write_json_atomic,
 )
 
 log = logging.getLogger(__name__)
 _BOOKKEEPING = {"half", "line", "plain"}  # training columns prepare keeps until dev is carved out
-_LOADERS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
-def _suffix(path: Path) -> str:
-    suffixes = [s for s in path.suffixes if s != ".gz"]
-    return suffixes[-1].lower() if suffixes else ""
-
-
-def _pairs(table: Any, src_col: str, tgt_col: str, cfg: DataConfig, where: str, work: Path, num_proc: int) -> Any:
-    """The table's source and target columns (or `translation` dict column) as a pair table."""
+def _pairs(table: Any, src_col: str, tgt_col: str, cfg: DataConfig, where: str, work: Path, num_proc: int,
+           path: Optional[Path] = None) -> Any:
+    """The table's source and target columns (or `translation` dict column) as a pair
+    table; for a table read from a local file (`path`), every sentence must be text."""
     names = list(table.column_names)
     for column in (src_col, tgt_col):
         if column not in names and "translation" not in names:
@@ -58,6 +49,8 @@ def _pairs(table: Any, src_col: str, tgt_col: str, cfg: DataConfig, where: str, 
                 f"file without a header line with data.columns (e.g. \"{cfg.src_lang},{cfg.tgt_lang}\")"
             )
     columns = {"src": (src_col, cfg.src_lang), "tgt": (tgt_col, cfg.tgt_lang)}
+    if path is not None:
+        check_sentences(table, path, columns)
     return tables.apply(
         table, _pick_columns, work, f"pairs-{uuid.uuid4().hex}", num_proc,
         fn_kwargs={"columns": columns}, remove_columns=names,
@@ -73,81 +66,6 @@ def _pick_columns(batch: dict[str, list[Any]], columns: dict[str, tuple[str, str
             values = [row.get(lang) if isinstance(row, dict) else None for row in batch["translation"]]
         out[side] = ["" if value is None else str(value) for value in values]
     return out
-
-
-def _load_file(path: Path, cfg: DataConfig, work: Path) -> Any:
-    import datasets
-
-    suffix = _suffix(path)
-    if suffix not in _LOADERS:
-        raise InputDataError(
-            f"{path}: unknown file type {suffix or '(none)'!r}; use .tsv, .csv, .jsonl, "
-            f".json or .parquet (optionally .gz), or a path with '{{lang}}' for two text files"
-        )
-    if not path.exists():
-        raise InputDataError(f"{path}: file not found (check data.train/dev/test in your config)")
-    if suffix != ".parquet":
-        rows = check_utf8(path)
-        if rows <= (1 if suffix in (".tsv", ".csv") and not cfg.columns else 0):
-            return None  # header only, or nothing at all
-    kwargs: dict[str, Any] = {}
-    if suffix in (".tsv", ".csv"):
-        kwargs["quoting"] = 3  # csv.QUOTE_NONE: quotes are text in parallel corpora
-        if suffix == ".tsv":
-            kwargs["delimiter"] = "\t"
-        if cfg.columns:
-            kwargs["column_names"] = [c.strip() for c in cfg.columns.split(",")]
-        kwargs["na_filter"] = False  # an empty cell is an empty sentence, not NaN
-    tables.quiet()
-    loader_log = datasets.logging.get_logger("datasets")
-    level = loader_log.level
-    loader_log.setLevel(logging.CRITICAL)  # a bad file is reported below, once, with its line and fix
-    try:
-        return datasets.load_dataset(
-            _LOADERS[suffix], data_files=str(path), split="train", cache_dir=str(work / "load"), **kwargs
-        )
-    except Exception as exc:  # datasets wraps parser errors in many types
-        failed = write_failure(exc)
-        if failed is not None:  # the cache it writes, not the input, is at fault
-            raise write_error(work / "load", failed) from exc
-        raise InputDataError(_load_problem(path, suffix, exc)) from exc
-    finally:
-        loader_log.setLevel(level)
-
-
-def _load_problem(path: Path, suffix: str, exc: BaseException) -> str:
-    """The message for a file `datasets` could not read: the innermost cause, and for a
-    row with too many fields, its line and the likely fix."""
-    inner: BaseException = exc
-    while inner.__cause__ is not None or inner.__context__ is not None:
-        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
-    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(inner))
-    if fields and suffix in (".tsv", ".csv"):
-        want, line, saw = fields.groups()
-        sep = "tab" if suffix == ".tsv" else "comma"
-        hint = "" if suffix == ".tsv" else "; quotes are read as text, so a sentence with a comma needs .tsv or .jsonl"
-        return (f"{path}:{line}: {saw} {sep}-separated fields where the first line has {want}: "
-                f"a {sep} inside a sentence or an extra column; fix that line{hint}")
-    if suffix == ".jsonl":
-        bad = _first_bad_json_line(path)
-        if bad:
-            return bad
-    return f"{path}: could not be read as {suffix} ({inner})"
-
-
-def _first_bad_json_line(path: Path) -> str:
-    """`file:line: ...` for the first non-empty line of a JSONL file that is not a JSON
-    object, or "" (read only after `datasets` failed, so a good file costs nothing)."""
-    for number, line in enumerate(iter_lines_strict(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            return f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object"
-        if not isinstance(row, dict):
-            return f"{path}:{number}: a JSON {type(row).__name__}, not an object; each line must be one JSON object"
-    return ""
 
 
 def load_split(spec: str, cfg: DataConfig, resolve: Any, work: Path, num_proc: int = 0) -> Any:
@@ -169,10 +87,10 @@ def load_split(spec: str, cfg: DataConfig, resolve: Any, work: Path, num_proc: i
         tgt_path = resolve(spec.replace("{lang}", cfg.tgt_lang))
         return tables.aligned_text_table(src_path, tgt_path, work)
     path = resolve(spec)
-    table = _load_file(path, cfg, work)
+    table = load_file(path, cfg, work)
     if table is None:
         return tables.empty_pairs()
-    return _pairs(table, src_col, tgt_col, cfg, str(path), work, num_proc)
+    return _pairs(table, src_col, tgt_col, cfg, str(path), work, num_proc, path)
 
 
 def input_files(cfg: DataConfig, resolve: Any) -> list[Path]:

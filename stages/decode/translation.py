@@ -279,7 +279,7 @@ def translate_lines_nbest(
 ) -> list[list[dict[str, Any]]]:
     """Per line, its best hypotheses as {text, score, log_prob}; [] for an empty line.
     A line without a letter ("...", "♪", "3:16", "—") is not searched: it comes back as
-    it is, as the one hypothesis, with score and log_prob 0 (its context, if any, left
+    it is, spaces included, as the one hypothesis, with score and log_prob 0 (its context, if any, left
     out).
 
     With `alignments`, each hypothesis also holds `source_pieces`, `target_pieces` and
@@ -302,7 +302,7 @@ def translate_lines_nbest(
     outputs: list[list[dict[str, Any]]] = [[] for _ in lines]
     copied = [i for i in todo if not has_words(_sentence(texts[i]))]
     for i in copied:
-        outputs[i] = [{"text": _sentence(texts[i]), "score": 0.0, "log_prob": 0.0}]
+        outputs[i] = [{"text": _as_given(lines[i]), "score": 0.0, "log_prob": 0.0}]
         if alignments:
             outputs[i][0].update(source_pieces=[sp_src.id_to_piece(t) for t in encoded[i]], target_pieces=[],
                                  attention=[])
@@ -334,6 +334,13 @@ def translate_lines_nbest(
 def _sentence(text: str) -> str:
     """A model input without its context (what follows the last separator)."""
     return text.rsplit(CONTEXT_SEP, 1)[-1].strip()
+
+
+def _as_given(line: str) -> str:
+    """A model input without its context, spaces and all: the line as the user wrote it
+    (`join_context` puts one space after the separator)."""
+    before, sep, after = line.rpartition(CONTEXT_SEP)
+    return after[1:] if sep and after.startswith(" ") else after
 
 
 def piece_chars(sp_tgt: spm.SentencePieceProcessor) -> torch.Tensor:
