@@ -114,11 +114,26 @@ class SubtitleTranslation:
 
 
 def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
-    """One section of the config the run was made with ({} for a bare checkpoint folder)."""
+    """One section of the config the run was made with. A bare checkpoint folder holds
+    the `data` keys translation needs (languages, context) in its meta.json ({} for a
+    folder written before it did, and for the other sections)."""
     saved = run_dir / artifacts.RESOLVED_CONFIG
     if not saved.exists():
-        return {}
+        meta = run_dir / artifacts.CKPT_META
+        if section != "data" or not meta.exists():
+            return {}
+        return dict(json.loads(meta.read_text(encoding="utf-8")).get("data", {}))
     return dict(json.loads(saved.read_text(encoding="utf-8")).get(section, {}))
+
+
+def _trained_context(folder: Path, bare: bool, asked: Any) -> int:
+    """The `data.context` a run or checkpoint folder was trained with. A bare folder
+    written before checkpoints recorded it cannot tell: the `context` asked for is
+    taken at its word (none asked: no context)."""
+    data = saved_section(folder, "data")
+    if "context" in data or not bare:
+        return int(data.get("context", 0))
+    return asked if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0 else 0
 
 
 def context_size(run_dir: Path, trained: int, asked: Optional[int]) -> tuple[int, bool]:
@@ -216,8 +231,8 @@ class Translator:
         if places[0][1]:
             decoding = {**decoding, "checkpoint": str(run_dir)}
         data = saved_section(run_dir, "data")
-        size, context_model = context_size(run_dir, int(data.get("context", 0)), context)
-        trained = {int(saved_section(d, "data").get("context", 0)) for d, _ in places[1:]} | {int(data.get("context", 0))}
+        trained = {_trained_context(d, bare, context) for d, bare in places}
+        size, context_model = context_size(run_dir, _trained_context(run_dir, places[0][1], context), context)
         if len(trained) > 1:
             raise ConfigError(f"the ensemble's runs were trained with different data.context ({sorted(trained)}); "
                               f"ensemble runs trained alike")

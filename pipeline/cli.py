@@ -160,7 +160,7 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: the search multiplies in int8 on the CPU (batch-invariant, like fp32).")
 @click.option("--alignments", type=click.Path(dir_okay=False), help="Also write each line's attention matrix here (JSONL).")
 @click.option("--plot-attention", type=click.Path(file_okay=False), help="Also write a heat-map PNG per line into this folder.")
-@click.option("--context", type=click.IntRange(min=0), help="Previous lines given to a context model (default: the run's data.context; 0: none).")
+@click.option("--context", type=click.IntRange(min=0), help="Previous lines given to a context model: 0 (none) up to the run's data.context (the default).")
 def translate(
     config: Optional[str], overrides: tuple[str, ...], run_paths: tuple[str, ...], runs_dir: Optional[str],
     input_path: Optional[str],
@@ -236,7 +236,7 @@ def trained_runs(refs: tuple[str, ...], runs_dir: Optional[str]) -> list[Path]:
 @click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Input format (default: from the extension).")
 @click.option("--to", type=click.Choice(["srt", "vtt", "ass", "ssa"]), help="Output format (default: from -o's extension, else the input's).")
 @click.option("--encoding", help="Input encoding (default: detected: BOM, UTF-16, UTF-8, cp1252, Latin-1).")
-@click.option("--context", type=click.IntRange(min=0), help="Previous sentences given to a context model (default: the run's data.context; 0: none).")
+@click.option("--context", type=click.IntRange(min=0), help="Previous sentences given to a context model: 0 (none) up to the run's data.context (the default).")
 @click.option("--max-chars", type=click.IntRange(min=10), help="Characters per line, at least 10 (default: the target language's, 42 for most).")
 @click.option("--max-lines", default=2, show_default=True, type=click.IntRange(min=1), help="Lines per cue.")
 @click.option("--max-cps", type=click.FloatRange(min=0, min_open=True), help="Reading-speed limit, characters per second (default: the target language's, 17 for most).")

@@ -124,9 +124,9 @@ def subtitle_files(
     if summary_file.resolve() in taken:
         raise OutputError(f"--report {summary_file}: that is an input, an output or a file's report; give the "
                           f"summary another name (default: {folder / 'summary.json'})")
-    folder.mkdir(parents=True, exist_ok=True)
     translator = Translator.load(run_dir, overrides=overrides, context=context, beam_size=beam_size,
-                                 checkpoint=checkpoint, quantize=quantize)
+                                 checkpoint=checkpoint, quantize=quantize)  # a bad option stops before -o is made
+    folder.mkdir(parents=True, exist_ok=True)
     docs: dict[Path, Any] = {}
     failed: list[dict[str, str]] = []
     for src, _ in targets:

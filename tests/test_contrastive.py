@@ -154,3 +154,23 @@ def test_the_controlled_pairs_are_twins_balanced_by_gender_across_and_within_a_s
     first = within[0]
     assert first.source == "He planted the vine, and he watered it." and not first.previous
     assert (first.reference, first.contrast) == ("Y plantó la vid, y la regó.", "Y plantó la vid, y lo regó.")
+
+
+def test_a_checkpoint_folder_of_a_context_model_knows_its_context(context_run: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from pipeline.api import Translator
+
+    folder = tmp_path / "best"
+    shutil.copytree(context_run / artifacts.TRAIN_DIR / artifacts.CKPT_BEST, folder)
+    lines = ["In the beginning God created the heavens.", "And the earth was waste."]
+    alone = Translator.load(folder)
+    assert (alone.context, alone.context_model) == (1, True)
+    assert alone.translate(lines) == Translator.load(context_run).translate(lines)
+    meta = json.loads((folder / artifacts.CKPT_META).read_text(encoding="utf-8"))
+    assert meta["data"] == {"src_lang": "en", "tgt_lang": "es", "context": 1, "target_context": False}
+    del meta["data"]  # a folder written before checkpoints recorded their data keys: the user says
+    (folder / artifacts.CKPT_META).write_text(json.dumps(meta), encoding="utf-8")
+    assert Translator.load(folder, context=1).translate(lines) == alone.translate(lines)
+    assert Translator.load(folder).context_model is False

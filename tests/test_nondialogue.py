@@ -71,6 +71,27 @@ def test_asked_to_they_are_translated() -> None:
     assert texts[4] != doc.cues[4].lines and texts[0] != doc.cues[0].lines
 
 
+def test_a_cue_without_a_letter_is_its_own_unit_and_no_context(tmp_path: Path) -> None:
+    from stages.corpus.vocab import CONTEXT_SEP
+
+    path = tmp_path / "dots.srt"
+    path.write_text("1\n00:00:01,000 --> 00:00:02,000\nAnd God said unto Moses,\n\n"
+                    "2\n00:00:02,100 --> 00:00:03,000\n...\n\n"
+                    "3\n00:00:03,100 --> 00:00:04,000\nGo in peace.\n", encoding="utf-8")
+    doc = load_subtitles(path)
+    seen: list[str] = []
+
+    def record(lines: list[str]) -> list[str]:
+        seen.extend(lines)
+        return echo(lines)
+
+    texts, _ = translate_document(doc, record, SubtitleConfig(translate_non_dialogue=True))
+    assert texts == [["<And God said unto Moses,>"], ["<...>"], ["<Go in peace.>"]]  # "..." joins no sentence
+    seen.clear()
+    translate_document(doc, record, SubtitleConfig(translate_non_dialogue=True, context=1, separator=CONTEXT_SEP))
+    assert seen[2] == f"And God said unto Moses, {CONTEXT_SEP} Go in peace."  # "..." is no context
+
+
 def test_the_subtitle_command_passes_them_through(shared_run: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 

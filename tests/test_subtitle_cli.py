@@ -132,6 +132,10 @@ def test_folder_mode_refuses_what_it_cannot_do(shared_run: Path, tmp_path: Path)
     shutil.copy(FIXTURES / "plain.srt", b / "x.srt")
     code, text = invoke("subtitle", str(a / "x.srt"), str(b / "x.srt"), "--run", str(shared_run), "-o", str(tmp_path / "o"))
     assert code == 1 and "would both be written as x.srt" in text
+    code, text = invoke("subtitle", str(a / "x.srt"), str(FIXTURES / "plain.srt"), "--run", str(shared_run), "-o",
+                        str(tmp_path / "new"),
+                        "--set", "decoding.beam_size=0")
+    assert code == 1 and "beam_size" in text and not (tmp_path / "new").exists()  # a bad option makes no folder
 
 
 def test_an_output_folder_inside_the_input_folder_is_not_read_again(shared_run: Path, tmp_path: Path) -> None:

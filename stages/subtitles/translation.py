@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from stages.checks import at_least_one, in_range, not_negative
-from stages.corpus.vocab import join_context, user_text
+from stages.corpus.vocab import has_words, join_context, user_text
 from stages.subtitles.formats import Cue, Format, SubtitleDocument, overlapping_cues
 from stages.subtitles.nondialogue import non_dialogue_reason
 from stages.subtitles.text import (
@@ -100,7 +100,7 @@ def group_units(cues: list[CueText], doc: SubtitleDocument, cfg: SubtitleConfig)
         if not doc.cues[i].translatable:
             i += 1
             continue
-        if not cues[i].joinable:
+        if not _joins(cues[i]):
             units += [Unit([(i, s)], seg.text) for s, seg in enumerate(cues[i].segments)]
             i += 1
             continue
@@ -117,18 +117,25 @@ def group_units(cues: list[CueText], doc: SubtitleDocument, cfg: SubtitleConfig)
     return units
 
 
+def _joins(cue: CueText) -> bool:
+    """A cue of plain speech with words in it may share a sentence with its neighbours
+    (a cue of "..." or "♪", copied as it is, may not)."""
+    return cue.joinable and has_words(cue.segments[0].text)
+
+
 def _continues(cues: list[CueText], doc: SubtitleDocument, nxt: int, max_gap_ms: int) -> bool:
     """Cue `nxt` can carry on the sentence of the cue before it."""
     gap = doc.cues[nxt].start - doc.cues[nxt - 1].end
     return (
-        doc.cues[nxt].translatable and cues[nxt].joinable and not cues[nxt].segments[0].before
+        doc.cues[nxt].translatable and _joins(cues[nxt]) and not cues[nxt].segments[0].before
         and 0 <= gap <= max_gap_ms
     )
 
 
 def model_inputs(units: list[Unit], cues: list[CueText], cfg: SubtitleConfig) -> list[str]:
     """Each unit's text, behind the previous `cfg.context` spoken units when the model
-    was trained with context (sound cues and lyrics are not context)."""
+    was trained with context (sound cues, lyrics and units without a letter are not
+    context)."""
     if not cfg.separator:
         return [user_text(u.text) for u in units]
     inputs: list[str] = []
@@ -137,7 +144,7 @@ def model_inputs(units: list[Unit], cues: list[CueText], cfg: SubtitleConfig) ->
         cue, seg = unit.members[0]
         previous = history[-cfg.context :] if cfg.context else []
         inputs.append(join_context(previous, unit.text, cfg.separator))
-        if cues[cue].segments[seg].kind in ("speech", "dialogue"):
+        if cues[cue].segments[seg].kind in ("speech", "dialogue") and has_words(unit.text):
             history.append(unit.text)
     return inputs
 

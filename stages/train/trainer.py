@@ -133,7 +133,7 @@ class _Trainer:
         self.validate = Validator(tokenize_dir, prepare_dir, cfg, self.device)
         pieces = self._output_pieces(init_from)
         self.keeper = CheckpointKeeper(out_dir, tokenize_dir, cfg, resume_step=saved.loop.step if saved else None,
-                                       output_pieces=pieces)
+                                       output_pieces=pieces, data=config.get("data"))
         self.model.target_context = writes_separator(pieces)  # dev BLEU searches as translation does
         self.progress = TrainProgress()
         self.board = TrainingBoard(out_dir, cfg.tensorboard and self.ranks.main,

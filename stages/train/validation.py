@@ -84,15 +84,21 @@ def out_of_patience(scores: list[float], higher_is_better: bool, patience: int) 
     return all(s <= best_before for s in recent) if higher_is_better else all(s >= best_before for s in recent)
 
 
+CHECKPOINT_DATA_KEYS = ("src_lang", "tgt_lang", "context", "target_context")
+
+
 class CheckpointKeeper:
     """Log validations to history.jsonl, save `last` (with the training state), and
     save `best` (and the `keep_best` top checkpoints) when dev improves."""
 
     def __init__(self, out_dir: Path, tokenize_dir: Path, cfg: TrainConfig, resume_step: int | None = None,
-                 output_pieces: list[int] | None = None):
+                 output_pieces: list[int] | None = None, data: dict[str, Any] | None = None):
         self.out_dir, self.tokenize_dir = out_dir, tokenize_dir
-        # written into every checkpoint: the target pieces the model can produce (decoding.output_vocab)
-        self.pieces = {} if output_pieces is None else {"output_pieces": output_pieces}
+        # written into every checkpoint: the target pieces the model can produce (decoding.output_vocab), and
+        # the data keys a translator of the folder alone needs (its languages and context)
+        self.pieces: dict[str, Any] = {} if output_pieces is None else {"output_pieces": output_pieces}
+        if data:
+            self.pieces["data"] = {key: data[key] for key in CHECKPOINT_DATA_KEYS if key in data}
         self.key = dev_metric("auto", cfg.valid_bleu)
         self.best: dict[str, Any] = {}
         self.keep_best = cfg.keep_best
