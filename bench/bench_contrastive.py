@@ -25,6 +25,10 @@ The controlled test (`data/contrastive/agreement.tsv`, `controlled_pairs`): 16
 hand-built examples in twins, balanced by gender, with the antecedent in the previous
 sentence (`controlled_across`: a model that ignores the context passes 8) and in the
 sentence itself (`controlled_within`: can the model make the pronoun agree at all).
+The number test (`data/contrastive/number.tsv`, `number_across`, `number_within`): 16
+twins of the same kind where the previous sentence says whom a command addresses
+("Jesus said to Peter:" / "... to his disciples:"), which decides the verb's number
+in Spanish ("Sígueme." / "Seguidme."); English "you" does not.
 
 CXMI over halves too (`context_gain_halves`): held-out verses cut at a clause mark both
 sides share (`stages.corpus.halves.cut_text`), each second half with its first half as
@@ -60,6 +64,7 @@ from stages.decode.scoring import score_lines  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bible"
 CONTROLLED = DATA.parent / "contrastive" / "agreement.tsv"
+NUMBER = DATA.parent / "contrastive" / "number.tsv"
 
 
 def rows(split: str) -> list[list[str]]:
@@ -67,8 +72,8 @@ def rows(split: str) -> list[list[str]]:
         return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
 
 
-def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: tuple[list[Any], list[Any]]
-            ) -> dict[str, Any]:
+def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: tuple[list[Any], list[Any]],
+            number: tuple[list[Any], list[Any]]) -> dict[str, Any]:
     languages = (saved_section(run, "data").get("src_lang"), saved_section(run, "data").get("tgt_lang"))
     if languages != ("en", "es"):
         sys.exit(f"{run}: translates {languages[0]}->{languages[1]}; the test books are en->es")
@@ -98,12 +103,17 @@ def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: 
                                            bool(context), target_context=target_context)
         across = contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt, controlled[0],
                                       size or 0, bool(context), target_context=target_context)
+        addressee = contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt, number[0],
+                                         size or 0, bool(context), target_context=target_context)
         out[key] = {"test_bleu": scores["bleu"], "test_chrf": scores["chrf"], "contrastive": contrastive,
-                    "controlled_across": across}
+                    "controlled_across": across, "number_across": _counts(addressee)}
         if not size:
             out["controlled_within"] = contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt,
                                                             controlled[1], 0, bool(context),
                                                             target_context=target_context)
+            out["number_within"] = _counts(contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt,
+                                                                number[1], 0, bool(context),
+                                                                target_context=target_context))
         if context and size:
             out["context_gain"] = context_gain(translator.model, translator.sp_src, translator.sp_tgt,
                                                [r[1] for r in test], [r[2] for r in test], target_context)
@@ -111,6 +121,11 @@ def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: 
                                                       halves["src"], halves["tgt"], target_context,
                                                       lines=halves["seconds"])
     return out
+
+
+def _counts(result: dict[str, Any]) -> dict[str, Any]:
+    """The number test's tallies (its by-gender ones do not apply: it swaps verb forms)."""
+    return {k: result[k] for k in ("examples", "correct", "accuracy", "mean_margin", "unequal_pieces")}
 
 
 def held_out_halves() -> dict[str, Any]:
@@ -140,12 +155,14 @@ def main() -> None:
     halves = held_out_halves()
     with open(CONTROLLED, encoding="utf-8") as f:
         controlled = controlled_pairs([line.rstrip("\n").split("\t") for line in f][1:])
+    with open(NUMBER, encoding="utf-8") as f:
+        number = controlled_pairs([line.rstrip("\n").split("\t") for line in f][1:])
     result = {"bench": "contrastive_pronouns", "machine": machine(), "examples": len(examples),
               "previous_only": sum(e.previous_only for e in examples),
               "feminine": sum(e.pronoun.lower() in FEMININE["es"] for e in examples),
               "halves": len(halves["seconds"]),
-              "controlled": len(controlled[0]),
-              "runs": [measure(run, examples, halves, controlled) for run in args.runs]}
+              "controlled": len(controlled[0]), "number": len(number[0]),
+              "runs": [measure(run, examples, halves, controlled, number) for run in args.runs]}
     emit(result, args.out)
 
 
