@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,7 +99,16 @@ def _sink(path: Optional[str], optional: bool = False) -> Iterator[Any]:
     """A text file written under a temporary name and renamed when complete; stdout when
     no path is given (None when `optional`)."""
     if path is None:
-        yield None if optional else sys.stdout
+        if optional:
+            yield None
+            return
+        try:
+            yield sys.stdout
+            sys.stdout.flush()
+        except OSError as exc:  # a full disk behind `>`, a reader that stopped (`| head`)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            raise OutputError(f"<stdout>: could not be written ({exc.strerror or exc}); the output was cut "
+                              f"short there; write it to a file with -o FILE") from exc
         return
     with atomic_path(Path(path)) as tmp:
         with open(tmp, "w", encoding="utf-8") as handle:

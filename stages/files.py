@@ -120,8 +120,16 @@ def atomic_path(target: Path) -> Iterator[Path]:
     the mode a plain write would have given it (a temporary file is private: 600).
 
     A crash or an error leaves `target` untouched, so a rerun never mistakes a
-    half-written file for a finished one.
+    half-written file for a finished one. A symbolic link stays a link: the file it
+    points to is replaced. A device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO)
+    cannot be replaced: the output is written into it once complete (`_into_special`).
     """
+    if _is_special(target):
+        with _into_special(target) as tmp:
+            yield tmp
+        return
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_orphans(target)
@@ -141,6 +149,37 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _is_special(target: Path) -> bool:
+    """A path written into, never replaced: a device or a pipe, or a name under /dev or
+    /proc (`/dev/stdout` leads, through /proc/self/fd, to whatever standard output is)."""
+    real = os.path.realpath(target)
+    if any(str(p).startswith(("/dev/", "/proc/")) for p in (target, real)):
+        return True
+    return os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real))
+
+
+@contextmanager
+def _into_special(target: Path) -> Iterator[Path]:
+    """For `atomic_path`: a temporary file, copied into the device or pipe `target` once
+    complete."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".s2s-output.", suffix=".tmp")
+    except OSError as exc:
+        raise write_error(target, exc) from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+    except OSError as exc:
+        if write_failure(exc, tmp, target):
+            raise write_error(target, exc) from exc
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -448,6 +448,34 @@ def test_a_write_refused_by_the_os_is_a_message_and_leaves_nothing(run_dir: Path
     assert list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_behind_standard_output_is_a_message(run_dir: Path, text_file: Path) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "pipeline.cli", "translate", "--run", str(run_dir), "-i",
+                                 str(text_file), "--beam-size", "1"], stdout=full, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+    assert result.returncode == 1 and "<stdout>: could not be written (No space left on device)" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_link_stays_a_link_and_a_pipe_a_pipe(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
+    import threading
+
+    real, link, pipe = tmp_path / "real.txt", tmp_path / "link.txt", tmp_path / "pipe"
+    real.write_text("old\n", encoding="utf-8")
+    link.symlink_to(real)
+    os.mkfifo(pipe)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_text(encoding="utf-8")))
+    reader.start()
+    for out in (link, pipe):
+        code, text = invoke("translate", "--run", str(run_dir), "-i", str(text_file), "-o", str(out), "--beam-size", "1")
+        assert code == 0, text
+    reader.join(timeout=60)
+    assert link.is_symlink() and real.read_text(encoding="utf-8") != "old\n"
+    assert pipe.exists() and not pipe.is_file() and read == [real.read_text(encoding="utf-8")]
+
+
 def test_a_write_failure_in_prepare_is_not_blamed_on_the_input(tiny_config: Path, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "pipeline.cli", "prepare", str(tiny_config)], capture_output=True,
                             text=True, cwd=ROOT, preexec_fn=_limited(60_000))
