@@ -37,7 +37,7 @@ from pipeline.config import RunConfig, apply_overrides, build_section, validate
 from pipeline.runs import find_run
 from stages import artifacts
 from stages.corpus.vocab import CONTEXT_SEP, with_context, without_context
-from stages.decode.config import DecodeConfig
+from stages.decode.config import DecodeConfig, ScoreConfig
 from stages.decode.ensemble import Ensemble, check_same_vocabulary
 from stages.decode.translation import (
     checkpoint_output_pieces,
@@ -165,6 +165,21 @@ def decode_config(run_dir: Path, overrides: Sequence[str] = (), **options: Any) 
     raw.update({key: value for key, value in options.items() if value is not None})
     cfg = build_section(DecodeConfig, raw, "decoding")
     problems = validate(RunConfig(decoding=cfg))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return cfg
+
+
+def score_config(overrides: Sequence[str] = ()) -> ScoreConfig:
+    """The scoring section for scoring two files: defaults, then `scoring.KEY=VALUE`
+    overrides, checked as a config is."""
+    for item in overrides:
+        if not item.startswith("scoring."):
+            raise ConfigError(f"--set {item!r}: only scoring.* keys apply to scoring two files "
+                              f"(scoring.tokenize, scoring.lowercase)")
+    raw = apply_overrides({"scoring": {}}, list(overrides))["scoring"]
+    cfg = build_section(ScoreConfig, raw, "scoring")
+    problems = validate(RunConfig(scoring=cfg))
     if problems:
         raise ConfigError("; ".join(problems))
     return cfg

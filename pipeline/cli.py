@@ -200,17 +200,17 @@ def translate(
 @set_option
 def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Score the run (CONFIG), or any two files: s2s score HYP REF."""
+    from pipeline.api import score_config
     from pipeline.subtitle_cli import is_subtitle_path, score_subtitles
 
     if len(paths) == 2 and all(is_subtitle_path(p) for p in paths):
-        result = score_subtitles(paths[0], paths[1])
+        result = score_subtitles(paths[0], paths[1], cfg=score_config(overrides))
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
         return
     if len(paths) == 2:
-        from stages.decode.config import ScoreConfig
         from stages.decode.scoring import score_files
 
-        result = score_files(Path(paths[0]), Path(paths[1]), ScoreConfig())
+        result = score_files(Path(paths[0]), Path(paths[1]), score_config(overrides))
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
         return
     if len(paths) > 2:

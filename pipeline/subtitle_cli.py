@@ -175,7 +175,8 @@ def _cue_texts(doc: SubtitleDocument) -> list[str]:
     return [" ".join(line for line in strip_markup(cue.lines, doc.format) if line) for cue in doc.cues]
 
 
-def score_subtitles(hyp_path: str, ref_path: str, tolerance_ms: int = 10) -> dict[str, Any]:
+def score_subtitles(hyp_path: str, ref_path: str, tolerance_ms: int = 10, cfg: ScoreConfig = ScoreConfig()
+                    ) -> dict[str, Any]:
     """BLEU and chrF over cues, once both files are shown to have the same cues and timings."""
     hyp, ref = load_subtitles(Path(hyp_path)), load_subtitles(Path(ref_path))
     if len(hyp.cues) != len(ref.cues):
@@ -189,7 +190,7 @@ def score_subtitles(hyp_path: str, ref_path: str, tolerance_ms: int = 10) -> dic
                 f"{hyp_path}:{h.line}: cue {h.number} runs {_clock(h.start)} --> {_clock(h.end)} but in "
                 f"{ref_path}:{r.line} it runs {_clock(r.start)} --> {_clock(r.end)}; the timings must match"
             )
-    result = score_lines(_cue_texts(hyp), _cue_texts(ref), ScoreConfig())
+    result = score_lines(_cue_texts(hyp), _cue_texts(ref), cfg)
     result["cues"] = result.pop("sentences")
     return result
 

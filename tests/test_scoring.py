@@ -29,3 +29,37 @@ def test_files_must_align(tmp_path: Path) -> None:
     (tmp_path / "r").write_text("a\nb\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"h has 1 lines but .*r has 2"):
         score_files(tmp_path / "h", tmp_path / "r")
+
+
+def test_the_tokenizers_a_config_may_name_are_sacrebleus() -> None:
+    import typing
+
+    from sacrebleu.metrics.bleu import _TOKENIZERS
+
+    from stages.decode.config import BLEU_TOKENIZERS, ScoreConfig
+
+    assert set(BLEU_TOKENIZERS) <= set(_TOKENIZERS)
+    assert set(typing.get_args(typing.get_type_hints(ScoreConfig)["tokenize"])) == set(BLEU_TOKENIZERS)
+
+
+def test_scoring_two_files_takes_the_scoring_keys_and_refuses_others(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    hyp, ref = tmp_path / "h.txt", tmp_path / "r.txt"
+    hyp.write_text("\n".join(HYPS).upper() + "\n", encoding="utf-8")
+    ref.write_text("\n".join(REFS) + "\n", encoding="utf-8")
+
+    def score(*options: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["score", str(hyp), str(ref), *options])
+        return result.exit_code, result.output
+
+    code, out = score("--set", "scoring.lowercase=true")
+    assert code == 0 and "case:lc" in out and '"bleu": 64.4' in out
+    code, out = score("--set", "scoring.tokenize=char")
+    assert code == 0 and "tok:char" in out
+    code, out = score("--set", "scoring.tokenize=bogus")
+    assert code == 1 and "scoring.tokenize: 'bogus' is not one of 13a" in out
+    code, out = score("--set", "decoding.beam_size=3")
+    assert code == 1 and "only scoring.* keys apply to scoring two files" in out

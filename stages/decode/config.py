@@ -57,9 +57,16 @@ def precision_problem(cfg: DecodeConfig, device: str) -> str | None:
     return None
 
 
+# sacreBLEU 2's BLEU tokenizers (`sacrebleu.metrics.bleu._TOKENIZERS`; tests/test_scoring.py
+# checks the list against the installed sacreBLEU). ja-mecab and ko-mecab need their
+# MeCab packages; spm, flores101 and flores200 download a SentencePiece model once.
+BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none", "ja-mecab", "ko-mecab", "spm", "flores101", "flores200")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScoreConfig:
-    tokenize: str = "13a"
+    tokenize: Literal["13a", "intl", "zh", "char", "none", "ja-mecab", "ko-mecab", "spm", "flores101",
+                      "flores200"] = "13a"
     lowercase: bool = False
 
     def problems(self) -> list[str]:

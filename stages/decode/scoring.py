@@ -7,7 +7,7 @@ from typing import Any
 
 from stages import artifacts
 from stages.decode.config import ScoreConfig
-from stages.errors import InputDataError
+from stages.errors import ConfigError, InputDataError
 from stages.files import read_lines_strict, write_json_atomic
 
 
@@ -17,9 +17,13 @@ def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig = ScoreConfig
         CHRF,
     )
 
-    bleu = BLEU(tokenize=cfg.tokenize, lowercase=cfg.lowercase)
+    try:
+        bleu = BLEU(tokenize=cfg.tokenize, lowercase=cfg.lowercase)
+        b = bleu.corpus_score(hyps, [refs])
+    except Exception as exc:  # a tokenizer whose package or model is missing
+        raise ConfigError(f"scoring.tokenize={cfg.tokenize}: sacreBLEU could not use it ({' '.join(str(exc).split())}); install what it "
+                          f"names, or use scoring.tokenize=13a (intl, zh, char, none need nothing more)") from exc
     chrf = CHRF()
-    b = bleu.corpus_score(hyps, [refs])
     c = chrf.corpus_score(hyps, [refs])
     return {
         "bleu": round(b.score, 2),
