@@ -179,6 +179,29 @@ def test_other_bad_input(tmp_path: Path) -> None:
         load_subtitles(FIXTURES / "cp1252.srt", encoding="utf-8")
 
 
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("Dialogue: 0,0:00:04.00,0:00:06.00,Sign,,0,0,0,,{\\i1}Go in peace.{\\i0}", "Dialogue: 0,0:00:04.00",
+     r"x.ass:16: Dialogue line with 2 of the 10 fields \(Layer, Start, End, .*\); the line is cut short"),
+    ("0:00:04.00,0:00:06.00,Sign", "0:00:04.00,0:0x:06.00,Sign",
+     r"x.ass:16: broken End time '0:0x:06.00'; expected e.g. '0:01:02.50'"),
+    ("0:00:04.00,0:00:06.00,Sign", "0:00:04.00,0:75:06.00,Sign", r"x.ass:16: '0:75:06.00' has minutes or seconds of 60"),
+    ("0:00:04.00,0:00:06.00,Sign", "0:00:06.00,0:00:04.00,Sign", r"x.ass:16: the event ends \(0:00:04.00\) before it starts"),
+    ("Comment: 0,0:00:02.00,0:00:03.00", "Comment: 0,0:00:02.00,3", r"x.ass:15: broken End time '3'"),
+], ids=["cut-short", "broken-time", "minute-75", "end-before-start", "comment"])
+def test_a_broken_ass_event_is_named_by_its_line(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = (FIXTURES / "episode.ass").read_text(encoding="utf-8")
+    assert old in text
+    with pytest.raises(InputDataError, match=message):
+        load_subtitles(_write(tmp_path / "x.ass", text.replace(old, new)))
+
+
+def test_a_time_past_59_minutes_or_seconds_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match=r"x.srt:2: '00:00:01,000 --> 00:75:03,000' has minutes or seconds of 60"):
+        load_subtitles(_write(tmp_path / "x.srt", "1\n00:00:01,000 --> 00:75:03,000\nhi\n"))
+    with pytest.raises(InputDataError, match=r"x.vtt:3: .* has minutes or seconds of 60"):
+        load_subtitles(_write(tmp_path / "x.vtt", "WEBVTT\n\n00:00:01.000 --> 00:00:61.000\nhi\n"))
+
+
 def test_empty_cue_warns_and_passes_through(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         load_subtitles(FIXTURES / "episode.srt")

@@ -32,6 +32,9 @@ _SRT_TIMING = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(\s.*)?$")
 _VTT_TIME = r"(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})"
 _VTT_TIMING = re.compile(rf"^\s*{_VTT_TIME}\s+-->\s+{_VTT_TIME}(\s.*)?$")
 _TIMING = {"srt": _SRT_TIMING, "vtt": _VTT_TIMING}  # a cue's timing line, per block format
+_ASS_TIME = re.compile(r"^\s*(\d{1,2}):(\d{1,2}):(\d{1,2})[.,](\d{1,3})\s*$")  # as pysubs2 reads it
+_ASS_FIELDS = {"ass": "Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+               "ssa": "Marked, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text"}  # without a Format line
 
 
 @dataclass
@@ -237,6 +240,8 @@ def _parse_timing(line: str, kind: Format, path: Path, number: int) -> tuple[int
         example = "00:01:02,500 --> 00:01:04,000" if kind == "srt" else "00:01:02.500 --> 00:01:04.000"
         raise InputDataError(f"{path}:{number}: broken timestamp {line.strip()!r}; expected e.g. {example!r}")
     g = match.groups()
+    for time in (g[0:4], g[4:8]):
+        _check_clock(time, line, path, number)
     start, end = _to_ms(g[0:4]), _to_ms(g[4:8])
     if end < start:
         raise InputDataError(
@@ -244,6 +249,13 @@ def _parse_timing(line: str, kind: Format, path: Path, number: int) -> tuple[int
             f"({line.split('-->')[0].strip()}); swap or fix the times"
         )
     return start, end
+
+
+def _check_clock(parts: tuple[Optional[str], ...], shown: str, path: Path, number: int) -> None:
+    """Refuse a time whose minutes or seconds are 60 or more (`00:75:03,000`)."""
+    if any(int(p or 0) >= 60 for p in parts[1:3]):
+        raise InputDataError(f"{path}:{number}: {shown.strip()!r} has minutes or seconds of 60 or more; "
+                             f"fix the time (1 hour 15 minutes is 01:15:00)")
 
 
 def _to_ms(parts: tuple[Optional[str], ...]) -> int:
@@ -254,6 +266,7 @@ def _to_ms(parts: tuple[Optional[str], ...]) -> int:
 def _parse_ass(text: str, path: Path, kind: Format) -> SubtitleDocument:
     if "[Events]" not in text:
         raise InputDataError(f"{path}: no [Events] section, so it is not {_a(kind)} file")
+    _check_ass_events(text, path, kind)
     try:
         subs = pysubs2.SSAFile.from_string(text, format_=kind)
     except (pysubs2.exceptions.Pysubs2Error, ValueError) as exc:
@@ -271,6 +284,45 @@ def _parse_ass(text: str, path: Path, kind: Format) -> SubtitleDocument:
     if not doc.cues:
         raise InputDataError(f"{path}: no Dialogue events in [Events]; nothing to translate")
     return doc
+
+
+def _check_ass_events(text: str, path: Path, kind: Format) -> None:
+    """Refuse, naming the line, an event of the [Events] section that is cut short (fewer
+    fields than its Format line names: pysubs2 would make up the missing times) or whose
+    Start or End is not a time; pysubs2's own message names neither."""
+    fields = [f.strip() for f in _ASS_FIELDS[kind].split(",")]
+    in_events = False
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.startswith("["):
+            in_events = line.strip().lower() == "[events]"
+            continue
+        if not in_events:
+            continue
+        head, _, rest = line.partition(":")
+        if head == "Format":
+            fields = [f.strip() for f in rest.split(",")]
+        elif head in ("Dialogue", "Comment"):
+            values = rest.split(",", len(fields) - 1)
+            if len(values) < len(fields):
+                raise InputDataError(
+                    f"{path}:{number}: {head} line with {len(values)} of the {len(fields)} fields "
+                    f"({', '.join(fields)}); the line is cut short: complete it or remove it")
+            times = {name: values[fields.index(name)] for name in ("Start", "End") if name in fields}
+            for name, value in times.items():
+                match = _ASS_TIME.match(value)
+                if not match:
+                    raise InputDataError(f"{path}:{number}: broken {name} time {value.strip()!r}; expected e.g. "
+                                         f"'0:01:02.50' (hours:minutes:seconds.hundredths)")
+                _check_clock(match.groups(), value, path, number)
+            if len(times) == 2 and _ass_ms(times["End"]) < _ass_ms(times["Start"]):
+                raise InputDataError(f"{path}:{number}: the event ends ({times['End'].strip()}) before it starts "
+                                     f"({times['Start'].strip()}); swap or fix the times")
+
+
+def _ass_ms(value: str) -> int:
+    match = _ASS_TIME.match(value)
+    assert match is not None  # checked by the caller
+    return _to_ms(match.groups())
 
 
 def _warn_oddities(doc: SubtitleDocument) -> None:
