@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shlex
 import signal
 import sys
@@ -58,6 +59,16 @@ resume_option = click.option(
 runs_dir_option = click.option(
     "--runs-dir", metavar="FOLDER", help="Where run names are looked up (default: runs).",
 )
+class FiniteRange(click.FloatRange):
+    """click's FloatRange without NaN and infinity, which pass its comparisons."""
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 RUN_HELP = "a run folder, a run name under --runs-dir, or the config file the run was made with"
 allow_lr_change_option = click.option(
     "--allow-lr-change", is_flag=True,
@@ -239,12 +250,12 @@ def trained_runs(refs: tuple[str, ...], runs_dir: Optional[str]) -> list[Path]:
 @click.option("--context", type=click.IntRange(min=0), help="Previous sentences given to a context model: 0 (none) up to the run's data.context (the default).")
 @click.option("--max-chars", type=click.IntRange(min=10), help="Characters per line, at least 10 (default: the target language's, 42 for most).")
 @click.option("--max-lines", default=2, show_default=True, type=click.IntRange(min=1), help="Lines per cue.")
-@click.option("--max-cps", type=click.FloatRange(min=0, min_open=True), help="Reading-speed limit, characters per second (default: the target language's, 17 for most).")
+@click.option("--max-cps", type=FiniteRange(min=0, min_open=True), help="Reading-speed limit, characters per second (default: the target language's, 17 for most).")
 @click.option("--max-gap-ms", default=1500, show_default=True, type=click.IntRange(min=0), help="Cues further apart never share a sentence.")
 @click.option("--bilingual", is_flag=True, help="Keep the source lines under the translation in every cue.")
 @click.option("--translate-non-dialogue", is_flag=True, help="Translate credits, links, symbol-only cues and title cards too (default: passed through).")
 @click.option("--fit-nbest", default=5, show_default=True, type=click.IntRange(min=1), help="Fit-to-cue: choose among this many best hypotheses the best that fits the cue (1: off).")
-@click.option("--fit-margin", default=1.0, show_default=True, type=click.FloatRange(min=0), help="... at most this far below the best's score.")
+@click.option("--fit-margin", default=1.0, show_default=True, type=FiniteRange(min=0), help="... at most this far below the best's score.")
 @click.option("--fit-shorten/--no-fit-shorten", default=True, show_default=True, help="When no hypothesis fits the cue, search again for a shorter translation that does.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report JSON (default: OUTPUT.report.json; for a folder, the summary: OUTDIR/summary.json).")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
@@ -295,12 +306,12 @@ def subtitle(
 @click.option("--api-key-file", type=click.Path(dir_okay=False), help="Require an API key: one key per line of this file.")
 @click.option("--max-chars", default=20000, show_default=True, type=click.IntRange(min=1), help="Characters of text per request.")
 @click.option("--max-lines", default=500, show_default=True, type=click.IntRange(min=1), help="Lines per request.")
-@click.option("--max-file-mb", default=2.0, show_default=True, type=click.FloatRange(min=0.001), help="Size of an uploaded file, in MB.")
+@click.option("--max-file-mb", default=2.0, show_default=True, type=FiniteRange(min=0.001), help="Size of an uploaded file, in MB.")
 @click.option("--queue-size", default=64, show_default=True, type=click.IntRange(min=1), help="Requests waiting for the model; more get 503.")
-@click.option("--timeout", "timeout_s", default=60.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds before an unanswered /translate request gets 503.")
-@click.option("--file-timeout", "file_timeout_s", default=600.0, show_default=True, type=click.FloatRange(min=0.1), help="The same for /translate_file.")
-@click.option("--batch-wait-ms", default=10.0, show_default=True, type=click.FloatRange(0, 1000), help="A batch takes requests arriving less than this apart ...")
-@click.option("--batch-max-wait-ms", default=50.0, show_default=True, type=click.FloatRange(0, 10000), help="... for at most this long.")
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, type=FiniteRange(min=0.1), help="Seconds before an unanswered /translate request gets 503.")
+@click.option("--file-timeout", "file_timeout_s", default=600.0, show_default=True, type=FiniteRange(min=0.1), help="The same for /translate_file.")
+@click.option("--batch-wait-ms", default=10.0, show_default=True, type=FiniteRange(0, 1000), help="A batch takes requests arriving less than this apart ...")
+@click.option("--batch-max-wait-ms", default=50.0, show_default=True, type=FiniteRange(0, 10000), help="... for at most this long.")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder.")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help="int8: the search multiplies in int8 on the CPU (batch-invariant, like fp32).")

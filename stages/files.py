@@ -252,19 +252,31 @@ def iter_lines_strict(path: Path) -> Iterator[str]:
 
 def iter_stream_lines(handle: Iterable[bytes], name: str) -> Iterator[str]:
     """Lines of a binary stream of UTF-8 text (a file, or standard input named
-    `<stdin>`), checked as `iter_lines_strict` checks a file: a BOM is dropped and bad
-    UTF-8 names the line."""
+    `<stdin>`), checked as `iter_lines_strict` checks a file: a BOM is dropped, a line
+    ends at LF, CRLF or a lone CR, and bad UTF-8, a NUL byte or UTF-16 text is an
+    InputDataError naming the line."""
     number = 0
     try:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        for raw in handle:
+            if number == 0 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
-            yield _decode_line(raw, name, number)
+            elif number == 0 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise InputDataError(f"{name}: UTF-16 text (it starts with a UTF-16 byte-order mark); convert the "
+                                     f"file to UTF-8, e.g. `iconv -f utf-16 -t utf-8`")
+            text = raw.rstrip(b"\r\n")
+            # a lone CR ends a line too (old Mac files), as Python's universal newlines read it
+            for part in text.split(b"\r") if b"\r" in text else (text,):
+                number += 1
+                yield _decode_line(part, name, number)
     except (gzip.BadGzipFile, EOFError) as exc:
         raise InputDataError(f"{name}: not a valid gzip file after line {number} ({exc})") from exc
 
 
 def _decode_line(raw: bytes, path: Path | str, number: int) -> str:
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise InputDataError(f"{path}:{number}: a NUL byte at byte {nul} of the line; this is not UTF-8 text "
+                             f"(a binary file, or UTF-16 without its byte-order mark)")
     try:
         return raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as exc:

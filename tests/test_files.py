@@ -79,3 +79,21 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path: 
     mine.write_text("mine")
     write_text_atomic(tmp_path / "out.txt", "whole\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "out.txt"]
+
+
+def test_lines_end_at_lf_crlf_or_a_lone_cr_and_what_is_not_utf8_text_is_named() -> None:
+    import io
+
+    from stages.errors import InputDataError
+    from stages.files import iter_stream_lines
+
+    def lines(data: bytes) -> list[str]:
+        return list(iter_stream_lines(io.BytesIO(data), "in.txt"))
+
+    assert lines(b"\xef\xbb\xbfa\r\nb\rc\r\rd\ne") == ["a", "b", "c", "", "d", "e"]
+    with pytest.raises(InputDataError, match=r"in.txt: UTF-16 text .* `iconv -f utf-16 -t utf-8`"):
+        lines("a\nb\n".encode("utf-16"))
+    with pytest.raises(InputDataError, match=r"in.txt:2: a NUL byte at byte 1 of the line"):
+        lines(b"a\nb\x00c\n")
+    with pytest.raises(InputDataError, match=r"in.txt:3: invalid UTF-8"):
+        lines(b"a\rb\n\xe9\n")
