@@ -512,3 +512,15 @@ def test_sigterm_ends_a_command_without_leaving_a_half_written_file(shared_run: 
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 1 and "Aborted" in output and "Traceback" not in output, output
     assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
+
+
+@pytest.mark.parametrize("args", [
+    ["subtitle", "in.srt", "--run", "r", "-o", "o.srt", "--max-cps", "nan"],
+    ["subtitle", "in.srt", "--run", "r", "-o", "o.srt", "--fit-margin", "inf"],
+    ["serve", "--run", "r", "--timeout", "nan"],
+    ["serve", "--run", "r", "--max-file-mb", "inf"],
+])
+def test_float_options_refuse_nan_and_infinity_by_name(args: list[str]) -> None:
+    code, out = invoke(*args)
+    option = next(a for a in args if a.startswith("--") and a != "--run")
+    assert code == 2 and f"Invalid value for '{option}'" in out and "is not a finite number" in out
