@@ -177,6 +177,8 @@ def test_other_bad_input(tmp_path: Path) -> None:
         load_subtitles(_write(tmp_path / "x.srt", "1\n00:00:01,000 --> 00:00:02,000\nhi\n\nstray text\n"))
     with pytest.raises(InputDataError, match=r"cannot be decoded as utf-8"):
         load_subtitles(FIXTURES / "cp1252.srt", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"read as --encoding utf-16: if that is not the file's encoding"):
+        load_subtitles(FIXTURES / "plain.srt", encoding="utf-16")
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [

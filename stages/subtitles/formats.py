@@ -136,13 +136,16 @@ def parse_subtitles(data: bytes, path: Path, fmt: Optional[str] = None, encoding
     newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text else "\n")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     trailing = len(text) - len(text.rstrip("\n"))
-    if kind in ("ass", "ssa"):
-        doc = _parse_ass(text, path, kind)
-    else:
-        doc = _parse_blocks(text, path, kind)
+    try:
+        doc = _parse_ass(text, path, kind) if kind in ("ass", "ssa") else _parse_blocks(text, path, kind)
+        if kind in ("srt", "vtt"):
+            _check_every_timing_is_a_cue(doc, text, path)
+    except InputDataError as exc:
+        if encoding:  # a wrong encoding turns every line into noise the parser stumbles on
+            raise InputDataError(f"{exc} (read as --encoding {encoding}: if that is not the file's encoding, "
+                                 f"leave --encoding out to detect it)") from exc
+        raise
     doc.encoding, doc.newline, doc.trailing = used, newline, trailing
-    if kind in ("srt", "vtt"):
-        _check_every_timing_is_a_cue(doc, text, path)
     _warn_oddities(doc)
     return doc
 
