@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
+import os
 import shlex
 import signal
 import sys
@@ -21,7 +23,7 @@ from pipeline.orchestrator import STAGE_NAMES, run_pipeline, stale_stages
 from pipeline.runs import find_run, lock_holder, run_dir_of
 from stages import artifacts
 from stages.errors import ConfigError, OutputError, S2SError
-from stages.files import atomic_path, check_output_file, check_output_folder
+from stages.files import WRITE_ERRNOS, atomic_path, check_output_file, check_output_folder
 from stages.train.state import ResumeOptions
 
 
@@ -42,9 +44,19 @@ class _Commands(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+            return result
         except S2SError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # printing the result: a full disk behind `>`, a reader that stopped (`| head`)
+            if exc.filename is not None or exc.errno not in WRITE_ERRNOS | {errno.EPIPE}:
+                raise
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            if exc.errno == errno.EPIPE:  # the reader has all it wanted: stop quietly, as Unix tools do
+                raise SystemExit(141) from exc
+            raise click.ClickException(f"<stdout>: could not be written ({exc.strerror or exc}); write the "
+                                       f"output to a file instead") from exc
 
 
 set_option = click.option(

@@ -456,6 +456,12 @@ def test_a_full_disk_behind_standard_output_is_a_message(run_dir: Path, text_fil
                                 cwd=ROOT)
     assert result.returncode == 1 and "<stdout>: could not be written (No space left on device)" in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+    for command in (["config"], ["score", str(text_file), str(text_file)]):  # every command that prints
+        with open("/dev/full", "w") as full:
+            result = subprocess.run([sys.executable, "-m", "pipeline.cli", *command], stdout=full,
+                                    stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        assert result.returncode == 1 and "<stdout>: could not be written" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_a_link_stays_a_link_and_a_pipe_a_pipe(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
