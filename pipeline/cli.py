@@ -23,7 +23,12 @@ from pipeline.orchestrator import STAGE_NAMES, run_pipeline, stale_stages
 from pipeline.runs import find_run, lock_holder, run_dir_of
 from stages import artifacts
 from stages.errors import ConfigError, OutputError, S2SError
-from stages.files import WRITE_ERRNOS, atomic_path, check_output_file, check_output_folder
+from stages.files import (
+    WRITE_ERRNOS,
+    atomic_path,
+    check_output_file,
+    check_output_folder,
+)
 from stages.train.state import ResumeOptions
 
 
