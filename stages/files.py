@@ -151,12 +151,16 @@ def atomic_path(target: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+_STREAMS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
+
+
 def _is_special(target: Path) -> bool:
-    """A path written into, never replaced: a device or a pipe, or a name under /dev or
-    /proc (`/dev/stdout` leads, through /proc/self/fd, to whatever standard output is)."""
-    real = os.path.realpath(target)
-    if any(str(p).startswith(("/dev/", "/proc/")) for p in (target, real)):
+    """A path written into, never replaced: a device or a pipe, or a name of a stream
+    (`/dev/stdout` leads, through /proc/self/fd, to whatever standard output is, a
+    regular file behind `>`)."""
+    if str(target).startswith(_STREAMS) or (target.is_symlink() and os.readlink(target).startswith(_STREAMS)):
         return True
+    real = os.path.realpath(target)
     return os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real))
 
 
