@@ -257,8 +257,8 @@ def iter_lines_strict(path: Path) -> Iterator[str]:
 def iter_stream_lines(handle: Iterable[bytes], name: str) -> Iterator[str]:
     """Lines of a binary stream of UTF-8 text (a file, or standard input named
     `<stdin>`), checked as `iter_lines_strict` checks a file: a BOM is dropped, a line
-    ends at LF, CRLF or a lone CR, and bad UTF-8, a NUL byte or UTF-16 text is an
-    InputDataError naming the line."""
+    ends at LF or CRLF (at a lone CR in a file without LF), and bad UTF-8, a NUL byte or
+    UTF-16 text is an InputDataError naming the line."""
     number = 0
     try:
         for raw in handle:
@@ -268,8 +268,10 @@ def iter_stream_lines(handle: Iterable[bytes], name: str) -> Iterator[str]:
                 raise InputDataError(f"{name}: UTF-16 text (it starts with a UTF-16 byte-order mark); convert the "
                                      f"file to UTF-8, e.g. `iconv -f utf-16 -t utf-8`")
             text = raw.rstrip(b"\r\n")
-            # a lone CR ends a line too (old Mac files), as Python's universal newlines read it
-            for part in text.split(b"\r") if b"\r" in text else (text,):
+            # A file without one LF, whose lines end at a lone CR (old Mac files), comes as one chunk:
+            # split it there. In a file of LF lines a stray CR stays inside its line, as `wc -l` counts.
+            old_mac = number == 0 and not raw.endswith(b"\n") and b"\r" in text
+            for part in text.split(b"\r") if old_mac else (text,):
                 number += 1
                 yield _decode_line(part, name, number)
     except (gzip.BadGzipFile, EOFError) as exc:

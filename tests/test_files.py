@@ -90,10 +90,11 @@ def test_lines_end_at_lf_crlf_or_a_lone_cr_and_what_is_not_utf8_text_is_named() 
     def lines(data: bytes) -> list[str]:
         return list(iter_stream_lines(io.BytesIO(data), "in.txt"))
 
-    assert lines(b"\xef\xbb\xbfa\r\nb\rc\r\rd\ne") == ["a", "b", "c", "", "d", "e"]
+    assert lines(b"\xef\xbb\xbfa\rb\r\rc\r") == ["a", "b", "", "c"]  # a file without LF: lines end at CR
+    assert lines(b"a\r\nb\rc\nd") == ["a", "b\rc", "d"]  # a stray CR stays in its line, as `wc -l` counts
     with pytest.raises(InputDataError, match=r"in.txt: UTF-16 text .* `iconv -f utf-16 -t utf-8`"):
         lines("a\nb\n".encode("utf-16"))
     with pytest.raises(InputDataError, match=r"in.txt:2: a NUL byte at byte 1 of the line"):
         lines(b"a\nb\x00c\n")
     with pytest.raises(InputDataError, match=r"in.txt:3: invalid UTF-8"):
-        lines(b"a\rb\n\xe9\n")
+        lines(b"a\r\nb\n\xe9\n")

@@ -277,3 +277,10 @@ def test_a_parquet_row_without_a_sentence_is_named_by_its_row(tmp_path: Path) ->
     pq.write_table(pa.table({"en": ["Hello", "Bye"], "es": [1, 2]}), path)
     with pytest.raises(InputDataError, match=r"c\.parquet: row 1: 'es' is a number \(1\)"):
         pairs(str(path), DataConfig(), tmp_path)
+
+
+def test_a_stray_carriage_return_keeps_two_text_files_aligned(tmp_path: Path) -> None:
+    (tmp_path / "t.en").write_bytes(b"Hello\rworld.\nJesus wept.\n")
+    (tmp_path / "t.es").write_bytes("Hola mundo.\nY lloró Jesús.\n".encode("utf-8"))
+    src, tgt = pairs(str(tmp_path / "t.{lang}"), DataConfig(), tmp_path)
+    assert len(src) == len(tgt) == 2 and tgt[1] == "Y lloró Jesús." and src[1] == "Jesus wept."
