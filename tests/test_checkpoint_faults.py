@@ -152,3 +152,21 @@ def test_average_names_the_model_key_that_differs(good: Path, tmp_path: Path) ->
     other = damaged(good, tmp_path, edit_meta(lambda m: m["model"].update(dropout=0.5)))
     with pytest.raises(ArtifactError, match=r"its model \(dropout: 0\.2 against 0\.5\) differs"):
         average_checkpoints([good, other], tmp_path / "avg")
+
+
+def test_a_checkpoint_the_disk_refuses_is_a_message_naming_it(good: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors import SafetensorError
+
+    from stages.errors import OutputError
+    from stages.model import checkpoint
+
+    def full(state: object, path: str) -> None:
+        raise SafetensorError("Error while serializing: I/O error: File too large (os error 27)")
+
+    model, *_ = load_checkpoint(good)
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    target = tmp_path / "best"
+    with pytest.raises(OutputError, match=r"best: could not be written \(File too large\)"):
+        save_checkpoint(target, model, good, {"step": 1})
+    assert not target.exists() and list(tmp_path.iterdir()) == []

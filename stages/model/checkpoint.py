@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 import sentencepiece as spm
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from stages import artifacts
@@ -35,7 +38,7 @@ def save_checkpoint(
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         for alias in model.tied_weights():  # the same storage as another tensor saved
             state.pop(alias)
-        save_file(state, str(tmp / artifacts.CKPT_WEIGHTS))
+        save_weights(state, tmp / artifacts.CKPT_WEIGHTS)
         hashes = {}
         for name in (artifacts.SPM_SRC, artifacts.SPM_TGT):
             shutil.copyfile(spm_dir / name, tmp / name)
@@ -51,6 +54,18 @@ def save_checkpoint(
         (tmp / artifacts.CKPT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if write_more is not None:
             write_more(tmp)
+
+
+def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    """`safetensors` save of `state`; its I/O failures (a SafetensorError naming "os error
+    N") raised as the OSError they are, so the caller's write handling names the output."""
+    try:
+        save_file(state, str(path))
+    except SafetensorError as exc:
+        code = re.search(r"os error (\d+)", str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from exc
 
 
 _DAMAGED = "the checkpoint folder is damaged or not one s2s wrote: retrain, or restore it from a copy"
@@ -230,7 +245,7 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
             total[name] = value if name not in total else total[name] + value
     averaged = {name: (value / len(folders)).to(torch.float32).contiguous() for name, value in total.items()}
     with atomic_dir(target) as tmp:
-        save_file(averaged, str(tmp / artifacts.CKPT_WEIGHTS))
+        save_weights(averaged, tmp / artifacts.CKPT_WEIGHTS)
         for name in metas[0]["tokenizer_sha256"]:
             shutil.copyfile(folders[0] / name, tmp / name)
         meta = {**metas[0], "averaged_from": [str(f) for f in folders],

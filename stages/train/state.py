@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from stages import artifacts
 from stages.errors import ArtifactError, ConfigError
 from stages.later_keys import saved_or_earlier
-from stages.model.checkpoint import read_tensors
+from stages.model.checkpoint import read_tensors, save_weights
 from stages.train.schedule import Plateau
 
 STATE_VERSION = 1
@@ -71,11 +70,11 @@ def save_train_state(
 ) -> None:
     """Write the optimizer, RNG and loop state into `folder` (a checkpoint being built)."""
     tensors, optimizer_meta = _split_optimizer(optimizer)
-    save_file(tensors, str(folder / artifacts.CKPT_OPTIMIZER))
+    save_weights(tensors, folder / artifacts.CKPT_OPTIMIZER)
     rng = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng.update({f"torch_cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    save_file(rng, str(folder / artifacts.CKPT_RNG))
+    save_weights(rng, folder / artifacts.CKPT_RNG)
     version, internal, gauss = random.getstate()
     state = {
         "format_version": STATE_VERSION,
