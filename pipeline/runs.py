@@ -75,7 +75,11 @@ def lock_holder(run_dir: Path) -> Optional[dict[str, Any]]:
     path = run_dir / LOCK
     if not path.exists():
         return None
-    with open(path, "a+", encoding="utf-8") as handle:
+    try:
+        handle = open(path, encoding="utf-8")  # read only: a run on a read-only disk can still be asked
+    except OSError:
+        return None  # unreadable: nobody can be seen holding it
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

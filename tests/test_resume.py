@@ -130,3 +130,29 @@ def test_resume_refuses_a_changed_config_and_needs_a_flag_for_a_changed_lr(tmp_p
         check_resume(tmp_path / "last", _now(new), ResumeOptions(allow_lr_change=True))
     with pytest.raises(ArtifactError, match="no training state to resume from"):
         check_resume(tmp_path / "nowhere", _now(cfg), ResumeOptions())
+
+
+def test_who_holds_a_runs_lock_is_read_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+    import errno
+    import fcntl
+    import json as json_module
+
+    from pipeline import runs
+
+    lock = tmp_path / runs.LOCK
+    lock.write_text(json_module.dumps({"pid": 7, "command": "s2s run"}), encoding="utf-8")
+    held = open(lock, encoding="utf-8")
+    fcntl.flock(held, fcntl.LOCK_EX)
+
+    def read_only(path: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if any(flag in mode for flag in "wa+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return builtins.open(path, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(runs, "open", read_only, raising=False)
+    try:
+        assert runs.lock_holder(tmp_path) == {"pid": 7, "command": "s2s run"}
+    finally:
+        held.close()
+    assert runs.lock_holder(tmp_path) is None
