@@ -22,7 +22,7 @@ from pipeline.embedded import resolve_path
 from pipeline.orchestrator import STAGE_NAMES, run_pipeline, stale_stages
 from pipeline.runs import find_run, lock_holder, run_dir_of
 from stages import artifacts
-from stages.errors import ConfigError, OutputError, S2SError
+from stages.errors import ConfigError, OutputError, S2SError, TrainingInterrupted
 from stages.files import (
     WRITE_ERRNOS,
     atomic_path,
@@ -98,6 +98,21 @@ def _invocation() -> str:
     return " ".join(["s2s", *map(shlex.quote, sys.argv[1:])]) if sys.argv[1:] else "s2s"
 
 
+def _resume_command(config: Optional[str], overrides: tuple[str, ...]) -> str:
+    """`s2s train CONFIG --set ... --resume`: what continues an interrupted training."""
+    words = ["s2s", "train", *([config] if config else []), *(w for item in overrides for w in ("--set", item)),
+             "--resume"]
+    return " ".join(map(shlex.quote, words))
+
+
+def _pipeline(cfg: RunConfig, config: Optional[str], overrides: tuple[str, ...], **options: Any) -> Any:
+    """run_pipeline, with the exact command that resumes an interrupted training."""
+    try:
+        return run_pipeline(cfg, echo=click.echo, command=_invocation(), **options)
+    except TrainingInterrupted as exc:
+        raise TrainingInterrupted(f"{exc}: `{_resume_command(config, overrides)}`") from exc
+
+
 def _resume_options(resume: bool, allow_lr_change: bool, force: tuple[str, ...]) -> ResumeOptions | None:
     if allow_lr_change and not resume:
         raise click.UsageError("--allow-lr-change only applies with --resume")
@@ -139,7 +154,7 @@ def run(
     """Run prepare -> tokenize -> train -> translate -> score (built-in default config without CONFIG)."""
     options = _resume_options(resume, allow_lr_change, force)
     cfg = _load(config, overrides)
-    manifest = run_pipeline(cfg, until=until, force=force, echo=click.echo, resume=options, command=_invocation())
+    manifest = _pipeline(cfg, config, overrides, until=until, force=force, resume=options)
     score = manifest.stage("score").get("summary")
     if until == "score" and score:
         click.echo(f"BLEU {score['bleu']}  chrF {score['chrf']}  ({score['bleu_signature']})")
@@ -170,7 +185,7 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
     """Run the train stage (and any out-of-date stage before it), or resume it."""
     options = _resume_options(resume, allow_lr_change, ("train",) if force else ())
     cfg = _load(config, overrides)
-    run_pipeline(cfg, until="train", force=("train",) if force else (), echo=click.echo, resume=options, command=_invocation())
+    _pipeline(cfg, config, overrides, until="train", force=("train",) if force else (), resume=options)
 
 
 @main.command()

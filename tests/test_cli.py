@@ -330,7 +330,8 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(trainer, "train_step", terminated_at_step_3)
     code, out = invoke("train", str(tiny_config), "--set", "training.max_steps=4", *sets)
-    assert code == 1 and "training stopped by SIGTERM at step 3" in out and "s2s train --resume" in out
+    assert code == 1 and "training stopped by SIGTERM at step 3" in out
+    assert f"`s2s train {tiny_config} --set training.max_steps=4" in out and "--resume`" in out  # the exact command
     assert json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]["status"] == "failed"
     monkeypatch.undo()
     code, out = invoke("train", str(tiny_config), "--resume", "--set", "training.max_steps=4", *sets)

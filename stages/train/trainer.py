@@ -288,8 +288,7 @@ class _Trainer:
         self.board.close()
         raise TrainingInterrupted(
             f"training stopped by {signal_name} at step {self.loop.step}; its state is saved in "
-            f"{self.keeper.out_dir / artifacts.CKPT_LAST}: continue with `s2s train --resume` "
-            f"(same config)"
+            f"{self.keeper.out_dir / artifacts.CKPT_LAST}: continue it with the same config and --resume"
         )
 
     def summary(self, stopped: str) -> dict[str, Any]:
