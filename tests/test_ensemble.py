@@ -114,7 +114,7 @@ def test_models_with_other_tokenizers_are_refused(shared_run: Path, tmp_path: Pa
     text = (shared_run.parent.parent / "tiny.yaml").read_text(encoding="utf-8")
     config.write_text(re.sub(r"(?m)^seed: .*$", "seed: 99", text).replace(str(shared_run.parent),
                                                                           str(tmp_path / "runs")), encoding="utf-8")
-    result = CliRunner().invoke(main, ["train", str(config)])
+    result = CliRunner().invoke(main, ["train", str(config), "--set", "tokenizer.vocab_size=190"])
     assert result.exit_code == 0, result.output
     with pytest.raises(ArtifactError, match=r"spm\.tgt\.model differs from .*must share the target vocabulary"):
         Translator.load([shared_run, tmp_path / "runs" / "tiny"])

@@ -60,7 +60,8 @@ def test_a_child_starts_from_the_parents_weights_and_tokenizer(shared_run: Path,
 def test_another_tokenizer_is_refused_naming_both_files(shared_run: Path, tmp_path: Path) -> None:
     other = child_config(shared_run, tmp_path)
     other.write_text(re.sub(r"(?m)^seed: .*$", "seed: 99", other.read_text()).replace("name: tiny", "name: other"))
-    assert CliRunner().invoke(main, ["train", str(other), "--set", "training.max_steps=2"]).exit_code == 0
+    assert CliRunner().invoke(main, ["train", str(other), "--set", "training.max_steps=2",
+                                     "--set", "tokenizer.vocab_size=190"]).exit_code == 0
     config = child_config(shared_run, tmp_path)
     result = CliRunner().invoke(main, ["train", str(config), "--set", f"training.init_from={shared_run}",
                                        "--set", f"tokenizer.from_run={tmp_path / 'runs' / 'other'}"])

@@ -156,3 +156,19 @@ def test_who_holds_a_runs_lock_is_read_without_writing(tmp_path: Path, monkeypat
     finally:
         held.close()
     assert runs.lock_holder(tmp_path) is None
+
+
+def test_tokenize_rerun_on_the_same_inputs_writes_the_same_bytes(tokenized_run: Path, tmp_path: Path) -> None:
+    """Otherwise a forced tokenize (or two runs of one config) would count the trained
+    model as out of date, and `s2s average` would refuse runs trained alike."""
+    from pipeline.config import load_config
+    from pipeline.manifest import hash_outputs
+    from stages.corpus.tokenization import run_tokenize
+
+    cfg = load_config(tokenized_run)
+    run_dir = tokenized_run.parent / "runs" / "tiny"
+    for name in ("again", "and-again"):
+        run_tokenize(cfg.tokenizer, run_dir / artifacts.PREPARE_DIR, tmp_path / name / artifacts.TOKENIZE_DIR, cfg.seed)
+    first, second = (hash_outputs(tmp_path / name, artifacts.TOKENIZE_DIR) for name in ("again", "and-again"))
+    assert first == second and len(first) > 2
+    assert first == {k: v for k, v in hash_outputs(run_dir, artifacts.TOKENIZE_DIR).items()}

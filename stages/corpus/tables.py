@@ -10,6 +10,8 @@ A pair table has two string columns, `src` and `tgt`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from stages.errors import ArtifactError, InputDataError
-from stages.files import atomic_dir, atomic_path, iter_lines_strict
+from stages.files import atomic_dir, atomic_path, iter_lines_strict, sha256_file
 
 # Below this many rows, worker processes cost more to start than they save
 # (bench/bench_data_scaling.py, bench/results/data_scaling.json), so `num_proc: 0`
@@ -127,7 +129,24 @@ def save_table(table: Any, target: Path) -> Any:
     with atomic_dir(target) as tmp:
         # An empty table needs its one (empty) shard spelled out, or it cannot be loaded back.
         table.save_to_disk(str(tmp), num_shards=1 if len(table) == 0 else None)
+        _fingerprint_by_content(tmp)
     return datasets.load_from_disk(str(target))
+
+
+def _fingerprint_by_content(folder: Path) -> None:
+    """Give a saved table the fingerprint of its data files. `datasets` writes a random
+    one for tables made by a function it cannot hash, so the same rows saved twice
+    differed, and every stage after them counted as out of date (the manifest hashes
+    each output file)."""
+    state = folder / "state.json"
+    if not state.is_file():
+        return
+    digest = hashlib.sha256()
+    for data in sorted(folder.glob("*.arrow")):
+        digest.update(sha256_file(data).encode())
+    content = json.loads(state.read_text(encoding="utf-8"))
+    content["_fingerprint"] = digest.hexdigest()[:16]
+    state.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def load_table(folder: Path, what: str) -> Any:

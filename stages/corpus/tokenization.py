@@ -8,6 +8,7 @@ training reads. Special ids are fixed for every model: pad 0, unk 1, bos 2, eos 
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,12 @@ def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: Toke
     # sampling while it streams), so its memory stops growing with the corpus.
     sampled = sentences > cfg.max_sentences
     with atomic_path(model_path) as tmp:
-        prefix = str(tmp)[: -len(".tmp")] + ".spmtmp"
         spm.set_random_generator_seed(seed)
+        model = io.BytesIO()  # written from memory: a model_prefix would be recorded in the model
         try:
             spm.SentencePieceTrainer.train(
                 sentence_iterator=tables.column_lines(table, columns),
-                model_prefix=prefix,
+                model_writer=model,
                 model_type=cfg.model_type,
                 vocab_size=cfg.vocab_size,
                 character_coverage=cfg.character_coverage,
@@ -55,8 +56,7 @@ def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: Toke
                 f"tokenizer: SentencePiece could not train on the {'/'.join(columns)} side of the training pairs "
                 f"({exc}); if the corpus is small, lower tokenizer.vocab_size (now {cfg.vocab_size})"
             ) from exc
-        shutil.move(prefix + ".model", tmp)
-        Path(prefix + ".vocab").unlink(missing_ok=True)
+        tmp.write_bytes(model.getvalue())  # the same bytes for the same data, settings and seed
 
 
 def load_processor(path: Path) -> spm.SentencePieceProcessor:
