@@ -97,6 +97,7 @@ def aligned_text_table(src_path: Path, tgt_path: Path, work: Path) -> Any:
         )
     if counts[0] == 0:
         return empty_pairs()
+    quiet()  # no "Generating train split" bar in the middle of prepare's own output
     return datasets.Dataset.from_generator(
         _aligned_rows, features=_pair_features(), cache_dir=str(work / "text"),
         gen_kwargs={"src_path": str(src_path), "tgt_path": str(tgt_path)},
