@@ -253,15 +253,25 @@ def _check_resume(cfg: RunConfig, run_dir: Path, resume: ResumeOptions) -> None:
 
 
 def stale_stages(run_dir: Path, manifest: Manifest) -> set[str]:
-    """Stages recorded as done whose inputs have changed since: an upstream stage reran,
-    or the run's latest config changed their section (none when that config cannot be
-    read here). The prepare stage, whose fingerprint hashes the input files, is left out."""
+    """Stages recorded as done that the next run would redo: their inputs have changed
+    since (an upstream stage reran, or the run's latest config changed their section;
+    not checked when that config cannot be read here), or their output files have (a
+    file edited or removed by hand), and every stage after such a one. The prepare
+    stage's input files, which its fingerprint hashes, are not read."""
     try:
-        cfg = load_config(run_dir / artifacts.RESOLVED_CONFIG_YAML)
+        cfg: RunConfig | None = load_config(run_dir / artifacts.RESOLVED_CONFIG_YAML)
     except S2SError:
-        return set()
-    return {stage.name for stage in STAGES[1:] if manifest.stage(stage.name).get("status") == "done"
-            and manifest.stage(stage.name).get("fingerprint") not in known_fingerprints(stage, cfg, manifest)}
+        cfg = None
+    stale: set[str] = set()
+    for stage in STAGES:
+        entry = manifest.stage(stage.name)
+        if entry.get("status") != "done":
+            continue
+        inputs_changed = (cfg is not None and stage is not STAGES[0]
+                          and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest))
+        if stale or inputs_changed or hash_outputs(run_dir, stage.folder) != entry.get("outputs"):
+            stale.add(stage.name)
+    return stale
 
 
 def _follow_main(cfg: RunConfig, until: str, resume: ResumeOptions | None, ranks: distributed.Ranks) -> Manifest:

@@ -99,6 +99,11 @@ def test_status_shows_a_stage_whose_inputs_changed_as_stale(trained_run: Path, t
     assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "done", "score": "stale"}
     assert invoke("run", str(config), "--set", "decoding.beam_size=1")[0] == 0
     assert "stale" not in invoke("status", str(config))[1]
+    hyp = next((tmp_path / "runs").rglob("translate/*.hyp"))
+    hyp.write_text("edited by hand\n", encoding="utf-8")  # the next run redoes translate and what follows
+    code, out = invoke("status", str(config))
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
+    assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "stale", "score": "stale"}
 
 
 def test_plot_and_status(run_dir: Path, tmp_path: Path) -> None:
