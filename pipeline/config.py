@@ -131,6 +131,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. decoding.beam_size=10")
         dotted, text = item.split("=", 1)
         parts = dotted.strip().split(".")
+        top = [f.name for f in dataclasses.fields(RunConfig)]
+        if not parts[0]:
+            raise ConfigError(f"--set {item!r}: no key before '='; expected section.key=value, e.g. "
+                              f"decoding.beam_size=10")
+        if parts[0] not in top:
+            raise ConfigError(f"--set {item!r}: {parts[0]}: unknown key{_suggest(parts[0], top)}")
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as exc:

@@ -59,6 +59,10 @@ def test_overrides() -> None:
         load_config(None, ["decoding.beam_size"])
     with pytest.raises(ConfigError, match=r"decoding\.beam_sise: unknown key \(did you mean 'beam_size'\?\)"):
         load_config(None, ["decoding.beam_sise=3"])
+    with pytest.raises(ConfigError, match=r"--set 'decodng.beam_size=3': decodng: unknown key \(did you mean 'decoding'"):
+        load_config(None, ["decodng.beam_size=3"])  # named as the option it came from, not as the config file
+    with pytest.raises(ConfigError, match=r"--set '=3': no key before '='"):
+        load_config(None, ["=3"])
 
 
 def test_impossible_combination_names_both_keys() -> None:
