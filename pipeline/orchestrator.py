@@ -33,7 +33,7 @@ from stages.files import (
     write_text_atomic,
 )
 from stages.later_keys import earlier_forms
-from stages.model.checkpoint import read_meta
+from stages.model.checkpoint import check_architecture, read_meta
 from stages.train import distributed
 from stages.train.state import ResumeOptions, check_resume, config_changes
 from stages.train.trainer import run_train
@@ -72,12 +72,14 @@ def parent_checkpoint(ref: str, key: str, run_dir: Path) -> Path:
 
 
 def check_parents(cfg: RunConfig, run_dir: Path) -> None:
-    """Before any stage runs: `training.init_from` names a trained model (the error names
-    that key, not the `tokenizer.from_run` it sets), and a `tokenizer.from_run` given
+    """Before any stage runs: `training.init_from` names a trained model of the same
+    architecture (the error names that key, not the `tokenizer.from_run` it sets), and a
+    `tokenizer.from_run` given
     beside it uses the same SentencePiece models, which the parent's weights need."""
     if not cfg.training.init_from:
         return
     parent = parent_checkpoint(cfg.training.init_from, "training.init_from", run_dir)
+    check_architecture(cfg.model, parent)  # before tokenize reruns for a training that cannot start
     if not cfg.tokenizer.from_run or cfg.tokenizer.from_run == cfg.training.init_from:
         return
     tokenizer = parent_checkpoint(cfg.tokenizer.from_run, "tokenizer.from_run", run_dir)

@@ -81,6 +81,7 @@ def test_another_architecture_is_refused_naming_the_keys(shared_run: Path, tmp_p
                                        "--set", "model.decoder_hidden=48"])
     assert result.exit_code == 1
     assert "model.decoder_hidden: 64 there, 48 here" in " ".join(result.output.split())
+    assert not (tmp_path / "runs" / "tiny").exists()  # refused before prepare and tokenize ran
 
 
 def test_init_from_a_missing_run(shared_run: Path, tmp_path: Path) -> None:

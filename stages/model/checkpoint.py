@@ -148,6 +148,17 @@ def check_tokenizer(folder: Path, spm_dir: Path) -> None:
             )
 
 
+def check_architecture(cfg: ModelConfig, folder: Path) -> None:
+    """Refuse a `training.init_from` checkpoint whose model section differs from `cfg`
+    in anything but dropout (ConfigError naming every key that differs)."""
+    mine, theirs = dataclasses.asdict(cfg), read_meta(folder)["model"]
+    differ = [k for k in mine if k in theirs and mine[k] != theirs[k] and "dropout" not in k]
+    if differ:
+        shown = ", ".join(f"model.{k}: {theirs[k]!r} there, {mine[k]!r} here" for k in differ)
+        raise ConfigError(f"training.init_from: {folder} is another architecture ({shown}); fine-tuning keeps "
+                          f"the parent's architecture: copy its model section (dropout may differ)")
+
+
 def initialize_from(model: Seq2Seq, folder: Path, tokenize_dir: Path) -> dict[str, Any]:
     """Copy the weights of checkpoint `folder` into `model` (fine-tuning: training.init_from)
     after checking that both use the same SentencePiece models and architecture; returns
@@ -161,12 +172,7 @@ def initialize_from(model: Seq2Seq, folder: Path, tokenize_dir: Path) -> dict[st
                 f"needs the parent's SentencePiece models: leave tokenizer.from_run empty (it then takes "
                 f"training.init_from's) or set it to the same run"
             )
-    mine, theirs = dataclasses.asdict(model.cfg), meta["model"]
-    differ = [k for k in mine if k in theirs and mine[k] != theirs[k] and "dropout" not in k]
-    if differ:
-        shown = ", ".join(f"model.{k}: {theirs[k]!r} there, {mine[k]!r} here" for k in differ)
-        raise ConfigError(f"training.init_from: {folder} is another architecture ({shown}); fine-tuning keeps "
-                          f"the parent's architecture: copy its model section (dropout may differ)")
+    check_architecture(model.cfg, folder)
     model.load_state_dict(_model_of(folder, meta, _read_weights(folder)).state_dict())
     return {"checkpoint": str(folder), "step": meta.get("step"),
             "weights_sha256": sha256_file(folder / artifacts.CKPT_WEIGHTS)}
