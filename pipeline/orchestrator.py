@@ -163,7 +163,21 @@ def known_fingerprints(stage: Stage, cfg: RunConfig, manifest: Manifest) -> list
     """`fingerprint`, then the fingerprints that runs made before later config keys
     existed recorded for the same config (`stages.later_keys`): any of them is current."""
     sections = {s: to_dict(getattr(cfg, s)) for s in stage.sections}
-    return [_hash(stage, cfg, manifest, form) for form in earlier_forms(sections)]
+    by_content = _parents_by_content(sections)
+    forms = [*earlier_forms(by_content), *earlier_forms(sections)] if by_content != sections else earlier_forms(sections)
+    return [_hash(stage, cfg, manifest, form) for form in forms]
+
+
+def _parents_by_content(sections: dict[str, Any]) -> dict[str, Any]:
+    """`sections` with a `training.init_from` or `tokenizer.from_run` value left out: the
+    parent counts by its files, which `_hash` hashes, not by how it is named (a run's
+    name, its folder or its config name the same parent). Runs made before hashed the
+    value as given; those fingerprints stay current (`known_fingerprints`)."""
+    out = copy.deepcopy(sections)
+    for section, key in (("training", "init_from"), ("tokenizer", "from_run")):
+        if out.get(section, {}).get(key):
+            out[section][key] = "(the parent's files)"
+    return out
 
 
 def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, Any]) -> str:

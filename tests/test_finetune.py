@@ -55,6 +55,10 @@ def test_a_child_starts_from_the_parents_weights_and_tokenizer(shared_run: Path,
     assert manifest["stages"]["tokenize"]["summary"]["tokenizer_from"] == str(parent)
     saved = json.loads((child / artifacts.RESOLVED_CONFIG).read_text())
     assert saved["tokenizer"]["from_run"] == str(shared_run)  # taken from training.init_from
+    # The same parent by another name (its best checkpoint folder): nothing reruns.
+    result = CliRunner().invoke(main, ["train", str(config), "--set", f"training.init_from={parent}",
+                                       "--set", "training.max_steps=2", "--set", "model.dropout=0.2"])
+    assert result.exit_code == 0 and result.output.count("up to date, skipped") == 3, result.output
 
 
 def test_another_tokenizer_is_refused_naming_both_files(shared_run: Path, tmp_path: Path) -> None:
