@@ -36,7 +36,8 @@ def translate_file(
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
     bar = tqdm(desc="translate", unit="line", disable=None, dynamic_ncols=True)
-    with _sink(output_path) as out, _sink(alignments, optional=True) as align:
+    newline = _line_end(Path(input_path)) if input_path else "\n"
+    with _sink(output_path, newline=newline) as out, _sink(alignments, optional=True) as align:
         lines = translator.translate_stream(source, n_best=n_best or 1, alignments=want_attention,
                                             where=input_path or "<stdin>")
         for number, hyps in enumerate(lines, start=1):
@@ -94,10 +95,20 @@ def _write_line(out: TextIO, number: int, hyps: list[Hypothesis], n_best: Option
         out.write((hyps[0].text if hyps else "") + "\n")
 
 
+def _line_end(path: Path) -> str:
+    """"\r\n" when the file's first line ends so (a Windows file), else "\n": the
+    translation is written with the input's line ends."""
+    if not path.is_file() or path.suffix == ".gz":
+        return "\n"
+    with open(path, "rb") as handle:
+        first = handle.readline(1 << 20)
+    return "\r\n" if first.endswith(b"\r\n") else "\n"
+
+
 @contextmanager
-def _sink(path: Optional[str], optional: bool = False) -> Iterator[Any]:
-    """A text file written under a temporary name and renamed when complete; stdout when
-    no path is given (None when `optional`)."""
+def _sink(path: Optional[str], optional: bool = False, newline: str = "\n") -> Iterator[Any]:
+    """A text file written under a temporary name and renamed when complete, its lines
+    ending in `newline`; stdout when no path is given (None when `optional`)."""
     if path is None:
         if optional:
             yield None
@@ -111,5 +122,5 @@ def _sink(path: Optional[str], optional: bool = False) -> Iterator[Any]:
                               f"short there; write it to a file with -o FILE") from exc
         return
     with atomic_path(Path(path)) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as handle:
             yield handle

@@ -536,3 +536,12 @@ def test_float_options_refuse_nan_and_infinity_by_name(args: list[str]) -> None:
     code, out = invoke(*args)
     option = next(a for a in args if a.startswith("--") and a != "--run")
     assert code == 2 and f"Invalid value for '{option}'" in out and "is not a finite number" in out
+
+
+def test_a_windows_file_is_translated_with_its_line_ends(run_dir: Path, tmp_path: Path) -> None:
+    source, out = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_bytes(b"Jesus wept.\r\n...\r\n")
+    code, text = invoke("translate", "--run", str(run_dir), "-i", str(source), "-o", str(out), "--beam-size", "1")
+    assert code == 0, text
+    data = out.read_bytes()
+    assert data.count(b"\r\n") == 2 and data.endswith(b"...\r\n") and b"\n" not in data.replace(b"\r\n", b"")
