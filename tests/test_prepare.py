@@ -104,6 +104,7 @@ def test_missing_file_and_column(tmp_path: Path) -> None:
     ("c.tsv", "Gen.1\tHello\tHola\nGen.2\tBye\n",
      r"c\.tsv:2: 2 tab-separated fields where data\.columns names 3"),
     ("c.csv", "en,es\nHello,Hola\nBye\n", r"c\.csv:3: 1 comma-separated fields where the first line has 2"),
+    ("c.tsv", "en\tes\r\nHello\tHola\r\nBy\re\tAdiós\r\n", r"c\.tsv:3: a carriage return \(\\r\) inside the line"),
     ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n{"en": "Bye", "es": "Adiós"} {"en": "Amen", "es": "Amén"}\n',
      r"c\.jsonl:2: not valid JSON \(Extra data at column 30; two objects on one line\)"),
     ("c.jsonl", '{"en": "Hello", "es": "Hola"}\n\n{"en": "Bye", "es": {"text": "Adiós"}}\n',
@@ -119,7 +120,7 @@ def test_missing_file_and_column(tmp_path: Path) -> None:
     ("c.json", '[{"en": "Hello", "es": "Hola"}, {"en": "Bye", "es": 7}]\n', r"c\.json: row 2: 'es' is a number \(7\)"),
     ("c.json", '[{"en": "Hello", "es": "Hola"}, {"en": "Bye", "es": {"t": "Adiós"}}]\n',
      r"c\.json: row 2: 'es' is an object"),
-], ids=["jsonl", "tsv", "csv", "tsv-short", "tsv-columns-short", "csv-short", "jsonl-two-objects", "jsonl-object",
+], ids=["jsonl", "tsv", "csv", "tsv-short", "tsv-columns-short", "csv-short", "tsv-stray-cr", "jsonl-two-objects", "jsonl-object",
         "jsonl-number", "jsonl-missing", "jsonl-null", "jsonl-translation-missing", "jsonl-array", "json",
         "json-number", "json-object"])
 def test_a_malformed_row_is_named_by_its_line(tmp_path: Path, name: str, text: str, message: str,

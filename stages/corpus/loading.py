@@ -98,6 +98,9 @@ def _check_fields(path: Path, suffix: str, named: int) -> int:
     for number, line in enumerate(iter_lines_strict(path), start=1):
         if not line.strip():
             continue
+        if "\r" in line:  # the TSV/CSV reader ends a row at a lone CR: the pair would be split in two
+            raise InputDataError(f"{path}:{number}: a carriage return (\\r) inside the line, where the reader "
+                                 f"would end the row; remove it, e.g. with `tr -d '\\r'`")
         fields = line.count(sep) + 1
         if not want:
             want = fields
