@@ -92,7 +92,7 @@ def _check_fields(path: Path, suffix: str, named: int) -> int:
     """The number of data rows of a TSV/CSV file; raises InputDataError at the first
     non-empty line whose field count differs from the first line's (or from the
     `data.columns` count, `named`, for a file without a header line)."""
-    sep, word = SEPARATORS[suffix]
+    sep = SEPARATORS[suffix][0]
     want = named
     rows = 0
     for number, line in enumerate(iter_lines_strict(path), start=1):
