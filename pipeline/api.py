@@ -157,29 +157,29 @@ def context_size(run_dir: Path, trained: int, asked: Optional[int]) -> tuple[int
 def decode_config(run_dir: Path, overrides: Sequence[str] = (), **options: Any) -> DecodeConfig:
     """The run's own decoding section, then `decoding.KEY=VALUE` overrides, then options
     (DecodeConfig fields; None leaves a key as it is), all checked as a config is."""
-    raw = saved_section(run_dir, "decoding")
-    for item in overrides:
-        if not item.startswith("decoding."):
-            raise ConfigError(f"--set {item!r}: only decoding.* keys apply to a trained run's translations")
-    raw = apply_overrides({"decoding": raw}, list(overrides))["decoding"]
-    raw.update({key: value for key, value in options.items() if value is not None})
-    cfg = build_section(DecodeConfig, raw, "decoding")
-    problems = validate(RunConfig(decoding=cfg))
-    if problems:
-        raise ConfigError("; ".join(problems))
-    return cfg
+    return _section_config(DecodeConfig, "decoding", saved_section(run_dir, "decoding"), overrides,
+                           "a trained run's translations", options)
 
 
 def score_config(overrides: Sequence[str] = ()) -> ScoreConfig:
     """The scoring section for scoring two files: defaults, then `scoring.KEY=VALUE`
     overrides, checked as a config is."""
+    return _section_config(ScoreConfig, "scoring", {}, overrides,
+                           "scoring two files (scoring.tokenize, scoring.lowercase)", {})
+
+
+def _section_config(cls: Any, section: str, raw: dict[str, Any], overrides: Sequence[str], purpose: str,
+                    options: dict[str, Any]) -> Any:
+    """One config section: `raw`, then `section.KEY=VALUE` overrides (any other key is
+    refused: only this section applies to `purpose`), then options (None leaves a key),
+    checked as a config is."""
     for item in overrides:
-        if not item.startswith("scoring."):
-            raise ConfigError(f"--set {item!r}: only scoring.* keys apply to scoring two files "
-                              f"(scoring.tokenize, scoring.lowercase)")
-    raw = apply_overrides({"scoring": {}}, list(overrides))["scoring"]
-    cfg = build_section(ScoreConfig, raw, "scoring")
-    problems = validate(RunConfig(scoring=cfg))
+        if not item.startswith(f"{section}."):
+            raise ConfigError(f"--set {item!r}: only {section}.* keys apply to {purpose}")
+    raw = apply_overrides({section: raw}, list(overrides))[section]
+    raw.update({key: value for key, value in options.items() if value is not None})
+    cfg = build_section(cls, raw, section)
+    problems = validate(RunConfig(**{section: cfg}))
     if problems:
         raise ConfigError("; ".join(problems))
     return cfg

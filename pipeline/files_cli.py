@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,17 +108,8 @@ def _line_end(path: Path) -> str:
 def _sink(path: Optional[str], optional: bool = False, newline: str = "\n") -> Iterator[Any]:
     """A text file written under a temporary name and renamed when complete, its lines
     ending in `newline`; stdout when no path is given (None when `optional`)."""
-    if path is None:
-        if optional:
-            yield None
-            return
-        try:
-            yield sys.stdout
-            sys.stdout.flush()
-        except OSError as exc:  # a full disk behind `>`, a reader that stopped (`| head`)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
-            raise OutputError(f"<stdout>: could not be written ({exc.strerror or exc}); the output was cut "
-                              f"short there; write it to a file with -o FILE") from exc
+    if path is None:  # a failed write to stdout is reported where every command's is (cli._Commands)
+        yield None if optional else sys.stdout
         return
     with atomic_path(Path(path)) as tmp:
         with open(tmp, "w", encoding="utf-8", newline=newline) as handle:

@@ -122,33 +122,37 @@ def atomic_path(target: Path) -> Iterator[Path]:
     A crash or an error leaves `target` untouched, so a rerun never mistakes a
     half-written file for a finished one. A symbolic link stays a link: the file it
     points to is replaced. A device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO)
-    cannot be replaced: the output is written into it once complete (`_into_special`).
+    cannot be replaced: the output is written into it once complete (`_is_special`).
     """
-    if _is_special(target):
-        with _into_special(target) as tmp:
-            yield tmp
-        return
-    if target.is_symlink():
+    special = _is_special(target)
+    if not special and target.is_symlink():
         target = Path(os.path.realpath(target))
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_orphans(target)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+        if special:  # written into once complete: its folder (/dev) is no place for a temporary file
+            fd, tmp_name = tempfile.mkstemp(prefix=".s2s-output.", suffix=".tmp")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _remove_orphans(target)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                                            dir=target.parent)
     except OSError as exc:
         raise write_error(target, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, _mode_for(target, directory=False))
-        os.replace(tmp, target)
+        if special:
+            with open(tmp, "rb") as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+        else:
+            os.chmod(tmp, _mode_for(target, directory=False))
+            os.replace(tmp, target)
     except OSError as exc:
         if write_failure(exc, tmp, target):
             raise write_error(target, exc) from exc
         raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 _STREAMS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
@@ -162,28 +166,6 @@ def _is_special(target: Path) -> bool:
         return True
     real = os.path.realpath(target)
     return os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real))
-
-
-@contextmanager
-def _into_special(target: Path) -> Iterator[Path]:
-    """For `atomic_path`: a temporary file, copied into the device or pipe `target` once
-    complete."""
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=".s2s-output.", suffix=".tmp")
-    except OSError as exc:
-        raise write_error(target, exc) from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb") as source, open(target, "wb") as sink:
-            shutil.copyfileobj(source, sink)
-    except OSError as exc:
-        if write_failure(exc, tmp, target):
-            raise write_error(target, exc) from exc
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

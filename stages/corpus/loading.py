@@ -156,10 +156,9 @@ def _json_document_problem(path: Path, sides: tuple[tuple[str, str], ...]) -> st
     for number, row in enumerate(rows if isinstance(rows, list) else [], start=1):
         if not isinstance(row, dict):
             return f"{path}: row {number}: not a JSON object; a .json file must be one list of objects"
-        for column, lang in sides:
-            bad = _value_problem(_sentence_of(row, column, lang), column if column in row else lang)
-            if bad:
-                return f"{path}: row {number}: {bad}"
+        bad = _row_problem(row, sides)
+        if bad:
+            return f"{path}: row {number}: {bad}"
     return ""
 
 
@@ -178,10 +177,19 @@ def _first_bad_json_line(path: Path, sides: tuple[tuple[str, str], ...]) -> str:
                     f"each line must be one JSON object")
         if not isinstance(row, dict):
             return f"{path}:{number}: not a JSON object; each line must be one JSON object"
-        for column, lang in sides:
-            bad = _value_problem(_sentence_of(row, column, lang), column if column in row else lang)
-            if bad:
-                return f"{path}:{number}: {bad}"
+        bad = _row_problem(row, sides)
+        if bad:
+            return f"{path}:{number}: {bad}"
+    return ""
+
+
+def _row_problem(row: dict[str, Any], sides: tuple[tuple[str, str], ...]) -> str:
+    """What is wrong with the first of `sides` ((column, language) pairs) whose sentence
+    `row` lacks or holds as something other than text; "" when none."""
+    for column, lang in sides:
+        bad = _value_problem(_sentence_of(row, column, lang), column if column in row else lang)
+        if bad:
+            return bad
     return ""
 
 
@@ -215,10 +223,9 @@ def check_sentences(table: Any, path: Path, columns: dict[str, tuple[str, str]])
         if bad:
             raise InputDataError(bad)
     for number, row in enumerate(_rows(table), start=1):
-        for column, lang in faulty:
-            bad = _value_problem(_sentence_of(row, column, lang), column if column in row else lang)
-            if bad:
-                raise InputDataError(f"{path}: row {number}: {bad}")
+        bad = _row_problem(row, tuple(faulty))
+        if bad:
+            raise InputDataError(f"{path}: row {number}: {bad}")
 
 
 def _all_text(table: Any, column: str, lang: str) -> bool:

@@ -311,21 +311,17 @@ def _check_ass_events(text: str, path: Path, kind: Format) -> None:
                     f"{path}:{number}: {head} line with {len(values)} of the {len(fields)} fields "
                     f"({', '.join(fields)}); the line is cut short: complete it or remove it")
             times = {name: values[fields.index(name)] for name in ("Start", "End") if name in fields}
+            ms = {}
             for name, value in times.items():
                 match = _ASS_TIME.match(value)
                 if not match:
                     raise InputDataError(f"{path}:{number}: broken {name} time {value.strip()!r}; expected e.g. "
                                          f"'0:01:02.50' (hours:minutes:seconds.hundredths)")
                 _check_clock(match.groups(), value, path, number)
-            if len(times) == 2 and _ass_ms(times["End"]) < _ass_ms(times["Start"]):
+                ms[name] = _to_ms(match.groups())
+            if len(ms) == 2 and ms["End"] < ms["Start"]:
                 raise InputDataError(f"{path}:{number}: the event ends ({times['End'].strip()}) before it starts "
                                      f"({times['Start'].strip()}); swap or fix the times")
-
-
-def _ass_ms(value: str) -> int:
-    match = _ASS_TIME.match(value)
-    assert match is not None  # checked by the caller
-    return _to_ms(match.groups())
 
 
 def _warn_oddities(doc: SubtitleDocument) -> None:
