@@ -13,6 +13,7 @@ from typing import Any
 
 # (section, key, value before the key existed), the newest first.
 LATER_KEYS: tuple[tuple[str, str, Any], ...] = (
+    ("model", "decoder_self_attention", False),
     ("data", "context_halves", False),
     ("decoding", "stopping", "bound"),
     ("data", "target_context", False),

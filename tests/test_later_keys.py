@@ -22,21 +22,23 @@ from stages.train.state import config_changes
 
 def _sections(**training: object) -> dict[str, dict]:
     cfg = load_config(None, [])
-    return {"decoding": to_dict(cfg.decoding), "data": to_dict(cfg.data),
+    return {"model": to_dict(cfg.model), "decoding": to_dict(cfg.decoding), "data": to_dict(cfg.data),
             "training": {**to_dict(cfg.training), **training}}
 
 
 def test_earlier_forms_drop_the_newest_keys_while_they_hold_their_earlier_values() -> None:
     forms = earlier_forms(_sections())
     assert len(forms) == 1 + len(LATER_KEYS)
-    assert "context_halves" in forms[0]["data"] and "context_halves" not in forms[1]["data"]
-    assert "stopping" in forms[1]["decoding"] and "stopping" not in forms[2]["decoding"]
-    assert "target_context" in forms[2]["data"] and "target_context" not in forms[3]["data"]
-    assert "coword_dropout" in forms[3]["training"] and "coword_dropout" not in forms[4]["training"]
-    assert "context_dropout" not in forms[5]["training"] and forms[5]["training"]["lr"] == forms[0]["training"]["lr"]
+    assert "decoder_self_attention" in forms[0]["model"] and "decoder_self_attention" not in forms[1]["model"]
+    assert "context_halves" in forms[1]["data"] and "context_halves" not in forms[2]["data"]
+    assert "stopping" in forms[2]["decoding"] and "stopping" not in forms[3]["decoding"]
+    assert "target_context" in forms[3]["data"] and "target_context" not in forms[4]["data"]
+    assert "coword_dropout" in forms[4]["training"] and "coword_dropout" not in forms[5]["training"]
+    assert "context_dropout" not in forms[6]["training"] and forms[6]["training"]["lr"] == forms[0]["training"]["lr"]
     # A run that sets an older later key was made after it existed: no form without it.
     assert len(earlier_forms(_sections(context_dropout=0.5))) == len(LATER_KEYS)
     assert len(earlier_forms({"data": {**_sections()["data"], "target_context": True}})) == 2
+    assert len(earlier_forms({"model": {**_sections()["model"], "decoder_self_attention": True}})) == 1
     # Sections a stage does not hash are skipped: the training stage's forms lack decoding.
     assert len(earlier_forms({"data": _sections()["data"]})) == 3
     assert saved_or_earlier("training", "coword_dropout", {}) == 0.0 and saved_or_earlier("training", "lr", {}) is None

@@ -24,6 +24,7 @@ class ModelConfig:
     decoder_layers: int = 1
     attention: AttentionKind = "luong_general"
     input_feeding: bool = False
+    decoder_self_attention: bool = False
     bridge: Literal["learned", "last", "zeros"] = "learned"
     dropout: float = 0.2
     tie_embeddings: bool = False
@@ -57,6 +58,11 @@ class ModelConfig:
             problems.append(
                 f"model.tie_embeddings=true needs model.embedding_size ({self.embedding_size}) == "
                 f"model.decoder_hidden ({self.decoder_hidden})"
+            )
+        if self.decoder_self_attention and self.input_feeding:
+            problems.append(
+                "model.decoder_self_attention=true runs without input feeding: set model.input_feeding: false "
+                "(or decoder_self_attention: false)"
             )
         problems += at_least_one("model", self, ("embedding_size", "encoder_hidden", "encoder_layers",
                                                  "decoder_hidden", "decoder_layers"))

@@ -37,6 +37,15 @@ class Seq2Seq(nn.Module):
 
     With `input_feeding` (Luong et al. 2015), the decoder RNN's input at step t is
     [embedding(y_{t-1}); attentional vector of step t-1] (zeros at t = 0).
+
+    With `decoder_self_attention`, each step also attends over the embeddings of the
+    target tokens fed so far (BOS, y_0 .. y_{t-1}): scores q_t . e_j with q_t = W_q h_t,
+    and the weighted sum of those embeddings joins the combine layer's input,
+    tanh(W_c [context; h_t; history_t]). This is the self-attentive residual decoder of
+    Werlen et al. (2018), "Self-Attentive Residual Decoder for Neural Machine
+    Translation" (NAACL), its summary taken into the attentional vector; it gives the
+    decoder a direct look at the words it has written, such as the previous line's
+    translation in front of a `data.target_context` target.
     """
 
     def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int):
@@ -68,7 +77,10 @@ class Seq2Seq(nn.Module):
             dropout=cfg.dropout if cfg.decoder_layers > 1 else 0.0,
         )
         self.attention = Attention(cfg.attention, cfg.decoder_hidden, enc_out)
-        self.combine = nn.Linear(enc_out + cfg.decoder_hidden, cfg.decoder_hidden, bias=False)
+        history = cfg.embedding_size if cfg.decoder_self_attention else 0
+        if cfg.decoder_self_attention:
+            self.history_query = nn.Linear(cfg.decoder_hidden, cfg.embedding_size, bias=False)
+        self.combine = nn.Linear(enc_out + cfg.decoder_hidden + history, cfg.decoder_hidden, bias=False)
         self.generator = nn.Linear(cfg.decoder_hidden, tgt_vocab)
         init_weights(self, cfg.init, cfg.init_range, cfg.recurrent_init)
         if cfg.tie_embeddings:
@@ -133,8 +145,11 @@ class Seq2Seq(nn.Module):
         feed = memory.new_zeros(src.size(0), self.cfg.decoder_hidden) if self.cfg.input_feeding else None
         return DecoderState(self._bridge(final), memory, keys, mask, feed=feed)
 
-    def _attend(self, out: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
+    def _attend(self, out: torch.Tensor, state: DecoderState,
+                history: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder outputs (B*beam, T, H) -> attentional vectors (B*beam, T, H), weights (B*beam, T, S).
+        With decoder self-attention, `history` (B*beam, t0 + T, E) holds the embeddings of
+        every target token fed so far, these T steps' inputs last.
 
         A sentence's beams query its memory together, as if they were time steps:
         (B*beam, T, H) -> (B, beam*T, H), so the memory is never copied per hypothesis.
@@ -143,7 +158,19 @@ class Seq2Seq(nn.Module):
         query = out.reshape(rows // state.beam, state.beam * steps, -1)
         context, weights = self.attention(query, state.keys, state.memory, state.mask)  # (B, beam*T, D)
         context, weights = context.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
-        return torch.tanh(self.combine(torch.cat([context, out], dim=-1))), weights
+        mixed = [context, out] if history is None else [context, out, self._look_back(out, history)]
+        return torch.tanh(self.combine(torch.cat(mixed, dim=-1))), weights
+
+    def _look_back(self, out: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """Decoder self-attention: out (R, T, H), history (R, t0 + T, E) -> (R, T, E), for
+        each step the mix of the embeddings of the tokens fed up to and including its own
+        input (a step never sees a later one)."""
+        steps, total = out.size(1), history.size(1)
+        scores = torch.bmm(self.history_query(out), history.transpose(1, 2)).float()  # (R, T, t0 + T)
+        positions = torch.arange(total, device=out.device)
+        visible = positions.unsqueeze(0) <= positions[total - steps :].unsqueeze(1)  # (T, t0 + T)
+        weights = torch.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1)
+        return torch.bmm(weights.to(history.dtype), history)
 
     def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Teacher-forced decoding of tgt_in (B, T) from `state`: logits (B, T, V), the
@@ -163,11 +190,16 @@ class Seq2Seq(nn.Module):
                 record.ran("input_feeding.reference")
                 attentional, hidden, weights = self._decode_fed_reference(emb, state)
             feed: Optional[torch.Tensor] = attentional[:, -1]
+            history = None
         else:  # one fused RNN call over all steps
             out, hidden = self.decoder_rnn(emb, state.hidden)  # (B, T, H)
-            attentional, weights = self._attend(out, state)
+            history = None
+            if self.cfg.decoder_self_attention:  # the embeddings fed so far, these steps' last
+                history = emb if state.history is None else torch.cat([state.history, emb.to(state.history.dtype)], 1)
+            attentional, weights = self._attend(out, state, history)
             attentional, feed = self.dropout(attentional), None
-        return attentional, replace(state, hidden=hidden, last_attention=weights[:, -1], feed=feed), weights
+        state = replace(state, hidden=hidden, last_attention=weights[:, -1], feed=feed, history=history)
+        return attentional, state, weights
 
     def _decode_fed_reference(self, emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
         """The input-feeding loop, one RNN call and one attention per step: emb (B, T, E)

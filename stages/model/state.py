@@ -65,6 +65,8 @@ class DecoderState:
     feed: Optional[torch.Tensor] = None  # (B*beam, H) previous attentional vector (input feeding only)
     beam: int = 1  # hypothesis rows per sentence sharing one row of memory, keys and mask
     memory_c: Optional[torch.Tensor] = None  # (B, S, H) memory times the combine layer's context half (search)
+    history: Optional[torch.Tensor] = None  # (B*beam, t, E) embeddings of the t target tokens fed so far
+    # (model.decoder_self_attention only; None before the first step)
     tables: Any = None  # the fast search step's weight tables (fast.search_step.StepTables), looked up at a search's first step
 
     def expand_beams(self, k: int) -> "DecoderState":
@@ -104,7 +106,8 @@ class DecoderState:
         def rows(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
             return None if x is None else x.index_select(0, index)
 
-        return replace(self, hidden=hidden, last_attention=rows(self.last_attention), feed=rows(self.feed))
+        return replace(self, hidden=hidden, last_attention=rows(self.last_attention), feed=rows(self.feed),
+                       history=rows(self.history))
 
     def _sentences(self, index: torch.Tensor) -> "DecoderState":
         return replace(

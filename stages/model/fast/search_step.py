@@ -87,6 +87,7 @@ def applies(model: DecoderParts) -> bool:
         and type(model.decoder_rnn) in PLAIN_RNNS
         and type(model.combine) is nn.Linear
         and type(model.tgt_embed) is nn.Embedding
+        and not model.cfg.decoder_self_attention  # its step looks back over the target: the reference runs
     )
 
 
