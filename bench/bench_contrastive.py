@@ -29,6 +29,12 @@ The number test (`data/contrastive/number.tsv`, `number_across`, `number_within`
 twins of the same kind where the previous sentence says whom a command addresses
 ("Jesus said to Peter:" / "... to his disciples:"), which decides the verb's number
 in Spanish ("Sígueme." / "Seguidme."); English "you" does not.
+The cohesion test (`data/contrastive/cohesion.tsv`, `cohesion_across`,
+`cohesion_within`): 16 twins where an English word has two Spanish translations the
+corpus uses both of ("sword": espada / cuchillo, "servant": siervo / criado, "garment":
+vestido / ropa, "camp": campo / real), and the previous sentence's translation picks
+one; the reference keeps it (lexical cohesion, Voita et al. 2019). Only a model that
+reads the previous translation (`data.target_context`) can pass more than 8 across.
 
 CXMI over halves too (`context_gain_halves`): held-out verses cut at a clause mark both
 sides share (`stages.corpus.halves.cut_text`), each second half with its first half as
@@ -65,6 +71,7 @@ from stages.decode.scoring import score_lines  # noqa: E402
 DATA = Path(__file__).resolve().parents[1] / "data" / "bible"
 CONTROLLED = DATA.parent / "contrastive" / "agreement.tsv"
 NUMBER = DATA.parent / "contrastive" / "number.tsv"
+COHESION = DATA.parent / "contrastive" / "cohesion.tsv"
 
 
 def rows(split: str) -> list[list[str]]:
@@ -73,7 +80,7 @@ def rows(split: str) -> list[list[str]]:
 
 
 def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: tuple[list[Any], list[Any]],
-            number: tuple[list[Any], list[Any]]) -> dict[str, Any]:
+            number: tuple[list[Any], list[Any]], cohesion: tuple[list[Any], list[Any]]) -> dict[str, Any]:
     languages = (saved_section(run, "data").get("src_lang"), saved_section(run, "data").get("tgt_lang"))
     if languages != ("en", "es"):
         sys.exit(f"{run}: translates {languages[0]}->{languages[1]}; the test books are en->es")
@@ -105,8 +112,11 @@ def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: 
                                       size or 0, bool(context), target_context=target_context)
         addressee = contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt, number[0],
                                          size or 0, bool(context), target_context=target_context)
+        same_word = contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt, cohesion[0],
+                                         size or 0, bool(context), target_context=target_context)
         out[key] = {"test_bleu": scores["bleu"], "test_chrf": scores["chrf"], "contrastive": contrastive,
-                    "controlled_across": across, "number_across": _counts(addressee)}
+                    "controlled_across": across, "number_across": _counts(addressee),
+                    "cohesion_across": _counts(same_word)}
         if not size:
             out["controlled_within"] = contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt,
                                                             controlled[1], 0, bool(context),
@@ -114,6 +124,9 @@ def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: 
             out["number_within"] = _counts(contrastive_accuracy(translator.model, translator.sp_src, translator.sp_tgt,
                                                                 number[1], 0, bool(context),
                                                                 target_context=target_context))
+            out["cohesion_within"] = _counts(contrastive_accuracy(translator.model, translator.sp_src,
+                                                                  translator.sp_tgt, cohesion[1], 0, bool(context),
+                                                                  target_context=target_context))
         if context and size:
             out["context_gain"] = context_gain(translator.model, translator.sp_src, translator.sp_tgt,
                                                [r[1] for r in test], [r[2] for r in test], target_context)
@@ -124,7 +137,7 @@ def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: 
 
 
 def _counts(result: dict[str, Any]) -> dict[str, Any]:
-    """The number test's tallies (its by-gender ones do not apply: it swaps verb forms)."""
+    """A number or cohesion test's tallies (the by-gender ones do not apply: they swap verb forms or words)."""
     return {k: result[k] for k in ("examples", "correct", "accuracy", "mean_margin", "unequal_pieces")}
 
 
@@ -157,12 +170,14 @@ def main() -> None:
         controlled = controlled_pairs([line.rstrip("\n").split("\t") for line in f][1:])
     with open(NUMBER, encoding="utf-8") as f:
         number = controlled_pairs([line.rstrip("\n").split("\t") for line in f][1:])
+    with open(COHESION, encoding="utf-8") as f:
+        cohesion = controlled_pairs([line.rstrip("\n").split("\t") for line in f][1:])
     result = {"bench": "contrastive_pronouns", "machine": machine(), "examples": len(examples),
               "previous_only": sum(e.previous_only for e in examples),
               "feminine": sum(e.pronoun.lower() in FEMININE["es"] for e in examples),
               "halves": len(halves["seconds"]),
-              "controlled": len(controlled[0]), "number": len(number[0]),
-              "runs": [measure(run, examples, halves, controlled, number) for run in args.runs]}
+              "controlled": len(controlled[0]), "number": len(number[0]), "cohesion": len(cohesion[0]),
+              "runs": [measure(run, examples, halves, controlled, number, cohesion) for run in args.runs]}
     emit(result, args.out)
 
 

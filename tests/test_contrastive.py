@@ -156,6 +156,19 @@ def test_the_controlled_pairs_are_twins_balanced_by_gender_across_and_within_a_s
     assert (first.reference, first.contrast) == ("Y plantó la vid, y la regó.", "Y plantó la vid, y lo regó.")
 
 
+@pytest.mark.parametrize("name", ["number.tsv", "cohesion.tsv"])
+def test_the_number_and_cohesion_pairs_are_twins(name: str) -> None:
+    """A model that ignores the context passes exactly one of each twin."""
+    path = Path(__file__).resolve().parents[1] / "data" / "contrastive" / name
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    across, within = controlled_pairs(rows)
+    assert len(across) == len(within) == 16
+    for a, b in zip(across[::2], across[1::2]):
+        assert a.source == b.source and a.reference == b.contrast and a.contrast == b.reference
+        assert a.previous == b.previous if name == "cohesion.tsv" else a.previous != b.previous
+        assert a.previous_reference != b.previous_reference
+
+
 def test_a_checkpoint_folder_of_a_context_model_knows_its_context(context_run: Path, tmp_path: Path) -> None:
     import json
     import shutil
