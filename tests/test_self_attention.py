@@ -15,11 +15,7 @@ from conftest import tiny_config_text, write_tiny_corpus
 
 from pipeline.api import Translator
 from pipeline.cli import main
-from stages.decode.config import DecodeConfig
-from stages.decode.translation import prepare_for_inference
-from stages.errors import ConfigError
 from stages.model.config import ModelConfig
-from stages.model.fast.search_step import applies as fast_step_applies
 from stages.model.seq2seq import Seq2Seq
 
 
@@ -90,13 +86,6 @@ def test_beams_carry_their_own_history() -> None:
         assert torch.equal(moved.history[0], state.history[1])
         kept = state.reorder(torch.tensor([4, 5, 0, 1]))  # a sentence leaves the batch
         assert torch.equal(kept.history, state.history[[4, 5, 0, 1]])
-
-
-def test_it_runs_the_reference_search_step_and_refuses_int8() -> None:
-    model = make_model().float()
-    assert not fast_step_applies(model)
-    with pytest.raises(ConfigError, match="decoder_self_attention"):
-        prepare_for_inference(model, DecodeConfig(quantize="int8"), "cpu")
 
 
 def test_it_is_refused_with_input_feeding() -> None:

@@ -120,10 +120,6 @@ def prepare_for_inference(model: Seq2Seq, cfg: DecodeConfig, device: str,
     model.restrict_output(torch.tensor(output_pieces, dtype=torch.long) if restricted else None)
     if cfg.quantize != "none" and device != "cpu":
         raise ConfigError(f"decoding.quantize={cfg.quantize} runs on the CPU only; set decoding.device=cpu")
-    if cfg.quantize == "int8" and any(getattr(m, "cfg", None) is not None and m.cfg.decoder_self_attention
-                                      for m in getattr(model, "members", [model])):
-        raise ConfigError("decoding.quantize=int8 has no step for model.decoder_self_attention: "
-                          "set decoding.quantize: none")
     model.int8_search = cfg.quantize == "int8"
     model.target_context = writes_separator(output_pieces)
     model.shortlist = shortlist if cfg.shortlist else None

@@ -66,3 +66,17 @@ class Attention(nn.Module):
         weights = torch.softmax(scores, dim=-1)
         context = torch.bmm(weights.to(memory.dtype), memory)  # (B, T, D)
         return context, weights
+
+
+def look_back(query: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+    """Decoder self-attention (`model.decoder_self_attention`; Werlen et al. 2018): the
+    queries (R, T, E) of T steps, already projected, over `history` (R, t0 + T, E), the
+    embeddings of every target token fed so far, these T steps' inputs last -> (R, T, E),
+    for each step the mix of the embeddings fed up to and including its own input (a
+    step never sees a later one). Scores are dot products, softmax in fp32."""
+    steps, total = query.size(1), history.size(1)
+    scores = torch.bmm(query, history.transpose(1, 2)).float()  # (R, T, t0 + T)
+    positions = torch.arange(total, device=query.device)
+    visible = positions.unsqueeze(0) <= positions[total - steps :].unsqueeze(1)  # (T, t0 + T)
+    weights = torch.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1)
+    return torch.bmm(weights.to(history.dtype), history)

@@ -22,7 +22,7 @@ from torch import nn
 
 from stages.corpus.vocab import PAD_ID, SPECIAL_IDS
 from stages.errors import ConfigError
-from stages.model.attention import Attention
+from stages.model.attention import Attention, look_back
 from stages.model.config import ModelConfig
 from stages.model.dropout import Dropout
 from stages.model.encoder import RNN_CLASSES, Encoder
@@ -158,19 +158,8 @@ class Seq2Seq(nn.Module):
         query = out.reshape(rows // state.beam, state.beam * steps, -1)
         context, weights = self.attention(query, state.keys, state.memory, state.mask)  # (B, beam*T, D)
         context, weights = context.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
-        mixed = [context, out] if history is None else [context, out, self._look_back(out, history)]
+        mixed = [context, out] if history is None else [context, out, look_back(self.history_query(out), history)]
         return torch.tanh(self.combine(torch.cat(mixed, dim=-1))), weights
-
-    def _look_back(self, out: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        """Decoder self-attention: out (R, T, H), history (R, t0 + T, E) -> (R, T, E), for
-        each step the mix of the embeddings of the tokens fed up to and including its own
-        input (a step never sees a later one)."""
-        steps, total = out.size(1), history.size(1)
-        scores = torch.bmm(self.history_query(out), history.transpose(1, 2)).float()  # (R, T, t0 + T)
-        positions = torch.arange(total, device=out.device)
-        visible = positions.unsqueeze(0) <= positions[total - steps :].unsqueeze(1)  # (T, t0 + T)
-        weights = torch.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1)
-        return torch.bmm(weights.to(history.dtype), history)
 
     def _decode(self, tgt_in: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Teacher-forced decoding of tgt_in (B, T) from `state`: logits (B, T, V), the

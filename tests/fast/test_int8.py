@@ -53,18 +53,22 @@ def test_a_packed_weight_keeps_its_engine_whatever_the_global_one(engine: str) -
     assert all(torch.equal(r, results[0]) for r in results)
 
 
-def tiny(cell: str, input_feeding: bool, layers: int = 1) -> Seq2Seq:
+def tiny(cell: str, input_feeding: bool, layers: int = 1, self_attention: bool = False) -> Seq2Seq:
     torch.manual_seed(4)
     cfg = ModelConfig(cell=cell, embedding_size=16, encoder_hidden=16, decoder_hidden=24, decoder_layers=layers,
-                      dropout=0.0, input_feeding=input_feeding)
+                      dropout=0.0, input_feeding=input_feeding, decoder_self_attention=self_attention)
     return Seq2Seq(cfg, 30, 30).eval()
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-@pytest.mark.parametrize("input_feeding", [False, True], ids=["plain", "input_feeding"])
-def test_int8_step_is_close_to_the_fp32_step(cell: str, input_feeding: bool) -> None:
-    fp32 = tiny(cell, input_feeding, layers=2)
-    quantized = prepare_for_inference(tiny(cell, input_feeding, layers=2), DecodeConfig(quantize="int8"), "cpu")
+@pytest.mark.parametrize("input_feeding", [False, True, "self_attention"], ids=["plain", "input_feeding",
+                                                                               "self_attention"])
+def test_int8_step_is_close_to_the_fp32_step(cell: str, input_feeding: bool | str) -> None:
+    looks_back = input_feeding == "self_attention"
+    input_feeding = input_feeding is True
+    fp32 = tiny(cell, input_feeding, layers=2, self_attention=looks_back)
+    quantized = prepare_for_inference(tiny(cell, input_feeding, layers=2, self_attention=looks_back),
+                                      DecodeConfig(quantize="int8"), "cpu")
     src = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]])
     lens = torch.tensor([4, 3])
     prev = torch.tensor([2, 2])
@@ -82,9 +86,11 @@ def test_int8_step_is_close_to_the_fp32_step(cell: str, input_feeding: bool) -> 
 
 
 @pytest.mark.parametrize("beam", [1, 4])
-@pytest.mark.parametrize("input_feeding", [False, True], ids=["plain", "input_feeding"])
-def test_int8_translation_is_batch_invariant(beam: int, input_feeding: bool) -> None:
-    model = prepare_for_inference(tiny("lstm", input_feeding), DecodeConfig(quantize="int8"), "cpu")
+@pytest.mark.parametrize("input_feeding", [False, True, "self_attention"], ids=["plain", "input_feeding",
+                                                                               "self_attention"])
+def test_int8_translation_is_batch_invariant(beam: int, input_feeding: bool | str) -> None:
+    model = prepare_for_inference(tiny("lstm", input_feeding is True, self_attention=input_feeding == "self_attention"),
+                                  DecodeConfig(quantize="int8"), "cpu")
     batched = translate_ids_nbest(model, SOURCES, DecodeConfig(beam_size=beam, batch_size=6), "cpu", 2)
     for i, source in enumerate(SOURCES):
         [alone] = translate_ids_nbest(model, [source], DecodeConfig(beam_size=beam, batch_size=1), "cpu", 2)

@@ -15,10 +15,11 @@ from stages.model.seq2seq import Seq2Seq
 
 
 def make_model(cell: str, layers: int, attention: str, input_feeding: bool = False,
-               dtype: torch.dtype = torch.double) -> Seq2Seq:
+               dtype: torch.dtype = torch.double, self_attention: bool = False) -> Seq2Seq:
     torch.manual_seed(5)
     cfg = ModelConfig(cell=cell, embedding_size=12, encoder_hidden=8, decoder_hidden=16, decoder_layers=layers,
-                      attention=attention, dropout=0.0, init_range=0.4, input_feeding=input_feeding)
+                      attention=attention, dropout=0.0, init_range=0.4, input_feeding=input_feeding,
+                      decoder_self_attention=self_attention)
     return Seq2Seq(cfg, 30, 30).to(dtype).eval()
 
 
@@ -64,6 +65,20 @@ def test_fast_step_equals_the_models_decoding(cell: str, layers: int, attention:
         assert fast_step_applies(model)
         # the fed loop's attention weights are fp32, even in a double model
         compare_steps(model, atol=1e-6, atol_attention=1e-6 if input_feeding else 1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("attention", ["luong_general", "bahdanau"])
+def test_fast_step_equals_the_models_decoding_with_decoder_self_attention(cell: str, layers: int,
+                                                                         attention: str) -> None:
+    model = make_model(cell, layers, attention, self_attention=True)
+    with torch.inference_mode():
+        assert fast_step_applies(model)
+        compare_steps(model, atol=1e-6, atol_attention=1e-12)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        compare_steps(make_model(cell, layers, attention, dtype=torch.float32, self_attention=True),
+                      atol=0.05, atol_attention=0.02)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

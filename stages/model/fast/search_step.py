@@ -22,6 +22,11 @@ without input feeding, in fp32 and under bf16 autocast (the tables stay fp32; au
 casts the step's products as it casts the reference's). It runs in inference only, on
 the model's plain modules.
 
+With decoder self-attention (`model.decoder_self_attention`) the step appends the
+previous token's embedding to the state's history and mixes the history as
+`Seq2Seq._attend` does (`attention.look_back`); the combine layer's history part and
+the query projection stay fp32.
+
 With `Seq2Seq.int8_search` (decoding.quantize=int8) the same step multiplies the
 decoder's weights in int8 (`fast.int8`: per-row weight scales, a fixed input range that
 keeps every row's result independent of its batch); the embedding table, attention and
@@ -40,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages.model.attention import look_back
 from stages.model.fast import int8
 from stages.model.fast.cells import gru_update, lstm_update, simple_update
 from stages.model.state import DecoderParts, DecoderState, Hidden
@@ -69,6 +75,10 @@ class StepTables:
     # where it is set, that layer's w_ih / w_hh (and in layer 0 w_feed) are None
     w_ctx: torch.Tensor  # (H, D): the combine layer's context half, fp32
     w_out: Any  # (H, H): the combine layer's decoder-output half
+    # With decoder self-attention (else None), fp32: the combine layer's history part (H, E)
+    # and the history query's projection (E, H)
+    w_hist: torch.Tensor | None
+    w_query: torch.Tensor | None
     # The output side, rebuilt when `model.output_pieces` changes (per batch with a shortlist):
     rows: torch.Tensor | None  # (V',) the output pieces (vocabulary ids) the step scores; None: all
     w_gen: Any  # (V', H), (V',): the output layer's rows of those pieces; int8: always, with b_gen in it
@@ -87,7 +97,6 @@ def applies(model: DecoderParts) -> bool:
         and type(model.decoder_rnn) in PLAIN_RNNS
         and type(model.combine) is nn.Linear
         and type(model.tgt_embed) is nn.Embedding
-        and not model.cfg.decoder_self_attention  # its step looks back over the target: the reference runs
     )
 
 
@@ -154,7 +163,7 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
     w_ih: list[Any] = []  # for the layers above 0
     w_hh: list[Any] = []
     w_xh: list[Any] = []
-    enc = model.combine.weight.size(1) - model.cfg.decoder_hidden
+    enc = model.cfg.encoder_output
     ih0, size = getattr(rnn, "weight_ih_l0"), model.cfg.embedding_size
     for layer in range(rnn.num_layers):
         ih, hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
@@ -176,6 +185,7 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
             w_ih.append(None if w_xh[-1] is not None else matrix(ih))
     # Rows only for the pieces the model may output (a shortlist narrows them further):
     # previous tokens are always among them.
+    history_query = getattr(model, "history_query", None)  # decoder self-attention's query projection
     pieces, embed, row_of = model.output_pieces, model.tgt_embed.weight, None
     if pieces is not None:
         embed = embed.index_select(0, pieces)
@@ -193,7 +203,9 @@ def _build_tables(model: DecoderParts, version: tuple[tuple[int, int], ...]) -> 
         b_hh=b_hh,
         w_xh=w_xh,
         w_ctx=model.combine.weight[:, :enc].contiguous(),
-        w_out=matrix(model.combine.weight[:, enc:]),
+        w_out=matrix(model.combine.weight[:, enc : enc + model.cfg.decoder_hidden]),
+        w_hist=model.combine.weight[:, enc + model.cfg.decoder_hidden :].contiguous() if history_query else None,
+        w_query=history_query.weight if history_query else None,
         **_output_rows(model, quantized),
     )
 
@@ -253,9 +265,14 @@ def _layers(states: list[torch.Tensor]) -> torch.Tensor:
     return states[0].unsqueeze(0) if len(states) == 1 else torch.stack(states)
 
 
+def _vocabulary_ids(tables: StepTables, prev: torch.Tensor) -> torch.Tensor:
+    """prev (R,) as the step's output indices -> their vocabulary ids."""
+    return prev if tables.rows is None else tables.rows.index_select(0, prev)
+
+
 def _embedded_rows(tables: StepTables, prev: torch.Tensor) -> torch.Tensor:
     """prev (R,) as the step's output indices -> their rows of `tables.embedded`."""
-    tokens = prev if tables.rows is None else tables.rows.index_select(0, prev)  # vocabulary ids
+    tokens = _vocabulary_ids(tables, prev)
     return tokens if tables.row_of is None else tables.row_of.index_select(0, tokens)
 
 
@@ -273,6 +290,12 @@ def decode_logits(model: DecoderParts, prev: torch.Tensor, state: DecoderState) 
     rows = out.size(0)
     query = out.view(rows // state.beam, state.beam, -1)  # a sentence's beams query together
     mixed, weights = model.attention(query, state.keys, memory_c, state.mask)  # (B, beam, H), (B, beam, S)
+    history = state.history
+    if tables.w_hist is not None:  # decoder self-attention over the embeddings fed so far, this step's last
+        fed = model.tgt_embed.weight.index_select(0, _vocabulary_ids(tables, prev)).unsqueeze(1)  # (R, 1, E)
+        history = fed if history is None else torch.cat([history, fed.to(history.dtype)], dim=1)
+        query_h = F.linear(out, tables.w_query).unsqueeze(1)  # (R, 1, E)
+        mixed = torch.addmm(mixed.view(rows, -1), look_back(query_h, history).squeeze(1), tables.w_hist.t())
     attentional = torch.tanh(tables.mm(mixed.view(rows, -1), out, tables.w_out))  # (R, H)
     if tables.quantized:
         logits = int8.product(attentional, tables.w_gen)
@@ -284,5 +307,5 @@ def decode_logits(model: DecoderParts, prev: torch.Tensor, state: DecoderState) 
     # The step reads the encoder outputs only through memory_c: an empty slice in their
     # place spares copying them each time a finished sentence leaves the batch.
     new_state = replace(state, hidden=hidden, last_attention=weights.view(rows, -1), memory_c=memory_c, tables=tables,
-                        feed=feed, memory=state.memory[:, :0])
+                        feed=feed, memory=state.memory[:, :0], history=history)
     return logits.float(), new_state
