@@ -291,7 +291,7 @@ def decode_logits(model: DecoderParts, prev: torch.Tensor, state: DecoderState) 
     query = out.view(rows // state.beam, state.beam, -1)  # a sentence's beams query together
     mixed, weights = model.attention(query, state.keys, memory_c, state.mask)  # (B, beam, H), (B, beam, S)
     history = state.history
-    if tables.w_hist is not None:  # decoder self-attention over the embeddings fed so far, this step's last
+    if tables.w_hist is not None and tables.w_query is not None:  # decoder self-attention, this step last
         fed = model.tgt_embed.weight.index_select(0, _vocabulary_ids(tables, prev)).unsqueeze(1)  # (R, 1, E)
         history = fed if history is None else torch.cat([history, fed.to(history.dtype)], dim=1)
         query_h = F.linear(out, tables.w_query).unsqueeze(1)  # (R, 1, E)
