@@ -182,10 +182,13 @@ class Seq2Seq(nn.Module):
             history = None
         else:  # one fused RNN call over all steps
             out, hidden = self.decoder_rnn(emb, state.hidden)  # (B, T, H)
-            history = None
-            if self.cfg.decoder_self_attention:  # the embeddings fed so far, these steps' last
-                history = emb if state.history is None else torch.cat([state.history, emb.to(state.history.dtype)], 1)
-            attentional, weights = self._attend(out, state, history)
+            history, embedded = None, None
+            if self.cfg.decoder_self_attention:  # the tokens fed so far, these steps' last
+                history = tgt_in if state.history is None else torch.cat([state.history, tgt_in], dim=1)
+                # From the start, the embeddings as fed (after dropout); after earlier steps
+                # (search, in eval mode: no dropout), all of them looked up again.
+                embedded = emb if state.history is None else self.tgt_embed(history)
+            attentional, weights = self._attend(out, state, embedded)
             attentional, feed = self.dropout(attentional), None
         state = replace(state, hidden=hidden, last_attention=weights[:, -1], feed=feed, history=history)
         return attentional, state, weights

@@ -65,7 +65,7 @@ class DecoderState:
     feed: Optional[torch.Tensor] = None  # (B*beam, H) previous attentional vector (input feeding only)
     beam: int = 1  # hypothesis rows per sentence sharing one row of memory, keys and mask
     memory_c: Optional[torch.Tensor] = None  # (B, S, H) memory times the combine layer's context half (search)
-    history: Optional[torch.Tensor] = None  # (B*beam, t, E) embeddings of the t target tokens fed so far
+    history: Optional[torch.Tensor] = None  # (B*beam, t) vocabulary ids of the t target tokens fed so far
     # (model.decoder_self_attention only; None before the first step)
     tables: Any = None  # the fast search step's weight tables (fast.search_step.StepTables), looked up at a search's first step
 

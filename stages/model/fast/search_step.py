@@ -23,7 +23,8 @@ casts the step's products as it casts the reference's). It runs in inference onl
 the model's plain modules.
 
 With decoder self-attention (`model.decoder_self_attention`) the step appends the
-previous token's embedding to the state's history and mixes the history as
+previous token to the state's history (ids: a beam's reorder copies R x t ids, not
+embeddings), looks up their embeddings in one gather and mixes them as
 `Seq2Seq._attend` does (`attention.look_back`); the combine layer's history part and
 the query projection stay fp32.
 
@@ -292,10 +293,11 @@ def decode_logits(model: DecoderParts, prev: torch.Tensor, state: DecoderState) 
     mixed, weights = model.attention(query, state.keys, memory_c, state.mask)  # (B, beam, H), (B, beam, S)
     history = state.history
     if tables.w_hist is not None and tables.w_query is not None:  # decoder self-attention, this step last
-        fed = model.tgt_embed.weight.index_select(0, _vocabulary_ids(tables, prev)).unsqueeze(1)  # (R, 1, E)
-        history = fed if history is None else torch.cat([history, fed.to(history.dtype)], dim=1)
+        fed = _vocabulary_ids(tables, prev).unsqueeze(1)  # (R, 1)
+        history = fed if history is None else torch.cat([history, fed], dim=1)  # (R, t)
+        embedded = model.tgt_embed.weight.index_select(0, history.view(-1)).view(rows, history.size(1), -1)
         query_h = F.linear(out, tables.w_query).unsqueeze(1)  # (R, 1, E)
-        mixed = torch.addmm(mixed.view(rows, -1), look_back(query_h, history).squeeze(1), tables.w_hist.t())
+        mixed = torch.addmm(mixed.view(rows, -1), look_back(query_h, embedded).squeeze(1), tables.w_hist.t())
     attentional = torch.tanh(tables.mm(mixed.view(rows, -1), out, tables.w_out))  # (R, H)
     if tables.quantized:
         logits = int8.product(attentional, tables.w_gen)
