@@ -21,7 +21,7 @@ import yaml
 
 from stages.corpus.config import DataConfig, TokenizerConfig
 from stages.decode.config import DecodeConfig, ScoreConfig
-from stages.errors import ConfigError
+from stages.errors import ConfigError, as_yaml
 from stages.model.config import ModelConfig
 from stages.train.config import TrainConfig
 
@@ -67,17 +67,17 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         return value
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {as_yaml(value)}")
         return value
     if kind is int:
         number = _number(value)
         if number is None or number != int(number):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {as_yaml(value)}")
         return int(number)
     if kind is float:
         number = _number(value)
         if number is None:
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {as_yaml(value)}")
         return float(number)
     if kind is str:
         if isinstance(value, bool):

@@ -111,6 +111,7 @@ def test_resume_refuses_a_changed_config_and_needs_a_flag_for_a_changed_lr(tmp_p
 
     for new, message in (
         (changed("model", encoder_hidden=128), "model.encoder_hidden changed from 256 to 128"),
+        (changed("model", decoder_self_attention=True), "model.decoder_self_attention changed from false to true"),
         (changed("data", max_words=80), "data.max_words changed from 150 to 80"),
         (changed("tokenizer", vocab_size=900), "tokenizer.vocab_size changed from 4000 to 900"),
         (dataclasses.replace(cfg, seed=1), "seed changed from 1234 to 1"),
@@ -121,7 +122,7 @@ def test_resume_refuses_a_changed_config_and_needs_a_flag_for_a_changed_lr(tmp_p
                 check_resume(tmp_path / "last", _now(new), options)
     for new, message in (
         (changed("training", lr=0.001), "training.lr changed from 0.003 to 0.001"),
-        (changed("training", schedule="plateau"), "training.schedule changed from 'linear' to 'plateau'"),
+        (changed("training", schedule="plateau"), "training.schedule changed from linear to plateau"),
         # the length of a linear schedule
         (changed("training", max_steps=3000), "training.max_steps changed from 2400 to 3000"),
     ):

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from stages import artifacts
-from stages.errors import ArtifactError, ConfigError
+from stages.errors import ArtifactError, ConfigError, as_yaml
 from stages.files import atomic_dir, sha256_file
 from stages.model.config import ModelConfig
 from stages.model.seq2seq import Seq2Seq
@@ -239,7 +239,7 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
                 what = key
                 if isinstance(meta[key], dict):
                     keys = sorted(k for k in {**meta[key], **metas[0][key]} if meta[key].get(k) != metas[0][key].get(k))
-                    what = f"{key} ({', '.join(f'{k}: {metas[0][key].get(k)!r} against {meta[key].get(k)!r}' for k in keys)})"
+                    what = f"{key} ({', '.join(f'{k}: {as_yaml(metas[0][key].get(k))} against {as_yaml(meta[key].get(k))}' for k in keys)})"
                 raise ArtifactError(
                     f"{folder}: its {what} differs from {folders[0]}'s; only checkpoints of the same "
                     f"model and tokenizer can be averaged"

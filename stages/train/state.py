@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from stages import artifacts
-from stages.errors import ArtifactError, ConfigError
+from stages.errors import ArtifactError, ConfigError, as_yaml
 from stages.later_keys import saved_or_earlier
 from stages.model.checkpoint import read_tensors, save_weights
 from stages.train.schedule import Plateau
@@ -165,14 +165,14 @@ def check_resume(folder: Path, config: dict[str, Any], options: ResumeOptions) -
     for section in FIXED_SECTIONS:
         for key, old, new in _changes(saved.get(section) or {}, config.get(section) or {}, section):
             raise ConfigError(
-                f"{key} changed from {old!r} to {new!r} {where}; resuming needs the run's own "
+                f"{key} changed from {as_yaml(old)} to {as_yaml(new)} {where}; resuming needs the run's own "
                 f"{section} settings: set it back, or train from scratch without --resume"
             )
     old_train, new_train = saved["training"], config["training"]
     for name in FIXED_TRAINING_KEYS:
         if old_train.get(name) != new_train[name]:
             raise ConfigError(
-                f"training.{name} changed from {old_train.get(name)!r} to {new_train[name]!r} {where}; "
+                f"training.{name} changed from {as_yaml(old_train.get(name))} to {as_yaml(new_train[name])} {where}; "
                 f"the optimizer state and the batch order depend on it: set it back, or train "
                 f"from scratch without --resume"
             )
@@ -181,7 +181,7 @@ def check_resume(folder: Path, config: dict[str, Any], options: ResumeOptions) -
     for name in _lr_keys(old_train) | _lr_keys(new_train):
         if old_train.get(name) != new_train[name]:
             raise ConfigError(
-                f"training.{name} changed from {old_train.get(name)!r} to {new_train[name]!r} {where}, "
+                f"training.{name} changed from {as_yaml(old_train.get(name))} to {as_yaml(new_train[name])} {where}, "
                 f"which changes the learning rate of the coming steps; pass --allow-lr-change to "
                 f"resume with the new value, or set it back"
             )
