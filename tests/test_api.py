@@ -164,8 +164,8 @@ def test_subtitles_keep_every_cue_and_timing(translator: Translator) -> None:
 
 
 NARROW = "".join(f"{i}\n00:00:{2 * i:02d},000 --> 00:00:{2 * i + 1:02d},500\n{text}\n\n" for i, text in enumerate(
-    ["And God said", "Let there be light", "and there was light", "The earth was empty", "Jesus wept",
-     "He went up", "They gave thanks", "And he said unto them"], start=1))
+    ["And God said.", "Let there be light.", "And there was light.", "The earth was empty.", "Jesus wept.",
+     "He went up.", "They gave thanks.", "And he said unto them."], start=1))  # one sentence a cue
 
 
 @pytest.fixture(scope="module")

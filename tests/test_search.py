@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from stages.corpus.vocab import BOS_ID, EOS_ID, SEP_ID
+from stages.corpus.vocab import BOS_ID, EOS_ID, PAD_ID, SEP_ID, UNK_ID
 from stages.decode.search import (
     CharBudget,
     Constraints,
@@ -52,6 +52,15 @@ class BigramModel:
 
     def step(self, prev: torch.Tensor, state: BigramState) -> tuple[torch.Tensor, BigramState]:
         return self.table[prev], state
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_the_search_never_writes_padding_or_the_start_token(beam: int) -> None:
+    """A model that likes them (a character budget made them free) still gets a text."""
+    model = BigramModel({BOS_ID: {BOS_ID: 0.5, PAD_ID: 0.3, A: 0.2}, A: {BOS_ID: 0.6, EOS_ID: 0.4}})
+    src, lens = torch.ones(1, 3, dtype=torch.long), torch.tensor([3])
+    found = beam_search(model, src, lens, beam_size=beam)[0][0] if beam > 1 else greedy_search(model, src, lens)[0]
+    assert found.tokens == [A]
 
 
 def test_select_alive_skips_eos() -> None:
@@ -330,13 +339,42 @@ def test_a_character_budget_bounds_every_hypothesis(beam: int) -> None:
     assert any(f[0].tokens != b[0].tokens for f, b in zip(free, bounded))
 
 
+@pytest.mark.parametrize("beam", [1, 4])
+def test_an_unknown_piece_costs_its_sentences_longest_unknown_word(beam: int) -> None:
+    """Under decoding.replace_unk an unknown piece becomes a source word: each sentence's
+    budget counts it at that sentence's cost, alone or in a batch."""
+    model, chars = random_model(), _chars()
+    chars[UNK_ID] = 3
+    with torch.no_grad():
+        model.generator.bias[UNK_ID] += 2.5  # a model that writes the unknown piece now and then
+    src, lens = random_batch(12)
+    free = beam_search(model, src, lens, beam_size=beam, n_best=beam, ratio=3.0)
+    assert any(UNK_ID in h.tokens for hyps in free for h in hyps)  # the random model writes it
+    unknown = [4 + 3 * (i % 4) for i in range(12)]
+    limits = [max(1, sum(unknown[i] if t == UNK_ID else int(chars[t]) for t in hyps[0].tokens) // 2)
+              for i, hyps in enumerate(free)]
+    budget = CharBudget(chars, limits, unknown)
+    bounded = beam_search(model, src, lens, beam_size=beam, n_best=beam, ratio=3.0, budget=budget)
+    greedy = greedy_search(model, src, lens, 3.0, budget=budget)
+    for i, (hyps, g) in enumerate(zip(bounded, greedy)):
+        assert all(sum(unknown[i] if t == UNK_ID else int(chars[t]) for t in h.tokens) <= limits[i]
+                   for h in [*hyps, g])
+    for i in (0, 5):
+        alone = beam_search(model, src[i : i + 1, : lens[i]], lens[i : i + 1], beam_size=beam, n_best=beam, ratio=3.0,
+                            budget=CharBudget(chars, limits[i : i + 1], unknown[i : i + 1]))[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in bounded[i]]
+
+
 def test_a_budget_the_search_never_reaches_changes_nothing() -> None:
     model = random_model()
     src, lens = random_batch(12)
     roomy = CharBudget(_chars(), [10_000] * 12)
-    assert ([h[0].tokens for h in beam_search(model, src, lens, beam_size=4, budget=roomy)]
-            == [h[0].tokens for h in beam_search(model, src, lens, beam_size=4)])
-    assert [h.tokens for h in greedy_search(model, src, lens, budget=roomy)] == [h.tokens for h in greedy_search(model, src, lens)]
+    # except an empty translation, which a budget refuses while a piece fits
+    free, bounded = beam_search(model, src, lens, beam_size=4), beam_search(model, src, lens, beam_size=4, budget=roomy)
+    assert all(b[0].tokens == f[0].tokens for f, b in zip(free, bounded) if f[0].tokens)
+    assert sum(bool(f[0].tokens) for f in free) >= 10
+    free_g, bounded_g = greedy_search(model, src, lens), greedy_search(model, src, lens, budget=roomy)
+    assert all(b.tokens == f.tokens for f, b in zip(free_g, bounded_g) if f.tokens)
 
 
 def test_a_budgeted_sentence_decodes_the_same_alone_and_in_a_batch() -> None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
-from stages.corpus.vocab import BOS_ID, EOS_ID
+from stages.corpus.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from stages.model.fast.cpu_kernels import top_log_probs
 
 CANDIDATES_BY_ROW = True  # False: always score the whole (rows*K, V); bench/bench_candidates.py times both
@@ -87,7 +87,10 @@ class CharBudget:
     the limit), here in characters.
 
     `piece_chars` (V,) holds the characters each output piece adds (a word-start marker
-    counts one, for the space; specials 0); `limits` one limit per sentence of the batch.
+    counts one, for the space; specials 0); `limits` one limit per sentence of the batch;
+    `unknown`, when given, what the unknown piece adds in each sentence (in place of its
+    `piece_chars`): `decoding.replace_unk` writes a source word there, so it costs that
+    sentence's longest unknown source word.
     A model trained with `data.target_context` first translates the previous lines, then
     writes the separator and the translation: the limit holds for each part on its own
     (the characters since the last separator count), so that whatever the model writes,
@@ -96,23 +99,51 @@ class CharBudget:
 
     piece_chars: torch.Tensor
     limits: list[int]
+    unknown: list[int] | None = None
 
-    def used(self, history: torch.Tensor, sep: int = -1) -> torch.Tensor:
+    def row_values(self, sentences: list[int], per_sentence: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(limits, unknown piece costs) of the hypothesis rows of `sentences` (indices
+        into `limits`), `per_sentence` rows each: two (N,) tensors."""
+        unknown = self.unknown or [int(self.piece_chars[UNK_ID])] * len(self.limits)
+        return (torch.tensor([self.limits[b] for b in sentences], device=device).repeat_interleave(per_sentence),
+                torch.tensor([unknown[b] for b in sentences], device=device).repeat_interleave(per_sentence))
+
+    def piece_costs(self, pieces: torch.Tensor, unknown: torch.Tensor) -> torch.Tensor:
+        """The characters `pieces` (N,) or (N, t) add, each row's unknown piece at its cost `unknown` (N,)."""
+        chars = self.piece_chars[pieces]
+        if self.unknown is None:
+            return chars
+        return torch.where(pieces == UNK_ID, unknown.view(-1, *([1] * (pieces.dim() - 1))), chars)
+
+    def used(self, history: torch.Tensor, sep: int = -1, unknown: torch.Tensor | None = None) -> torch.Tensor:
         """(N,) the characters that count against the limit for hypotheses `history`
         (N, t) of searched-piece indices: those since the last separator `sep` (the
-        search's index of it for a target-context model, -1 for others)."""
-        chars = self.piece_chars[history]
+        search's index of it for a target-context model, -1 for others); `unknown` (N,)
+        the rows' unknown piece costs (`row_values`)."""
+        chars = self.piece_chars[history] if unknown is None else self.piece_costs(history, unknown)
         if sep >= 0:
             chars = chars * ((history == sep).flip(1).long().cumsum(1).flip(1) == 0)
         return chars.sum(dim=1)
 
-    def apply(self, log_probs: torch.Tensor, used: torch.Tensor, limits: torch.Tensor) -> torch.Tensor:
+    def apply(self, log_probs: torch.Tensor, used: torch.Tensor, limits: torch.Tensor,
+              unknown: torch.Tensor | None = None) -> torch.Tensor:
         """log_probs (N, V) of hypotheses whose texts hold `used` (N,) characters, under
-        `limits` (N,): the pieces that would pass the limit set to -inf."""
+        `limits` (N,): the pieces that would pass the limit set to -inf (the unknown
+        piece at its row's cost `unknown` (N,) when given)."""
         over = used.unsqueeze(1) + self.piece_chars.unsqueeze(0) > limits.unsqueeze(1)
+        if unknown is not None and self.unknown is not None:
+            over[:, UNK_ID] = used + unknown > limits
         room = (~over & (self.piece_chars > 0)).any(1)  # a piece of text (not EOS, PAD, BOS) still fits
         over[:, EOS_ID] = (used == 0) & room  # no empty translation while something fits
         return log_probs.masked_fill(over, float("-inf"))
+
+
+def never_written(log_probs: torch.Tensor) -> torch.Tensor:
+    """log_probs (N, V) with padding and the start token at -inf (not renormalised, as
+    the other rules): no translation holds them. A model never learns to write them, but nothing
+    forbade them either, and a character budget made them attractive (they add no
+    characters): the text then showed `<s>`."""
+    return log_probs.index_fill(1, torch.tensor([PAD_ID, BOS_ID], device=log_probs.device), float("-inf"))
 
 
 def no_end_before(log_probs: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
@@ -188,21 +219,22 @@ def greedy_search(
     done = [False] * batch
     if budget is not None:
         used = torch.zeros(batch, dtype=torch.long, device=src.device)
-        char_limits = torch.tensor(budget.limits, device=src.device)
+        char_limits, unknown_cost = budget.row_values(list(range(batch)), 1, src.device)
     seen = torch.full((batch,), sep < 0, dtype=torch.bool, device=src.device)
     active = list(range(batch))  # the sentence of each row: finished sentences leave the batch
     for t in range(max(limits)):
         lp, state = model.step(prev, state)
+        lp = never_written(lp)
         lp = constraints.apply(lp, t, [tokens[b] for b in active])
         if budget is not None:
-            lp = budget.apply(lp, used, char_limits)
+            lp = budget.apply(lp, used, char_limits, unknown_cost)
         if sep >= 0:
             lp = no_end_before(lp, seen)
         best_lp, prev = lp.max(dim=-1)
         if sep >= 0:
             seen = seen | (prev == sep)
         if budget is not None:
-            used = torch.where(prev == sep, 0, used + budget.piece_chars[prev])  # as `CharBudget.used`
+            used = torch.where(prev == sep, 0, used + budget.piece_costs(prev, unknown_cost))  # as `CharBudget.used`
         weights = state.last_attention.float().tolist() if keep_attention else None
         keep = []
         for r, (b, tok, score) in enumerate(zip(active, prev.tolist(), best_lp.tolist())):
@@ -222,7 +254,7 @@ def greedy_search(
             rows = torch.tensor(keep, device=src.device)
             state, prev, seen = state.reorder(rows), prev[rows], seen[rows]
             if budget is not None:
-                used, char_limits = used[rows], char_limits[rows]
+                used, char_limits, unknown_cost = used[rows], char_limits[rows], unknown_cost[rows]
             active = [active[r] for r in keep]
     return [Hypothesis(toks, lp_, lp_, att) for toks, lp_, att in zip(tokens, log_probs, attention)]
 
@@ -277,18 +309,20 @@ def beam_search(
         base = torch.arange(rows, device=device).unsqueeze(1) * k
         if by_row:
             logits, state = model.step_logits(prev, state)  # type: ignore[attr-defined]
-            width = min(2 * k, logits.size(-1))
+            width = min(2 * k + 2, logits.size(-1))  # + 2: padding and the start token may be among them
             top_lp, top_tokens = top_log_probs(logits, width)  # (rows*K, width)
+            top_lp = top_lp.masked_fill((top_tokens == PAD_ID) | (top_tokens == BOS_ID), float("-inf"))  # never_written
             cand = (scores.unsqueeze(-1) + top_lp.view(rows, k, width)).view(rows, -1)
             cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)
             cand_beams, cand_tokens = cand_index // width, top_tokens.view(rows, -1).gather(1, cand_index)
         else:
             lp, state = model.step(prev, state)  # (rows*K, V)
+            lp = never_written(lp)
             if constraints != Constraints():
                 lp = constraints.apply(lp, t, history.tolist())
             if budget is not None:
-                lp = budget.apply(lp, budget.used(history, sep),
-                                  torch.tensor([budget.limits[b] for b in active], device=device).repeat_interleave(k))
+                row_limits, row_unknown = budget.row_values(active, k, device)
+                lp = budget.apply(lp, budget.used(history, sep, row_unknown), row_limits, row_unknown)
             if sep >= 0:
                 lp = no_end_before(lp, (history == sep).any(dim=1))
             vocab = lp.size(-1)

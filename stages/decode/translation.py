@@ -40,6 +40,7 @@ from stages.decode.unknowns import (
     piece_texts,
     restore_unknowns,
     unknown_characters,
+    unknown_words,
 )
 from stages.devices import device_type, pick_device
 from stages.errors import ConfigError
@@ -189,7 +190,8 @@ def _search_chunk(
         if budget is not None:  # the chunk's limits, over the pieces the search runs on
             pieces: Optional[torch.Tensor] = getattr(model, "output_pieces", None)
             chars = budget.piece_chars if pieces is None else budget.piece_chars.index_select(0, pieces.cpu())
-            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk])
+            budget = CharBudget(chars.to(src.device), [budget.limits[i] for i in chunk],
+                                None if budget.unknown is None else [budget.unknown[i] for i in chunk])
         _search_restricted(model, src, lens, chunk, cfg, n_best, keep_attention, rules, alpha, results, budget)
     finally:
         if lexical is not None:
@@ -313,7 +315,9 @@ def translate_lines_nbest(
     found: dict[int, list[Hypothesis]] = {}
     chars = None if max_chars is None else piece_chars(sp_tgt)
     for rows, keep in ((attend, True), (plain, False)):
-        budget = None if chars is None else CharBudget(chars, [max_chars[i] for i in rows])  # type: ignore[index]
+        budget = None if chars is None else _char_budget(chars, [max_chars[i] for i in rows],  # type: ignore[index]
+                                                         [spans[i] for i in rows], [encoded[i] for i in rows],
+                                                         cfg.replace_unk)
         found.update(zip(rows, translate_ids_nbest(model, [encoded[i] for i in rows], cfg, device, n_best, keep,
                                                    budget)))
     for i in todo:
@@ -382,13 +386,30 @@ def _unknown_spans(
     return spans if cfg.replace_unk else [None] * len(texts)
 
 
+def _char_budget(chars: torch.Tensor, limits: list[int], spans: list[Optional[list[str]]],
+                 encoded: list[list[int]], replace_unk: bool) -> CharBudget:
+    """The character budget of lines with `limits`. Under `decoding.replace_unk` every
+    unknown source word of a line comes back in its translation (`restore_unknowns`),
+    taken by an unknown target piece or inserted: its room (a space and the word) is kept
+    out of the line's limit, and each unknown target piece costs a space and the line's
+    longest unknown word. That counts a word twice when an unknown piece takes it, so a
+    line with unknown words gets a shorter translation than it might, never one over its
+    limit (unless its unknown words alone pass it)."""
+    if not replace_unk or all(s is None for s in spans):
+        return CharBudget(chars, limits)
+    words = [[] if s is None else unknown_words(ids, s, after_context(ids)) for s, ids in zip(spans, encoded)]
+    return CharBudget(chars, [max(0, limit - sum(1 + len(w) for w in line)) for limit, line in zip(limits, words)],
+                      [max([int(chars[UNK_ID])] + [1 + len(w) for w in line]) for line in words])
+
+
 def _text(sp_tgt: spm.SentencePieceProcessor, hyp: Hypothesis, source: list[int],
           spans: Optional[list[str]]) -> str:
     """The hypothesis as text: single spaces, none at either end."""
     if spans is None:
         text = str(sp_tgt.decode(hyp.tokens))
     else:
-        text = restore_unknowns([sp_tgt.id_to_piece(t) for t in hyp.tokens], hyp.tokens, hyp.attention, source, spans,
+        pieces = ["" if sp_tgt.is_control(t) else sp_tgt.id_to_piece(t) for t in hyp.tokens]  # as decode drops them
+        text = restore_unknowns(pieces, hyp.tokens, hyp.attention, source, spans,
                                 after_context(source))  # a context model's previous lines are not this line
     return " ".join(text.split())
 

@@ -55,7 +55,7 @@ def restore_unknowns(target_pieces: list[str], target_ids: Sequence[int], attent
     separator); the words before it belong to other lines and are never copied.
     """
     words = _words(source_texts)  # per source piece: (first, last) piece of its word
-    unknown = {words[j] for j, token in enumerate(source_ids) if token == UNK_ID and j >= first}
+    unknown = _unknown_words(words, source_ids, first)
     pieces = list(target_pieces)
     placed: set[tuple[int, int]] = set()
     for t, token in enumerate(target_ids):
@@ -75,6 +75,16 @@ def restore_unknowns(target_pieces: list[str], target_ids: Sequence[int], attent
         spelled.append(piece)
         spelled.extend(after.get(t, []))
     return " ".join("".join(spelled).replace(SPACE, " ").split())
+
+
+def unknown_words(source_ids: Sequence[int], source_texts: list[str], first: int = 0) -> list[str]:
+    """The source words (from `first` on) that hold unknown text, as `restore_unknowns`
+    puts them back: each one whole, once, whether or not a target piece takes it."""
+    return [_word_text(source_texts, w) for w in sorted(_unknown_words(_words(source_texts), source_ids, first))]
+
+
+def _unknown_words(words: list[tuple[int, int]], source_ids: Sequence[int], first: int) -> set[tuple[int, int]]:
+    return {words[j] for j, token in enumerate(source_ids) if token == UNK_ID and j >= first}
 
 
 def _words(texts: list[str]) -> list[tuple[int, int]]:
