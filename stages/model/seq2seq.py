@@ -77,10 +77,11 @@ class Seq2Seq(nn.Module):
             dropout=cfg.dropout if cfg.decoder_layers > 1 else 0.0,
         )
         self.attention = Attention(cfg.attention, cfg.decoder_hidden, enc_out)
-        history = cfg.embedding_size if cfg.decoder_self_attention else 0
+        history_size = cfg.embedding_size if cfg.decoder_self_attention else 0
         if cfg.decoder_self_attention:
             self.history_query = nn.Linear(cfg.decoder_hidden, cfg.embedding_size, bias=False)
-        self.combine = nn.Linear(enc_out + cfg.decoder_hidden + history, cfg.decoder_hidden, bias=False)
+        # its input: [context; decoder output] (; history mix with decoder self-attention)
+        self.combine = nn.Linear(enc_out + cfg.decoder_hidden + history_size, cfg.decoder_hidden, bias=False)
         self.generator = nn.Linear(cfg.decoder_hidden, tgt_vocab)
         init_weights(self, cfg.init, cfg.init_range, cfg.recurrent_init)
         if cfg.tie_embeddings:
