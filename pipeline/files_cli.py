@@ -43,7 +43,7 @@ def translate_file(
             _write_line(out, number, hyps, n_best)
             if align is not None:
                 align.write(json.dumps({"line": number, **_alignment(hyps)}, ensure_ascii=False) + "\n")
-            if plot_dir and hyps:
+            if plot_dir and hyps and hyps[0].attention:  # a line copied through has no attention to draw
                 best = hyps[0]
                 plot_attention(Path(plot_dir) / f"line{number}.png", best.source_pieces or [],
                                best.target_pieces or [], best.attention or [], title=f"line {number}: {best.text[:80]}")

@@ -211,6 +211,12 @@ def test_translate_alignments_and_attention_plots(run_dir: Path, text_file: Path
     assert all(len(row) == len(first["source_pieces"]) and abs(sum(row) - 1) < 1e-3 for row in first["attention"])
     assert sorted(p.name for p in plots.iterdir()) == ["line1.png", "line4.png"]
     assert (plots / "line1.png").read_bytes().startswith(b"\x89PNG")
+    copied = tmp_path / "copied.txt"
+    copied.write_text("Jesus wept.\n...\n", encoding="utf-8")
+    code, out = invoke("translate", "--run", str(run_dir), "-i", str(copied), "-o", str(tmp_path / "c.txt"),
+                       "--plot-attention", str(tmp_path / "plots2"), "--set", "decoding.min_len=2")
+    assert code == 0, out
+    assert [p.name for p in (tmp_path / "plots2").iterdir()] == ["line1.png"]  # "..." is copied: nothing to draw
 
 
 def test_translate_stdin_to_stdout(run_dir: Path) -> None:
