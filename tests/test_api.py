@@ -202,6 +202,18 @@ def test_narrow_boxes_are_met_by_shortening_with_the_model(babbler: Translator) 
     assert all(result.cues[n - 1]["translation"] == loose.cues[n - 1]["translation"] for n in kept)
 
 
+def test_a_sentence_over_cues_too_short_to_share_is_shortened_cue_by_cue(babbler: Translator) -> None:
+    """The babbler's shorter translation of the four cues' sentence has fewer words than
+    cues: each cue is searched again on its own, as the first pass does."""
+    spread = "".join(f"{i}\n00:00:{2 * i:02d},000 --> 00:00:{2 * i + 1:02d},500\n{text}\n\n" for i, text in enumerate(
+        ["And God said", "Let there be light", "and there was light", "The earth was empty", "Jesus wept",
+         "He went up", "They gave thanks", "And he said unto them"], start=1))  # sentences over cues
+    result, report = babbler.translate_subtitles(spread.encode(), name="n.srt", max_chars=22, max_lines=1)
+    assert report["counts"]["no_fit"] == 0, report["cues"]
+    assert set(report["cues"]["shortened"]) >= {1, 2, 3, 4}
+    assert all(len(r["translation"]) == 1 and len(r["translation"][0]) <= 22 for r in result.cues)
+
+
 def test_subtitle_bytes_give_what_the_file_gives(translator: Translator) -> None:
     path = FIXTURES / "episode.vtt"
     from_file, _ = translator.translate_subtitles(path, to="srt", max_chars=30)

@@ -250,24 +250,36 @@ def _shorten(units: list[Unit], shorten: Shorten, cues: list[CueText], pieces: d
     """Search the units that break their box again, each under a limit in characters
     that shrinks round by round (`SHORTEN_ROUNDS`) until its text fits. Only the cues
     whose source keeps to the box are held to it; a dialogue cue's speakers are units of
-    their own, each held to its own line."""
+    their own, each held to its own line. A sentence over several cues whose shorter
+    translation has fewer words than cues is searched again cue by cue, from the first
+    round, as the first pass does."""
     def unit_ok(unit: Unit) -> bool:
         return all(_member_fits(c, s, cues, pieces, doc, cfg) for c, s in unit.members if _source_fits(doc.cues[c], doc, cfg))
 
-    todo = [u for u in units if not unit_ok(u)]
-    if not todo:
-        return
-    inputs = dict(zip(map(id, todo), model_inputs(todo, cues, cfg)))
-    start = {id(u): min(sum(_capacity(cues[c], s, cfg) for c, s in u.members),
-                        len(" ".join(pieces.get(m, "") for m in u.members))) for u in todo}
+    inputs: dict[int, str] = {}
+    start: dict[int, int] = {}
+
+    def begin(new: list[Unit]) -> list[Unit]:
+        """The units of `new` to shorten, with their inputs and their first limits."""
+        new = [u for u in new if not unit_ok(u)]
+        inputs.update(zip(map(id, new), model_inputs(new, cues, cfg)))
+        start.update({id(u): min(sum(_capacity(cues[c], s, cfg) for c, s in u.members),
+                                 len(" ".join(pieces.get(m, "") for m in u.members))) for u in new})
+        return new
+
+    todo = begin(units)
+    rounds = {id(u): 0 for u in todo}  # the rounds each unit has had
     done: set[int] = set()
-    for share in SHORTEN_ROUNDS:
-        if not todo:
-            break
-        limits = [max(1, int(start[id(u)] * share)) for u in todo]
+    while todo:
+        limits = [max(1, int(start[id(u)] * SHORTEN_ROUNDS[rounds[id(u)]])) for u in todo]
+        split: list[Unit] = []
         for unit, text in zip(todo, shorten([inputs[id(u)] for u in todo], limits)):
+            rounds[id(unit)] += 1
             shares = [len(cues[c].segments[s].text) for c, s in unit.members]
             parts = split_by_share(text, shares) if len(unit.members) > 1 else [text]
+            if parts is None and len(unit.members) > 1:
+                split.append(unit)
+                continue
             if parts is None or not text.strip():
                 continue
             before = {m: pieces.get(m, "") for m in unit.members}
@@ -276,7 +288,10 @@ def _shorten(units: list[Unit], shorten: Shorten, cues: list[CueText], pieces: d
                 done |= {doc.cues[c].number for c, _ in unit.members}
             else:
                 pieces.update(before)
-        todo = [u for u in todo if not unit_ok(u)]
+        singles = begin([Unit([m], cues[m[0]].segments[m[1]].text) for u in split for m in u.members])
+        rounds.update({id(u): 0 for u in singles})
+        gone = {id(u) for u in split}
+        todo = [u for u in todo if id(u) not in gone and not unit_ok(u) and rounds[id(u)] < len(SHORTEN_ROUNDS)] + singles
     report.shortened = sorted(done)
 
 
