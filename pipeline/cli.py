@@ -425,12 +425,15 @@ def plot(run_ref: str, runs_dir: Optional[str], output: Optional[str]) -> None:
 @click.argument("run_ref", metavar="RUN")
 @runs_dir_option
 def status(run_ref: str, runs_dir: Optional[str]) -> None:
-    """Print the stage table of RUN (a run folder, a run name or its config file)."""
+    """Print the stage table of RUN (a run folder, a run name or its config file; given a
+    config, a stage is stale when `s2s run` of that config would redo it)."""
     from pipeline.manifest import Manifest
 
     run_dir = find_run(run_ref, runs_dir, needs=artifacts.MANIFEST)
+    given = Path(run_ref)
+    cfg = load_config(given) if given.suffix.lower() in (".yaml", ".yml") and given.is_file() else None
     manifest, holder = Manifest.load(run_dir), lock_holder(run_dir)
-    stale = stale_stages(run_dir, manifest) if holder is None else set()
+    stale = stale_stages(run_dir, manifest, cfg) if holder is None else set()
     if holder is not None:
         click.echo(f"in use: pid {holder.get('pid')} runs `{holder.get('command')}` since {holder.get('started')}")
     click.echo(f"run {manifest.data.get('name')}  seed {manifest.data.get('seed')}  config {str(manifest.data.get('config_hash'))[:12]}")

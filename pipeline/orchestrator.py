@@ -268,16 +268,17 @@ def _check_resume(cfg: RunConfig, run_dir: Path, resume: ResumeOptions) -> None:
     check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, _training_config(cfg), resume)
 
 
-def stale_stages(run_dir: Path, manifest: Manifest) -> set[str]:
+def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None) -> set[str]:
     """Stages recorded as done that the next run would redo: their inputs have changed
-    since (an upstream stage reran, or the run's latest config changed their section;
-    not checked when that config cannot be read here), or their output files have (a
-    file edited or removed by hand), and every stage after such a one. The prepare
-    stage's input files, which its fingerprint hashes, are not read."""
-    try:
-        cfg: RunConfig | None = load_config(run_dir / artifacts.RESOLVED_CONFIG_YAML)
-    except S2SError:
-        cfg = None
+    since (an upstream stage reran, or the config changed their section: `cfg`, else the
+    run's latest config, not checked when that cannot be read here), or their output
+    files have (a file edited or removed by hand), and every stage after such a one. The
+    prepare stage's input files, which its fingerprint hashes, are not read."""
+    if cfg is None:
+        try:
+            cfg = load_config(run_dir / artifacts.RESOLVED_CONFIG_YAML)
+        except S2SError:
+            cfg = None
     stale: set[str] = set()
     for stage in STAGES:
         entry = manifest.stage(stage.name)

@@ -94,16 +94,31 @@ def test_status_shows_a_stage_whose_inputs_changed_as_stale(trained_run: Path, t
     config = copy_of_run(trained_run, tmp_path)
     code, out = invoke("translate", str(config), "--set", "decoding.beam_size=1")  # reruns translate, not score
     assert code == 0 and "[translate] done" in out, out
-    code, out = invoke("status", str(config))
+    run_folder = next((tmp_path / "runs").iterdir())  # its latest config holds the --set
+    code, out = invoke("status", str(run_folder))
     states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
     assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "done", "score": "stale"}
     assert invoke("run", str(config), "--set", "decoding.beam_size=1")[0] == 0
-    assert "stale" not in invoke("status", str(config))[1]
+    assert "stale" not in invoke("status", str(run_folder))[1]
     hyp = next((tmp_path / "runs").rglob("translate/*.hyp"))
     hyp.write_text("edited by hand\n", encoding="utf-8")  # the next run redoes translate and what follows
-    code, out = invoke("status", str(config))
+    code, out = invoke("status", str(run_folder))
     states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
     assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "stale", "score": "stale"}
+
+
+def test_status_of_a_config_tells_what_running_it_would_redo(trained_run: Path, tmp_path: Path) -> None:
+    config = copy_of_run(trained_run, tmp_path)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(config.read_text(encoding="utf-8").replace("  dropout: 0.0\n", "  dropout: 0.1\n"),
+                       encoding="utf-8")
+    assert "dropout: 0.1" in changed.read_text(encoding="utf-8")
+    code, out = invoke("status", str(changed))  # the same run folder, another model section
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
+    assert code == 0 and states == {"prepare": "done", "tokenize": "done", "train": "stale", "translate": "stale",
+                                    "score": "stale"}, out
+    run_folder = next((tmp_path / "runs").iterdir())
+    assert "stale" not in invoke("status", str(run_folder))[1]  # the folder: against its own latest config
 
 
 def test_plot_and_status(run_dir: Path, tmp_path: Path) -> None:
