@@ -20,7 +20,7 @@ import click
 from pipeline.config import RunConfig, load_config
 from pipeline.embedded import resolve_path
 from pipeline.orchestrator import STAGE_NAMES, run_pipeline, stale_stages
-from pipeline.runs import find_run, lock_holder, run_dir_of
+from pipeline.runs import config_file, find_run, lock_holder, run_dir_of
 from stages import artifacts
 from stages.errors import ConfigError, OutputError, S2SError, TrainingInterrupted
 from stages.files import (
@@ -430,8 +430,8 @@ def status(run_ref: str, runs_dir: Optional[str]) -> None:
     from pipeline.manifest import Manifest
 
     run_dir = find_run(run_ref, runs_dir, needs=artifacts.MANIFEST)
-    given = Path(run_ref)
-    cfg = load_config(given) if given.suffix.lower() in (".yaml", ".yml") and given.is_file() else None
+    given = config_file(run_ref)
+    cfg = load_config(given) if given else None
     manifest, holder = Manifest.load(run_dir), lock_holder(run_dir)
     stale = stale_stages(run_dir, manifest, cfg) if holder is None else set()
     if holder is not None:

@@ -24,6 +24,12 @@ def run_dir_of(cfg: RunConfig) -> Path:
     return Path(cfg.runs_dir) / cfg.name
 
 
+def config_file(ref: str) -> Optional[Path]:
+    """`ref` as a run's YAML config file, None when it names a folder or a run."""
+    path = Path(ref)
+    return path if path.suffix.lower() in (".yaml", ".yml") and path.is_file() else None
+
+
 def find_run(ref: str, runs_dir: Optional[str] = None, needs: str = artifacts.TRAIN_DIR) -> Path:
     """The run folder that `ref` names, holding `needs` (a stage folder or the manifest).
 
@@ -31,7 +37,7 @@ def find_run(ref: str, runs_dir: Optional[str] = None, needs: str = artifacts.TR
     config the run was made with (its `runs_dir` and `name` say where the run is).
     """
     path = Path(ref)
-    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+    if config_file(ref):
         candidates = [run_dir_of(load_config(path))]
     else:
         candidates = [path, Path(runs_dir or DEFAULT_RUNS_DIR) / ref]

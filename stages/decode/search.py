@@ -108,10 +108,10 @@ class CharBudget:
         return (torch.tensor([self.limits[b] for b in sentences], device=device).repeat_interleave(per_sentence),
                 torch.tensor([unknown[b] for b in sentences], device=device).repeat_interleave(per_sentence))
 
-    def piece_costs(self, pieces: torch.Tensor, unknown: torch.Tensor) -> torch.Tensor:
+    def piece_costs(self, pieces: torch.Tensor, unknown: torch.Tensor | None) -> torch.Tensor:
         """The characters `pieces` (N,) or (N, t) add, each row's unknown piece at its cost `unknown` (N,)."""
         chars = self.piece_chars[pieces]
-        if self.unknown is None:
+        if self.unknown is None or unknown is None:
             return chars
         return torch.where(pieces == UNK_ID, unknown.view(-1, *([1] * (pieces.dim() - 1))), chars)
 
@@ -120,7 +120,7 @@ class CharBudget:
         (N, t) of searched-piece indices: those since the last separator `sep` (the
         search's index of it for a target-context model, -1 for others); `unknown` (N,)
         the rows' unknown piece costs (`row_values`)."""
-        chars = self.piece_chars[history] if unknown is None else self.piece_costs(history, unknown)
+        chars = self.piece_costs(history, unknown)
         if sep >= 0:
             chars = chars * ((history == sep).flip(1).long().cumsum(1).flip(1) == 0)
         return chars.sum(dim=1)
@@ -138,12 +138,15 @@ class CharBudget:
         return log_probs.masked_fill(over, float("-inf"))
 
 
+NEVER_WRITTEN = (PAD_ID, BOS_ID)  # pieces no translation holds
+
+
 def never_written(log_probs: torch.Tensor) -> torch.Tensor:
     """log_probs (N, V) with padding and the start token at -inf (not renormalised, as
     the other rules): no translation holds them. A model never learns to write them, but nothing
     forbade them either, and a character budget made them attractive (they add no
     characters): the text then showed `<s>`."""
-    return log_probs.index_fill(1, torch.tensor([PAD_ID, BOS_ID], device=log_probs.device), float("-inf"))
+    return log_probs.index_fill(1, torch.tensor(NEVER_WRITTEN, device=log_probs.device), float("-inf"))
 
 
 def no_end_before(log_probs: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
@@ -309,9 +312,10 @@ def beam_search(
         base = torch.arange(rows, device=device).unsqueeze(1) * k
         if by_row:
             logits, state = model.step_logits(prev, state)  # type: ignore[attr-defined]
-            width = min(2 * k + 2, logits.size(-1))  # + 2: padding and the start token may be among them
+            width = min(2 * k + len(NEVER_WRITTEN), logits.size(-1))  # room for the pieces masked next
             top_lp, top_tokens = top_log_probs(logits, width)  # (rows*K, width)
-            top_lp = top_lp.masked_fill((top_tokens == PAD_ID) | (top_tokens == BOS_ID), float("-inf"))  # never_written
+            top_lp = top_lp.masked_fill(torch.isin(top_tokens, torch.tensor(NEVER_WRITTEN, device=device)),
+                                        float("-inf"))  # as never_written
             cand = (scores.unsqueeze(-1) + top_lp.view(rows, k, width)).view(rows, -1)
             cand_scores, cand_index = cand.topk(2 * k, dim=1)  # (rows, 2K)
             cand_beams, cand_tokens = cand_index // width, top_tokens.view(rows, -1).gather(1, cand_index)
