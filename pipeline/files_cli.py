@@ -11,7 +11,7 @@ from typing import Any, Iterator, Optional, TextIO
 from tqdm import tqdm
 
 from pipeline.api import Hypothesis, Translator
-from stages.errors import InputDataError, OutputError
+from stages.errors import ConfigError, InputDataError, OutputError
 from stages.files import (
     atomic_path,
     check_output_file,
@@ -22,14 +22,26 @@ from stages.files import (
 from stages.plots.attention import plot_attention
 
 
+def load_translator(runs: Any, overrides: list[str], context: Optional[int], **decoding: Any) -> Translator:
+    """`Translator.load` for the commands: an error about the context asked for names
+    the `--context` option rather than the API's `context=` argument."""
+    try:
+        return Translator.load(runs, overrides=overrides, context=context, **decoding)
+    except ConfigError as err:
+        api_name = f"context={context}:"
+        if str(err).startswith(api_name):
+            raise ConfigError(f"--context {context}:{str(err)[len(api_name):]}") from None
+        raise
+
+
 def translate_file(
     run_dirs: list[Path], input_path: Optional[str], output_path: Optional[str], beam_size: Optional[int],
     checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None, quantize: Optional[str] = None,
     alignments: Optional[str] = None, plot_dir: Optional[str] = None, context: Optional[int] = None,
 ) -> None:
     check_outputs(input_path, {"-o": output_path, "--alignments": alignments}, {"--plot-attention": plot_dir})
-    translator = Translator.load(run_dirs, overrides=overrides, context=context, beam_size=beam_size,
-                                 checkpoint=checkpoint, quantize=quantize)
+    translator = load_translator(run_dirs, overrides, context, beam_size=beam_size, checkpoint=checkpoint,
+                                 quantize=quantize)
     source = iter_lines_strict(Path(input_path)) if input_path else _stdin_lines()
     want_attention = bool(alignments or plot_dir)
     if plot_dir:

@@ -9,8 +9,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from tqdm import tqdm
 
-from pipeline.api import Translator
-from pipeline.files_cli import check_outputs
+from pipeline.files_cli import check_outputs, load_translator
 from stages.decode.config import ScoreConfig
 from stages.decode.scoring import score_lines
 from stages.errors import InputDataError, OutputError, S2SError
@@ -40,8 +39,8 @@ def subtitle_file(
                if (to or Path(output_path).suffix) else doc.format)
     if fmt_out != doc.format:
         render(doc, [cue.lines for cue in doc.cues], fmt_out)  # a conversion that would move a cue: refused now
-    translator = Translator.load(run_dir, overrides=overrides, context=context, beam_size=beam_size,
-                                 checkpoint=checkpoint, quantize=quantize)
+    translator = load_translator(run_dir, overrides, context, beam_size=beam_size, checkpoint=checkpoint,
+                                 quantize=quantize)
     result, report = translator.translate_subtitles(doc, to=fmt_out, **limits)
     with atomic_path(Path(output_path)) as tmp:
         tmp.write_bytes(result.data)
@@ -124,8 +123,8 @@ def subtitle_files(
     if summary_file.resolve() in taken:
         raise OutputError(f"--report {summary_file}: that is an input, an output or a file's report; give the "
                           f"summary another name (default: {folder / 'summary.json'})")
-    translator = Translator.load(run_dir, overrides=overrides, context=context, beam_size=beam_size,
-                                 checkpoint=checkpoint, quantize=quantize)  # a bad option stops before -o is made
+    translator = load_translator(run_dir, overrides, context, beam_size=beam_size, checkpoint=checkpoint,
+                                 quantize=quantize)  # a bad option stops before -o is made
     folder.mkdir(parents=True, exist_ok=True)
     docs: dict[Path, Any] = {}
     failed: list[dict[str, str]] = []

@@ -83,7 +83,15 @@ def test_subtitle_errors_leave_nothing_behind(tiny_corpus: Path, tmp_path: Path)
     assert code == 1 and "broken_time.srt:2: broken timestamp" in out
     assert out_srt.read_text(encoding="utf-8") == "precious\n"
     code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", str(out_srt), "--context", "1")
-    assert code == 1 and "trained without context (data.context: 0)" in out
+    assert code == 1 and "--context 1: " in out and "trained without context (data.context: 0)" in out
+    # The option is named so in every command that takes it (the API says context=1).
+    code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), str(FIXTURES / "episode.vtt"), "--run", run,
+                       "-o", str(tmp_path / "season"), "--context", "1")
+    assert code == 1 and "--context 1: " in out and not (tmp_path / "season").exists()
+    code, out = invoke("translate", "--run", run, "-i", str(FIXTURES / "episode.srt"), "-o", str(out_srt),
+                       "--context", "1")
+    assert code == 1 and "--context 1: " in out and "trained without context" in out
+    assert out_srt.read_text(encoding="utf-8") == "precious\n"
     code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", str(tmp_path / "out.txt"))
     assert code == 1 and "out.txt: the extension '.txt' is not a subtitle format s2s writes" in out and "--to" in out
     assert not (tmp_path / "out.txt").exists()
