@@ -82,11 +82,15 @@ def umask() -> int:
 
 
 def _remove_orphans(target: Path) -> None:
-    """Remove temporary files of `target` that a killed process left (kill -9 skips the
-    cleanup); those of a process still running are its own."""
+    """Remove temporary files or folders of `target` that a killed process left (kill -9
+    skips the cleanup); those of a process still running are its own."""
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and leftover.is_file() and not _alive(int(pid)):
+        if not pid.isdigit() or _alive(int(pid)) or leftover.is_symlink():
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        elif leftover.is_file():
             leftover.unlink(missing_ok=True)
 
 
@@ -170,10 +174,19 @@ def _is_special(target: Path) -> bool:
 
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
-    """Like `atomic_path` for a whole directory: build it aside, then swap it in."""
+    """Like `atomic_path` for a whole directory: build it aside, then swap it in.
+
+    The swap is two renames (`target` to `.NAME.old`, the new folder to `target`); a
+    process killed between them leaves the previous folder as `.NAME.old`, which the
+    next write of `target` puts back before it starts, as it removes the temporary
+    folders of killed writers."""
+    old = target.with_name(f".{target.name}.old")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        if old.is_dir() and not target.exists():
+            os.replace(old, target)
+        _remove_orphans(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
     except OSError as exc:
         raise write_error(target, exc) from exc
     try:
@@ -182,7 +195,6 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             os.chmod(inner, _plain_mode(inner.is_dir()))
         os.chmod(tmp, _mode_for(target, directory=True))
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
             if old.exists():
                 shutil.rmtree(old)
             os.replace(target, old)

@@ -81,6 +81,28 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "out.txt"]
 
 
+def test_a_killed_writers_temporary_folder_is_removed_and_a_half_swap_undone_by_the_next_write(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    killed = subprocess.run([sys.executable, "-c", "import os, signal; from pathlib import Path\n"
+                             "from stages.files import atomic_dir\n"
+                             f"with atomic_dir(Path({str(tmp_path / 'ckpt')!r})) as tmp:\n"
+                             "    (tmp / 'model').write_text('half')\n    os.kill(os.getpid(), signal.SIGKILL)"],
+                            cwd=Path(__file__).resolve().parents[1])
+    assert killed.returncode == -9 and len(list(tmp_path.glob(".ckpt.*.tmp"))) == 1
+    mine = tmp_path / f".ckpt.{os.getpid()}.abc.tmp"  # a live writer's: kept
+    mine.mkdir()
+    # killed between the two renames of a swap: the previous folder is only `.ckpt.old`
+    (tmp_path / ".ckpt.old").mkdir()
+    (tmp_path / ".ckpt.old" / "model").write_text("previous")
+    with atomic_dir(tmp_path / "ckpt") as tmp:
+        assert (tmp_path / "ckpt" / "model").read_text() == "previous"  # put back before the write starts
+        (tmp / "model").write_text("whole")
+    assert (tmp_path / "ckpt" / "model").read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "ckpt"]
+
+
 def test_lines_end_at_lf_crlf_or_a_lone_cr_and_what_is_not_utf8_text_is_named() -> None:
     import io
 
