@@ -65,16 +65,21 @@ def test_files_a_library_writes_into_a_new_folder_get_the_plain_mode(tmp_path: P
     assert mode(tmp_path / "ckpt" / "model.safetensors") == 0o644 and mode(tmp_path / "ckpt" / "sub") == 0o755
 
 
-def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path: Path) -> None:
+def kill_a_writer(writer: str, target: Path, write: str) -> None:
+    """Run `with WRITER(target) as tmp: WRITE` in a process that kill -9s itself inside."""
     import subprocess
     import sys
 
     killed = subprocess.run([sys.executable, "-c", "import os, signal; from pathlib import Path\n"
-                             "from stages.files import atomic_path\n"
-                             f"with atomic_path(Path({str(tmp_path / 'out.txt')!r})) as tmp:\n"
-                             "    tmp.write_text('half')\n    os.kill(os.getpid(), signal.SIGKILL)"],
+                             f"from stages.files import {writer}\n"
+                             f"with {writer}(Path({str(target)!r})) as tmp:\n"
+                             f"    {write}\n    os.kill(os.getpid(), signal.SIGKILL)"],
                             cwd=Path(__file__).resolve().parents[1])
-    assert killed.returncode == -9 and len(list(tmp_path.glob(".out.txt.*.tmp"))) == 1
+    assert killed.returncode == -9 and len(list(target.parent.glob(f".{target.name}.*.tmp"))) == 1
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    kill_a_writer("atomic_path", tmp_path / "out.txt", "tmp.write_text('half')")
     mine = tmp_path / f".out.txt.{os.getpid()}.abc.tmp"  # a live writer's: kept
     mine.write_text("mine")
     write_text_atomic(tmp_path / "out.txt", "whole\n")
@@ -82,15 +87,7 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path: 
 
 
 def test_a_killed_writers_temporary_folder_is_removed_and_a_half_swap_undone_by_the_next_write(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    killed = subprocess.run([sys.executable, "-c", "import os, signal; from pathlib import Path\n"
-                             "from stages.files import atomic_dir\n"
-                             f"with atomic_dir(Path({str(tmp_path / 'ckpt')!r})) as tmp:\n"
-                             "    (tmp / 'model').write_text('half')\n    os.kill(os.getpid(), signal.SIGKILL)"],
-                            cwd=Path(__file__).resolve().parents[1])
-    assert killed.returncode == -9 and len(list(tmp_path.glob(".ckpt.*.tmp"))) == 1
+    kill_a_writer("atomic_dir", tmp_path / "ckpt", "(tmp / 'model').write_text('half')")
     mine = tmp_path / f".ckpt.{os.getpid()}.abc.tmp"  # a live writer's: kept
     mine.mkdir()
     # killed between the two renames of a swap: the previous folder is only `.ckpt.old`
