@@ -433,7 +433,7 @@ def status(run_ref: str, runs_dir: Optional[str]) -> None:
     given = config_file(run_ref)
     cfg = load_config(given) if given else None
     manifest, holder = Manifest.load(run_dir), lock_holder(run_dir)
-    stale = stale_stages(run_dir, manifest, cfg) if holder is None else set()
+    stale = stale_stages(run_dir, manifest, cfg) if holder is None else {}
     if holder is not None:
         click.echo(f"in use: pid {holder.get('pid')} runs `{holder.get('command')}` since {holder.get('started')}")
     click.echo(f"run {manifest.data.get('name')}  seed {manifest.data.get('seed')}  config {str(manifest.data.get('config_hash'))[:12]}")
@@ -453,6 +453,10 @@ def status(run_ref: str, runs_dir: Optional[str]) -> None:
             f"{name:<10} {state:<11} {entry.get('seconds', ''):>8}  "
             f"{str(entry.get('fingerprint', ''))[:12]:<12}  {brief[:110]}"
         )
+    for name, why in stale.items():
+        if not why.startswith("after "):
+            after = " (and the stages after it)" if name != STAGE_NAMES[-1] else ""
+            click.echo(f"{name} is stale{after}: {why}")
 
 
 def _flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:

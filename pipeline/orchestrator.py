@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from pipeline.config import RunConfig, dump_yaml, load_config, section_hash, to_dict
 from pipeline.embedded import resolve_path
 from pipeline.manifest import Manifest, hash_outputs, library_versions
@@ -24,7 +26,7 @@ from stages.corpus.prepare import input_files, run_prepare
 from stages.corpus.tokenization import run_tokenize
 from stages.decode.scoring import run_score
 from stages.decode.translation import run_translate
-from stages.errors import ArtifactError, ConfigError, S2SError
+from stages.errors import ArtifactError, ConfigError, S2SError, as_yaml
 from stages.files import (
     sha256_file,
     write_error,
@@ -32,7 +34,7 @@ from stages.files import (
     write_json_atomic,
     write_text_atomic,
 )
-from stages.later_keys import earlier_forms
+from stages.later_keys import earlier_forms, saved_or_earlier
 from stages.model.checkpoint import check_architecture, read_meta
 from stages.train import distributed
 from stages.train.state import ResumeOptions, check_resume, config_changes
@@ -268,27 +270,64 @@ def _check_resume(cfg: RunConfig, run_dir: Path, resume: ResumeOptions) -> None:
     check_resume(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, _training_config(cfg), resume)
 
 
-def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None) -> set[str]:
-    """Stages recorded as done that the next run would redo: their inputs have changed
-    since (an upstream stage reran, or the config changed their section: `cfg`, else the
-    run's latest config, not checked when that cannot be read here), or their output
-    files have (a file edited or removed by hand), and every stage after such a one. The
-    prepare stage's input files, which its fingerprint hashes, are not read."""
+def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None) -> dict[str, str]:
+    """Stages recorded as done that the next run would redo, each with the reason: their
+    inputs have changed since (an upstream stage reran, or the config changed their
+    section: `cfg`, else the run's latest config, not checked when that cannot be read
+    here), or their output files have (a file edited or removed by hand), and every stage
+    after such a one. The prepare stage's input files, which its fingerprint hashes, are
+    not read."""
     if cfg is None:
         try:
             cfg = load_config(run_dir / artifacts.RESOLVED_CONFIG_YAML)
         except S2SError:
             cfg = None
-    stale: set[str] = set()
+    stale: dict[str, str] = {}
     for stage in STAGES:
         entry = manifest.stage(stage.name)
         if entry.get("status") != "done":
             continue
-        inputs_changed = (cfg is not None and stage is not STAGES[0]
-                          and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest))
-        if stale or inputs_changed or hash_outputs(run_dir, stage.folder) != entry.get("outputs"):
-            stale.add(stage.name)
+        outputs = hash_outputs(run_dir, stage.folder)
+        if stale:
+            stale[stage.name] = f"after {next(iter(stale))}"
+        elif (cfg is not None and stage is not STAGES[0]
+              and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest)):
+            stale[stage.name] = _changed_keys(stage, cfg, run_dir) or "its inputs or settings changed since it ran"
+        elif outputs != entry.get("outputs"):
+            stale[stage.name] = _changed_files(entry.get("outputs") or {}, outputs)
     return stale
+
+
+def _changed_keys(stage: Stage, cfg: RunConfig, run_dir: Path) -> str:
+    """`key: old -> new` for the keys where `cfg` differs from those the stage ran with:
+    for training, the config its last checkpoint recorded; for another stage, the run's
+    latest config file (a key missing there holds its earlier value,
+    `stages.later_keys`). '' when none does or that cannot be read."""
+    if stage.name == "train":
+        changes = config_changes(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST, _training_config(cfg))
+        return "; ".join(changes)
+    try:
+        saved = yaml.safe_load((run_dir / artifacts.RESOLVED_CONFIG_YAML).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    changes = [] if saved.get("seed") == cfg.seed else [f"seed: {as_yaml(saved.get('seed'))} -> {cfg.seed}"]
+    for section in stage.sections:
+        old: dict[str, Any] = saved[section] if isinstance(saved.get(section), dict) else {}
+        for key, value in to_dict(getattr(cfg, section)).items():
+            before = saved_or_earlier(section, key, old)
+            if before != value:
+                changes.append(f"{section}.{key}: {as_yaml(before)} -> {as_yaml(value)}")
+    return "; ".join(changes)
+
+
+def _changed_files(recorded: dict[str, str], now: dict[str, str]) -> str:
+    """Which output files differ from those the stage recorded."""
+    edited = [name for name in recorded if name in now and now[name] != recorded[name]]
+    removed = [name for name in recorded if name not in now]
+    added = [name for name in now if name not in recorded]
+    parts = [f"{what} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+             for what, names in (("edited", edited), ("removed", removed), ("added", added)) if names]
+    return "outputs changed: " + "; ".join(parts)
 
 
 def _follow_main(cfg: RunConfig, until: str, resume: ResumeOptions | None, ranks: distributed.Ranks) -> Manifest:

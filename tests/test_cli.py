@@ -96,15 +96,18 @@ def test_status_shows_a_stage_whose_inputs_changed_as_stale(trained_run: Path, t
     assert code == 0 and "[translate] done" in out, out
     run_folder = next((tmp_path / "runs").iterdir())  # its latest config holds the --set
     code, out = invoke("status", str(run_folder))
-    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:7]}
     assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "done", "score": "stale"}
+    assert out.splitlines()[7:] == ["score is stale: its inputs or settings changed since it ran"], out
     assert invoke("run", str(config), "--set", "decoding.beam_size=1")[0] == 0
     assert "stale" not in invoke("status", str(run_folder))[1]
     hyp = next((tmp_path / "runs").rglob("translate/*.hyp"))
     hyp.write_text("edited by hand\n", encoding="utf-8")  # the next run redoes translate and what follows
     code, out = invoke("status", str(run_folder))
-    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:7]}
     assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "stale", "score": "stale"}
+    hyp_name = hyp.relative_to(run_folder).as_posix()
+    assert out.splitlines()[7:] == [f"translate is stale (and the stages after it): outputs changed: edited {hyp_name}"]
 
 
 def test_status_of_a_config_tells_what_running_it_would_redo(trained_run: Path, tmp_path: Path) -> None:
@@ -114,9 +117,10 @@ def test_status_of_a_config_tells_what_running_it_would_redo(trained_run: Path, 
                        encoding="utf-8")
     assert "dropout: 0.1" in changed.read_text(encoding="utf-8")
     code, out = invoke("status", str(changed))  # the same run folder, another model section
-    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:7]}
     assert code == 0 and states == {"prepare": "done", "tokenize": "done", "train": "stale", "translate": "stale",
                                     "score": "stale"}, out
+    assert out.splitlines()[7:] == ["train is stale (and the stages after it): model.dropout: 0.0 -> 0.1"], out
     run_folder = next((tmp_path / "runs").iterdir())
     assert "stale" not in invoke("status", str(run_folder))[1]  # the folder: against its own latest config
 

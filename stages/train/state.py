@@ -151,7 +151,7 @@ def config_changes(folder: Path, config: dict[str, Any]) -> list[str]:
     changes = []
     for section in (*FIXED_SECTIONS, "training"):
         for key, old, new in _changes(saved.get(section), config.get(section), section):
-            changes.append(f"{key}: {old!r} -> {new!r}")
+            changes.append(f"{key}: {as_yaml(old)} -> {as_yaml(new)}")
     return changes
 
 
