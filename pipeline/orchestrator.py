@@ -163,11 +163,17 @@ def fingerprint(stage: Stage, cfg: RunConfig, manifest: Manifest) -> str:
 
 def known_fingerprints(stage: Stage, cfg: RunConfig, manifest: Manifest) -> list[str]:
     """`fingerprint`, then the fingerprints that runs made before later config keys
-    existed recorded for the same config (`stages.later_keys`): any of them is current."""
+    existed recorded for the same config (`stages.later_keys`): any of them is current.
+    The prepare stage hashes its input files by content; runs made before keyed them by
+    their path as resolved from the working directory, which stays current too."""
     sections = {s: to_dict(getattr(cfg, s)) for s in stage.sections}
     by_content = _parents_by_content(sections)
     forms = [*earlier_forms(by_content), *earlier_forms(sections)] if by_content != sections else earlier_forms(sections)
-    return [_hash(stage, cfg, manifest, form) for form in forms]
+    if stage.name != "prepare":
+        return [_hash(stage, cfg, manifest, form) for form in forms]
+    files = [(path, sha256_file(path)) for path in input_files(cfg.data, resolve_path) if path.exists()]
+    keyed = ([sha for _, sha in files], {str(path): sha for path, sha in files})
+    return [_hash(stage, cfg, manifest, form, inputs) for inputs in keyed for form in forms]
 
 
 def _parents_by_content(sections: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +188,9 @@ def _parents_by_content(sections: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, Any]) -> str:
+def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, Any], inputs: Any = None) -> str:
+    """The fingerprint of `stage` over `sections`; for prepare, over `inputs` too (the
+    input files' hashes; None: hashed here, by content)."""
     parts: dict[str, Any] = dict(sections)
     parts["seed"] = cfg.seed
     if stage.layout > 1:
@@ -191,7 +199,8 @@ def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, 
         entry = manifest.stage(up)
         parts[f"upstream:{up}"] = [entry.get("fingerprint"), entry.get("outputs")]
     if stage.name == "prepare":
-        parts["inputs"] = {str(p): sha256_file(p) for p in input_files(cfg.data, resolve_path) if p.exists()}
+        parts["inputs"] = inputs if inputs is not None else [
+            sha256_file(p) for p in input_files(cfg.data, resolve_path) if p.exists()]
     parent = {"tokenize": ("tokenizer.from_run", cfg.tokenizer.from_run, (artifacts.SPM_SRC, artifacts.SPM_TGT)),
               "train": ("training.init_from", cfg.training.init_from, (artifacts.CKPT_WEIGHTS,))}.get(stage.name)
     if parent and parent[1]:  # a parent model retrained since: this stage is out of date
@@ -275,8 +284,8 @@ def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None
     inputs have changed since (an upstream stage reran, or the config changed their
     section: `cfg`, else the run's latest config, not checked when that cannot be read
     here), or their output files have (a file edited or removed by hand), and every stage
-    after such a one. The prepare stage's input files, which its fingerprint hashes, are
-    not read."""
+    after such a one (a run skips those again when the stage it redoes writes the same
+    files as before)."""
     if cfg is None:
         try:
             cfg = load_config(run_dir / artifacts.RESOLVED_CONFIG_YAML)
@@ -290,8 +299,7 @@ def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None
         outputs = hash_outputs(run_dir, stage.folder)
         if stale:
             stale[stage.name] = f"after {next(iter(stale))}"
-        elif (cfg is not None and stage is not STAGES[0]
-              and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest)):
+        elif cfg is not None and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest):
             stale[stage.name] = _changed_keys(stage, cfg, run_dir) or "its inputs or settings changed since it ran"
         elif outputs != entry.get("outputs"):
             stale[stage.name] = _changed_files(entry.get("outputs") or {}, outputs)

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import main
 from stages import artifacts
 from stages.model import fast
+from tests.conftest import tiny_config_text
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "tokenize", "train", "translate", "score")
@@ -123,6 +125,33 @@ def test_status_of_a_config_tells_what_running_it_would_redo(trained_run: Path, 
     assert out.splitlines()[7:] == ["train is stale (and the stages after it): model.dropout: 0.0 -> 0.1"], out
     run_folder = next((tmp_path / "runs").iterdir())
     assert "stale" not in invoke("status", str(run_folder))[1]  # the folder: against its own latest config
+    # A data key: prepare is stale, as `s2s run` of that config agrees.
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    settings["data"]["max_words"] = 100
+    changed.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    code, out = invoke("status", str(changed))
+    assert code == 0 and out.split("\n")[2].split()[:2] == ["prepare", "stale"], out
+    assert out.splitlines()[7:] == ["prepare is stale (and the stages after it): data.max_words: 150 -> 100"], out
+    code, out = invoke("run", str(changed), "--until", "prepare")
+    assert code == 0 and "[prepare] running" in out, out
+
+
+def test_prepared_data_counts_by_the_input_files_content_not_the_folder_a_run_starts_in(
+        tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for where in ("a", "b"):
+        shutil.copytree(tiny_corpus, tmp_path / where / "corpus")
+    config = tmp_path / "relative.yaml"
+    text = tiny_config_text(tiny_corpus, tmp_path / "runs").replace(f"{tiny_corpus}/", "corpus/")
+    config.write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "a")
+    assert invoke("run", str(config), "--until", "prepare")[0] == 0
+    monkeypatch.chdir(tmp_path / "b")  # the same files in another place
+    code, out = invoke("status", str(config))
+    assert code == 0 and out.splitlines()[2].split()[:2] == ["prepare", "done"], out
+    (tmp_path / "b" / "corpus" / "test.tsv").write_text("Jesus wept.\tJesús lloró.\n", encoding="utf-8")
+    code, out = invoke("status", str(config))
+    assert out.splitlines()[2].split()[:2] == ["prepare", "stale"], out
+    assert "prepare is stale (and the stages after it): its inputs or settings changed since it ran" in out
 
 
 def test_plot_and_status(run_dir: Path, tmp_path: Path) -> None:
