@@ -140,6 +140,9 @@ def test_bad_requests_get_json_errors(client: TestClient, fields: dict, status: 
 def test_invalid_json_non_utf8_and_other_bodies(client: TestClient) -> None:
     bad = client.post("/translate", content=b'{"q": "Hi", ', headers={"content-type": "application/json"})
     assert bad.status_code == 400 and bad.json()["error"].startswith("invalid JSON:")
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"q": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        nested = client.post("/translate", content=deep, headers={"content-type": "application/json"})
+        assert nested.status_code == 400 and "nested too deeply" in nested.json()["error"]
     latin = client.post("/translate", content='{"q": "Señor", "source": "en", "target": "es"}'.encode("latin-1"),
                         headers={"content-type": "application/json"})
     assert latin.status_code == 400 and "not UTF-8" in latin.json()["error"]

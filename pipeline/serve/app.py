@@ -258,6 +258,9 @@ async def _fields(request: Request, limit: int, option: str, form_only: bool = F
                                f"{exc.start}); send UTF-8 text") from None
         except json.JSONDecodeError as exc:
             raise Problem(400, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        except RecursionError:  # Python's parser recurses once per level of [ or {
+            raise Problem(400, "invalid JSON: nested too deeply; send an object such as "
+                               "{\"q\": \"Hello\", \"source\": \"en\", \"target\": \"es\"}") from None
         if not isinstance(data, dict):
             raise Problem(400, "invalid JSON: expected an object such as {\"q\": \"Hello\", \"source\": ...}")
         return data
