@@ -43,6 +43,33 @@ def test_nbest_lists_are_ordered_and_start_with_the_translation(translator: Tran
         assert hyps[0].attention is None
 
 
+def test_nbest_texts_are_distinct_the_best_scoring_of_each_kept(translator: Translator,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypotheses that read the same (another split into pieces, or for a 2+2 model
+    another translation of the previous line) count once: of each text the best-scoring
+    stays, and the search keeps all beam_size finished ones to fill the list."""
+    from stages.decode import translation
+    from stages.decode.search import Hypothesis
+
+    sp = translator.sp_tgt
+    whole = sp.encode("Y lloró.")
+    pieces = [sp.piece_to_id(p) for word in "Y lloró.".split() for p in ("\u2581", *word)]  # letter by letter
+    assert sp.decode(pieces) == sp.decode(whole) == "Y lloró." and pieces != whole  # one text, two splits
+    other = sp.encode("Y oró.")
+    asked = []
+
+    def search(model, seqs, cfg, device, n_best, *args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(n_best)
+        return [[Hypothesis(whole, -1.0, -1.0), Hypothesis(pieces, -2.0, -2.0), Hypothesis(other, -3.0, -3.0)]
+                for _ in seqs]
+
+    monkeypatch.setattr(translation, "translate_ids_nbest", search)
+    [hyps] = translator.translate_nbest(["Jesus wept."], 2)
+    assert [(h.text, h.score) for h in hyps] == [("Y lloró.", -1.0), ("Y oró.", -3.0)]
+    assert set(asked) == {translator.config.beam_size} == {3}  # spares beyond the 2 asked for
+    assert translator.translate_nbest(["Jesus wept."], 1)[0][0].text == "Y lloró." and asked[-1] == 1
+
+
 def test_alignments_have_a_row_per_target_piece_and_a_column_per_source_piece(translator: Translator) -> None:
     [[best, *_]] = translator.translate_nbest(["Jesus wept."], 2, alignments=True)
     assert best.source_pieces and best.target_pieces and best.attention

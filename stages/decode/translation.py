@@ -284,6 +284,12 @@ def translate_lines_nbest(
     it is, spaces included, as the one hypothesis, with score and log_prob 0 (its context, if any, left
     out).
 
+    The hypotheses of a line are distinct texts: the search keeps all `beam_size`
+    finished ones (for `n_best` above 1), and of those that read the same (another
+    segmentation into pieces, or for a `data.target_context` model another translation
+    of the previous lines) only the best-scoring one stays, so a line may have fewer
+    than `n_best`.
+
     With `alignments`, each hypothesis also holds `source_pieces`, `target_pieces` and
     `attention` (one row per target piece, one column per source piece). With
     `max_chars` (one limit per line), each line's hypotheses grow only while their text
@@ -318,14 +324,19 @@ def translate_lines_nbest(
         budget = None if chars is None else _char_budget(chars, [max_chars[i] for i in rows],  # type: ignore[index]
                                                          [spans[i] for i in rows], [encoded[i] for i in rows],
                                                          cfg.replace_unk)
-        found.update(zip(rows, translate_ids_nbest(model, [encoded[i] for i in rows], cfg, device, n_best, keep,
+        searched = n_best if n_best == 1 else max(n_best, cfg.beam_size)  # spares for the texts that repeat
+        found.update(zip(rows, translate_ids_nbest(model, [encoded[i] for i in rows], cfg, device, searched, keep,
                                                    budget)))
     for i in todo:
-        hyps = found[i]
+        hyps, texts = [], []
+        for hyp in found[i]:  # best first: the best of each text stays
+            text = _text(sp_tgt, hyp, encoded[i], spans[i])
+            if text not in texts:
+                hyps.append(hyp)
+                texts.append(text)
         outputs[i] = [
-            {"text": _text(sp_tgt, h, encoded[i], spans[i]), "score": round(h.score, 4),
-             "log_prob": round(h.log_prob, 4)}
-            for h in hyps
+            {"text": text, "score": round(h.score, 4), "log_prob": round(h.log_prob, 4)}
+            for h, text in zip(hyps[:n_best], texts)
         ]
         if alignments:
             for out, h in zip(outputs[i], hyps):
