@@ -43,6 +43,17 @@ def test_nbest_lists_are_ordered_and_start_with_the_translation(translator: Tran
         assert hyps[0].attention is None
 
 
+def test_lines_read_from_a_file_object_come_back_without_their_line_ends(translator: Translator,
+                                                                          tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"...\n  \xe2\x99\xaa \r\nJesus wept.\n3:16")
+    with open(source, encoding="utf-8", newline="") as handle:  # lines keep \n and \r\n
+        texts = [hyps[0].text for hyps in translator.translate_stream(handle)]
+    assert texts[:2] == ["...", "  \u266a "] and texts[3] == "3:16"
+    assert texts[2] == translator.translate("Jesus wept.")
+    assert translator.translate(["...\n", "Jesus wept.\n"]) == ["...", translator.translate("Jesus wept.")]
+
+
 def test_nbest_texts_are_distinct_the_best_scoring_of_each_kept(translator: Translator,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Hypotheses that read the same (another split into pieces, or for a 2+2 model

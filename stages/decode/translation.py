@@ -353,9 +353,10 @@ def _sentence(text: str) -> str:
 
 def _as_given(line: str) -> str:
     """A model input without its context, spaces and all: the line as the user wrote it
-    (`join_context` puts one space after the separator)."""
+    (`join_context` puts one space after the separator), without a line end (a line read
+    from a file object keeps its newline; a translated one never has one)."""
     before, sep, after = line.rpartition(CONTEXT_SEP)
-    return after[1:] if sep and after.startswith(" ") else after
+    return (after[1:] if sep and after.startswith(" ") else after).rstrip("\r\n")
 
 
 def piece_chars(sp_tgt: spm.SentencePieceProcessor) -> torch.Tensor:
