@@ -18,6 +18,7 @@ from stages.files import (
     check_output_folder,
     iter_lines_strict,
     iter_stream_lines,
+    line_end_of,
 )
 from stages.plots.attention import plot_attention
 
@@ -107,13 +108,12 @@ def _write_line(out: TextIO, number: int, hyps: list[Hypothesis], n_best: Option
 
 
 def _line_end(path: Path) -> str:
-    """"\r\n" when the file's first line ends so (a Windows file), else "\n": the
-    translation is written with the input's line ends."""
+    """The input file's line end (`line_end_of` its first MiB), which the translation
+    is written with; "\n" for a stream or a gzip file."""
     if not path.is_file() or path.suffix == ".gz":
         return "\n"
     with open(path, "rb") as handle:
-        first = handle.readline(1 << 20)
-    return "\r\n" if first.endswith(b"\r\n") else "\n"
+        return line_end_of(handle.read(1 << 20))
 
 
 @contextmanager

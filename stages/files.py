@@ -224,6 +224,16 @@ def write_json_atomic(target: Path, data: Any) -> None:
     write_text_atomic(target, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def line_end_of(data: bytes) -> str:
+    """The line end of a text that starts with `data`: its first line's ("\r\n" for a
+    Windows file), a lone "\r" for a text without LF that has CR, else "\n". What a
+    translation of the text is written with."""
+    first = data.find(b"\n")
+    if first < 0:
+        return "\r" if b"\r" in data else "\n"
+    return "\r\n" if data[first - 1 : first] == b"\r" else "\n"
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

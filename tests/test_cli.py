@@ -599,3 +599,6 @@ def test_a_windows_file_is_translated_with_its_line_ends(run_dir: Path, tmp_path
     assert code == 0, text
     data = out.read_bytes()
     assert data.count(b"\r\n") == 2 and data.endswith(b"...\r\n") and b"\n" not in data.replace(b"\r\n", b"")
+    source.write_bytes(b"Jesus wept.\r...\r")  # lone CRs (an old Mac file)
+    code, text = invoke("translate", "--run", str(run_dir), "-i", str(source), "-o", str(out), "--beam-size", "1")
+    assert code == 0 and out.read_bytes() == data.replace(b"\r\n", b"\r"), text

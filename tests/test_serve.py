@@ -217,6 +217,11 @@ def test_a_text_file_is_translated_line_by_line(client: TestClient, translator: 
     assert response.status_code == 200
     expected = "".join(t + "\n" for t in translator.translate(["Jesus wept.", "", "And God said"]))
     assert response.json()["translatedFile"] == expected
+    for end in ("\r\n", "\r"):  # a Windows file, an old Mac one: written back with their line ends
+        upload = f"Jesus wept.{end}{end}And God said{end}".encode()
+        answer = client.post("/translate_file", data=PAIR, files={"file": ("notes.txt", upload)}).json()
+        assert answer["translatedFile"] == expected.replace("\n", end)
+        assert client.get(f"/{answer['translatedFilePath']}").content == expected.replace("\n", end).encode()
 
 
 @pytest.mark.parametrize("name, data, status, message", [

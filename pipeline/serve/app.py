@@ -33,6 +33,7 @@ from pipeline.api import Hypothesis, Translator
 from pipeline.serve.batching import Batcher, Closed, Job, QueueFull
 from pipeline.serve.limits import ServeLimits
 from stages.errors import S2SError
+from stages.files import line_end_of
 from stages.subtitles.formats import FORMATS
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,11 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
         cancelled = threading.Event()
         search = _blocking_search(worker, cancelled)
         if extension == "txt":
-            lines = _text_lines(name, data)
+            lines, end = _text_lines(name, data), line_end_of(data)
 
             def work() -> dict[str, Any]:
                 found = search(list(translator.prepare_inputs(lines)), 1)
-                out = "".join((h[0].text if h else "") + "\n" for h in found)
+                out = "".join((h[0].text if h else "") + end for h in found)  # with the upload's line ends
                 return {"format": "txt", "encoding": "utf-8", "translatedFile": out, "data": out.encode("utf-8")}
         else:
             cue_limits: dict[str, Any] = {k: _number(fields, k) for k in ("max_chars", "max_lines", "max_cps") if k in fields}
