@@ -88,8 +88,10 @@ class Manifest:
         entry.update(status="done", outputs=outputs, seconds=round(seconds, 2), summary=summary)
         self.save()
 
-    def fail(self, name: str, error: str, seconds: float) -> None:
+    def fail(self, name: str, error: str, seconds: float, status: str = "failed") -> None:
+        """Record a stage that stopped without finishing: `failed`, or `interrupted` (Ctrl-C,
+        SIGTERM: a training stopped so can resume)."""
         entry = self.data["stages"].setdefault(name, {})
-        entry.update(status="failed", error=error, seconds=round(seconds, 2))
+        entry.update(status=status, error=error, seconds=round(seconds, 2))
         entry.pop("outputs", None)
         self.save()

@@ -26,7 +26,13 @@ from stages.corpus.prepare import input_files, run_prepare
 from stages.corpus.tokenization import run_tokenize
 from stages.decode.scoring import run_score
 from stages.decode.translation import run_translate
-from stages.errors import ArtifactError, ConfigError, S2SError, as_yaml
+from stages.errors import (
+    ArtifactError,
+    ConfigError,
+    S2SError,
+    TrainingInterrupted,
+    as_yaml,
+)
 from stages.files import (
     sha256_file,
     write_error,
@@ -361,7 +367,9 @@ def _run_stage(
     try:
         summary = stage.run(cfg, run_dir)
     except (S2SError, KeyboardInterrupt) as exc:
-        manifest.fail(stage.name, str(exc) or type(exc).__name__, time.perf_counter() - start)
+        by_user = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))  # not by a fault
+        manifest.fail(stage.name, str(exc) or type(exc).__name__, time.perf_counter() - start,
+                      "interrupted" if by_user else "failed")
         raise
     except Exception as exc:  # a bug, unless the disk refused a write: record it, keep the traceback
         failed = write_failure(exc)

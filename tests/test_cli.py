@@ -391,7 +391,8 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
     code, out = invoke("train", str(tiny_config), "--set", "training.max_steps=4", *sets)
     assert code == 1 and "training stopped by SIGTERM at step 3" in out
     assert f"`s2s train {tiny_config} --set training.max_steps=4" in out and "--resume`" in out  # the exact command
-    assert json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]["status"] == "failed"
+    assert json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]["status"] == "interrupted"
+    assert invoke("status", str(tiny_config))[1].splitlines()[4].split()[:2] == ["train", "interrupted"]
     monkeypatch.undo()
     code, out = invoke("train", str(tiny_config), "--resume", "--set", "training.max_steps=4", *sets)
     assert code == 0 and "[train] resuming" in out and steps() == [2, 4], out
