@@ -122,14 +122,17 @@ def _upstream_config(cfg: RunConfig) -> dict[str, Any]:
     return {"data": to_dict(cfg.data), "tokenizer": to_dict(cfg.tokenizer)}
 
 
-def _say_what_retraining_discards(cfg: RunConfig, run_dir: Path, echo: Callable[[str], None]) -> None:
+def _say_what_retraining_discards(cfg: RunConfig, run_dir: Path, echo: Callable[[str], None],
+                                  forced: bool = False) -> None:
     """Training starts over and empties train/: say so when a trained model is there, and
     which keys changed since it was trained."""
     last = run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_LAST
     if not last.is_dir():
         return
     changes = config_changes(last, _training_config(cfg))
-    why = f"the config changed since it was trained ({'; '.join(changes[:5])})" if changes else "it is out of date"
+    why = ("--force train was given" if forced else
+           f"the config changed since it was trained ({'; '.join(changes[:5])})" if changes else
+           "it is out of date (an earlier stage was redone, or its files changed)")
     echo(f"[train] {last.parent} holds a trained model, but {why}: training starts over and replaces it "
          f"(to continue it instead: s2s train CONFIG --resume, with the keys it was trained with)")
 
@@ -269,7 +272,7 @@ def _run_locked(
             echo(f"[{stage.name}] up to date, skipped")
         else:
             if stage.name == "train":
-                _say_what_retraining_discards(cfg, run_dir, echo)
+                _say_what_retraining_discards(cfg, run_dir, echo, forced="train" in force)
             _run_stage(stage, cfg, run_dir, manifest, fp, echo)
         if stage.name == until:
             break

@@ -315,6 +315,9 @@ def test_model_change_reruns_training_onward(tiny_config: Path) -> None:
     assert code == 0 and out.count("skipped") == 2 and "[train] done" in out and "[score] done" in out
     assert "holds a trained model, but the config changed since it was trained (model.dropout: 0.0 -> 0.1)" in out
     assert "training starts over and replaces it" in out
+    code, out = invoke("run", str(tiny_config), "--set", "training.max_steps=4", "--set", "training.valid_every=2",
+                       "--set", "model.dropout=0.1", "--force", "train")
+    assert code == 0 and "holds a trained model, but --force train was given: training starts over" in out, out
 
 
 def test_early_stopping(tiny_config: Path, tmp_path: Path) -> None:
