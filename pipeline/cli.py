@@ -194,8 +194,8 @@ def train(config: Optional[str], overrides: tuple[str, ...], force: bool, resume
 @click.option("--run", "run_paths", metavar="RUN", multiple=True,
               help=f"Translate a file with this trained run: {RUN_HELP}. Repeat it for an ensemble.")
 @runs_dir_option
-@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), help="Input text (default: stdin).")
-@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), help="Output text (default: stdout).")
+@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), help="Input text (default or -: stdin).")
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), help="Output text (default or -: stdout).")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Beam size (1 = greedy).")
 @click.option("--checkpoint", help="best or last checkpoint of the run, or a checkpoint folder (e.g. from s2s average).")
 @click.option("--n-best", type=click.IntRange(min=1), help="Write the N best hypotheses per line with scores, as JSONL (N is capped at the beam size).")
@@ -317,6 +317,9 @@ def subtitle(
         max_gap_ms=max_gap_ms, bilingual=bilingual, translate_non_dialogue=translate_non_dialogue,
         fit_nbest=fit_nbest, fit_margin=fit_margin, fit_shorten=fit_shorten,
     )
+    if output_path == "-":
+        raise OutputError("-o -: s2s subtitle writes a file and its report beside it, not standard output; "
+                          "give a file name such as out.srt (or a folder for several inputs)")
     run_dir = trained_runs(run_paths, runs_dir)
     if is_folder_job(input_paths, output_path):
         summary = subtitle_files(run_dir, list(input_paths), output_path, summary_path=report_path, echo=click.echo,
@@ -371,7 +374,7 @@ def serve(
 
 @main.command("config")
 @click.argument("name", default="default")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it to this new file (default: stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it to this new file (default or -: stdout).")
 @click.option("--list", "list_names", is_flag=True, help="List the example configs.")
 def config_command(name: str, output: Optional[str], list_names: bool) -> None:
     """Print an example config to start from: s2s config default > my.yaml (or tiny, best)."""
@@ -381,7 +384,7 @@ def config_command(name: str, output: Optional[str], list_names: bool) -> None:
         click.echo("\n".join(example_configs()))
         return
     text = example_config(name)
-    if output is None:
+    if output is None or output == "-":
         click.echo(text, nl=False)
         return
     check_output_file(output, "-o")

@@ -40,6 +40,8 @@ def translate_file(
     checkpoint: Optional[str], overrides: list[str], n_best: Optional[int] = None, quantize: Optional[str] = None,
     alignments: Optional[str] = None, plot_dir: Optional[str] = None, context: Optional[int] = None,
 ) -> None:
+    input_path = None if input_path == "-" else input_path  # `-`: standard input and output, as is usual
+    output_path = None if output_path == "-" else output_path
     check_outputs(input_path, {"-o": output_path, "--alignments": alignments}, {"--plot-attention": plot_dir})
     translator = load_translator(run_dirs, overrides, context, beam_size=beam_size, checkpoint=checkpoint,
                                  quantize=quantize)

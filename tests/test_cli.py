@@ -270,6 +270,11 @@ def test_translate_alignments_and_attention_plots(run_dir: Path, text_file: Path
 def test_translate_stdin_to_stdout(run_dir: Path) -> None:
     result = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1"], input="\nJesus wept.\n")
     assert result.exit_code == 0 and result.output.count("\n") == 2 and result.output.startswith("\n")
+    dashes = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1", "-i", "-", "-o", "-"],
+                                input="\nJesus wept.\n")  # `-`: standard input and output, not files named -
+    assert dashes.exit_code == 0 and dashes.output == result.output and not Path("-").exists()
+    config = CliRunner().invoke(main, ["config", "tiny", "-o", "-"])
+    assert config.exit_code == 0 and config.output.startswith("#") and not Path("-").exists()
 
 
 def test_stdin_is_read_like_a_file(run_dir: Path, tmp_path: Path) -> None:

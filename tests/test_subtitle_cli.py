@@ -92,6 +92,8 @@ def test_subtitle_errors_leave_nothing_behind(tiny_corpus: Path, tmp_path: Path)
                        "--context", "1")
     assert code == 1 and "--context 1: " in out and "trained without context" in out
     assert out_srt.read_text(encoding="utf-8") == "precious\n"
+    code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", "-")
+    assert code == 1 and "-o -: s2s subtitle writes a file" in out and not Path("-").exists()
     code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", str(tmp_path / "out.txt"))
     assert code == 1 and "out.txt: the extension '.txt' is not a subtitle format s2s writes" in out and "--to" in out
     assert not (tmp_path / "out.txt").exists()
