@@ -1,6 +1,6 @@
 """Benchmark a trained run: training speed, translation speed, peak memory, BLEU.
 
-    python bench/bench_pipeline.py runs/default [--train-steps 30]
+    python bench/bench_pipeline.py runs/default [--train-steps 30] [--batch-size 32]
 
 Prints one JSON object. Training speed is measured on a fresh copy of the run's model
 (same config, same tokenized data) for --train-steps steps after 3 warm-up steps;
@@ -27,6 +27,7 @@ from stages import artifacts  # noqa: E402
 from stages.corpus.batching import TrainData  # noqa: E402
 from stages.decode.config import DecodeConfig  # noqa: E402
 from stages.decode.scoring import score_lines  # noqa: E402
+from stages.decode.translation import checkpoint_output_pieces, prepare_for_inference  # noqa: E402
 from stages.model.checkpoint import load_checkpoint  # noqa: E402
 from stages.model.seq2seq import Seq2Seq  # noqa: E402
 from stages.train.config import TrainConfig  # noqa: E402
@@ -65,14 +66,19 @@ def bench_training(run_dir: Path, steps: int) -> dict[str, object]:
     }
 
 
-def bench_translation(run_dir: Path) -> dict[str, object]:
-    model, sp_src, sp_tgt, _ = load_checkpoint(run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST, "cpu")
+def bench_translation(run_dir: Path, batch_size: int = 0) -> dict[str, object]:
+    """The run's test split translated as `s2s translate` does (the model prepared for
+    inference: fast search step, output pieces), greedy and beam 5, in batches of
+    `batch_size` sentences (0: the run's `decoding.batch_size`)."""
+    folder = run_dir / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
+    model, sp_src, sp_tgt, meta = load_checkpoint(folder, "cpu")
     src, refs = test_split(run_dir)
-    out: dict[str, object] = {"test_sentences": len(src)}
     saved = json.loads((run_dir / artifacts.RESOLVED_CONFIG).read_text())["decoding"]
+    out: dict[str, object] = {"test_sentences": len(src), "batch_size": batch_size or saved["batch_size"]}
     for label, beam in (("greedy", 1), ("beam5", 5)):
-        cfg = DecodeConfig(**{**saved, "beam_size": beam})
-        hyps, speed = timed_translation(model, sp_src, sp_tgt, src, cfg)
+        cfg = DecodeConfig(**{**saved, "beam_size": beam, "batch_size": batch_size or saved["batch_size"]})
+        ready = prepare_for_inference(model, cfg, "cpu", checkpoint_output_pieces(folder, meta))
+        hyps, speed = timed_translation(ready, sp_src, sp_tgt, src, cfg)
         scores = score_lines(hyps, refs)
         out.update({f"{label}_{key}": value for key, value in speed.items()})
         out[f"{label}_bleu"] = scores["bleu"]
@@ -86,6 +92,7 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=0, help="sentences per batch (default: the run's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,7 +100,7 @@ def main() -> None:
         "run": str(args.run_dir),
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
     }
-    result.update(bench_translation(args.run_dir))
+    result.update(bench_translation(args.run_dir, args.batch_size))
     result.update(bench_training(args.run_dir, args.train_steps))
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result, indent=2))
