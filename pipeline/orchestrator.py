@@ -305,12 +305,11 @@ def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None
         entry = manifest.stage(stage.name)
         if entry.get("status") != "done":
             continue
-        outputs = hash_outputs(run_dir, stage.folder)
         if stale:
             stale[stage.name] = f"after {next(iter(stale))}"
         elif cfg is not None and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest):
             stale[stage.name] = _changed_keys(stage, cfg, run_dir) or "its inputs or settings changed since it ran"
-        elif outputs != entry.get("outputs"):
+        elif (outputs := hash_outputs(run_dir, stage.folder)) != entry.get("outputs"):
             stale[stage.name] = _changed_files(entry.get("outputs") or {}, outputs)
     return stale
 
