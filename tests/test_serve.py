@@ -61,9 +61,14 @@ def test_alternatives_are_the_nbest_list(client: TestClient, translator: Transla
     status, answer = post(client, q="And God said", alternatives=2)
     [hyps] = translator.translate_nbest(["And God said"], 3)
     assert status == 200 and answer["translatedText"] == hyps[0].text
-    assert answer["alternatives"] == [h.text for h in hyps[1:3]] + [hyps[0].text] * (3 - len(hyps))
+    assert answer["alternatives"] == [h.text for h in hyps[1:3]]
     status, capped = post(client, q="And God said", alternatives=50)  # the beam (3) holds 2 alternatives
-    assert status == 200 and len(capped["alternatives"]) == 2
+    assert status == 200 and len(capped["alternatives"]) <= 2
+    # Lines without alternatives (empty, copied through) give none; none repeats the translation or another.
+    status, answer = post(client, q=["", "...", "...\n...", "And God said\n..."], alternatives=2)
+    assert status == 200 and answer["alternatives"][:3] == [[], [], []]
+    texts = [answer["translatedText"][3], *answer["alternatives"][3]]
+    assert len(set(texts)) == len(texts) == 1 + len(hyps[1:3])
 
 
 def test_language_codes_in_any_case(client: TestClient) -> None:
@@ -227,6 +232,7 @@ def test_a_text_file_is_translated_line_by_line(client: TestClient, translator: 
 @pytest.mark.parametrize("name, data, status, message", [
     ("broken.srt", b"1\n00:00:01,000 --> nonsense\nHello\n", 400, "broken.srt"),
     ("latin.txt", "Señor\n".encode("latin-1"), 400, "latin.txt:1: byte 0xf1 is not UTF-8"),
+    ("nul.txt", b"Jesus wept.\nJesus\x00.\n", 400, "nul.txt:2: a NUL byte"),
     ("movie.mkv", b"\x1aE\xdf\xa3", 400, ".mkv files are not translated here"),
     ("big.srt", b"1\n" * 5_000_000, 413, "bytes"),  # a 10 MB upload against the 0.3 MB limit
 ])

@@ -129,8 +129,9 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
             mine = found[start : start + text.count("\n") + 1]
             start += len(mine)
             out.append("\n".join(h[0].text if h else "" for h in mine))
-            alts.append(["\n".join((h[k] if k < len(h) else h[0]).text if h else "" for h in mine)
-                         for k in range(1, 1 + alternatives)])
+            candidates = ["\n".join((h[k] if k < len(h) else h[0]).text if h else "" for h in mine)
+                          for k in range(1, 1 + alternatives)]  # line by line: a line's k-th, else its best
+            alts.append([c for i, c in enumerate(candidates) if c != out[-1] and c not in candidates[:i]])
         single = isinstance(fields["q"], str)
         answer: dict[str, Any] = {"translatedText": out[0] if single else out}
         if str(fields.get("source")).lower() == "auto":
@@ -433,6 +434,9 @@ def _text_lines(name: str, data: bytes) -> list[str]:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise Problem(400, f"{name}:{line}: byte {data[exc.start]:#04x} is not UTF-8; re-save the file as UTF-8") from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise Problem(400, f"{name}:{line}: a NUL byte; this is not a text file (UTF-16? convert it to UTF-8)")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
