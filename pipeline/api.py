@@ -144,7 +144,7 @@ def context_size(run_dir: Path, trained: int, asked: Optional[int]) -> tuple[int
     if asked and not trained:
         raise ConfigError(
             f"context={asked}: {run_dir} was trained without context (data.context: 0); "
-            f"train a run with data.context: 1 for context, or leave out context"
+            f"train a run with data.context: {asked} for context, or leave out context"
         )
     if asked is not None and asked > trained > 0:
         raise ConfigError(

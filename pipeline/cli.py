@@ -458,8 +458,9 @@ def status(run_ref: str, runs_dir: Optional[str]) -> None:
         )
     for name, why in stale.items():
         if not why.startswith("after "):
-            after = " (and the stages after it)" if name != STAGE_NAMES[-1] else ""
-            click.echo(f"{name} is stale{after}: {why}")
+            after = (" (the stages after it follow, unless redoing it writes the same files again)"
+                     if name != STAGE_NAMES[-1] else "")
+            click.echo(f"{name} is stale: {why}{after}")
 
 
 def _flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -79,6 +79,8 @@ def check_outputs(input_path: Optional[str], files: dict[str, Optional[str]],
     """Refuse, before any work, outputs that cannot be written as asked, or that would
     replace the input (`option -> path`; None: not asked for)."""
     for option, raw in files.items():
+        if raw == "-":  # only -o (translate) means standard output: there it is None by now
+            raise OutputError(f"{option} -: standard output is not available for {option}; give a file name")
         if raw:
             check_output_file(raw, option)
     given = {option: Path(path) for option, path in files.items() if path}

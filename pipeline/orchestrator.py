@@ -130,7 +130,9 @@ def _say_what_retraining_discards(cfg: RunConfig, run_dir: Path, echo: Callable[
     if not last.is_dir():
         return
     changes = config_changes(last, _training_config(cfg))
+    interrupted = Manifest.load(run_dir).stage("train").get("status") == "interrupted"
     why = ("--force train was given" if forced else
+           "its training was interrupted" if interrupted else
            f"the config changed since it was trained ({'; '.join(changes[:5])})" if changes else
            "it is out of date (an earlier stage was redone, or its files changed)")
     echo(f"[train] {last.parent} holds a trained model, but {why}: training starts over and replaces it "

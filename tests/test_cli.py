@@ -45,6 +45,9 @@ def text_file(tmp_path: Path) -> Path:
     return src
 
 
+FOLLOW = " (the stages after it follow, unless redoing it writes the same files again)"
+
+
 def copy_of_run(trained_run: Path, tmp_path: Path) -> Path:
     """A copy of the trained run and its config, for tests that change the run."""
     shutil.copytree(trained_run.parent / "runs", tmp_path / "runs")
@@ -109,7 +112,7 @@ def test_status_shows_a_stage_whose_inputs_changed_as_stale(trained_run: Path, t
     states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:7]}
     assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "stale", "score": "stale"}
     hyp_name = hyp.relative_to(run_folder).as_posix()
-    assert out.splitlines()[7:] == [f"translate is stale (and the stages after it): outputs changed: edited {hyp_name}"]
+    assert out.splitlines()[7:] == [f"translate is stale: outputs changed: edited {hyp_name}{FOLLOW}"]
 
 
 def test_status_of_a_config_tells_what_running_it_would_redo(trained_run: Path, tmp_path: Path) -> None:
@@ -122,7 +125,7 @@ def test_status_of_a_config_tells_what_running_it_would_redo(trained_run: Path, 
     states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:7]}
     assert code == 0 and states == {"prepare": "done", "tokenize": "done", "train": "stale", "translate": "stale",
                                     "score": "stale"}, out
-    assert out.splitlines()[7:] == ["train is stale (and the stages after it): model.dropout: 0.0 -> 0.1"], out
+    assert out.splitlines()[7:] == [f"train is stale: model.dropout: 0.0 -> 0.1{FOLLOW}"], out
     run_folder = next((tmp_path / "runs").iterdir())
     assert "stale" not in invoke("status", str(run_folder))[1]  # the folder: against its own latest config
     # A data key: prepare is stale, as `s2s run` of that config agrees.
@@ -131,7 +134,7 @@ def test_status_of_a_config_tells_what_running_it_would_redo(trained_run: Path, 
     changed.write_text(yaml.safe_dump(settings), encoding="utf-8")
     code, out = invoke("status", str(changed))
     assert code == 0 and out.split("\n")[2].split()[:2] == ["prepare", "stale"], out
-    assert out.splitlines()[7:] == ["prepare is stale (and the stages after it): data.max_words: 150 -> 100"], out
+    assert out.splitlines()[7:] == [f"prepare is stale: data.max_words: 150 -> 100{FOLLOW}"], out
     code, out = invoke("run", str(changed), "--until", "prepare")
     assert code == 0 and "[prepare] running" in out, out
 
@@ -151,7 +154,7 @@ def test_prepared_data_counts_by_the_input_files_content_not_the_folder_a_run_st
     (tmp_path / "b" / "corpus" / "test.tsv").write_text("Jesus wept.\tJesús lloró.\n", encoding="utf-8")
     code, out = invoke("status", str(config))
     assert out.splitlines()[2].split()[:2] == ["prepare", "stale"], out
-    assert "prepare is stale (and the stages after it): its inputs or settings changed since it ran" in out
+    assert f"prepare is stale: its inputs or settings changed since it ran{FOLLOW}" in out
 
 
 def test_plot_and_status(run_dir: Path, tmp_path: Path) -> None:
@@ -273,6 +276,10 @@ def test_translate_stdin_to_stdout(run_dir: Path) -> None:
     dashes = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "--beam-size", "1", "-i", "-", "-o", "-"],
                                 input="\nJesus wept.\n")  # `-`: standard input and output, not files named -
     assert dashes.exit_code == 0 and dashes.output == result.output and not Path("-").exists()
+    aligned = CliRunner().invoke(main, ["translate", "--run", str(run_dir), "-o", "-", "--alignments", "-"],
+                                 input="Jesus wept.\n")
+    assert aligned.exit_code == 1 and "--alignments -: standard output is not available" in aligned.output
+    assert not Path("-").exists()
     config = CliRunner().invoke(main, ["config", "tiny", "-o", "-"])
     assert config.exit_code == 0 and config.output.startswith("#") and not Path("-").exists()
 
@@ -401,6 +408,13 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert f"`s2s train {tiny_config} --set training.max_steps=4" in out and "--resume`" in out  # the exact command
     assert json.loads((train_dir.parent / artifacts.MANIFEST).read_text())["stages"]["train"]["status"] == "interrupted"
     assert invoke("status", str(tiny_config))[1].splitlines()[4].split()[:2] == ["train", "interrupted"]
+    from pipeline import orchestrator
+    from pipeline.config import load_config
+
+    said: list[str] = []  # what `s2s run` would say before starting over
+    orchestrator._say_what_retraining_discards(load_config(tiny_config, ["training.max_steps=4", *sets[1::2]]),
+                                               train_dir.parent, said.append)
+    assert said and "holds a trained model, but its training was interrupted" in said[0], said
     monkeypatch.undo()
     code, out = invoke("train", str(tiny_config), "--resume", "--set", "training.max_steps=4", *sets)
     assert code == 0 and "[train] resuming" in out and steps() == [2, 4], out
