@@ -310,10 +310,23 @@ def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None
         if stale:
             stale[stage.name] = f"after {next(iter(stale))}"
         elif cfg is not None and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest):
-            stale[stage.name] = _changed_keys(stage, cfg, run_dir) or "its inputs or settings changed since it ran"
+            stale[stage.name] = (_changed_keys(stage, cfg, run_dir) or _changed_inputs(entry.get("inputs") or {}, cfg)
+                                 or "its inputs or settings changed since it ran")
         elif (outputs := hash_outputs(run_dir, stage.folder)) != entry.get("outputs"):
             stale[stage.name] = _changed_files(entry.get("outputs") or {}, outputs)
     return stale
+
+
+def _input_hashes(cfg: RunConfig) -> dict[str, str]:
+    """sha256 of each local input file of the data section, by its path as given."""
+    return {str(path): sha256_file(path) for path in input_files(cfg.data, resolve_path) if path.exists()}
+
+
+def _changed_inputs(recorded: dict[str, str], cfg: RunConfig) -> str:
+    """The input files whose content differs from what prepare recorded reading."""
+    now = _input_hashes(cfg)
+    changed = [name for name, sha in now.items() if name in recorded and recorded[name] != sha]
+    return f"input file changed: {', '.join(changed)}" if changed else ""
 
 
 def _changed_keys(stage: Stage, cfg: RunConfig, run_dir: Path) -> str:
@@ -395,6 +408,9 @@ def _run_stage(
              f"({stopped}); raise {more} to train on")
         return
     manifest.finish(stage.name, outputs, seconds, summary)
+    if stage.name == "prepare":  # which input file changed, for `s2s status` to name
+        manifest.data["stages"]["prepare"]["inputs"] = _input_hashes(cfg)
+        manifest.save()
     echo(f"[{stage.name}] done in {seconds:.1f}s: {_headline(stage.name, summary)}")
 
 

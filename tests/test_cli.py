@@ -154,7 +154,7 @@ def test_prepared_data_counts_by_the_input_files_content_not_the_folder_a_run_st
     (tmp_path / "b" / "corpus" / "test.tsv").write_text("Jesus wept.\tJesús lloró.\n", encoding="utf-8")
     code, out = invoke("status", str(config))
     assert out.splitlines()[2].split()[:2] == ["prepare", "stale"], out
-    assert f"prepare is stale: its inputs or settings changed since it ran{FOLLOW}" in out
+    assert f"prepare is stale: input file changed: corpus/test.tsv{FOLLOW}" in out
 
 
 def test_plot_and_status(run_dir: Path, tmp_path: Path) -> None:
