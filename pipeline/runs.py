@@ -34,17 +34,21 @@ def find_run(ref: str, runs_dir: Optional[str] = None, needs: str = artifacts.TR
     """The run folder that `ref` names, holding `needs` (a stage folder or the manifest).
 
     `ref` is a run folder, a run name under `runs_dir` (default `runs`), or the YAML
-    config the run was made with (its `runs_dir` and `name` say where the run is).
+    config the run was made with (its `runs_dir`, or `runs_dir` when given, and its
+    `name` say where the run is).
     """
     path = Path(ref)
     if config_file(ref):
-        candidates = [run_dir_of(load_config(path))]
+        cfg = load_config(path)
+        candidates = [Path(runs_dir) / cfg.name] if runs_dir else [run_dir_of(cfg)]
+    elif path.suffix.lower() in (".yaml", ".yml") and not path.exists():
+        raise ArtifactError(f"{ref}: no such config file; give a run folder, a run name or the run's config file")
     else:
         candidates = [path, Path(runs_dir or DEFAULT_RUNS_DIR) / ref]
     for candidate in candidates:
         if (candidate / needs).exists():
             return candidate
-    looked = " and ".join(str(c / needs) for c in dict.fromkeys(candidates))
+    looked = " and ".join(os.path.abspath(c / needs) for c in dict.fromkeys(candidates))
     what = "no trained run" if needs == artifacts.TRAIN_DIR else f"no {needs}"
     raise ArtifactError(f"{ref}: {what} there (looked for {looked}); give a run folder, a run name "
                         f"with --runs-dir, or the run's config file, and train it with `s2s run CONFIG` first")

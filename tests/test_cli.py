@@ -172,7 +172,12 @@ def test_a_run_is_found_by_folder_by_name_or_by_its_config(trained_run: Path, ru
     assert invoke("status", "tiny", "--runs-dir", runs) == by_folder
     assert invoke("status", str(trained_run)) == by_folder  # the config names runs_dir and name
     code, out = invoke("status", "tiny")  # not under ./runs
-    assert code == 1 and "runs/tiny/manifest.json" in out and "--runs-dir" in out
+    assert code == 1 and f"{Path.cwd() / 'runs' / 'tiny' / 'manifest.json'}" in out and "--runs-dir" in out
+    elsewhere = trained_run.parent / "elsewhere.yaml"  # a config whose runs_dir is not where the run is
+    elsewhere.write_text(trained_run.read_text(encoding="utf-8").replace(runs, "moved"), encoding="utf-8")
+    assert invoke("status", str(elsewhere), "--runs-dir", runs) == by_folder  # --runs-dir says where
+    code, out = invoke("status", "nope.yaml")
+    assert code == 1 and "nope.yaml: no such config file" in out
 
 
 def test_translate_a_file_keeps_every_line(run_dir: Path, text_file: Path, tmp_path: Path) -> None:
