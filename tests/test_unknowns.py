@@ -9,6 +9,7 @@ from stages.decode.unknowns import (
     piece_texts,
     restore_unknowns,
     unknown_characters,
+    unknown_words,
 )
 
 S = SPACE
@@ -31,6 +32,20 @@ def test_an_unknown_source_word_is_inserted_after_the_target_word_that_attends_t
                  [0, 0, 0, 0.2, 0.6, 0.2, 0], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1]]
     out = restore_unknowns(target, [20, 21, 22, 23, 24, 25], attention, source_ids, texts)
     assert out == "El precio es hoy 5€."  # after the whole word "hoy", never inside it
+
+
+def test_unknown_quotes_around_a_known_word_wrap_its_translation_rather_than_copy_the_word() -> None:
+    # He said, "Go." with `"` unknown: the model translates Go.; the quotes go around "Ve."
+    source_ids = [10, 11, 12, 13, UNK_ID, 14, 15, UNK_ID]
+    texts = [f"{S}He", f"{S}said", ",", S, '"', "Go", ".", '"']
+    target = [f"{S}Dijo", ":", f"{S}Ve", "."]
+    attention = [[0.5, 0.5, 0, 0, 0, 0, 0, 0], [0, 0.2, 0.8, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0.1, 0.8, 0.1, 0],
+                 [0, 0, 0, 0, 0, 0.1, 0.8, 0.1]]
+    out = restore_unknowns(target, [20, 21, 22, 23], attention, source_ids, texts)
+    assert out == 'Dijo: "Ve".'  # not 'Dijo: Ve. "Go."'; the closing mark follows the word that attends most
+    assert unknown_words(source_ids, texts) == ['""']  # the room a character limit keeps: the marks alone
+    # An unknown character inside a word (5€, 555-1234) still puts the whole word back.
+    assert unknown_words([10, UNK_ID, 11], [f"{S}a", f"{S}5€", "x"]) == ["5€x"]
 
 
 def test_an_unknown_target_piece_becomes_the_source_word_it_attends_to() -> None:

@@ -11,6 +11,7 @@ inserted after the target word that attends to it most.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Optional, Sequence
 
 from stages.corpus.vocab import UNK_ID
@@ -65,22 +66,58 @@ def restore_unknowns(target_pieces: list[str], target_ids: Sequence[int], attent
             pieces[t] = SPACE + _word_text(source_texts, word)
             placed.add(word)
     after: dict[int, list[str]] = {}
+    opening: dict[int, list[str]] = {}  # marks that go in front of a target word
     for word in sorted(unknown - placed):
         t = _best_row(attention, word)
-        while 0 <= t < len(pieces) - 1 and not pieces[t + 1].startswith(SPACE) and pieces[t + 1][:1].isalnum():
-            t += 1  # never inside a target word
-        after.setdefault(t, []).append(SPACE + _word_text(source_texts, word))
+        end = t
+        while 0 <= end < len(pieces) - 1 and not pieces[end + 1].startswith(SPACE) and pieces[end + 1][:1].isalnum():
+            end += 1  # never inside a target word
+        marks = _edge_marks(source_texts, source_ids, word)
+        if marks is not None and t >= 0:  # `"Go."`: the model translates Go., the quotes wrap its translation
+            start = t
+            while start > 0 and not pieces[start].startswith(SPACE):
+                start -= 1
+            if marks[0]:
+                opening.setdefault(start, []).append(marks[0])
+            if marks[1]:
+                after.setdefault(end, []).append(marks[1])
+            continue
+        after.setdefault(end, []).append(SPACE + _word_text(source_texts, word))
     spelled = list(after.get(-1, []))  # an empty translation
     for t, piece in enumerate(pieces):
-        spelled.append(piece)
+        lead = "".join(opening.get(t, []))
+        spelled.append(SPACE + lead + piece[1:] if lead and piece.startswith(SPACE) else lead + piece)
         spelled.extend(after.get(t, []))
     return " ".join("".join(spelled).replace(SPACE, " ").split())
 
 
+def _edge_marks(texts: list[str], source_ids: Sequence[int], word: tuple[int, int]) -> Optional[tuple[str, str]]:
+    """For a word whose unknown text is only punctuation at its edges (`"Go."`, `«king»`,
+    `¿Who`), the marks before and after its known middle, which the model translates;
+    None for any other word with unknown text (`5€`, `555-1234`), which is put back whole."""
+    span = range(word[0], word[1] + 1)
+    known = [k for k in span if source_ids[k] != UNK_ID and any(c.isalnum() for c in texts[k])]
+    if not known:
+        return None
+    inner = range(known[0], known[-1] + 1)
+    marks = [k for k in span if source_ids[k] == UNK_ID]
+    if any(k in inner for k in marks):
+        return None
+    text = {k: texts[k].replace(SPACE, "") for k in marks}
+    if not all(text[k] and all(unicodedata.category(c)[0] in "PS" for c in text[k]) for k in marks):
+        return None
+    return "".join(text[k] for k in marks if k < known[0]), "".join(text[k] for k in marks if k > known[-1])
+
+
 def unknown_words(source_ids: Sequence[int], source_texts: list[str], first: int = 0) -> list[str]:
-    """The source words (from `first` on) that hold unknown text, as `restore_unknowns`
-    puts them back: each one whole, once, whether or not a target piece takes it."""
-    return [_word_text(source_texts, w) for w in sorted(_unknown_words(_words(source_texts), source_ids, first))]
+    """The source text (from `first` on) that `restore_unknowns` puts back: each word
+    that holds unknown text, whole, once, whether or not a target piece takes it (of a
+    word whose unknown text is only punctuation at its edges, those marks)."""
+    out = []
+    for word in sorted(_unknown_words(_words(source_texts), source_ids, first)):
+        marks = _edge_marks(source_texts, source_ids, word)
+        out.append(_word_text(source_texts, word) if marks is None else "".join(marks))
+    return out
 
 
 def _unknown_words(words: list[tuple[int, int]], source_ids: Sequence[int], first: int) -> set[tuple[int, int]]:
