@@ -311,7 +311,7 @@ def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None
             stale[stage.name] = f"after {next(iter(stale))}"
         elif cfg is not None and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest):
             stale[stage.name] = (_changed_keys(stage, cfg, run_dir) or _changed_inputs(entry.get("inputs") or {}, cfg)
-                                 or "its inputs or settings changed since it ran")
+                                 or _rerun_upstream(stage, manifest) or "its inputs or settings changed since it ran")
         elif (outputs := hash_outputs(run_dir, stage.folder)) != entry.get("outputs"):
             stale[stage.name] = _changed_files(entry.get("outputs") or {}, outputs)
     return stale
@@ -327,6 +327,14 @@ def _changed_inputs(recorded: dict[str, str], cfg: RunConfig) -> str:
     now = _input_hashes(cfg)
     changed = [name for name, sha in now.items() if name in recorded and recorded[name] != sha]
     return f"input file changed: {', '.join(changed)}" if changed else ""
+
+
+def _rerun_upstream(stage: Stage, manifest: Manifest) -> str:
+    """The stages this one reads that started after it did, or in the same second (ran
+    again since), as a reason."""
+    started = str(manifest.stage(stage.name).get("started", ""))
+    later = [up for up in STAGE_NAMES if up in stage.upstream and str(manifest.stage(up).get("started", "")) >= started]
+    return f"{' and '.join(later)} ran again since it ran" if started and later else ""
 
 
 def _changed_keys(stage: Stage, cfg: RunConfig, run_dir: Path) -> str:

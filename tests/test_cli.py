@@ -103,7 +103,7 @@ def test_status_shows_a_stage_whose_inputs_changed_as_stale(trained_run: Path, t
     code, out = invoke("status", str(run_folder))
     states = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:7]}
     assert states == {"prepare": "done", "tokenize": "done", "train": "done", "translate": "done", "score": "stale"}
-    assert out.splitlines()[7:] == ["score is stale: its inputs or settings changed since it ran"], out
+    assert out.splitlines()[7:] == ["score is stale: translate ran again since it ran"], out
     assert invoke("run", str(config), "--set", "decoding.beam_size=1")[0] == 0
     assert "stale" not in invoke("status", str(run_folder))[1]
     hyp = next((tmp_path / "runs").rglob("translate/*.hyp"))
