@@ -216,6 +216,7 @@ class Translator:
         self.context, self.context_model = context, context_model
         self.languages = languages  # (source, target) codes from the run's data section; "" if unknown
         self._lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()  # (input name, character) warned about as unknown
 
     @classmethod
     def load(cls, run: Union[str, Path, Sequence[Union[str, Path]]], *, runs_dir: Optional[str] = None,
@@ -324,7 +325,7 @@ class Translator:
             _check_char_limits(max_chars, len(inputs))
         with self._lock:
             found = translate_lines_nbest(self.model, self.sp_src, self.sp_tgt, inputs, self.config, self.device,
-                                          where, n_best, alignments, first_line, max_chars)
+                                          where, n_best, alignments, first_line, max_chars, self._warned)
         return [[Hypothesis(**h) for h in hyps] for hyps in found]
 
     def translate_subtitles(

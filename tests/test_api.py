@@ -54,6 +54,16 @@ def test_lines_read_from_a_file_object_come_back_without_their_line_ends(transla
     assert translator.translate(["...\n", "Jesus wept.\n"]) == ["...", translator.translate("Jesus wept.")]
 
 
+def test_unknown_characters_are_warned_about_once_per_translator(shared_run: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    translator = Translator.load(shared_run)
+    for _ in range(3):
+        translator.translate(["The price is 5€."])
+    translator.translate(["Write to me@home for 5€."])  # one new character: one more warning, naming it alone
+    warnings = [r.getMessage() for r in caplog.records if "the tokenizer never saw" in r.getMessage()]
+    assert len(warnings) == 2 and "(5€)" in warnings[0] and "(@)" in warnings[1], warnings
+
+
 def test_nbest_texts_are_distinct_the_best_scoring_of_each_kept(translator: Translator,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Hypotheses that read the same (another split into pieces, or for a 2+2 model

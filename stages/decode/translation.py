@@ -278,6 +278,7 @@ def translate_lines_nbest(
     alignments: bool = False,
     first_line: int = 1,
     max_chars: Optional[list[int]] = None,
+    warned: Optional[set[tuple[str, str]]] = None,
 ) -> list[list[dict[str, Any]]]:
     """Per line, its best hypotheses as {text, score, log_prob}; [] for an empty line.
     A line without a letter ("...", "♪", "3:16", "—") is not searched: it comes back as
@@ -293,7 +294,8 @@ def translate_lines_nbest(
     With `alignments`, each hypothesis also holds `source_pieces`, `target_pieces` and
     `attention` (one row per target piece, one column per source piece). With
     `max_chars` (one limit per line), each line's hypotheses grow only while their text
-    stays within its limit in characters (`CharBudget`, `piece_chars`).
+    stays within its limit in characters (`CharBudget`, `piece_chars`). `warned` (a set
+    kept across calls) limits the warning about unknown characters to new ones.
     """
     texts = [" ".join(line.split()) for line in lines]
     encoded = sp_src.encode(texts)
@@ -315,7 +317,7 @@ def translate_lines_nbest(
             outputs[i][0].update(source_pieces=[sp_src.id_to_piece(t) for t in encoded[i]], target_pieces=[],
                                  attention=[])
     todo = sorted(set(todo) - set(copied))
-    spans = _unknown_spans(sp_src, encoded, texts, todo, cfg, where)
+    spans = _unknown_spans(sp_src, encoded, texts, todo, cfg, where, warned)
     attend = [i for i in todo if alignments or spans[i] is not None]  # restoring unknowns needs attention
     plain = [i for i in todo if not (alignments or spans[i] is not None)]
     found: dict[int, list[Hypothesis]] = {}
@@ -373,10 +375,11 @@ def piece_chars(sp_tgt: spm.SentencePieceProcessor) -> torch.Tensor:
 
 def _unknown_spans(
     sp_src: spm.SentencePieceProcessor, encoded: list[list[int]], texts: list[str], todo: list[int],
-    cfg: DecodeConfig, where: str,
+    cfg: DecodeConfig, where: str, warned: Optional[set[tuple[str, str]]] = None,
 ) -> list[Optional[list[str]]]:
     """Per line, the text of each source piece where the line holds unknown pieces
-    (else None); warns once about the characters the tokenizer does not know."""
+    (else None); warns once about the characters the tokenizer does not know (with
+    `warned`, the (where, character) pairs already warned about: only about new ones)."""
     spans: list[Optional[list[str]]] = [None] * len(texts)
     lost = 0
     for i in todo:
@@ -389,6 +392,9 @@ def _unknown_spans(
         log.warning("%s: %d line(s) hold characters the tokenizer never saw that could not be located in the "
                     "text; they are left out of the translation", where, lost)
     characters = unknown_characters(spans, encoded)
+    if warned is not None:
+        characters = [c for c in characters if (where, c) not in warned]
+        warned.update((where, c) for c in characters)
     if characters:
         lines = sum(s is not None for s in spans)
         what = ("copied into the translation by attention (decoding.replace_unk)" if cfg.replace_unk else
