@@ -77,9 +77,12 @@ class Manifest:
         return bool(entry.get("outputs")) and hash_outputs(run_dir, folder) == entry["outputs"]
 
     def start(self, name: str, fingerprint: str) -> None:
+        """Record a stage as running; `order` counts the stages started in this run
+        folder, so that one started after another is known even within a second."""
+        order = max((int(e.get("order", 0)) for e in self.data["stages"].values()), default=0) + 1
         self.data["stages"][name] = {
             "status": "running", "fingerprint": fingerprint, "pid": os.getpid(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "order": order,
         }
         self.save()
 

@@ -330,11 +330,11 @@ def _changed_inputs(recorded: dict[str, str], cfg: RunConfig) -> str:
 
 
 def _rerun_upstream(stage: Stage, manifest: Manifest) -> str:
-    """The stages this one reads that started after it did, or in the same second (ran
-    again since), as a reason."""
-    started = str(manifest.stage(stage.name).get("started", ""))
-    later = [up for up in STAGE_NAMES if up in stage.upstream and str(manifest.stage(up).get("started", "")) >= started]
-    return f"{' and '.join(later)} ran again since it ran" if started and later else ""
+    """The stages this one reads that started after it did (ran again since), as a
+    reason; '' for stages recorded before the manifest counted their order."""
+    order = int(manifest.stage(stage.name).get("order", 0))
+    later = [up for up in STAGE_NAMES if up in stage.upstream and int(manifest.stage(up).get("order", 0)) > order]
+    return f"{' and '.join(later)} ran again since it ran" if order and later else ""
 
 
 def _changed_keys(stage: Stage, cfg: RunConfig, run_dir: Path) -> str:
