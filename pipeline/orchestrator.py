@@ -31,7 +31,6 @@ from stages.errors import (
     ConfigError,
     S2SError,
     TrainingInterrupted,
-    as_yaml,
 )
 from stages.files import (
     sha256_file,
@@ -40,10 +39,15 @@ from stages.files import (
     write_json_atomic,
     write_text_atomic,
 )
-from stages.later_keys import earlier_forms, saved_or_earlier
+from stages.later_keys import earlier_forms
 from stages.model.checkpoint import check_architecture, read_meta
 from stages.train import distributed
-from stages.train.state import ResumeOptions, check_resume, config_changes
+from stages.train.state import (
+    ResumeOptions,
+    check_resume,
+    config_changes,
+    section_changes,
+)
 from stages.train.trainer import run_train
 
 log = logging.getLogger(__name__)
@@ -122,7 +126,7 @@ def _upstream_config(cfg: RunConfig) -> dict[str, Any]:
     return {"data": to_dict(cfg.data), "tokenizer": to_dict(cfg.tokenizer)}
 
 
-def _say_what_retraining_discards(cfg: RunConfig, run_dir: Path, echo: Callable[[str], None],
+def _say_what_retraining_discards(cfg: RunConfig, run_dir: Path, manifest: Manifest, echo: Callable[[str], None],
                                   forced: bool = False) -> None:
     """Training starts over and empties train/: say so when a trained model is there, and
     which keys changed since it was trained."""
@@ -130,7 +134,7 @@ def _say_what_retraining_discards(cfg: RunConfig, run_dir: Path, echo: Callable[
     if not last.is_dir():
         return
     changes = config_changes(last, _training_config(cfg))
-    interrupted = Manifest.load(run_dir).stage("train").get("status") == "interrupted"
+    interrupted = manifest.stage("train").get("status") == "interrupted"
     why = ("--force train was given" if forced else
            "its training was interrupted" if interrupted else
            f"the config changed since it was trained ({'; '.join(changes[:5])})" if changes else
@@ -182,8 +186,8 @@ def known_fingerprints(stage: Stage, cfg: RunConfig, manifest: Manifest) -> list
     forms = [*earlier_forms(by_content), *earlier_forms(sections)] if by_content != sections else earlier_forms(sections)
     if stage.name != "prepare":
         return [_hash(stage, cfg, manifest, form) for form in forms]
-    files = [(path, sha256_file(path)) for path in input_files(cfg.data, resolve_path) if path.exists()]
-    keyed = ([sha for _, sha in files], {str(path): sha for path, sha in files})
+    files = _input_hashes(cfg)
+    keyed = ([sha for _, sha in files], {path: sha for path, sha in files})
     return [_hash(stage, cfg, manifest, form, inputs) for inputs in keyed for form in forms]
 
 
@@ -210,8 +214,7 @@ def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, 
         entry = manifest.stage(up)
         parts[f"upstream:{up}"] = [entry.get("fingerprint"), entry.get("outputs")]
     if stage.name == "prepare":
-        parts["inputs"] = inputs if inputs is not None else [
-            sha256_file(p) for p in input_files(cfg.data, resolve_path) if p.exists()]
+        parts["inputs"] = inputs if inputs is not None else [sha for _, sha in _input_hashes(cfg)]
     parent = {"tokenize": ("tokenizer.from_run", cfg.tokenizer.from_run, (artifacts.SPM_SRC, artifacts.SPM_TGT)),
               "train": ("training.init_from", cfg.training.init_from, (artifacts.CKPT_WEIGHTS,))}.get(stage.name)
     if parent and parent[1]:  # a parent model retrained since: this stage is out of date
@@ -274,7 +277,7 @@ def _run_locked(
             echo(f"[{stage.name}] up to date, skipped")
         else:
             if stage.name == "train":
-                _say_what_retraining_discards(cfg, run_dir, echo, forced="train" in force)
+                _say_what_retraining_discards(cfg, run_dir, manifest, echo, forced="train" in force)
             _run_stage(stage, cfg, run_dir, manifest, fp, echo)
         if stage.name == until:
             break
@@ -317,15 +320,14 @@ def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None
     return stale
 
 
-def _input_hashes(cfg: RunConfig) -> dict[str, str]:
-    """sha256 of each local input file of the data section, by its path as given."""
-    return {str(path): sha256_file(path) for path in input_files(cfg.data, resolve_path) if path.exists()}
+def _input_hashes(cfg: RunConfig) -> list[tuple[str, str]]:
+    """(path as resolved, sha256) of each local input file of the data section, in order."""
+    return [(str(path), sha256_file(path)) for path in input_files(cfg.data, resolve_path) if path.exists()]
 
 
 def _changed_inputs(recorded: dict[str, str], cfg: RunConfig) -> str:
     """The input files whose content differs from what prepare recorded reading."""
-    now = _input_hashes(cfg)
-    changed = [name for name, sha in now.items() if name in recorded and recorded[name] != sha]
+    changed = [name for name, sha in _input_hashes(cfg) if name in recorded and recorded[name] != sha]
     return f"input file changed: {', '.join(changed)}" if changed else ""
 
 
@@ -349,14 +351,8 @@ def _changed_keys(stage: Stage, cfg: RunConfig, run_dir: Path) -> str:
         saved = yaml.safe_load((run_dir / artifacts.RESOLVED_CONFIG_YAML).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return ""
-    changes = [] if saved.get("seed") == cfg.seed else [f"seed: {as_yaml(saved.get('seed'))} -> {cfg.seed}"]
-    for section in stage.sections:
-        old: dict[str, Any] = saved[section] if isinstance(saved.get(section), dict) else {}
-        for key, value in to_dict(getattr(cfg, section)).items():
-            before = saved_or_earlier(section, key, old)
-            if before != value:
-                changes.append(f"{section}.{key}: {as_yaml(before)} -> {as_yaml(value)}")
-    return "; ".join(changes)
+    config = {"seed": cfg.seed, **{section: to_dict(getattr(cfg, section)) for section in stage.sections}}
+    return "; ".join(section_changes(saved if isinstance(saved, dict) else {}, config, ("seed", *stage.sections)))
 
 
 def _changed_files(recorded: dict[str, str], now: dict[str, str]) -> str:
@@ -417,7 +413,7 @@ def _run_stage(
         return
     manifest.finish(stage.name, outputs, seconds, summary)
     if stage.name == "prepare":  # which input file changed, for `s2s status` to name
-        manifest.data["stages"]["prepare"]["inputs"] = _input_hashes(cfg)
+        manifest.data["stages"]["prepare"]["inputs"] = dict(_input_hashes(cfg))
         manifest.save()
     echo(f"[{stage.name}] done in {seconds:.1f}s: {_headline(stage.name, summary)}")
 

@@ -415,10 +415,11 @@ def test_train_resume(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert invoke("status", str(tiny_config))[1].splitlines()[4].split()[:2] == ["train", "interrupted"]
     from pipeline import orchestrator
     from pipeline.config import load_config
+    from pipeline.manifest import Manifest
 
     said: list[str] = []  # what `s2s run` would say before starting over
     orchestrator._say_what_retraining_discards(load_config(tiny_config, ["training.max_steps=4", *sets[1::2]]),
-                                               train_dir.parent, said.append)
+                                               train_dir.parent, Manifest.load(train_dir.parent), said.append)
     assert said and "holds a trained model, but its training was interrupted" in said[0], said
     monkeypatch.undo()
     code, out = invoke("train", str(tiny_config), "--resume", "--set", "training.max_steps=4", *sets)

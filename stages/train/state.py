@@ -148,11 +148,15 @@ def config_changes(folder: Path, config: dict[str, Any]) -> list[str]:
         saved = read_train_config(folder)["config"]
     except (ArtifactError, KeyError, TypeError):
         return []
-    changes = []
-    for section in (*FIXED_SECTIONS, "training"):
-        for key, old, new in _changes(saved.get(section), config.get(section), section):
-            changes.append(f"{key}: {as_yaml(old)} -> {as_yaml(new)}")
-    return changes
+    return section_changes(saved, config, (*FIXED_SECTIONS, "training"))
+
+
+def section_changes(saved: dict[str, Any], config: dict[str, Any], sections: tuple[str, ...]) -> list[str]:
+    """`key: old -> new` (values as YAML) for each key of `config`'s `sections` (a
+    section, or a top-level value such as the seed) that differs from `saved`; a later
+    key that `saved` lacks holds its earlier value (`stages.later_keys`)."""
+    return [f"{key}: {as_yaml(old)} -> {as_yaml(new)}"
+            for section in sections for key, old, new in _changes(saved.get(section), config.get(section), section)]
 
 
 def check_resume(folder: Path, config: dict[str, Any], options: ResumeOptions) -> None:
