@@ -223,13 +223,18 @@ def validate(cfg: RunConfig) -> list[str]:
             "one vocabulary: set tokenizer.joint: true or model.share_embeddings: false"
         )
     acts_on = {"context_dropout": "the previous lines a context model reads",
-               "coword_dropout": "the sentence behind a context model's separator"}
+               "coword_dropout": "the sentence behind a context model's separator",
+               "context_margin": "how much a context model's previous lines must matter"}
     for key, what in acts_on.items():
         if getattr(cfg.training, key) > 0 and cfg.data.context == 0:
             problems.append(f"training.{key}={getattr(cfg.training, key)} acts on {what}, but data.context is 0; "
                             f"set data.context: 1 or training.{key}: 0")
     if cfg.data.target_context:
         problems += _dev_loss_problems(cfg)
+        if cfg.training.context_margin > 0:
+            problems.append(f"training.context_margin={cfg.training.context_margin} swaps the previous source lines "
+                            f"between pairs, but with data.target_context each target holds its own previous "
+                            f"lines' translation; set data.target_context: false or training.context_margin: 0")
     if cfg.num_proc < 0:
         problems.append(f"num_proc={cfg.num_proc}: must be 0 (one process per core for large corpora) or more")
     if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):

@@ -16,6 +16,7 @@ from typing import Any
 # changed what a default run does: a run made before it is stale under the defaults, as
 # `s2s run` would redo it, and current under the earlier value.
 LATER_KEYS: tuple[tuple[str, str, Any], ...] = (
+    ("training", "context_margin", 0.0),
     ("model", "decoder_self_attention", False),
     ("data", "context_halves", False),
     ("decoding", "stopping", "bound"),

@@ -38,12 +38,13 @@ def test_earlier_forms_drop_the_newest_keys_while_they_hold_their_earlier_values
     pad = [k for _, k, _ in LATER_KEYS].index("pad_multiple")
     assert len(earlier_forms(_sections())) == 1 + pad
     forms = earlier_forms(_sections())
-    assert "decoder_self_attention" in forms[0]["model"] and "decoder_self_attention" not in forms[1]["model"]
-    assert "context_halves" in forms[1]["data"] and "context_halves" not in forms[2]["data"]
-    assert "stopping" in forms[2]["decoding"] and "stopping" not in forms[3]["decoding"]
-    assert "target_context" in forms[3]["data"] and "target_context" not in forms[4]["data"]
-    assert "coword_dropout" in forms[4]["training"] and "coword_dropout" not in forms[5]["training"]
-    assert "context_dropout" not in forms[6]["training"] and forms[6]["training"]["lr"] == forms[0]["training"]["lr"]
+    assert "context_margin" in forms[0]["training"] and "context_margin" not in forms[1]["training"]
+    assert "decoder_self_attention" in forms[1]["model"] and "decoder_self_attention" not in forms[2]["model"]
+    assert "context_halves" in forms[2]["data"] and "context_halves" not in forms[3]["data"]
+    assert "stopping" in forms[3]["decoding"] and "stopping" not in forms[4]["decoding"]
+    assert "target_context" in forms[4]["data"] and "target_context" not in forms[5]["data"]
+    assert "coword_dropout" in forms[5]["training"] and "coword_dropout" not in forms[6]["training"]
+    assert "context_dropout" not in forms[7]["training"] and forms[7]["training"]["lr"] == forms[0]["training"]["lr"]
     # A run that sets an older later key was made after it existed: no form without it.
     assert len(earlier_forms(_sections(context_dropout=0.5))) == pad
     assert len(earlier_forms({"data": {**_sections()["data"], "target_context": True}})) == 2

@@ -57,10 +57,16 @@ class Batch:
     tgt_in: torch.Tensor  # (B, T) BOS + target
     tgt_out: torch.Tensor  # (B, T) target + EOS
     n_tokens: int  # real target tokens, EOS included
+    # training.context_margin: each source behind another pair's context (B, S'), its
+    # lengths (B,), and which rows got one (B,) bool (`swapped_contexts`)
+    contrast_src: torch.Tensor | None = None
+    contrast_lens: torch.Tensor | None = None
+    contrasted: torch.Tensor | None = None
 
     def to(self, device: str) -> "Batch":
+        moved = [None if t is None else t.to(device) for t in (self.contrast_src, self.contrast_lens, self.contrasted)]
         return Batch(self.src.to(device), self.src_lens.to(device), self.tgt_in.to(device),
-                     self.tgt_out.to(device), self.n_tokens)
+                     self.tgt_out.to(device), self.n_tokens, *moved)
 
 
 def padded(length: Any, multiple: int) -> Any:
@@ -93,16 +99,18 @@ class EpochBatches(Sequence[Batch]):
     an epoch over a large corpus never sits in memory (and under DDP each rank collates
     its own share only). `starts[row]`, when given, is where row's source begins: past
     its context for the pairs whose context is dropped this epoch (`tgt_starts` the
-    same for targets with a context, `data.target_context`). With `coword` =
+    same for targets with a context, `data.target_context`). With `contrast`, each
+    batch also carries its sources behind other pairs' contexts (`swapped_contexts`,
+    for `training.context_margin`). With `coword` =
     (p, seed), each piece of the sentence after the context separator becomes UNK_ID with
     probability p, drawn from a generator seeded by (seed, batch index), so a batch is
     the same whenever it is collated (resume)."""
 
     def __init__(self, src: IdColumn, tgt: IdColumn, groups: list[np.ndarray], multiple: int = 1,
                  starts: np.ndarray | None = None, coword: tuple[float, int] | None = None,
-                 tgt_starts: np.ndarray | None = None):
+                 tgt_starts: np.ndarray | None = None, contrast: bool = False):
         self.src, self.tgt, self.groups, self.multiple = src, tgt, groups, multiple
-        self.starts, self.coword, self.tgt_starts = starts, coword, tgt_starts
+        self.starts, self.coword, self.tgt_starts, self.contrast = starts, coword, tgt_starts, contrast
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -131,7 +139,34 @@ class EpochBatches(Sequence[Batch]):
         tgt = [self.tgt[int(i)] for i in rows]
         if self.tgt_starts is not None:
             tgt = [t[int(self.tgt_starts[i]) :] for t, i in zip(tgt, rows)]
-        return collate(src, tgt, self.multiple)
+        batch = collate(src, tgt, self.multiple)
+        if self.contrast:
+            swapped, contrasted = swapped_contexts(src)
+            other = collate(swapped, tgt, self.multiple)
+            batch.contrast_src, batch.contrast_lens = other.src, other.src_lens
+            batch.contrasted = torch.from_numpy(contrasted)
+        return batch
+
+
+def swapped_contexts(sources: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each source's sentence behind the context of the next source in the list that has
+    a different, non-empty one (in a cycle), and for each whether it got one (bool):
+    sources without a context (no separator, or the separator alone after context
+    dropout) and batches with fewer than two distinct contexts keep their own. The
+    contrast of `training.context_margin`: the same pair behind a context that is not
+    its own, as Jean and Cho (2019) draw it from the training set."""
+    cuts = [np.flatnonzero(s == SEP_ID) for s in sources]
+    contexts = [s[: at[-1]] if len(at) else s[:0] for s, at in zip(sources, cuts)]
+    donors = [j for j, c in enumerate(contexts) if len(c)]
+    out, swapped = list(sources), np.zeros(len(sources), dtype=bool)
+    for k, j in enumerate(donors):
+        for step in range(1, len(donors)):
+            donor = donors[(k + step) % len(donors)]
+            if not np.array_equal(contexts[donor], contexts[j]):
+                out[j] = np.concatenate([contexts[donor], sources[j][cuts[j][-1] :]])
+                swapped[j] = True
+                break
+    return out, swapped
 
 
 def coword_masked(sources: list[np.ndarray], p: float, rng: np.random.Generator) -> list[np.ndarray]:
@@ -175,7 +210,8 @@ class TrainData:
         return cls(*load_id_columns(folder), max_len=max_len)
 
     def batches(self, batch_tokens: int, rng: np.random.Generator, batch_sentences: int = 0,
-                multiple: int = 1, context_dropout: float = 0.0, coword_dropout: float = 0.0) -> EpochBatches:
+                multiple: int = 1, context_dropout: float = 0.0, coword_dropout: float = 0.0,
+                contrast: bool = False) -> EpochBatches:
         """One epoch of batches: `batch_sentences` pairs each when above 0, else at most
         `batch_tokens` padded tokens each; lengths padded to a multiple of `multiple`.
 
@@ -188,7 +224,8 @@ class TrainData:
         (arXiv:1910.00294), at the sentence level. With `coword_dropout` p > 0, the
         sentence's own pieces are masked with probability p (`coword_masked`). The draws
         come from `rng`, so an epoch's batches stay a function of the epoch's generator
-        state (resume)."""
+        state (resume). With `contrast`, each batch also holds its sources behind other
+        pairs' contexts (`training.context_margin`, `swapped_contexts`)."""
         src_lens, tgt_lens = self.src.lengths[self.rows], self.tgt.lengths[self.rows]
         starts = tgt_starts = None
         if context_dropout > 0:
@@ -205,7 +242,8 @@ class TrainData:
         else:  # lengths as they will be padded (the target's +1 is added by token_batches)
             groups = token_batches(padded(src_lens, multiple), padded(tgt_lens + 1, multiple) - 1, batch_tokens, rng)
         coword = (coword_dropout, int(rng.integers(2**62))) if coword_dropout > 0 else None
-        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple, starts, coword, tgt_starts)
+        return EpochBatches(self.src, self.tgt, [self.rows[g] for g in groups], multiple, starts, coword, tgt_starts,
+                            contrast)
 
     @property
     def context_lengths(self) -> np.ndarray:

@@ -45,6 +45,7 @@ class TrainConfig:
     log_every: int = 50  # steps between training scalars in those files
     context_dropout: float = 0.0  # chance that a pair's context (data.context) is left out for an epoch
     coword_dropout: float = 0.0  # chance that a piece of a context model's sentence (not its context) is masked
+    context_margin: float = 0.0  # nats per target piece a pair must gain from its own context over another's
 
     def problems(self) -> list[str]:
         """Problems with ranges and combinations of training keys, each naming the keys."""
@@ -75,6 +76,9 @@ def _problems(cfg: TrainConfig) -> list[str]:
     if not 0 <= cfg.coword_dropout < 1:
         problems.append(f"training.coword_dropout={cfg.coword_dropout}: must be in [0, 1), e.g. 0.1 "
                         f"(the chance that a piece of the sentence after the context is masked)")
+    if cfg.context_margin < 0:
+        problems.append(f"training.context_margin={cfg.context_margin}: must be 0 (off) or more, e.g. 0.05 "
+                        f"(nats per target piece)")
     if not 0 <= cfg.label_smoothing < 1:
         problems.append(f"training.label_smoothing={cfg.label_smoothing}: must be in [0, 1), e.g. 0.1")
     if cfg.accumulate < 1:

@@ -8,10 +8,12 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from stages.corpus.batching import Batch
-from stages.model.seq2seq import Seq2Seq
+from stages.corpus.vocab import PAD_ID
+from stages.model.seq2seq import Seq2Seq, sequence_loss
 
 if TYPE_CHECKING:
     from stages.train.config import TrainConfig
@@ -46,7 +48,10 @@ def train_step(
         sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last else nullcontext()
         with sync:
             with torch.autocast(dev_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                summed = model(b.src, b.src_lens, b.tgt_in, b.tgt_out, cfg.label_smoothing)
+                if cfg.context_margin > 0 and b.contrasted is not None:
+                    summed = context_margin_loss(model, b, cfg.label_smoothing, cfg.context_margin)
+                else:
+                    summed = model(b.src, b.src_lens, b.tgt_in, b.tgt_out, cfg.label_smoothing)
             loss = summed * (world / tokens)
             (scaler.scale(loss) if scaler is not None else loss).backward()
         total += float(loss.detach()) / world
@@ -64,6 +69,30 @@ def train_step(
     else:
         optimizer.step()
     return total, norms
+
+
+def context_margin_loss(model: Seq2Seq | DistributedDataParallel, b: Batch, smoothing: float,
+                        margin: float) -> torch.Tensor:
+    """The summed label-smoothed loss of batch `b` plus the context-aware margin of Jean
+    and Cho (2019), "Context-Aware Learning for Neural Machine Translation"
+    (arXiv:1903.04715), at the sentence level: for each pair whose source holds a
+    context and was given another pair's (`b.contrasted`), the hinge
+    max(0, margin x pieces - (log p(y | x, own context) - log p(y | x, other context))),
+    in nats, pieces counting the target's EOS. A model that ignores its context pays
+    margin x pieces for every such pair. `b.contrast_src`/`contrast_lens` (B, S') hold
+    the sources behind the other contexts (`stages.corpus.batching.swapped_contexts`).
+    Both halves go through one forward call (one DDP forward per backward), and the
+    output layer scores every target position: this costs about twice a plain step."""
+    assert b.contrast_src is not None and b.contrast_lens is not None and b.contrasted is not None
+    n, width = b.src.size(0), max(b.src.size(1), b.contrast_src.size(1))
+    src = torch.cat([F.pad(s, (0, width - s.size(1)), value=PAD_ID) for s in (b.src, b.contrast_src)])
+    logits = model(src, torch.cat([b.src_lens, b.contrast_lens]), b.tgt_in.repeat(2, 1))  # (2B, T, V)
+    loss = sequence_loss(logits[:n], b.tgt_out, smoothing)
+    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, b.tgt_out.repeat(2, 1).unsqueeze(-1)).squeeze(-1)
+    real = b.tgt_out != PAD_ID
+    sums = picked.masked_fill(~real.repeat(2, 1), 0.0).sum(dim=1)  # (2B,) log p(y | x, context)
+    hinge = torch.relu(margin * real.sum(dim=1) - (sums[:n] - sums[n:]))
+    return loss + hinge[b.contrasted].sum()
 
 
 def _layer_of(param_name: str) -> str:

@@ -68,7 +68,8 @@ def epoch_batches(data: TrainData, cfg: TrainConfig, rng: np.random.Generator) -
     """One epoch's length-bucketed batches, by `training.batch_type`, in shuffled order."""
     sentences = cfg.batch_sentences if cfg.batch_type == "sentences" else 0
     return data.batches(cfg.batch_tokens, rng, batch_sentences=sentences, multiple=cfg.pad_multiple,
-                        context_dropout=cfg.context_dropout, coword_dropout=cfg.coword_dropout)
+                        context_dropout=cfg.context_dropout, coword_dropout=cfg.coword_dropout,
+                        contrast=cfg.context_margin > 0)
 
 
 def run_train(
