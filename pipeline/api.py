@@ -54,7 +54,7 @@ from stages.errors import (
     OutputError,
     S2SError,
 )
-from stages.model.checkpoint import load_checkpoint
+from stages.model.checkpoint import DAMAGED_HINT, load_checkpoint, read_meta
 from stages.subtitles.formats import (
     Format,
     SubtitleDocument,
@@ -113,17 +113,30 @@ class SubtitleTranslation:
         return self.text.encode(self.encoding)
 
 
+DAMAGED_RUN = "the run folder is damaged: run its config again (s2s run CONFIG) to rewrite it, or restore it from a copy"
+
+
 def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
     """One section of the config the run was made with. A bare checkpoint folder holds
     the `data` keys translation needs (languages, context) in its meta.json ({} for a
     folder written before it did, and for the other sections)."""
     saved = run_dir / artifacts.RESOLVED_CONFIG
     if not saved.exists():
-        meta = run_dir / artifacts.CKPT_META
-        if section != "data" or not meta.exists():
+        if section != "data" or not (run_dir / artifacts.CKPT_META).exists():
             return {}
-        return dict(json.loads(meta.read_text(encoding="utf-8")).get("data", {}))
-    return dict(json.loads(saved.read_text(encoding="utf-8")).get(section, {}))
+        data = read_meta(run_dir).get("data", {})
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{run_dir / artifacts.CKPT_META}: \"data\" is {json.dumps(data)}, not a mapping "
+                                f"of keys; {DAMAGED_HINT}")
+        return dict(data)
+    try:
+        config = json.loads(saved.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{saved}: not valid JSON ({exc}); {DAMAGED_RUN}") from exc
+    value = config.get(section, {}) if isinstance(config, dict) else None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{saved}: no {section} section in it; {DAMAGED_RUN}")
+    return dict(value)
 
 
 def _trained_context(folder: Path, bare: bool, asked: Any) -> int:
@@ -193,6 +206,14 @@ def _place(ref: Union[str, Path], runs_dir: Optional[str]) -> tuple[Path, bool]:
     return find_run(str(ref), runs_dir), False
 
 
+def _member(run_dir: Path, asked: Optional[str], overrides: Sequence[str]) -> str:
+    """The checkpoint to load of a run: `asked` (`checkpoint=`), else a
+    `decoding.checkpoint=` override, else the run's own `decoding.checkpoint`."""
+    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "decoding.checkpoint"]
+    return str(asked or (given[-1] if given else saved_section(run_dir, "decoding").get("checkpoint",
+                                                                                       artifacts.CKPT_BEST)))
+
+
 def checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
     """`best` or `last` of the run, or a checkpoint folder (from `s2s average`, say)."""
     if checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
@@ -244,6 +265,10 @@ class Translator:
         places = [_place(ref, runs_dir) for ref in refs]
         run_dir = places[0][0]
         asked = decoding.get("checkpoint")  # best or last of every run in the list (bare folders are themselves)
+        bare = next((str(ref) for ref, (_, is_bare) in zip(refs, places) if is_bare), None)
+        if asked and bare is not None:
+            raise ConfigError(f"{bare} is a checkpoint folder, which is one model: checkpoint={asked} does not apply "
+                              f"to it; give the run folder to choose its best or last checkpoint")
         if places[0][1]:
             decoding = {**decoding, "checkpoint": str(run_dir)}
         data = saved_section(run_dir, "data")
@@ -258,8 +283,13 @@ class Translator:
                               "previous lines' translation first, the other does not); ensemble runs trained alike")
         cfg = decode_config(run_dir, overrides, **decoding)
         device = pick_device(cfg.device)
-        member = cfg.checkpoint if not places[0][1] else (asked or artifacts.CKPT_BEST)
-        folders = [d if bare else checkpoint_folder(d, member) for d, bare in places]
+        chosen = [None if bare else _member(d, asked, overrides) for d, bare in places]
+        folders = [d if m is None else checkpoint_folder(d, m) for (d, _), m in zip(places, chosen)]
+        members = [f.resolve() for f, m in zip(folders, chosen) if m not in (None, artifacts.CKPT_BEST, artifacts.CKPT_LAST)]
+        if len(places) > 1 and len(set(members)) < len(members):
+            raise ConfigError(f"the ensemble's runs would all load {members[0]}: a checkpoint folder (from --checkpoint "
+                              f"or decoding.checkpoint) is one model; give best or last for each run, or give the "
+                              f"checkpoint folders themselves as runs")
         loaded = [load_checkpoint(folder, device) for folder in folders]
         if len(loaded) > 1:
             check_same_vocabulary(folders, [meta for *_, meta in loaded])

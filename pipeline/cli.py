@@ -22,7 +22,13 @@ from pipeline.embedded import resolve_path
 from pipeline.orchestrator import STAGE_NAMES, run_pipeline, stale_stages
 from pipeline.runs import config_file, find_run, lock_holder, run_dir_of
 from stages import artifacts
-from stages.errors import ConfigError, OutputError, S2SError, TrainingInterrupted
+from stages.errors import (
+    ConfigError,
+    InputDataError,
+    OutputError,
+    S2SError,
+    TrainingInterrupted,
+)
 from stages.files import (
     WRITE_ERRNOS,
     atomic_path,
@@ -250,6 +256,10 @@ def score(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
         result = score_subtitles(paths[0], paths[1], cfg=score_config(overrides))
         click.echo(json.dumps({k: v for k, v in result.items() if k != "bleu_detail"}, indent=2))
         return
+    if len(paths) == 2 and any(is_subtitle_path(p) for p in paths):
+        cue, text = paths if is_subtitle_path(paths[0]) else paths[::-1]
+        raise InputDataError(f"{cue} is a subtitle file and {text} is not: its cue numbers and timings would be "
+                             f"scored as text; give two subtitle files (scored cue by cue) or two text files")
     if len(paths) == 2:
         from stages.decode.scoring import score_files
 

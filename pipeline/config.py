@@ -142,6 +142,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
         if len(parts) == 1:
+            if parts[0] in SECTIONS:
+                raise ConfigError(f"--set {item!r}: {parts[0]} is a section, and setting it whole would drop the "
+                                  f"config file's other {parts[0]} keys; set one key at a time: "
+                                  f"--set {parts[0]}.KEY=VALUE")
             raw[parts[0]] = value
         elif len(parts) == 2:
             section = raw.setdefault(parts[0], {})
@@ -165,8 +169,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            where = getattr(self, "name_of_file", self.name)
+            if isinstance(key, (list, dict, set)):
+                raise ConfigError(f"{where}:{key_node.start_mark.line + 1}: a key must be a name, not a "
+                                  f"{'mapping' if isinstance(key, dict) else 'list'}; write `key: value`")
             if key in seen:
-                where = getattr(self, "name_of_file", self.name)
                 raise ConfigError(f"{where}:{key_node.start_mark.line + 1}: {key!r} is given twice (first on "
                                   f"line {seen[key]}); give each key once")
             seen[key] = key_node.start_mark.line + 1
@@ -235,6 +242,9 @@ def validate(cfg: RunConfig) -> list[str]:
             problems.append(f"training.context_margin={cfg.training.context_margin} swaps the previous source lines "
                             f"between pairs, but with data.target_context each target holds its own previous "
                             f"lines' translation; set data.target_context: false or training.context_margin: 0")
+    if not 0 <= cfg.seed < 2**32:
+        problems.append(f"seed={cfg.seed}: must be a whole number from 0 to {2**32 - 1} (the tokenizer's and "
+                        f"training's random generators take 32 bits), e.g. 1234")
     if cfg.num_proc < 0:
         problems.append(f"num_proc={cfg.num_proc}: must be 0 (one process per core for large corpora) or more")
     if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):

@@ -104,8 +104,15 @@ def check_parents(cfg: RunConfig, run_dir: Path) -> None:
         )
 
 
+def from_run_key(cfg: RunConfig) -> str:
+    """The key to name for `tokenizer.from_run`: `training.init_from` when it was filled
+    in from that key (fine-tuning keeps the parent's tokenizer)."""
+    init = cfg.training.init_from
+    return "training.init_from" if init and cfg.tokenizer.from_run == init else "tokenizer.from_run"
+
+
 def _tokenize(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    reuse = parent_checkpoint(cfg.tokenizer.from_run, "tokenizer.from_run", run_dir) if cfg.tokenizer.from_run else None
+    reuse = parent_checkpoint(cfg.tokenizer.from_run, from_run_key(cfg), run_dir) if cfg.tokenizer.from_run else None
     return run_tokenize(
         cfg.tokenizer, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TOKENIZE_DIR, cfg.seed, cfg.num_proc,
         reuse=reuse,
@@ -148,10 +155,31 @@ def _resumed(stage: Stage, resume: ResumeOptions) -> Stage:
     return dataclasses.replace(stage, run=lambda cfg, run_dir: _train(cfg, run_dir, resume))
 
 
+def decoding_checkpoint(cfg: RunConfig, run_dir: Path) -> Path:
+    """The checkpoint folder `decoding.checkpoint` names: the run's `best` or `last`, or a
+    folder (relative to the working folder, as `--checkpoint` reads it)."""
+    if cfg.decoding.checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+        return run_dir / artifacts.TRAIN_DIR / cfg.decoding.checkpoint
+    return Path(cfg.decoding.checkpoint).expanduser()
+
+
+def check_decoding_checkpoint(cfg: RunConfig, run_dir: Path) -> None:
+    """Before any stage runs: a `decoding.checkpoint` folder is a checkpoint, so a
+    translate stage that could not load it never empties its folder first."""
+    if cfg.decoding.checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+        return
+    try:
+        read_meta(decoding_checkpoint(cfg, run_dir))
+    except ArtifactError as exc:
+        raise ConfigError(f"decoding.checkpoint={cfg.decoding.checkpoint}: {exc} (best, last, or a checkpoint "
+                          f"folder such as one `s2s average` wrote, relative to the working folder)") from None
+
+
 def _translate(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    folder = decoding_checkpoint(cfg, run_dir).resolve()
     return run_translate(
-        cfg.decoding, run_dir / artifacts.TRAIN_DIR, run_dir / artifacts.TOKENIZE_DIR,
-        run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TRANSLATE_DIR,
+        dataclasses.replace(cfg.decoding, checkpoint=str(folder)), run_dir / artifacts.TRAIN_DIR,
+        run_dir / artifacts.TOKENIZE_DIR, run_dir / artifacts.PREPARE_DIR, run_dir / artifacts.TRANSLATE_DIR,
     )
 
 
@@ -215,11 +243,14 @@ def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, 
         parts[f"upstream:{up}"] = [entry.get("fingerprint"), entry.get("outputs")]
     if stage.name == "prepare":
         parts["inputs"] = inputs if inputs is not None else [sha for _, sha in _input_hashes(cfg)]
-    parent = {"tokenize": ("tokenizer.from_run", cfg.tokenizer.from_run, (artifacts.SPM_SRC, artifacts.SPM_TGT)),
+    parent = {"tokenize": (from_run_key(cfg), cfg.tokenizer.from_run, (artifacts.SPM_SRC, artifacts.SPM_TGT)),
               "train": ("training.init_from", cfg.training.init_from, (artifacts.CKPT_WEIGHTS,))}.get(stage.name)
     if parent and parent[1]:  # a parent model retrained since: this stage is out of date
         folder = parent_checkpoint(parent[1], parent[0], run_dir_of(cfg))
         parts["parent"] = {name: sha256_file(folder / name) for name in parent[2] if (folder / name).is_file()}
+    if stage.name == "translate" and cfg.decoding.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+        weights = decoding_checkpoint(cfg, run_dir_of(cfg)) / artifacts.CKPT_WEIGHTS  # averaged again since: redo
+        parts["checkpoint"] = sha256_file(weights) if weights.is_file() else None
     return section_hash(parts)
 
 
@@ -247,6 +278,8 @@ def run_pipeline(
         _check_resume(cfg, run_dir, resume)
     if STAGE_NAMES.index(until) >= STAGE_NAMES.index("tokenize"):
         check_parents(cfg, run_dir)
+    if STAGE_NAMES.index(until) >= STAGE_NAMES.index("translate"):
+        check_decoding_checkpoint(cfg, run_dir)
     with run_lock(run_dir, command or f"s2s {until}"):
         return _run_locked(cfg, run_dir, until, force, echo, resume, ranks)
 

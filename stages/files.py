@@ -7,15 +7,19 @@ import glob
 import gzip
 import hashlib
 import json
+import logging
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from stages.errors import InputDataError, OutputError
+from stages.errors import ArtifactError, InputDataError, OutputError
+
+log = logging.getLogger(__name__)
 
 # Errors that only writing raises: whatever the operation, the output is at fault.
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
@@ -146,7 +150,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         if special:
-            with open(tmp, "rb") as source, open(target, "wb") as sink:
+            with open(tmp, "rb") as source, _open_special(target) as sink:
                 shutil.copyfileobj(source, sink)
         else:
             os.chmod(tmp, _mode_for(target, directory=False))
@@ -160,6 +164,23 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 _STREAMS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
+
+
+def _open_special(target: Path) -> Any:
+    """`target` (`_is_special`) open for writing without truncating it: a name of one of
+    this process's descriptors (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`) writes
+    through that descriptor at its own offset, as the shell's `>` or `>>` set it; other
+    devices and pipes are opened to append."""
+    name = os.readlink(target) if target.is_symlink() and os.readlink(target).startswith(_STREAMS) else str(target)
+    fd = {"/dev/stdout": 1, "/dev/stderr": 2}.get(name)
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            fd = int(name[len(prefix):])
+    if fd is not None:
+        for stream in (sys.stdout, sys.stderr):  # what this process printed comes first
+            stream.flush()
+        return open(os.dup(fd), "wb")
+    return open(target, "ab")
 
 
 def _is_special(target: Path) -> bool:
@@ -232,6 +253,34 @@ def line_end_of(data: bytes) -> str:
     if first < 0:
         return "\r" if b"\r" in data else "\n"
     return "\r\n" if data[first - 1 : first] == b"\r" else "\n"
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file (a training history), one per non-blank
+    line. A last line without its line end that does not parse is a record cut short
+    by a writer killed mid-line: it is left out, with a warning. Any other line that is
+    not a JSON object raises ArtifactError naming the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{path}: not UTF-8 text ({exc}); the file is damaged: restore it from a copy") from exc
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            if number == len(lines):  # no line end after it: cut short
+                log.warning("%s:%d: a last line cut short, left out (%s)", path, number, exc)
+                continue
+            raise ArtifactError(f"{path}:{number}: not a JSON record ({exc}); the file is damaged: remove or mend "
+                                f"that line") from exc
+        if not isinstance(record, dict):
+            raise ArtifactError(f"{path}:{number}: {line[:60]!r} is not a JSON object; the file is damaged: remove "
+                                f"or mend that line")
+        records.append(record)
+    return records
 
 
 def sha256_file(path: Path) -> str:

@@ -53,6 +53,13 @@ def pickled(folder: Path) -> None:
     torch.save({"x": torch.zeros(2)}, folder / artifacts.CKPT_WEIGHTS)
 
 
+def other_weights(folder: Path) -> None:
+    """The same model with other weights (halved), as another step of one training holds."""
+    from safetensors.torch import load_file, save_file
+    weights = load_file(str(folder / artifacts.CKPT_WEIGHTS))
+    save_file({k: (v / 2).contiguous() for k, v in weights.items()}, str(folder / artifacts.CKPT_WEIGHTS))
+
+
 def other_model(folder: Path) -> None:
     model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=6, decoder_hidden=16), 200, 200)
     from safetensors.torch import save_file
@@ -131,6 +138,7 @@ def test_average_checks_every_input_before_writing(good: Path, tmp_path: Path, w
 def test_average_never_writes_over_a_folder_it_was_not_asked_to_make(good: Path, tmp_path: Path) -> None:
     second = tmp_path / "second"
     shutil.copytree(good, second)
+    other_weights(second)
     kept = tmp_path / "mine"
     kept.mkdir()
     (kept / "notes.txt").write_text("keep me")
@@ -146,6 +154,26 @@ def test_average_never_writes_over_a_folder_it_was_not_asked_to_make(good: Path,
     assert (run / "average" / artifacts.CKPT_WEIGHTS).exists()
     with pytest.raises(ArtifactError, match="given twice"):
         average_checkpoints([good, good], tmp_path / "avg")
+
+
+def test_average_refuses_one_checkpoint_under_two_names_and_other_data(good: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(good, copy)  # train/best and train/last after a last validation that was the best
+    with pytest.raises(ArtifactError, match="holds the same weights as .*good.*count them double"):
+        average_checkpoints([good, copy], tmp_path / "avg")
+    with pytest.raises(ArtifactError, match="two or more"):
+        average_checkpoints([good], tmp_path / "avg")
+    plain = tmp_path / "plain"
+    shutil.copytree(good, plain)
+    edit_meta(lambda m: m.update(data={"src_lang": "en", "tgt_lang": "es", "context": 0}))(plain)
+    for name, change in (("reverse", {"src_lang": "es", "tgt_lang": "en"}), ("context", {"context": 1})):
+        other = tmp_path / name
+        shutil.copytree(plain, other)
+        other_weights(other)
+        edit_meta(lambda m, change=change: m["data"].update(change))(other)
+        with pytest.raises(ArtifactError, match=r"its data \(.*\) differs"):
+            average_checkpoints([plain, other], tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()
 
 
 def test_average_names_the_model_key_that_differs(good: Path, tmp_path: Path) -> None:

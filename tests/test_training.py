@@ -138,7 +138,7 @@ def test_tokenizer_is_deterministic(tmp_path: Path) -> None:
     assert sp.decode(tgt_ids[49].tolist()) == "VERSE 49 OF THE BOOK OF THE LAW"
 
 
-def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) -> None:
+def test_averaging_gives_the_mean_and_refuses_one_checkpoint_twice(tmp_path: Path) -> None:
     from stages.model.checkpoint import average_checkpoints
 
     text = "\n".join(f"verse {i} of the book of the law" for i in range(30)) + "\n"
@@ -152,10 +152,9 @@ def test_averaging_identical_checkpoints_gives_the_checkpoint(tmp_path: Path) ->
     one = Seq2Seq(cfg, vocab, vocab)
     save_checkpoint(tmp_path / "a", one, tok, {"step": 1})
     save_checkpoint(tmp_path / "b", one, tok, {"step": 1})
-    average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "avg")
-    averaged, _, _, meta = load_checkpoint(tmp_path / "avg")
-    for (name, a), b in zip(one.state_dict().items(), averaged.state_dict().values()):
-        assert torch.equal(a, b), name
+    with pytest.raises(ArtifactError, match="holds the same weights as"):  # best and last of one step
+        average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()
     torch.manual_seed(1)
     two = Seq2Seq(cfg, vocab, vocab)
     save_checkpoint(tmp_path / "c", two, tok, {"step": 2})

@@ -68,7 +68,7 @@ def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
         raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from exc
 
 
-_DAMAGED = "the checkpoint folder is damaged or not one s2s wrote: retrain, or restore it from a copy"
+DAMAGED_HINT = "the checkpoint folder is damaged or not one s2s wrote: retrain, or restore it from a copy"
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -77,15 +77,19 @@ def read_meta(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: no such checkpoint folder; train the run first, or give a checkpoint folder")
     if not meta_path.exists():
+        trained = folder / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
+        if (trained / artifacts.CKPT_META).exists():
+            raise ArtifactError(f"{folder}: a run folder, not a checkpoint; give one of its checkpoint folders, "
+                                f"such as {trained} or {folder / artifacts.TRAIN_DIR / artifacts.CKPT_TOP}/stepN")
         raise ArtifactError(f"{folder}: not a checkpoint (no {artifacts.CKPT_META}); train the run first")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{meta_path}: not valid JSON ({exc}); {_DAMAGED}") from exc
+        raise ArtifactError(f"{meta_path}: not valid JSON ({exc}); {DAMAGED_HINT}") from exc
     missing = [k for k in ("model", "src_vocab", "tgt_vocab", "tokenizer_sha256") if not isinstance(meta, dict)
                or k not in meta]
     if missing:
-        raise ArtifactError(f"{meta_path}: no {', '.join(missing)} in it; {_DAMAGED}")
+        raise ArtifactError(f"{meta_path}: no {', '.join(missing)} in it; {DAMAGED_HINT}")
     return dict(meta)
 
 
@@ -96,12 +100,12 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file of a checkpoint folder; an error naming it when it is missing or damaged."""
     if not path.is_file():
-        raise ArtifactError(f"{path}: missing; {_DAMAGED}")
+        raise ArtifactError(f"{path}: missing; {DAMAGED_HINT}")
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
         raise ArtifactError(f"{path}: not a readable safetensors file ({type(exc).__name__}: "
-                            f"{str(exc)[:200]}); {_DAMAGED}") from exc
+                            f"{str(exc)[:200]}); {DAMAGED_HINT}") from exc
 
 
 def _model_of(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> Seq2Seq:
@@ -112,7 +116,7 @@ def _model_of(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]
         model = Seq2Seq(cfg, int(meta["src_vocab"]), int(meta["tgt_vocab"]))
     except (TypeError, ValueError, KeyError) as exc:
         raise ArtifactError(f"{folder / artifacts.CKPT_META}: not a model this version of s2s can build "
-                            f"({exc}); {_DAMAGED}") from exc
+                            f"({exc}); {DAMAGED_HINT}") from exc
     for alias, saved in model.tied_weights().items():
         if saved in state:
             state[alias] = state[saved]
@@ -121,7 +125,7 @@ def _model_of(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())[:300]
         raise ArtifactError(f"{folder / artifacts.CKPT_WEIGHTS}: its weights do not fit the model of "
-                            f"{artifacts.CKPT_META} ({detail}); {_DAMAGED}") from exc
+                            f"{artifacts.CKPT_META} ({detail}); {DAMAGED_HINT}") from exc
     return model
 
 
@@ -129,10 +133,10 @@ def _processor(path: Path, pieces: int) -> spm.SentencePieceProcessor:
     try:
         processor = spm.SentencePieceProcessor(model_file=str(path))
     except (OSError, RuntimeError) as exc:
-        raise ArtifactError(f"{path}: not a SentencePiece model ({exc}); {_DAMAGED}") from exc
+        raise ArtifactError(f"{path}: not a SentencePiece model ({exc}); {DAMAGED_HINT}") from exc
     if processor.get_piece_size() != pieces:
         raise ArtifactError(f"{path}: {processor.get_piece_size()} pieces, but the model's embeddings have "
-                            f"{pieces}; {_DAMAGED}")
+                            f"{pieces}; {DAMAGED_HINT}")
     return processor
 
 
@@ -229,12 +233,14 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
 
     The result is a complete checkpoint folder (weights, meta, tokenizer models).
     """
-    if not folders:
-        raise ArtifactError("give at least one checkpoint folder to average")
+    if len(folders) < 2:
+        raise ArtifactError("give two or more checkpoint folders to average (one alone averages to itself)")
     _check_average_target(folders, target)
     metas = [load_checkpoint(f)[3] for f in folders]  # every input checked whole before anything is written
     for folder, meta in zip(folders[1:], metas[1:]):
-        for key in ("model", "src_vocab", "tgt_vocab", "tokenizer_sha256"):
+        for key in ("model", "src_vocab", "tgt_vocab", "tokenizer_sha256", "data"):
+            if key == "data" and not ("data" in meta and "data" in metas[0]):
+                continue  # a checkpoint written before checkpoints recorded their data keys
             if meta[key] != metas[0][key]:
                 what = key
                 if isinstance(meta[key], dict):
@@ -244,6 +250,12 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
                     f"{folder}: its {what} differs from {folders[0]}'s; only checkpoints of the same "
                     f"model and tokenizer can be averaged"
                 )
+    digests = [sha256_file(f / artifacts.CKPT_WEIGHTS) for f in folders]
+    for i, digest in enumerate(digests):
+        if digest in digests[:i]:
+            raise ArtifactError(f"{folders[i]} holds the same weights as {folders[digests.index(digest)]} (one "
+                                f"checkpoint under two names: train/best and train/last are copies when the last "
+                                f"validation was the best), which would count them double; give each checkpoint once")
     total: dict[str, Any] = {}
     for folder in folders:
         for name, tensor in _read_weights(folder).items():

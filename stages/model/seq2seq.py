@@ -210,10 +210,14 @@ class Seq2Seq(nn.Module):
         return torch.stack(fed, dim=1), hidden, torch.cat(weights, dim=1)
 
     def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
-                tgt_out: Optional[torch.Tensor] = None, smoothing: float = 0.0, bucket: int = 128) -> torch.Tensor:
+                tgt_out: Optional[torch.Tensor] = None, smoothing: float = 0.0, bucket: int = 128,
+                loss_rows: Optional[int] = None) -> torch.Tensor:
         """Teacher-forced logits (B, T, V); given the targets tgt_out (B, T), the summed
         label-smoothed loss over their real (non-pad) tokens instead, as
-        `sequence_loss(logits, tgt_out, smoothing)` would give it.
+        `sequence_loss(logits, tgt_out, smoothing)` would give it. With `loss_rows` n
+        too, a (1 + B,) tensor: that loss over the first n targets only, then each
+        target's log-probability in nats (the sum over its real tokens, as
+        `sequence_log_probs` gives it, with gradients; training.context_margin).
 
         For the loss, the output layer multiplies only the rows whose target is real,
         padded with zero rows (pad targets) to a multiple of `bucket`: it skips the
@@ -233,7 +237,16 @@ class Seq2Seq(nn.Module):
         if extra:
             rows = torch.cat([rows, rows.new_zeros(extra, rows.size(1))])
             target = torch.cat([target, target.new_full((extra,), PAD_ID)])
-        return smoothed_cross_entropy(self.generator(rows), target, smoothing, PAD_ID)
+        if loss_rows is None:
+            return smoothed_cross_entropy(self.generator(rows), target, smoothing, PAD_ID)
+        logits = self.generator(rows)
+        counted = int(real[:loss_rows].sum())  # the rows are in (sentence, step) order
+        loss = smoothed_cross_entropy(logits[:counted], target[:counted], smoothing, PAD_ID)
+        kept = int(real.sum())
+        picked = torch.log_softmax(logits[:kept].float(), dim=-1).gather(1, target[:kept, None]).squeeze(1)
+        sentence = real.nonzero()[:, 0]
+        sums = picked.new_zeros(real.size(0)).index_add(0, sentence, picked)
+        return torch.cat([loss.float().view(1), sums])
 
     def sequence_log_probs(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
                            tgt_out: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import Any
 
 from stages.errors import ArtifactError, ConfigError
-from stages.files import atomic_path
+from stages.files import atomic_path, read_records, write_error
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise ArtifactError(f"{path}: no training history; train the run first")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_records(path)
     if not rows:
         raise ArtifactError(f"{path}: the training history is empty")
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row.get("step"), int):
+            raise ArtifactError(f"{path}: record {number} has no step number; the history is damaged: remove or "
+                                f"mend that line")
     return rows
 
 
@@ -31,10 +35,10 @@ def plot_history(history: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     steps = [row["step"] for row in history]
     figures: dict[str, dict[str, list[float]]] = {
         "loss": {
-            "train loss (label-smoothed)": [row["train_loss"] for row in history],
-            "dev loss": [row["dev_loss"] for row in history],
+            "train loss (label-smoothed)": [row.get("train_loss", math.nan) for row in history],
+            "dev loss": [row.get("dev_loss", math.nan) for row in history],
         },
-        "lr": {"learning rate": [row["lr"] for row in history]},
+        "lr": {"learning rate": [row.get("lr", math.nan) for row in history]},
     }
     if all("dev_bleu" in row for row in history):
         figures["dev_bleu"] = {"dev BLEU (greedy)": [row["dev_bleu"] for row in history]}
@@ -43,7 +47,10 @@ def plot_history(history: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         figures["grad_norms"] = {
             layer: [row.get("grad_norms", {}).get(layer, float("nan")) for row in history] for layer in layers
         }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out_dir, exc) from exc
     written = []
     for name, series in figures.items():
         fig, ax = plt.subplots(figsize=(7, 4))

@@ -30,7 +30,8 @@ STATE_VERSION = 1
 # Sections a resume must find unchanged: the weights and the data only fit them.
 FIXED_SECTIONS = ("seed", "data", "tokenizer", "model")
 # Training keys a resume must find unchanged: the optimizer state and the batch order depend on them.
-FIXED_TRAINING_KEYS = ("optimizer", "batch_type", "batch_tokens", "batch_sentences", "accumulate", "max_len")
+FIXED_TRAINING_KEYS = ("optimizer", "batch_type", "batch_tokens", "batch_sentences", "accumulate", "max_len",
+                       "pad_multiple", "context_dropout", "coword_dropout")
 # Training keys that set the coming learning rates: changing them needs `allow_lr_change`.
 LR_KEYS = ("lr", "schedule", "warmup_steps", "plateau_metric", "plateau_factor", "plateau_patience", "min_lr")
 
@@ -112,6 +113,11 @@ def read_train_config(folder: Path) -> dict[str, Any]:
     """The config recorded with the training state in `folder` (raises when there is none)."""
     path = folder / artifacts.CKPT_TRAIN_STATE
     if not path.exists():
+        best = folder.parent / artifacts.CKPT_BEST / artifacts.CKPT_META
+        if best.exists() or (folder.parent / artifacts.HISTORY).exists():
+            raise ArtifactError(f"{path}: missing, although the training validated ({best.parent} or the history "
+                                f"is there): the last checkpoint was removed or damaged; train without --resume, "
+                                f"or restore {folder} from a copy")
         raise ArtifactError(
             f"{path}: no training state to resume from (training never reached a validation "
             f"or an interruption in this run folder); train without --resume"
@@ -174,9 +180,10 @@ def check_resume(folder: Path, config: dict[str, Any], options: ResumeOptions) -
             )
     old_train, new_train = saved["training"], config["training"]
     for name in FIXED_TRAINING_KEYS:
-        if old_train.get(name) != new_train[name]:
+        before = saved_or_earlier("training", name, old_train)
+        if before != new_train[name]:
             raise ConfigError(
-                f"training.{name} changed from {as_yaml(old_train.get(name))} to {as_yaml(new_train[name])} {where}; "
+                f"training.{name} changed from {as_yaml(before)} to {as_yaml(new_train[name])} {where}; "
                 f"the optimizer state and the batch order depend on it: set it back, or train "
                 f"from scratch without --resume"
             )

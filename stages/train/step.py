@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from stages.corpus.batching import Batch
 from stages.corpus.vocab import PAD_ID
-from stages.model.seq2seq import Seq2Seq, sequence_loss
+from stages.model.seq2seq import Seq2Seq
 
 if TYPE_CHECKING:
     from stages.train.config import TrainConfig
@@ -81,18 +81,17 @@ def context_margin_loss(model: Seq2Seq | DistributedDataParallel, b: Batch, smoo
     in nats, pieces counting the target's EOS. A model that ignores its context pays
     margin x pieces for every such pair. `b.contrast_src`/`contrast_lens` (B, S') hold
     the sources behind the other contexts (`stages.corpus.batching.swapped_contexts`).
-    Both halves go through one forward call (one DDP forward per backward), and the
-    output layer scores every target position: this costs about twice a plain step."""
+    Both halves go through one forward call (one DDP forward per backward); the
+    log-probabilities cost a log-softmax over every real target position of both."""
     assert b.contrast_src is not None and b.contrast_lens is not None and b.contrasted is not None
     n, width = b.src.size(0), max(b.src.size(1), b.contrast_src.size(1))
     src = torch.cat([F.pad(s, (0, width - s.size(1)), value=PAD_ID) for s in (b.src, b.contrast_src)])
-    logits = model(src, torch.cat([b.src_lens, b.contrast_lens]), b.tgt_in.repeat(2, 1))  # (2B, T, V)
-    loss = sequence_loss(logits[:n], b.tgt_out, smoothing)
-    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, b.tgt_out.repeat(2, 1).unsqueeze(-1)).squeeze(-1)
-    real = b.tgt_out != PAD_ID
-    sums = picked.masked_fill(~real.repeat(2, 1), 0.0).sum(dim=1)  # (2B,) log p(y | x, context)
-    hinge = torch.relu(margin * real.sum(dim=1) - (sums[:n] - sums[n:]))
-    return loss + hinge[b.contrasted].sum()
+    out = model(src, torch.cat([b.src_lens, b.contrast_lens]), b.tgt_in.repeat(2, 1), b.tgt_out.repeat(2, 1),
+                smoothing, loss_rows=n)  # (1 + 2B,): the loss of the first B, then log p(y | x, context)
+    sums = out[1:]
+    pieces = (b.tgt_out != PAD_ID).sum(dim=1)
+    hinge = torch.relu(margin * pieces - (sums[:n] - sums[n:]))
+    return out[0] + hinge[b.contrasted].sum()
 
 
 def _layer_of(param_name: str) -> str:

@@ -19,7 +19,7 @@ from stages.decode.config import DecodeConfig
 from stages.decode.scoring import score_lines
 from stages.decode.translation import translate_ids
 from stages.devices import device_type
-from stages.files import read_lines_strict, write_text_atomic
+from stages.files import read_lines_strict, read_records, write_text_atomic
 from stages.model.checkpoint import save_checkpoint
 from stages.model.fast import search_step
 from stages.model.seq2seq import Seq2Seq
@@ -160,10 +160,11 @@ def _truncate_history(path: Path, last_step: int) -> None:
     """Drop history lines after `last_step` (written after the state being resumed)."""
     if not path.exists():
         return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= last_step]
-    if len(kept) != len(lines):
-        write_text_atomic(path, "".join(kept))
+    records = read_records(path)
+    kept = [r for r in records if isinstance(r.get("step"), int) and r["step"] <= last_step]
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    if text != path.read_text(encoding="utf-8"):
+        write_text_atomic(path, text)
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:

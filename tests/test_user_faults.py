@@ -1,0 +1,206 @@
+"""Faults a new user met, each pinned: damaged run files, config values that passed the
+checks and failed later, outputs that lost data, and messages that named the wrong thing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+from pipeline.cli import main
+from stages.errors import ArtifactError, ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def run(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny trained run that these tests may change."""
+    copy = tmp_path_factory.mktemp("faults") / "tiny"
+    shutil.copytree(trained_run.parent / "runs" / "tiny", copy)
+    return copy
+
+
+@pytest.fixture
+def one_line(tmp_path: Path) -> Path:
+    path = tmp_path / "in.txt"
+    path.write_text("Jesus wept.\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("meta", ['{"model": ', "[]", None])
+def test_a_damaged_meta_json_in_a_checkpoint_folder_is_a_message(run: Path, tmp_path: Path, one_line: Path,
+                                                                  meta: str | None) -> None:
+    folder = tmp_path / "ckpt"
+    shutil.copytree(run / "train" / "best", folder)
+    if meta is None:  # valid JSON whose data is not a mapping
+        data = json.loads((folder / "meta.json").read_text())
+        meta = json.dumps({**data, "data": 5})
+    (folder / "meta.json").write_text(meta)
+    code, out = invoke("translate", "--run", str(folder), "-i", str(one_line), "-o", str(tmp_path / "o.txt"))
+    assert code == 1 and "meta.json" in out and "damaged" in out and "Traceback" not in out, out
+    assert not (tmp_path / "o.txt").exists()
+
+
+def test_a_run_folder_given_as_a_checkpoint_names_its_checkpoints(run: Path, tmp_path: Path) -> None:
+    code, out = invoke("average", str(run), str(run / "train" / "best"), "-o", str(tmp_path / "avg"))
+    assert code == 1 and "a run folder, not a checkpoint" in out and str(run / "train" / "best") in out, out
+
+
+def test_a_history_cut_short_plots_and_resumes_and_a_damaged_line_is_named(run: Path, tmp_path: Path) -> None:
+    from stages.files import read_records
+    from stages.train.validation import _truncate_history
+
+    history = tmp_path / "history.jsonl"
+    rows = [{"step": 10, "train_loss": 3.0, "dev_loss": 2.0, "lr": 0.1}, {"step": 20, "train_loss": 2.5,
+                                                                        "dev_loss": 1.9, "lr": 0.05}]
+    history.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 30, "train_lo')  # a writer killed
+    assert read_records(history) == rows
+    _truncate_history(history, 20)  # a resume from step 20 drops the cut line
+    assert history.read_text() == "".join(json.dumps(r) + "\n" for r in rows)
+    history.write_text(json.dumps(rows[0]) + "\nnot json\n" + json.dumps(rows[1]) + "\n")
+    with pytest.raises(ArtifactError, match=r"history.jsonl:2: not a JSON record"):
+        read_records(history)
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "train" / "history.jsonl").write_text(history.read_text())
+    code, out = invoke("plot", str(copy), "-o", str(tmp_path / "plots"))
+    assert code == 1 and "history.jsonl:2: not a JSON record" in out, out
+
+
+def test_plot_into_a_folder_that_cannot_be_made_is_a_message(run: Path) -> None:
+    code, out = invoke("plot", str(run), "-o", "/proc/s2s-plots")
+    assert code == 1 and "/proc/s2s-plots" in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_out_of_range_is_a_config_error(tiny_config: Path, seed: str) -> None:
+    code, out = invoke("prepare", str(tiny_config), "--set", f"seed={seed}")
+    assert code == 1 and "must be a whole number from 0 to 4294967295" in out and "[prepare]" not in out, out
+
+
+def test_a_complex_yaml_key_and_a_whole_section_in_set_are_config_errors(tiny_config: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "complex.yaml"
+    bad.write_text("name: x\n? [a, b]\n: 1\n")
+    code, out = invoke("status", str(bad))
+    assert code == 1 and "complex.yaml:2: a key must be a name, not a list" in out, out
+    code, out = invoke("prepare", str(tiny_config), "--set", "training={lr: 1}")
+    assert code == 1 and "training is a section" in out and "--set training.KEY=VALUE" in out, out
+
+
+def test_dev_stdout_writes_where_the_shell_left_it(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    log.write_text("before\n")
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+              "from stages.files import write_text_atomic; write_text_atomic(Path('/dev/stdout'), 'OUT\\n')")
+    with open(log, "a") as handle:
+        handle.write("A\n")
+        handle.flush()
+        subprocess.run([sys.executable, "-c", script, str(ROOT)], stdout=handle, check=True)
+        handle.write("B\n")
+    assert log.read_text() == "before\nA\nOUT\nB\n"
+
+
+def test_score_refuses_a_subtitle_file_against_a_text_file(tmp_path: Path) -> None:
+    srt = tmp_path / "hyp.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,000\nHola.\n")
+    txt = tmp_path / "ref.txt"
+    txt.write_text("1\n00:00:01,000 --> 00:00:02,000\nHola.\n")
+    for args in ((srt, txt), (txt, srt)):
+        code, out = invoke("score", *map(str, args))
+        assert code == 1 and "hyp.srt is a subtitle file and" in out and "ref.txt is not" in out, out
+
+
+def test_resume_refuses_a_changed_batching_key(run: Path) -> None:
+    from stages.train.state import ResumeOptions, check_resume, read_train_config
+
+    last = run / "train" / "last"
+    config = read_train_config(last)["config"]
+    for key, value in (("pad_multiple", 1), ("context_dropout", 0.3), ("coword_dropout", 0.1)):
+        changed = {**config, "training": {**config["training"], key: value}}
+        with pytest.raises(ConfigError, match=f"training.{key} changed from"):
+            check_resume(last, changed, ResumeOptions(allow_lr_change=True))
+    check_resume(last, config, ResumeOptions())
+
+
+def test_resume_without_train_last_says_it_is_missing(run: Path, tmp_path: Path) -> None:
+    from stages.train.state import read_train_config
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "train" / "last")
+    with pytest.raises(ArtifactError, match="missing, although the training validated"):
+        read_train_config(copy / "train" / "last")
+
+
+def _with_checkpoint(run: Path, folder: str) -> "object":
+    from pipeline.config import load_config
+
+    cfg = load_config(run / "config.yaml", [f"decoding.checkpoint={folder}", f"runs_dir={run.parent}"])
+    return cfg
+
+
+def test_a_decoding_checkpoint_folder_is_read_from_the_working_folder_and_checked_first(
+        run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.manifest import Manifest
+    from pipeline.orchestrator import (
+        STAGES,
+        check_decoding_checkpoint,
+        decoding_checkpoint,
+        fingerprint,
+    )
+
+    average = tmp_path / "avg"
+    other = tmp_path / "other"
+    shutil.copytree(run / "train" / "last", other)
+    weights = load_file(str(other / "model.safetensors"))
+    save_file({k: (v * 0.9).contiguous() for k, v in weights.items()}, str(other / "model.safetensors"))
+    code, out = invoke("average", str(run / "train" / "last"), str(other), "-o", str(average))
+    assert code == 0, out
+    monkeypatch.chdir(tmp_path)
+    cfg = _with_checkpoint(run, "avg")
+    assert decoding_checkpoint(cfg, run).resolve() == average.resolve()  # as --checkpoint reads it
+    check_decoding_checkpoint(cfg, run)
+    translate = next(s for s in STAGES if s.name == "translate")
+    before = fingerprint(translate, cfg, Manifest.load(run))
+    save_file({k: (v * 0.5).contiguous() for k, v in load_file(str(average / "model.safetensors")).items()},
+              str(average / "model.safetensors"))  # averaged again from other checkpoints
+    assert fingerprint(translate, cfg, Manifest.load(run)) != before
+    hyp = run / "translate" / "test.hyp"
+    kept = hyp.read_bytes()
+    code, out = invoke("translate", str(run / "config.yaml"), "--set", "decoding.checkpoint=missing",
+                       "--set", f"runs_dir={run.parent}")
+    assert code == 1 and "decoding.checkpoint=missing" in out and "no such checkpoint folder" in out, out
+    assert hyp.read_bytes() == kept  # the stage never started: its output is still there
+
+
+def test_an_ensemble_never_loads_one_checkpoint_folder_for_every_run(run: Path, tmp_path: Path) -> None:
+    from pipeline.api import Translator
+
+    with pytest.raises(ConfigError, match="would all load"):
+        Translator.load([run, run], checkpoint=str(run / "train" / "best"))
+    with pytest.raises(ConfigError, match="is a checkpoint folder, which is one model"):
+        Translator.load(run / "train" / "best", checkpoint="last")
+
+
+def test_a_missing_fine_tuning_parent_names_training_init_from(tiny_config: Path) -> None:
+    from pipeline.config import load_config
+    from pipeline.orchestrator import from_run_key
+
+    cfg = load_config(tiny_config, ["training.init_from=gone"])
+    assert from_run_key(cfg) == "training.init_from"
+    cfg = load_config(tiny_config, ["training.init_from=gone", "tokenizer.from_run=other"])
+    assert from_run_key(cfg) == "tokenizer.from_run"
