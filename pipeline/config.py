@@ -48,6 +48,8 @@ SECTIONS: dict[str, type] = {
 
 
 def _suggest(key: str, valid: list[str]) -> str:
+    if not key:
+        return f" (valid keys: {', '.join(valid)})"
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     if not close:  # `lr_rate` -> `lr`: a valid key that the typo starts with, or vice versa
         close = sorted((v for v in valid if key.startswith(v) or v.startswith(key)), key=len, reverse=True)
@@ -119,6 +121,10 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
     values = {}
     for key, value in raw.items():
         if key not in valid:
+            home = next((name for name, section in SECTIONS.items() if name != prefix and
+                         key in {f.name for f in dataclasses.fields(section)}), None)
+            if home is not None:
+                raise ConfigError(f"{prefix}.{key}: unknown key; {key} is a {home} key: {home}.{key}")
             raise ConfigError(f"{prefix}.{key}: unknown key{_suggest(str(key), valid)}")
         values[key] = _coerce(value, hints[key], f"{prefix}.{key}")
     return cls(**values)

@@ -204,3 +204,12 @@ def test_a_missing_fine_tuning_parent_names_training_init_from(tiny_config: Path
     assert from_run_key(cfg) == "training.init_from"
     cfg = load_config(tiny_config, ["training.init_from=gone", "tokenizer.from_run=other"])
     assert from_run_key(cfg) == "tokenizer.from_run"
+
+
+def test_a_key_in_the_wrong_section_names_its_section(tiny_config: Path) -> None:
+    code, out = invoke("prepare", str(tiny_config), "--set", "decoding.keep_best=3")
+    assert code == 1 and "keep_best is a training key: training.keep_best" in out, out
+    code, out = invoke("prepare", str(tiny_config), "--set", "training.=3")
+    assert code == 1 and "training.: unknown key (valid keys: batch_type," in out, out
+    code, out = invoke("prepare", str(tiny_config), "--set", "training.batch_tokens=1")
+    assert code == 1 and "training.batch_tokens=1: must be at least training.pad_multiple" in out, out
