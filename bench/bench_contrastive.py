@@ -17,7 +17,9 @@ the separator alone; a model without context with the sentence alone. Test BLEU/
 the test books translated with the run's decoding settings through `Translator`
 (`context` 1 and 0), scored against their references. For a context model,
 `context_gain`: CXMI over the test books, how much the previous verse raises the
-references' log-probability per token (`stages.decode.contrastive.context_gain`).
+references' log-probability per token (`stages.decode.contrastive.context_gain`);
+`context_gain_random`: the same against another verse of the books as the context
+(a fixed random draw) instead of none.
 A model trained with `data.target_context` is scored behind the previous verse's
 reference.
 
@@ -50,6 +52,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -130,10 +134,20 @@ def measure(run: Path, examples: list[Any], halves: dict[str, Any], controlled: 
         if context and size:
             out["context_gain"] = context_gain(translator.model, translator.sp_src, translator.sp_tgt,
                                                [r[1] for r in test], [r[2] for r in test], target_context)
+            out["context_gain_random"] = context_gain(translator.model, translator.sp_src, translator.sp_tgt,
+                                                      [r[1] for r in test], [r[2] for r in test], target_context,
+                                                      against=random_contexts(len(test)))
             out["context_gain_halves"] = context_gain(translator.model, translator.sp_src, translator.sp_tgt,
                                                       halves["src"], halves["tgt"], target_context,
                                                       lines=halves["seconds"])
     return out
+
+
+def random_contexts(n: int, seed: int = 0) -> list[int]:
+    """For each of n sentences, another sentence of the text (neither itself nor its
+    previous one) to stand in for its context, drawn with a fixed seed."""
+    order = np.random.default_rng(seed).permutation(n)
+    return [int(k) if k not in (i, i - 1) else int((k + 2) % n) for i, k in enumerate(order)]
 
 
 def _counts(result: dict[str, Any]) -> dict[str, Any]:

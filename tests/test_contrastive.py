@@ -129,6 +129,17 @@ def test_context_gain_compares_each_reference_with_and_without_its_previous_sent
         expected += float(scores[0] - scores[1])
     assert gain["cxmi"] == pytest.approx(expected / gain["tokens"], abs=1e-5)
     assert context_gain(model, sp_src, sp_tgt, SOURCES[:1], REFERENCES[:1])["sentences"] == 0
+    own = context_gain(model, sp_src, sp_tgt, SOURCES, REFERENCES, against=[0, 0, 1, 2])  # its own previous one
+    assert own["cxmi"] == 0.0 and own["tokens"] == gain["tokens"]
+    other = context_gain(model, sp_src, sp_tgt, SOURCES, REFERENCES, against=[0, 2, 0, 0])
+    expected = 0.0
+    for i, k in ((1, 2), (2, 0), (3, 0)):
+        batch = collate([np.array(sp_src.encode(join_context([SOURCES[c]], SOURCES[i]))) for c in (i - 1, k)],
+                        [np.array(sp_tgt.encode(REFERENCES[i]))] * 2)
+        with torch.no_grad():
+            scores = model.sequence_log_probs(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)
+        expected += float(scores[0] - scores[1])
+    assert other["cxmi"] == pytest.approx(expected / other["tokens"], abs=1e-5)
 
 
 def test_skipped_target_tokens_condition_but_do_not_count() -> None:

@@ -196,7 +196,8 @@ def contrastive_accuracy(model: torch.nn.Module, sp_src: object, sp_tgt: object,
 @torch.no_grad()
 def context_gain(model: torch.nn.Module, sp_src: object, sp_tgt: object, sources: Sequence[str],
                  references: Sequence[str], target_context: bool = False, device: str = "cpu",
-                 batch_size: int = 64, lines: Sequence[int] | None = None) -> dict:
+                 batch_size: int = 64, lines: Sequence[int] | None = None,
+                 against: Sequence[int] | None = None) -> dict:
     """How much a context model's previous sentence raises the probability of the
     references of a text's consecutive sentences: conditional cross-mutual information,
     CXMI = mean over reference tokens of log p(y | x, C) - log p(y | x) (Bugliarello et
@@ -206,7 +207,11 @@ def context_gain(model: torch.nn.Module, sp_src: object, sp_tgt: object, sources
     target, whose own tokens are not counted) and "no context" the separator alone.
     Returns {"sentences", "tokens", "cxmi", "better"}, `better` the share of sentences
     whose reference scores higher with the context. Sentences 1 .. n-1 take part (0
-    has no previous one), or those of `lines`; `sources` and `references` are user text."""
+    has no previous one), or those of `lines`; `sources` and `references` are user text.
+    With `against`, the other side is not "no context" but sentence `against[i]` as
+    sentence i's context (another sentence of the text): how much more a model draws on
+    its own previous sentence than on one that does not belong there, the quantity the
+    context-aware margin (`training.context_margin`) trains."""
     model.eval()
     gains: list[float] = []
     lengths: list[int] = []
@@ -214,10 +219,13 @@ def context_gain(model: torch.nn.Module, sp_src: object, sp_tgt: object, sources
     for start in range(0, len(taking), batch_size):
         rows = taking[start : start + batch_size]
         src = [sp_src.encode(join_context([sources[i - 1]], sources[i])) for i in rows]  # type: ignore[attr-defined]
-        src += [sp_src.encode(join_context([], sources[i])) for i in rows]  # type: ignore[attr-defined]
+        other = [[] if against is None else [against[i]] for i in rows]
+        src += [sp_src.encode(join_context([sources[k] for k in o], sources[i]))  # type: ignore[attr-defined]
+                for i, o in zip(rows, other)]
         if target_context:
             tgt = [sp_tgt.encode(join_context([references[i - 1]], references[i])) for i in rows]  # type: ignore[attr-defined]
-            tgt += [sp_tgt.encode(join_context([], references[i])) for i in rows]  # type: ignore[attr-defined]
+            tgt += [sp_tgt.encode(join_context([references[k] for k in o], references[i]))  # type: ignore[attr-defined]
+                    for i, o in zip(rows, other)]
         else:
             tgt = [sp_tgt.encode(user_text(references[i])) for i in rows] * 2  # type: ignore[attr-defined]
         skip = [after_context(t) for t in tgt]  # the previous reference and the separator
