@@ -133,7 +133,7 @@ def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
         config = json.loads(saved.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{saved}: not valid JSON ({exc}); {DAMAGED_RUN}") from exc
-    value = config.get(section, {}) if isinstance(config, dict) else None
+    value = config.get(section) if isinstance(config, dict) else None  # s2s writes every section
     if not isinstance(value, dict):
         raise ArtifactError(f"{saved}: no {section} section in it; {DAMAGED_RUN}")
     return dict(value)
@@ -206,12 +206,19 @@ def _place(ref: Union[str, Path], runs_dir: Optional[str]) -> tuple[Path, bool]:
     return find_run(str(ref), runs_dir), False
 
 
-def _member(run_dir: Path, asked: Optional[str], overrides: Sequence[str]) -> str:
-    """The checkpoint to load of a run: `asked` (`checkpoint=`), else a
-    `decoding.checkpoint=` override, else the run's own `decoding.checkpoint`."""
-    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "decoding.checkpoint"]
-    return str(asked or (given[-1] if given else saved_section(run_dir, "decoding").get("checkpoint",
-                                                                                       artifacts.CKPT_BEST)))
+def _member(run_dir: Path, explicit: Optional[str]) -> Path:
+    """The checkpoint folder to load of a run: `explicit` (`checkpoint=` or a
+    `decoding.checkpoint=` override), else the run's own `decoding.checkpoint`, which
+    must still be there."""
+    if explicit:
+        return checkpoint_folder(run_dir, explicit)
+    own = str(saved_section(run_dir, "decoding").get("checkpoint", artifacts.CKPT_BEST))
+    folder = checkpoint_folder(run_dir, own)
+    if own not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST) and not folder.is_dir():
+        raise ArtifactError(f"{folder}: no such checkpoint folder, named by decoding.checkpoint in "
+                            f"{run_dir / artifacts.RESOLVED_CONFIG} (the run was last made with it; a relative path "
+                            f"is read from the working folder); give --checkpoint best, or the folder")
+    return folder
 
 
 def checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
@@ -265,10 +272,15 @@ class Translator:
         places = [_place(ref, runs_dir) for ref in refs]
         run_dir = places[0][0]
         asked = decoding.get("checkpoint")  # best or last of every run in the list (bare folders are themselves)
+        given = [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == "decoding.checkpoint"]
+        explicit = asked or (given[-1] if given else None)
         bare = next((str(ref) for ref, (_, is_bare) in zip(refs, places) if is_bare), None)
-        if asked and bare is not None:
-            raise ConfigError(f"{bare} is a checkpoint folder, which is one model: checkpoint={asked} does not apply "
-                              f"to it; give the run folder to choose its best or last checkpoint")
+        if explicit and bare is not None:
+            raise ConfigError(f"{bare} is a checkpoint folder, which is one model: checkpoint={explicit} does not "
+                              f"apply to it; give the run folder to choose its best or last checkpoint")
+        if explicit not in (None, artifacts.CKPT_BEST, artifacts.CKPT_LAST) and len(places) > 1:
+            raise ConfigError(f"checkpoint={explicit} is one model, but an ensemble loads one per run; give best or "
+                              f"last, or give the checkpoint folders themselves as runs")
         if places[0][1]:
             decoding = {**decoding, "checkpoint": str(run_dir)}
         data = saved_section(run_dir, "data")
@@ -283,9 +295,9 @@ class Translator:
                               "previous lines' translation first, the other does not); ensemble runs trained alike")
         cfg = decode_config(run_dir, overrides, **decoding)
         device = pick_device(cfg.device)
-        chosen = [None if bare else _member(d, asked, overrides) for d, bare in places]
-        folders = [d if m is None else checkpoint_folder(d, m) for (d, _), m in zip(places, chosen)]
-        members = [f.resolve() for f, m in zip(folders, chosen) if m not in (None, artifacts.CKPT_BEST, artifacts.CKPT_LAST)]
+        folders = [d if is_bare else _member(d, explicit) for d, is_bare in places]
+        members = [f.resolve() for f, (d, is_bare) in zip(folders, places)
+                   if not is_bare and f.parent != d / artifacts.TRAIN_DIR]
         if len(places) > 1 and len(set(members)) < len(members):
             raise ConfigError(f"the ensemble's runs would all load {members[0]}: a checkpoint folder (from --checkpoint "
                               f"or decoding.checkpoint) is one model; give best or last for each run, or give the "

@@ -61,6 +61,11 @@ class _Commands(click.Group):
         except S2SError as exc:
             raise click.ClickException(str(exc)) from exc
         except OSError as exc:  # printing the result: a full disk behind `>`, a reader that stopped (`| head`)
+            if exc.errno == errno.ENAMETOOLONG:  # a path the user gave, wherever it was first looked at
+                name = str(exc.filename) if exc.filename is not None else "a path given"
+                raise click.ClickException(f"{name[:80]}{'...' if len(name) > 80 else ''}: file name too long; "
+                                           f"give a shorter name (at most 255 bytes a "
+                                           f"component)") from exc
             if exc.filename is not None or exc.errno not in WRITE_ERRNOS | {errno.EPIPE}:
                 raise
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
@@ -445,6 +450,12 @@ def status(run_ref: str, runs_dir: Optional[str]) -> None:
     run_dir = find_run(run_ref, runs_dir, needs=artifacts.MANIFEST)
     given = config_file(run_ref)
     cfg = load_config(given) if given else None
+    if cfg is None:
+        try:
+            cfg = load_config(run_dir / artifacts.RESOLVED_CONFIG_YAML)
+        except S2SError as exc:
+            click.echo(f"warning: {exc}; the stages are checked against their records and outputs only (run the "
+                       f"run's config again to rewrite it)", err=True)
     manifest, holder = Manifest.load(run_dir), lock_holder(run_dir)
     stale = stale_stages(run_dir, manifest, cfg) if holder is None else {}
     if holder is not None:

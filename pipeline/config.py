@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -219,6 +220,10 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         else:
             values[key] = _coerce(value, hints[key], key)
     cfg = RunConfig(**values)
+    checkpoint = cfg.decoding.checkpoint
+    if checkpoint and checkpoint not in ("best", "last"):  # a folder: one spelling, kept with the run
+        folder = str(Path(checkpoint).expanduser().absolute())
+        cfg = dataclasses.replace(cfg, decoding=dataclasses.replace(cfg.decoding, checkpoint=os.path.normpath(folder)))
     if cfg.training.init_from and not cfg.tokenizer.from_run:  # fine-tuning keeps the parent's tokenizer
         cfg = dataclasses.replace(cfg, tokenizer=dataclasses.replace(cfg.tokenizer, from_run=cfg.training.init_from))
     problems = validate(cfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -168,11 +169,14 @@ def check_decoding_checkpoint(cfg: RunConfig, run_dir: Path) -> None:
     translate stage that could not load it never empties its folder first."""
     if cfg.decoding.checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
         return
+    hint = "give best, last, or a checkpoint folder such as one `s2s average` wrote (relative to the working folder)"
+    folder = decoding_checkpoint(cfg, run_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"decoding.checkpoint={cfg.decoding.checkpoint}: no such folder; {hint}")
     try:
-        read_meta(decoding_checkpoint(cfg, run_dir))
+        read_meta(folder)
     except ArtifactError as exc:
-        raise ConfigError(f"decoding.checkpoint={cfg.decoding.checkpoint}: {exc} (best, last, or a checkpoint "
-                          f"folder such as one `s2s average` wrote, relative to the working folder)") from None
+        raise ConfigError(f"decoding.checkpoint: {exc}; {hint}") from None
 
 
 def _translate(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
@@ -345,6 +349,8 @@ def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None
             continue
         if stale:
             stale[stage.name] = f"after {next(iter(stale))}"
+        elif cfg is None and (why := _rerun_upstream(stage, manifest)):
+            stale[stage.name] = why
         elif cfg is not None and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest):
             stale[stage.name] = (_changed_keys(stage, cfg, run_dir) or _changed_inputs(entry.get("inputs") or {}, cfg)
                                  or _rerun_upstream(stage, manifest) or "its inputs or settings changed since it ran")
@@ -414,12 +420,25 @@ def _run_stage(
     echo(f"[{stage.name}] {'resuming' if keep_folder else 'running'}")
     previous = copy.deepcopy(manifest.data["stages"].get(stage.name))
     manifest.start(stage.name, fp)
+    folder, aside = run_dir / stage.folder, run_dir / f".{stage.folder}.previous"
     if not keep_folder:
         # A rerun starts from an empty folder, so no file of an earlier run lingers among the outputs.
-        shutil.rmtree(run_dir / stage.folder, ignore_errors=True)
+        # Except for training (an interrupted one leaves train/last to resume from), the earlier
+        # outputs wait aside until the stage succeeds, and come back if it fails.
+        shutil.rmtree(aside, ignore_errors=True)
+        if stage.name != "train" and folder.is_dir():
+            os.replace(folder, aside)
+        shutil.rmtree(folder, ignore_errors=True)
     start = time.perf_counter()
     try:
-        summary = stage.run(cfg, run_dir)
+        try:
+            summary = stage.run(cfg, run_dir)
+        except BaseException:
+            if aside.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+                os.replace(aside, folder)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
     except (S2SError, KeyboardInterrupt) as exc:
         by_user = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))  # not by a fault
         manifest.fail(stage.name, str(exc) or type(exc).__name__, time.perf_counter() - start,

@@ -41,14 +41,15 @@ def one_line(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("meta", ['{"model": ', "[]", None])
+@pytest.mark.parametrize("meta", ['{"model": ', "[]", {"data": 5}, {"data": {"context": "one"}},
+                                  {"data": {"context": -1}}, {"tokenizer_sha256": "x"}, {"output_pieces": [99999]},
+                                  {"model": [1]}])
 def test_a_damaged_meta_json_in_a_checkpoint_folder_is_a_message(run: Path, tmp_path: Path, one_line: Path,
-                                                                  meta: str | None) -> None:
+                                                                  meta: str | dict) -> None:
     folder = tmp_path / "ckpt"
     shutil.copytree(run / "train" / "best", folder)
-    if meta is None:  # valid JSON whose data is not a mapping
-        data = json.loads((folder / "meta.json").read_text())
-        meta = json.dumps({**data, "data": 5})
+    if isinstance(meta, dict):  # valid JSON with a field of the wrong kind
+        meta = json.dumps({**json.loads((folder / "meta.json").read_text()), **meta})
     (folder / "meta.json").write_text(meta)
     code, out = invoke("translate", "--run", str(folder), "-i", str(one_line), "-o", str(tmp_path / "o.txt"))
     assert code == 1 and "meta.json" in out and "damaged" in out and "Traceback" not in out, out
@@ -183,15 +184,17 @@ def test_a_decoding_checkpoint_folder_is_read_from_the_working_folder_and_checke
     kept = hyp.read_bytes()
     code, out = invoke("translate", str(run / "config.yaml"), "--set", "decoding.checkpoint=missing",
                        "--set", f"runs_dir={run.parent}")
-    assert code == 1 and "decoding.checkpoint=missing" in out and "no such checkpoint folder" in out, out
+    assert code == 1 and "decoding.checkpoint=" in out and "missing: no such folder; give best, last" in out, out
     assert hyp.read_bytes() == kept  # the stage never started: its output is still there
 
 
 def test_an_ensemble_never_loads_one_checkpoint_folder_for_every_run(run: Path, tmp_path: Path) -> None:
     from pipeline.api import Translator
 
-    with pytest.raises(ConfigError, match="would all load"):
+    with pytest.raises(ConfigError, match="is one model, but an ensemble loads one per run"):
         Translator.load([run, run], checkpoint=str(run / "train" / "best"))
+    with pytest.raises(ConfigError, match="is one model, but an ensemble loads one per run"):
+        Translator.load([run, run], overrides=[f"decoding.checkpoint={run / 'train' / 'best'}"])
     with pytest.raises(ConfigError, match="is a checkpoint folder, which is one model"):
         Translator.load(run / "train" / "best", checkpoint="last")
 
@@ -213,3 +216,45 @@ def test_a_key_in_the_wrong_section_names_its_section(tiny_config: Path) -> None
     assert code == 1 and "training.: unknown key (valid keys: batch_type," in out, out
     code, out = invoke("prepare", str(tiny_config), "--set", "training.batch_tokens=1")
     assert code == 1 and "training.batch_tokens=1: must be at least training.pad_multiple" in out, out
+
+
+def test_a_failed_stage_leaves_its_earlier_outputs(run: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.orchestrator as orchestrator
+    from pipeline.config import load_config
+
+    copy = tmp_path / "runs" / "tiny"
+    shutil.copytree(run, copy)
+    kept = (copy / "translate" / "test.hyp").read_bytes()
+
+    def fails(cfg: object, train_dir: Path, tokenize_dir: Path, prepare_dir: Path, out_dir: Path) -> dict:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "test.hyp").write_text("half")
+        raise ArtifactError("the checkpoint's tokenizer differs")
+
+    monkeypatch.setattr(orchestrator, "run_translate", fails)
+    cfg = load_config(copy / "config.yaml", [f"runs_dir={copy.parent}", "decoding.beam_size=3"])
+    with pytest.raises(ArtifactError):
+        orchestrator.run_pipeline(cfg, until="translate", force=("translate",), echo=lambda _: None)
+    assert (copy / "translate" / "test.hyp").read_bytes() == kept
+    assert not (copy / ".translate.previous").exists()
+
+
+def test_a_name_too_long_is_a_message(run: Path, tmp_path: Path) -> None:
+    long = str(tmp_path / ("x" * 300))
+    for args in (("plot", str(run), "-o", long), ("translate", "--run", str(run), "-i", long, "-o", long + "o"),
+                 ("status", long)):
+        code, out = invoke(*args)
+        assert code == 1 and "file name too long" in out, (args, out)
+
+
+def test_status_says_when_the_runs_config_cannot_be_read(run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "config.yaml").write_text("training: [\n")
+    result = CliRunner().invoke(main, ["status", str(copy)])
+    assert result.exit_code == 0 and "warning:" in result.output and "config.yaml" in result.output, result.output
+    (copy / "config.json").write_text(json.dumps({"data": {}}))
+    from pipeline.api import saved_section
+    with pytest.raises(ArtifactError, match="no decoding section in it"):
+        saved_section(copy, "decoding")

@@ -90,7 +90,34 @@ def read_meta(folder: Path) -> dict[str, Any]:
                or k not in meta]
     if missing:
         raise ArtifactError(f"{meta_path}: no {', '.join(missing)} in it; {DAMAGED_HINT}")
+    wrong = _meta_problem(meta)
+    if wrong:
+        raise ArtifactError(f"{meta_path}: {wrong}; {DAMAGED_HINT}")
     return dict(meta)
+
+
+def _meta_problem(meta: dict[str, Any]) -> str:
+    """What is wrong with the fields of a meta.json that has them all ("" when nothing)."""
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(meta["model"], dict):
+        return f"\"model\" is {json.dumps(meta['model'])[:60]}, not a mapping of keys"
+    if not (count(meta["src_vocab"]) and count(meta["tgt_vocab"])):
+        return "\"src_vocab\" and \"tgt_vocab\" must be piece counts"
+    hashes = meta["tokenizer_sha256"]
+    if not isinstance(hashes, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in hashes.items()):
+        return f"\"tokenizer_sha256\" is {json.dumps(hashes)[:60]}, not file names with their hashes"
+    data = meta.get("data", {})
+    if not isinstance(data, dict):
+        return f"\"data\" is {json.dumps(data)[:60]}, not a mapping of keys"
+    if "context" in data and not count(data["context"]):
+        return f"\"data\": context is {json.dumps(data['context'])}, not a count of previous lines"
+    pieces = meta.get("output_pieces")
+    if pieces is not None and not (isinstance(pieces, list) and all(count(p) and p < meta["tgt_vocab"]
+                                                                    for p in pieces)):
+        return f"\"output_pieces\" must be target piece ids below tgt_vocab ({meta['tgt_vocab']})"
+    return ""
 
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -268,5 +295,8 @@ def average_checkpoints(folders: list[Path], target: Path) -> dict[str, Any]:
             shutil.copyfile(folders[0] / name, tmp / name)
         meta = {**metas[0], "averaged_from": [str(f) for f in folders],
                 "step": [m.get("step") for m in metas], "dev": None}
+        data = next((m["data"] for m in metas if "data" in m), None)  # the first may predate the data keys
+        if data is not None:
+            meta["data"] = data
         (tmp / artifacts.CKPT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return {"checkpoints": len(folders), "tensors": len(averaged)}

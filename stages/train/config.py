@@ -54,7 +54,7 @@ class TrainConfig:
 
 def _problems(cfg: TrainConfig) -> list[str]:
     problems = at_least_one("training", cfg, ("batch_tokens", "epochs", "max_len", "pad_multiple"))
-    if 0 < cfg.batch_tokens < cfg.pad_multiple:
+    if 0 < cfg.batch_tokens < cfg.pad_multiple <= cfg.max_len:
         problems.append(f"training.batch_tokens={cfg.batch_tokens}: must be at least training.pad_multiple "
                         f"({cfg.pad_multiple}); a batch holds thousands of tokens, e.g. 2048")
     elif cfg.pad_multiple > min(cfg.max_len, cfg.batch_tokens) > 0:
