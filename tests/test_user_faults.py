@@ -258,3 +258,27 @@ def test_status_says_when_the_runs_config_cannot_be_read(run: Path, tmp_path: Pa
     from pipeline.api import saved_section
     with pytest.raises(ArtifactError, match="no decoding section in it"):
         saved_section(copy, "decoding")
+
+
+def test_the_tokenizer_sample_is_the_same_for_the_same_seed(tmp_path: Path) -> None:
+    import csv
+    import gzip
+
+    from datasets import Dataset
+
+    from stages.corpus.config import TokenizerConfig
+    from stages.corpus.tables import column_lines
+    from stages.corpus.tokenization import _train_spm
+
+    with gzip.open(ROOT / "data" / "bible" / "train.tsv.gz", "rt", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:3001]
+    table = Dataset.from_dict({"src": [r[1] for r in rows], "tgt": [r[2] for r in rows]})
+    sample = list(column_lines(table, ("src", "tgt"), 1000, 7))
+    assert len(sample) == 1000 and sample == list(column_lines(table, ("src", "tgt"), 1000, 7))
+    assert sample != list(column_lines(table, ("src", "tgt"), 1000, 8))
+    cfg = TokenizerConfig(vocab_size=300, max_sentences=1000)
+    models = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        _train_spm(table, ("src", "tgt"), tmp_path / f"{name}.model", cfg, seed)
+        models.append((tmp_path / f"{name}.model").read_bytes())
+    assert models[0] == models[1] != models[2]

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from stages.errors import ArtifactError, InputDataError
 from stages.files import atomic_dir, atomic_path, iter_lines_strict, sha256_file
 
@@ -171,8 +173,20 @@ def write_column(table: Any, column: str, target: Path) -> None:
                 handle.write("".join(line + "\n" for line in lines))
 
 
-def column_lines(table: Any, columns: tuple[str, ...]) -> Iterator[str]:
-    """The non-empty strings of `columns`, column after column, streamed."""
+def column_lines(table: Any, columns: tuple[str, ...], sample: int = 0, seed: int = 0) -> Iterator[str]:
+    """The non-empty strings of `columns`, column after column, streamed. With `sample`
+    below the number of strings, only a random `sample` of them (drawn by position from
+    a generator seeded with `seed`, so the same table and seed give the same lines)."""
+    total = len(table) * len(columns)
+    keep = None
+    if 0 < sample < total:
+        keep = np.zeros(total, dtype=bool)
+        keep[np.random.default_rng(seed).choice(total, size=sample, replace=False)] = True
+    position = 0
     for column in columns:
         for lines in _column_batches(table, column):
-            yield from (line for line in lines if line)
+            if keep is None:
+                yield from (line for line in lines if line)
+            else:
+                yield from (line for line, kept in zip(lines, keep[position : position + len(lines)]) if kept and line)
+            position += len(lines)

@@ -26,16 +26,15 @@ from stages.files import atomic_path
 
 
 def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: TokenizerConfig, seed: int) -> None:
-    sentences = len(table) * len(columns)
-    # Above max_sentences, SentencePiece keeps a seeded random sample (reservoir
-    # sampling while it streams), so its memory stops growing with the corpus.
-    sampled = sentences > cfg.max_sentences
+    # Above max_sentences, SentencePiece learns from a seeded random sample, drawn here
+    # (its own reservoir sampling gave other samples for the same seed), so its memory
+    # stops growing with the corpus.
     with atomic_path(model_path) as tmp:
         spm.set_random_generator_seed(seed)
         model = io.BytesIO()  # written from memory: a model_prefix would be recorded in the model
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=tables.column_lines(table, columns),
+                sentence_iterator=tables.column_lines(table, columns, cfg.max_sentences, seed),
                 model_writer=model,
                 model_type=cfg.model_type,
                 vocab_size=cfg.vocab_size,
@@ -45,8 +44,8 @@ def _train_spm(table: Any, columns: tuple[str, ...], model_path: Path, cfg: Toke
                 bos_id=BOS_ID,
                 eos_id=EOS_ID,
                 user_defined_symbols=[CONTEXT_SEP],
-                input_sentence_size=cfg.max_sentences if sampled else 0,
-                shuffle_input_sentence=sampled,
+                input_sentence_size=0,
+                shuffle_input_sentence=False,
                 seed_sentencepiece_size=1_000_000,
                 minloglevel=2,
                 hard_vocab_limit=False,
