@@ -433,6 +433,8 @@ def plot(run_ref: str, runs_dir: Optional[str], output: Optional[str]) -> None:
     from stages.plots.history import plot_history, read_history
 
     run_dir = find_run(run_ref, runs_dir)
+    if output == "":
+        raise ConfigError("-o: an empty folder name; give a folder for the PNGs, or leave -o out for RUN/plots")
     check_output_folder(Path(output) if output else run_dir / "plots", "-o")
     history = read_history(run_dir / artifacts.TRAIN_DIR / artifacts.HISTORY)
     for path in plot_history(history, Path(output) if output else run_dir / "plots"):

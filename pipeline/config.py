@@ -179,7 +179,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             where = getattr(self, "name_of_file", self.name)
             if isinstance(key, (list, dict, set)):
                 raise ConfigError(f"{where}:{key_node.start_mark.line + 1}: a key must be a name, not a "
-                                  f"{'mapping' if isinstance(key, dict) else 'list'}; write `key: value`")
+                                  f"{ {dict: 'mapping', set: 'set'}.get(type(key), 'list')}; write `key: value`")
             if key in seen:
                 raise ConfigError(f"{where}:{key_node.start_mark.line + 1}: {key!r} is given twice (first on "
                                   f"line {seen[key]}); give each key once")
@@ -243,6 +243,10 @@ def validate(cfg: RunConfig) -> list[str]:
     acts_on = {"context_dropout": "the previous lines a context model reads",
                "coword_dropout": "the sentence behind a context model's separator",
                "context_margin": "how much a context model's previous lines must matter"}
+    if cfg.training.context_margin > 0 and cfg.training.context_dropout >= 1:
+        problems.append(f"training.context_margin={cfg.training.context_margin} compares each pair's own context "
+                        f"with another's, but training.context_dropout=1 drops every context; lower "
+                        f"training.context_dropout or set training.context_margin: 0")
     for key, what in acts_on.items():
         if getattr(cfg.training, key) > 0 and cfg.data.context == 0:
             problems.append(f"training.{key}={getattr(cfg.training, key)} acts on {what}, but data.context is 0; "

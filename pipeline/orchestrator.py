@@ -179,6 +179,12 @@ def check_decoding_checkpoint(cfg: RunConfig, run_dir: Path) -> None:
         raise ConfigError(f"decoding.checkpoint: {exc}; {hint}") from None
 
 
+def _checkpoint_weights(cfg: RunConfig) -> str | None:
+    """The sha256 of the weights in a `decoding.checkpoint` folder (None: no such file)."""
+    weights = decoding_checkpoint(cfg, run_dir_of(cfg)) / artifacts.CKPT_WEIGHTS
+    return sha256_file(weights) if weights.is_file() else None
+
+
 def _translate(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     folder = decoding_checkpoint(cfg, run_dir).resolve()
     return run_translate(
@@ -253,8 +259,7 @@ def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, 
         folder = parent_checkpoint(parent[1], parent[0], run_dir_of(cfg))
         parts["parent"] = {name: sha256_file(folder / name) for name in parent[2] if (folder / name).is_file()}
     if stage.name == "translate" and cfg.decoding.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
-        weights = decoding_checkpoint(cfg, run_dir_of(cfg)) / artifacts.CKPT_WEIGHTS  # averaged again since: redo
-        parts["checkpoint"] = sha256_file(weights) if weights.is_file() else None
+        parts["checkpoint"] = _checkpoint_weights(cfg)  # averaged again since: redo
     return section_hash(parts)
 
 
@@ -353,7 +358,8 @@ def stale_stages(run_dir: Path, manifest: Manifest, cfg: RunConfig | None = None
             stale[stage.name] = why
         elif cfg is not None and entry.get("fingerprint") not in known_fingerprints(stage, cfg, manifest):
             stale[stage.name] = (_changed_keys(stage, cfg, run_dir) or _changed_inputs(entry.get("inputs") or {}, cfg)
-                                 or _rerun_upstream(stage, manifest) or "its inputs or settings changed since it ran")
+                                 or _rerun_upstream(stage, manifest) or _changed_checkpoint(entry, cfg)
+                                 or "its inputs or settings changed since it ran")
         elif (outputs := hash_outputs(run_dir, stage.folder)) != entry.get("outputs"):
             stale[stage.name] = _changed_files(entry.get("outputs") or {}, outputs)
     return stale
@@ -368,6 +374,15 @@ def _changed_inputs(recorded: dict[str, str], cfg: RunConfig) -> str:
     """The input files whose content differs from what prepare recorded reading."""
     changed = [name for name, sha in _input_hashes(cfg) if name in recorded and recorded[name] != sha]
     return f"input file changed: {', '.join(changed)}" if changed else ""
+
+
+def _changed_checkpoint(entry: dict[str, Any], cfg: RunConfig) -> str:
+    """For a translation from a `decoding.checkpoint` folder, that its weights changed
+    since (averaged again, say), as a reason; '' otherwise."""
+    recorded = entry.get("checkpoint_sha256")
+    if recorded is None or _checkpoint_weights(cfg) == recorded:
+        return ""
+    return f"the weights in decoding.checkpoint ({cfg.decoding.checkpoint}) changed since it ran"
 
 
 def _rerun_upstream(stage: Stage, manifest: Manifest) -> str:
@@ -466,6 +481,9 @@ def _run_stage(
     manifest.finish(stage.name, outputs, seconds, summary)
     if stage.name == "prepare":  # which input file changed, for `s2s status` to name
         manifest.data["stages"]["prepare"]["inputs"] = dict(_input_hashes(cfg))
+        manifest.save()
+    if stage.name == "translate" and cfg.decoding.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+        manifest.data["stages"]["translate"]["checkpoint_sha256"] = _checkpoint_weights(cfg)  # for `s2s status`
         manifest.save()
     echo(f"[{stage.name}] done in {seconds:.1f}s: {_headline(stage.name, summary)}")
 

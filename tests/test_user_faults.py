@@ -282,3 +282,25 @@ def test_the_tokenizer_sample_is_the_same_for_the_same_seed(tmp_path: Path) -> N
         _train_spm(table, ("src", "tgt"), tmp_path / f"{name}.model", cfg, seed)
         models.append((tmp_path / f"{name}.model").read_bytes())
     assert models[0] == models[1] != models[2]
+
+
+def test_status_names_a_decoding_checkpoint_whose_weights_changed(run: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "runs" / "tiny"
+    shutil.copytree(run, copy)
+    other = tmp_path / "other"
+    shutil.copytree(copy / "train" / "last", other)
+    save_file({k: (v * 0.9).contiguous() for k, v in load_file(str(other / "model.safetensors")).items()},
+              str(other / "model.safetensors"))
+    monkeypatch.chdir(tmp_path)
+    assert invoke("average", str(copy / "train" / "last"), "other", "-o", "avg")[0] == 0
+    config = tmp_path / "avg.yaml"
+    config.write_text((copy / "config.yaml").read_text() + "\n")
+    sets = ["--set", "decoding.checkpoint=avg", "--set", f"runs_dir={copy.parent}"]
+    code, out = invoke("translate", str(config), *sets)
+    assert code == 0 and "[translate] done" in out, out
+    assert f"checkpoint: {tmp_path / 'avg'}" in (copy / "config.yaml").read_text()  # recorded as a full path
+    save_file({k: (v * 0.5).contiguous() for k, v in load_file(str(tmp_path / "avg" / "model.safetensors")).items()},
+              str(tmp_path / "avg" / "model.safetensors"))
+    code, out = invoke("status", str(copy))
+    assert code == 0 and "translate is stale: the weights in decoding.checkpoint" in out, out
