@@ -34,6 +34,7 @@ from stages.files import (
     atomic_path,
     check_output_file,
     check_output_folder,
+    is_special,
 )
 from stages.train.state import ResumeOptions
 
@@ -403,11 +404,12 @@ def config_command(name: str, output: Optional[str], list_names: bool) -> None:
         click.echo(text, nl=False)
         return
     check_output_file(output, "-o")
-    if Path(output).exists():
+    if Path(output).exists() and not is_special(Path(output)):  # a device or pipe is written into, not replaced
         raise OutputError(f"-o {output}: the file exists; give a new file name (s2s config never replaces a file)")
     with atomic_path(Path(output)) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    click.echo(f"wrote the {name} config to {output}; run it with: s2s run {output}")
+    if not is_special(Path(output)):  # into a stream, the config alone
+        click.echo(f"wrote the {name} config to {output}; run it with: s2s run {output}")
 
 
 @main.command()

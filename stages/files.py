@@ -130,9 +130,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     A crash or an error leaves `target` untouched, so a rerun never mistakes a
     half-written file for a finished one. A symbolic link stays a link: the file it
     points to is replaced. A device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO)
-    cannot be replaced: the output is written into it once complete (`_is_special`).
+    cannot be replaced: the output is written into it once complete (`is_special`).
     """
-    special = _is_special(target)
+    special = is_special(target)
     if not special and target.is_symlink():
         target = Path(os.path.realpath(target))
     try:
@@ -167,7 +167,7 @@ _STREAMS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
 
 
 def _open_special(target: Path) -> Any:
-    """`target` (`_is_special`) open for writing without truncating it: a name of one of
+    """`target` (`is_special`) open for writing without truncating it: a name of one of
     this process's descriptors (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`) writes
     through that descriptor at its own offset, as the shell's `>` or `>>` set it; other
     devices and pipes are opened to append."""
@@ -183,7 +183,7 @@ def _open_special(target: Path) -> Any:
     return open(target, "ab")
 
 
-def _is_special(target: Path) -> bool:
+def is_special(target: Path) -> bool:
     """A path written into, never replaced: a device or a pipe, or a name of a stream
     (`/dev/stdout` leads, through /proc/self/fd, to whatever standard output is, a
     regular file behind `>`)."""

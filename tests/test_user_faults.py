@@ -59,6 +59,8 @@ def test_a_damaged_meta_json_in_a_checkpoint_folder_is_a_message(run: Path, tmp_
 def test_a_run_folder_given_as_a_checkpoint_names_its_checkpoints(run: Path, tmp_path: Path) -> None:
     code, out = invoke("average", str(run), str(run / "train" / "best"), "-o", str(tmp_path / "avg"))
     assert code == 1 and "a run folder, not a checkpoint" in out and str(run / "train" / "best") in out, out
+    code, out = invoke("average", str(run / "train"), str(run / "train" / "best"), "-o", str(tmp_path / "avg"))
+    assert code == 1 and "a training folder, not a checkpoint" in out, out
 
 
 def test_a_history_cut_short_plots_and_resumes_and_a_damaged_line_is_named(run: Path, tmp_path: Path) -> None:
@@ -304,3 +306,9 @@ def test_status_names_a_decoding_checkpoint_whose_weights_changed(run: Path, tmp
               str(tmp_path / "avg" / "model.safetensors"))
     code, out = invoke("status", str(copy))
     assert code == 0 and "translate is stale: the weights in decoding.checkpoint" in out, out
+
+
+def test_config_into_dev_stdout_writes_the_config_alone(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "tiny", "-o", "/dev/stdout"],
+                         capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.startswith("# A smoke test") and "wrote the" not in out

@@ -77,10 +77,10 @@ def read_meta(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: no such checkpoint folder; train the run first, or give a checkpoint folder")
     if not meta_path.exists():
-        trained = folder / artifacts.TRAIN_DIR / artifacts.CKPT_BEST
-        if (trained / artifacts.CKPT_META).exists():
-            raise ArtifactError(f"{folder}: a run folder, not a checkpoint; give one of its checkpoint folders, "
-                                f"such as {trained} or {folder / artifacts.TRAIN_DIR / artifacts.CKPT_TOP}/stepN")
+        for inner, what in ((folder / artifacts.TRAIN_DIR, "a run folder"), (folder, "a training folder")):
+            if (inner / artifacts.CKPT_BEST / artifacts.CKPT_META).exists():
+                raise ArtifactError(f"{folder}: {what}, not a checkpoint; give one of its checkpoint folders, such "
+                                    f"as {inner / artifacts.CKPT_BEST} or {inner / artifacts.CKPT_TOP}/stepN")
         raise ArtifactError(f"{folder}: not a checkpoint (no {artifacts.CKPT_META}); train the run first")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
