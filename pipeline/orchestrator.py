@@ -41,7 +41,7 @@ from stages.files import (
     write_text_atomic,
 )
 from stages.later_keys import earlier_forms
-from stages.model.checkpoint import check_architecture, read_meta
+from stages.model.checkpoint import check_architecture, load_checkpoint, read_meta
 from stages.train import distributed
 from stages.train.state import (
     ResumeOptions,
@@ -174,7 +174,7 @@ def check_decoding_checkpoint(cfg: RunConfig, run_dir: Path) -> None:
     if not folder.is_dir():
         raise ConfigError(f"decoding.checkpoint={cfg.decoding.checkpoint}: no such folder; {hint}")
     try:
-        read_meta(folder)
+        load_checkpoint(folder)  # meta.json, the weights against it, the tokenizer models
     except ArtifactError as exc:
         raise ConfigError(f"decoding.checkpoint: {exc}; {hint}") from None
 
@@ -390,7 +390,13 @@ def _rerun_upstream(stage: Stage, manifest: Manifest) -> str:
     reason; '' for stages recorded before the manifest counted their order."""
     order = int(manifest.stage(stage.name).get("order", 0))
     later = [up for up in STAGE_NAMES if up in stage.upstream and int(manifest.stage(up).get("order", 0)) > order]
-    return f"{' and '.join(later)} ran again since it ran" if order and later else ""
+    if not (order and later):
+        return ""
+    ended = {up: manifest.stage(up).get("status") for up in later}
+    unfinished = [f"{up} {'failed' if s == 'failed' else 'was interrupted'}" for up, s in ended.items()
+                  if s in ("failed", "interrupted", "running")]
+    return (f"{' and '.join(unfinished)} since it ran" if unfinished
+            else f"{' and '.join(later)} ran again since it ran")
 
 
 def _changed_keys(stage: Stage, cfg: RunConfig, run_dir: Path) -> str:

@@ -29,7 +29,7 @@ stages.train.schedule stages.train.state stages.train.step stages.train.validati
 stages.subtitles stages.subtitles.text stages.subtitles.formats stages.subtitles.nondialogue stages.subtitles.norms stages.subtitles.translation
 stages.plots stages.plots.attention stages.plots.history
 pipeline pipeline.config pipeline.embedded pipeline.runs pipeline.manifest pipeline.orchestrator pipeline.api pipeline.serve pipeline.serve.limits pipeline.serve.batching pipeline.serve.app pipeline.serve.server pipeline.files_cli
-pipeline.subtitle_cli pipeline.cli
+pipeline.subtitle_cli pipeline.cli pipeline.entry
 """.split()
 
 

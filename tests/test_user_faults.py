@@ -312,3 +312,52 @@ def test_config_into_dev_stdout_writes_the_config_alone(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "tiny", "-o", "/dev/stdout"],
                          capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.startswith("# A smoke test") and "wrote the" not in out
+
+
+def test_a_decoding_checkpoint_with_cut_weights_is_refused_before_any_stage(run: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut"
+    shutil.copytree(run / "train" / "best", cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:10_000])
+    code, out = invoke("run", str(run / "config.yaml"), "--set", f"decoding.checkpoint={cut}",
+                       "--set", f"runs_dir={run.parent}", "--set", "model.dropout=0.3")
+    assert code == 1 and "decoding.checkpoint:" in out and "not a readable safetensors file" in out, out
+    assert "[prepare]" not in out and "[train]" not in out  # refused before the model change retrained
+
+
+def test_status_says_an_earlier_stage_failed_since(run: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.orchestrator as orchestrator
+    from pipeline.config import load_config
+
+    copy = tmp_path / "runs" / "tiny"
+    shutil.copytree(run, copy)
+
+    def fails(*args: object) -> dict:
+        raise ArtifactError("no")
+
+    monkeypatch.setattr(orchestrator, "run_translate", fails)
+    cfg = load_config(copy / "config.yaml", [f"runs_dir={copy.parent}"])
+    with pytest.raises(ArtifactError):
+        orchestrator.run_pipeline(cfg, until="translate", force=("translate",), echo=lambda _: None)
+    code, out = invoke("status", str(copy))
+    assert code == 0 and "score is stale: translate failed since it ran" in out, out
+
+
+def test_ctrl_c_while_the_cli_loads_is_aborted_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import builtins
+
+    import pipeline.entry as entry
+
+    real = builtins.__import__
+
+    def interrupted(name: str, *args: object, **kwargs: object) -> object:
+        if name == "pipeline.cli":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        entry.main()
+    assert stopped.value.code == 1 and capsys.readouterr().err == "Aborted!\n"
