@@ -333,9 +333,10 @@ def subtitle(
         max_gap_ms=max_gap_ms, bilingual=bilingual, translate_non_dialogue=translate_non_dialogue,
         fit_nbest=fit_nbest, fit_margin=fit_margin, fit_shorten=fit_shorten,
     )
-    if output_path == "-":
-        raise OutputError("-o -: s2s subtitle writes a file and its report beside it, not standard output; "
-                          "give a file name such as out.srt (or a folder for several inputs)")
+    if output_path == "-" or is_special(Path(output_path)):
+        raise OutputError(f"-o {output_path}: s2s subtitle writes a file and its report beside it, not a stream "
+                          f"such as standard output; give a file name such as out.srt (or a folder for several "
+                          f"inputs)")
     run_dir = trained_runs(run_paths, runs_dir)
     if is_folder_job(input_paths, output_path):
         summary = subtitle_files(run_dir, list(input_paths), output_path, summary_path=report_path, echo=click.echo,

@@ -106,7 +106,8 @@ def subtitle_files(
     if not jobs:
         raise InputDataError(f"{', '.join(inputs)}: no subtitle files outside the output folder {outdir}")
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"-o {outdir}: a file, but {len(jobs)} inputs need an output folder; give a folder")
+        raise OutputError(f"-o {outdir}: a file, but {len(jobs)} input{'s' if len(jobs) != 1 else ''} "
+                          f"{'need' if len(jobs) != 1 else 'needs'} an output folder; give a folder")
     sources = {src.resolve(): src for src, _ in jobs}
     targets = [(src, folder / (rel.with_suffix(f".{to}") if to else rel)) for src, rel in jobs]
     seen: dict[Path, Path] = {}

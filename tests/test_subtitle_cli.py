@@ -94,6 +94,8 @@ def test_subtitle_errors_leave_nothing_behind(tiny_corpus: Path, tmp_path: Path)
     assert out_srt.read_text(encoding="utf-8") == "precious\n"
     code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", "-")
     assert code == 1 and "-o -: s2s subtitle writes a file" in out and not Path("-").exists()
+    code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", "/dev/stdout")
+    assert code == 1 and "-o /dev/stdout: s2s subtitle writes a file and its report beside it" in out, out
     code, out = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", run, "-o", str(tmp_path / "out.txt"))
     assert code == 1 and "out.txt: the extension '.txt' is not a subtitle format s2s writes" in out and "--to" in out
     assert not (tmp_path / "out.txt").exists()
