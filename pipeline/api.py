@@ -34,7 +34,7 @@ from typing import (
 )
 
 from pipeline.config import RunConfig, apply_overrides, build_section, validate
-from pipeline.runs import find_run
+from pipeline.runs import checkpoint_folder, find_run
 from stages import artifacts
 from stages.corpus.vocab import CONTEXT_SEP, with_context, without_context
 from stages.decode.config import DecodeConfig, ScoreConfig
@@ -214,18 +214,11 @@ def _member(run_dir: Path, explicit: Optional[str]) -> Path:
         return checkpoint_folder(run_dir, explicit)
     own = str(saved_section(run_dir, "decoding").get("checkpoint", artifacts.CKPT_BEST))
     folder = checkpoint_folder(run_dir, own)
-    if own not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST) and not folder.is_dir():
+    if own not in artifacts.RUN_CHECKPOINTS and not folder.is_dir():
         raise ArtifactError(f"{folder}: no such checkpoint folder, named by decoding.checkpoint in "
                             f"{run_dir / artifacts.RESOLVED_CONFIG} (the run was last made with it; a relative path "
                             f"is read from the working folder); give --checkpoint best, or the folder")
     return folder
-
-
-def checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
-    """`best` or `last` of the run, or a checkpoint folder (from `s2s average`, say)."""
-    if checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
-        return run_dir / artifacts.TRAIN_DIR / checkpoint
-    return Path(checkpoint)
 
 
 class Translator:
@@ -272,13 +265,13 @@ class Translator:
         places = [_place(ref, runs_dir) for ref in refs]
         run_dir = places[0][0]
         asked = decoding.get("checkpoint")  # best or last of every run in the list (bare folders are themselves)
-        given = [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == "decoding.checkpoint"]
-        explicit = asked or (given[-1] if given else None)
+        given = apply_overrides({}, list(overrides)).get("decoding", {}).get("checkpoint")
+        explicit = asked or (None if given is None else str(given))
         bare = next((str(ref) for ref, (_, is_bare) in zip(refs, places) if is_bare), None)
         if explicit and bare is not None:
             raise ConfigError(f"{bare} is a checkpoint folder, which is one model: checkpoint={explicit} does not "
                               f"apply to it; give the run folder to choose its best or last checkpoint")
-        if explicit not in (None, artifacts.CKPT_BEST, artifacts.CKPT_LAST) and len(places) > 1:
+        if explicit and explicit not in artifacts.RUN_CHECKPOINTS and len(places) > 1:
             raise ConfigError(f"checkpoint={explicit} is one model, but an ensemble loads one per run; give best or "
                               f"last, or give the checkpoint folders themselves as runs")
         if places[0][1]:

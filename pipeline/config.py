@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from stages import artifacts
 from stages.corpus.config import DataConfig, TokenizerConfig
 from stages.decode.config import DecodeConfig, ScoreConfig
 from stages.errors import ConfigError, as_yaml
@@ -221,7 +222,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
             values[key] = _coerce(value, hints[key], key)
     cfg = RunConfig(**values)
     checkpoint = cfg.decoding.checkpoint
-    if checkpoint and checkpoint not in ("best", "last"):  # a folder: one spelling, kept with the run
+    if checkpoint and checkpoint not in artifacts.RUN_CHECKPOINTS:  # a folder: one spelling, kept with the run
         folder = str(Path(checkpoint).expanduser().absolute())
         cfg = dataclasses.replace(cfg, decoding=dataclasses.replace(cfg.decoding, checkpoint=os.path.normpath(folder)))
     if cfg.training.init_from and not cfg.tokenizer.from_run:  # fine-tuning keeps the parent's tokenizer

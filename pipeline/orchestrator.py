@@ -21,7 +21,7 @@ import yaml
 from pipeline.config import RunConfig, dump_yaml, load_config, section_hash, to_dict
 from pipeline.embedded import resolve_path
 from pipeline.manifest import Manifest, hash_outputs, library_versions
-from pipeline.runs import find_run, run_dir_of, run_lock
+from pipeline.runs import checkpoint_folder, find_run, run_dir_of, run_lock
 from stages import artifacts
 from stages.corpus.prepare import input_files, run_prepare
 from stages.corpus.tokenization import run_tokenize
@@ -157,17 +157,14 @@ def _resumed(stage: Stage, resume: ResumeOptions) -> Stage:
 
 
 def decoding_checkpoint(cfg: RunConfig, run_dir: Path) -> Path:
-    """The checkpoint folder `decoding.checkpoint` names: the run's `best` or `last`, or a
-    folder (relative to the working folder, as `--checkpoint` reads it)."""
-    if cfg.decoding.checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
-        return run_dir / artifacts.TRAIN_DIR / cfg.decoding.checkpoint
-    return Path(cfg.decoding.checkpoint).expanduser()
+    """The checkpoint folder `decoding.checkpoint` names (`pipeline.runs.checkpoint_folder`)."""
+    return checkpoint_folder(run_dir, cfg.decoding.checkpoint)
 
 
 def check_decoding_checkpoint(cfg: RunConfig, run_dir: Path) -> None:
     """Before any stage runs: a `decoding.checkpoint` folder is a checkpoint, so a
     translate stage that could not load it never empties its folder first."""
-    if cfg.decoding.checkpoint in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+    if cfg.decoding.checkpoint in artifacts.RUN_CHECKPOINTS:
         return
     hint = "give best, last, or a checkpoint folder such as one `s2s average` wrote (relative to the working folder)"
     folder = decoding_checkpoint(cfg, run_dir)
@@ -223,10 +220,11 @@ def known_fingerprints(stage: Stage, cfg: RunConfig, manifest: Manifest) -> list
     by_content = _parents_by_content(sections)
     forms = [*earlier_forms(by_content), *earlier_forms(sections)] if by_content != sections else earlier_forms(sections)
     if stage.name != "prepare":
-        return [_hash(stage, cfg, manifest, form) for form in forms]
+        outside = _outside_files(stage, cfg)  # read once for every form
+        return [_hash(stage, cfg, manifest, form, outside) for form in forms]
     files = _input_hashes(cfg)
     keyed = ([sha for _, sha in files], {path: sha for path, sha in files})
-    return [_hash(stage, cfg, manifest, form, inputs) for inputs in keyed for form in forms]
+    return [_hash(stage, cfg, manifest, form, {"inputs": inputs}) for inputs in keyed for form in forms]
 
 
 def _parents_by_content(sections: dict[str, Any]) -> dict[str, Any]:
@@ -241,25 +239,35 @@ def _parents_by_content(sections: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, Any], inputs: Any = None) -> str:
-    """The fingerprint of `stage` over `sections`; for prepare, over `inputs` too (the
-    input files' hashes; None: hashed here, by content)."""
-    parts: dict[str, Any] = dict(sections)
+def _outside_files(stage: Stage, cfg: RunConfig) -> dict[str, Any]:
+    """The hashes of files outside the run that `stage` reads, as fingerprint parts: the
+    prepare stage's input files ("inputs", by content), a parent model's
+    (`tokenizer.from_run`, `training.init_from`; retrained since: out of date) and a
+    `decoding.checkpoint` folder's weights (averaged again since: redo)."""
+    out: dict[str, Any] = {}
+    if stage.name == "prepare":
+        out["inputs"] = [sha for _, sha in _input_hashes(cfg)]
+    parent = {"tokenize": (from_run_key(cfg), cfg.tokenizer.from_run, (artifacts.SPM_SRC, artifacts.SPM_TGT)),
+              "train": ("training.init_from", cfg.training.init_from, (artifacts.CKPT_WEIGHTS,))}.get(stage.name)
+    if parent and parent[1]:
+        folder = parent_checkpoint(parent[1], parent[0], run_dir_of(cfg))
+        out["parent"] = {name: sha256_file(folder / name) for name in parent[2] if (folder / name).is_file()}
+    if stage.name == "translate" and cfg.decoding.checkpoint not in artifacts.RUN_CHECKPOINTS:
+        out["checkpoint"] = _checkpoint_weights(cfg)
+    return out
+
+
+def _hash(stage: Stage, cfg: RunConfig, manifest: Manifest, sections: dict[str, Any], files: dict[str, Any]) -> str:
+    """The fingerprint of `stage` over `sections`, its upstream stages' records and
+    `files`: the hashes of what it reads from elsewhere (prepare: its input files as
+    "inputs"; `_outside_files` for the others)."""
+    parts: dict[str, Any] = {**sections, **files}
     parts["seed"] = cfg.seed
     if stage.layout > 1:
         parts["layout"] = stage.layout
     for up in stage.upstream:
         entry = manifest.stage(up)
         parts[f"upstream:{up}"] = [entry.get("fingerprint"), entry.get("outputs")]
-    if stage.name == "prepare":
-        parts["inputs"] = inputs if inputs is not None else [sha for _, sha in _input_hashes(cfg)]
-    parent = {"tokenize": (from_run_key(cfg), cfg.tokenizer.from_run, (artifacts.SPM_SRC, artifacts.SPM_TGT)),
-              "train": ("training.init_from", cfg.training.init_from, (artifacts.CKPT_WEIGHTS,))}.get(stage.name)
-    if parent and parent[1]:  # a parent model retrained since: this stage is out of date
-        folder = parent_checkpoint(parent[1], parent[0], run_dir_of(cfg))
-        parts["parent"] = {name: sha256_file(folder / name) for name in parent[2] if (folder / name).is_file()}
-    if stage.name == "translate" and cfg.decoding.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
-        parts["checkpoint"] = _checkpoint_weights(cfg)  # averaged again since: redo
     return section_hash(parts)
 
 
@@ -488,7 +496,7 @@ def _run_stage(
     if stage.name == "prepare":  # which input file changed, for `s2s status` to name
         manifest.data["stages"]["prepare"]["inputs"] = dict(_input_hashes(cfg))
         manifest.save()
-    if stage.name == "translate" and cfg.decoding.checkpoint not in (artifacts.CKPT_BEST, artifacts.CKPT_LAST):
+    if stage.name == "translate" and cfg.decoding.checkpoint not in artifacts.RUN_CHECKPOINTS:
         manifest.data["stages"]["translate"]["checkpoint_sha256"] = _checkpoint_weights(cfg)  # for `s2s status`
         manifest.save()
     echo(f"[{stage.name}] done in {seconds:.1f}s: {_headline(stage.name, summary)}")

@@ -109,3 +109,12 @@ def _describe(holder: dict[str, Any]) -> str:
     if not holder:
         return "another process holds its lock"
     return f"pid {holder.get('pid')} runs `{holder.get('command')}` there since {holder.get('started')}"
+
+
+def checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
+    """The folder `decoding.checkpoint` (or `--checkpoint`) names: `best` or `last` of the
+    run, or a checkpoint folder (from `s2s average`, say; a relative path is read from
+    the working folder)."""
+    if checkpoint in artifacts.RUN_CHECKPOINTS:
+        return run_dir / artifacts.TRAIN_DIR / checkpoint
+    return Path(checkpoint).expanduser()

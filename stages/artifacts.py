@@ -42,6 +42,7 @@ SPM_TGT = "spm.tgt.model"
 CKPT_BEST = "best"
 CKPT_LAST = "last"
 CKPT_TOP = "top"
+RUN_CHECKPOINTS = (CKPT_BEST, CKPT_LAST)  # decoding.checkpoint names of a run's own checkpoints
 CKPT_WEIGHTS = "model.safetensors"
 CKPT_META = "meta.json"
 CKPT_OPTIMIZER = "optimizer.safetensors"

@@ -171,7 +171,7 @@ def _open_special(target: Path) -> Any:
     this process's descriptors (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`) writes
     through that descriptor at its own offset, as the shell's `>` or `>>` set it; other
     devices and pipes are opened to append."""
-    name = os.readlink(target) if target.is_symlink() and os.readlink(target).startswith(_STREAMS) else str(target)
+    name = _stream_name(target) or str(target)
     fd = {"/dev/stdout": 1, "/dev/stderr": 2}.get(name)
     for prefix in ("/dev/fd/", "/proc/self/fd/"):
         if name.startswith(prefix) and name[len(prefix):].isdigit():
@@ -183,11 +183,21 @@ def _open_special(target: Path) -> Any:
     return open(target, "ab")
 
 
+def _stream_name(target: Path) -> str | None:
+    """The stream `target` names (`/dev/stdout`, `/dev/fd/N` ...), itself or through a
+    link; None for any other path."""
+    if str(target).startswith(_STREAMS):
+        return str(target)
+    if target.is_symlink() and os.readlink(target).startswith(_STREAMS):
+        return os.readlink(target)
+    return None
+
+
 def is_special(target: Path) -> bool:
     """A path written into, never replaced: a device or a pipe, or a name of a stream
     (`/dev/stdout` leads, through /proc/self/fd, to whatever standard output is, a
     regular file behind `>`)."""
-    if str(target).startswith(_STREAMS) or (target.is_symlink() and os.readlink(target).startswith(_STREAMS)):
+    if _stream_name(target):
         return True
     real = os.path.realpath(target)
     return os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real))

@@ -70,7 +70,8 @@ def _as_recorded_before_the_later_keys(run: Path) -> None:
         sections = {s: to_dict(getattr(cfg, s)) for s in stage.sections}
         for section, key, _ in LATER_KEYS:
             sections.get(section, {}).pop(key, None)
-        manifest.stage(stage.name)["fingerprint"] = orchestrator._hash(stage, cfg, manifest, sections)
+        manifest.stage(stage.name)["fingerprint"] = orchestrator._hash(stage, cfg, manifest, sections,
+                                                                       orchestrator._outside_files(stage, cfg))
     manifest.save()
 
 
