@@ -54,7 +54,7 @@ from stages.errors import (
     OutputError,
     S2SError,
 )
-from stages.model.checkpoint import DAMAGED_HINT, load_checkpoint, read_meta
+from stages.model.checkpoint import load_checkpoint, read_meta
 from stages.subtitles.formats import (
     Format,
     SubtitleDocument,
@@ -124,11 +124,7 @@ def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
     if not saved.exists():
         if section != "data" or not (run_dir / artifacts.CKPT_META).exists():
             return {}
-        data = read_meta(run_dir).get("data", {})
-        if not isinstance(data, dict):
-            raise ArtifactError(f"{run_dir / artifacts.CKPT_META}: \"data\" is {json.dumps(data)}, not a mapping "
-                                f"of keys; {DAMAGED_HINT}")
-        return dict(data)
+        return dict(read_meta(run_dir).get("data", {}))  # read_meta checks that it is a mapping
     try:
         config = json.loads(saved.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
