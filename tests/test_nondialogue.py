@@ -27,6 +27,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "subtitles"
     ("* * *", "symbols"),
     ("THE KINGDOM S02E05 Aired 12/08/2017", "title card"),
     ("Season 3, Episode 7", "title card"),
+    ("Downloaded from YTS.MX", "credit"),
+    ("Subtitles by Jane Doe", "credit"),
+    ("Sync and corrections by n17t01 & Firefly", "credit"),
 ])
 def test_what_is_not_speech(text: str, reason: str) -> None:
     assert non_dialogue_reason(text) == reason
@@ -42,6 +45,16 @@ def test_what_is_not_speech(text: str, reason: str) -> None:
     "- Who is at the door?",
     "♪ Praise the Lord ♪",
     "The sync of the hearts.",
+    # A credit word and "by"/":" followed by the rest of a sentence, not by names:
+    "Timing is everything: you know that.",
+    "Edited by whom?",
+    "Timed out by the server",
+    "Corrections: none so far",
+    "Transcript from the trial:",
+    "Downloaded from the internet",
+    # An episode or a date in speech that runs on into the next cue:
+    "Episode 5 was great",
+    "We will meet on March 12, 2017",
     "",
 ])
 def test_what_is_speech(text: str) -> None:

@@ -369,3 +369,39 @@ def test_each_speaker_keeps_the_voice_tag_of_its_own_line(tmp_path: Path) -> Non
     parsed = parse_cue(["<i>- Who?</i>", "<b>- Me.</b>"], "srt")  # different tags per line: each kept
     assert parsed.line_marks == [("<i>", "</i>"), ("<b>", "</b>")] and parsed.own_lines
     assert parse_cue(["<v Moses>Who are you,</v>", "<v Moses>Lord?</v>"], "vtt").line_marks == []  # one speaker
+
+
+VTT_MARKUP = ("WEBVTT\n\nintro\n00:00:01.000 --> 00:00:03.000 line:10%\n<v Moses>Tom &amp; <i>Jerry</i> &lt;3 "
+              "<00:00:02.000><c.loud>now</c></v>\n\nscene-2\n00:00:04.000 --> 00:00:06.000\nAnd there was light.\n")
+
+
+@pytest.mark.parametrize("dst", ["srt", "ass"])
+def test_a_vtt_conversion_writes_text_not_vtt_syntax(dst: str, tmp_path: Path) -> None:
+    # The next cue's identifier is not the previous cue's last line; character references
+    # are decoded; karaoke timestamps, classes and voices leave no trace in the text.
+    doc = load_subtitles(_write(tmp_path / "in.vtt", VTT_MARKUP))
+    out = _write(tmp_path / f"out.{dst}", render(doc, [c.lines for c in doc.cues], dst))  # type: ignore[arg-type]
+    events = [e for e in pysubs2.load(str(out)).events if e.type == "Dialogue"]
+    assert [e.plaintext for e in events] == ["Tom & Jerry <3 now", "And there was light."]
+    assert "scene-2" not in out.read_text(encoding="utf-8") and "&amp;" not in out.read_text(encoding="utf-8")
+    assert events[0].text == "Tom & {\\i1}Jerry{\\i0} <3 now"  # italic kept (SRT's <i> as pysubs2 reads it)
+    if dst == "ass":
+        assert events[0].name == "Moses"  # the voice becomes the event's actor
+
+
+def test_into_vtt_the_text_is_escaped_and_cues_out_of_order_are_sorted(tmp_path: Path) -> None:
+    # VTT needs its cues in time order and its & < > escaped; every time is still kept.
+    path = _write(tmp_path / "ooo.srt", "1\n00:00:05,000 --> 00:00:06,000\nLate <3\n\n2\n00:00:01,000 --> "
+                  "00:00:02,000\nEarly & <i>soon</i>\n")
+    doc = load_subtitles(path)
+    out = render(doc, [c.lines for c in doc.cues], "vtt")
+    assert out.index("Early &amp; <i>soon</i>") < out.index("Late &lt;3")
+    back = load_subtitles(_write(tmp_path / "out.vtt", out))
+    assert sorted(_timings(back)) == sorted(_timings(doc))
+
+
+def test_overlaps_are_found_whatever_the_order_of_the_cues(tmp_path: Path) -> None:
+    from stages.subtitles.formats import overlapping_cues
+    path = _write(tmp_path / "ooo.srt", "1\n00:00:05,000 --> 00:00:07,000\nA.\n\n2\n00:00:01,000 --> "
+                  "00:00:02,000\nB.\n\n3\n00:00:06,000 --> 00:00:08,000\nC.\n")
+    assert overlapping_cues(load_subtitles(path)) == [3]  # cue 3 starts while cue 1 is shown; cue 2 overlaps nothing

@@ -11,6 +11,7 @@ format (`--to`) goes through pysubs2.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import warnings
@@ -325,19 +326,32 @@ def _check_ass_events(text: str, path: Path, kind: Format) -> None:
 
 
 def _warn_oddities(doc: SubtitleDocument) -> None:
-    for prev, cue in zip(doc.cues, doc.cues[1:]):
-        if cue.start < prev.end and doc.format == "srt":
-            log.warning(
-                "%s:%d: cue %d starts before cue %d ends (overlap kept as it is)", doc.path, cue.line, cue.number, prev.number
-            )
+    if doc.format == "srt":
+        for cue, other in _overlaps(doc):
+            log.warning("%s:%d: cue %d starts before cue %d ends (overlap kept as it is)", doc.path, cue.line,
+                        cue.number, other.number)
     for cue in doc.cues:
         if not any(line.strip() for line in cue.lines):
             log.warning("%s:%d: cue %d is empty; passed through unchanged", doc.path, cue.line, cue.number)
 
 
+def _overlaps(doc: SubtitleDocument) -> list[tuple[Cue, Cue]]:
+    """(cue, an earlier-starting cue still on screen when it starts) for each cue that
+    starts while another is shown, taking the cues in order of their start (a file's
+    cues need not be in time order)."""
+    out: list[tuple[Cue, Cue]] = []
+    showing: Optional[Cue] = None  # of the cues started so far, the one that ends last
+    for cue in sorted(doc.cues, key=lambda c: (c.start, c.number)):
+        if showing is not None and cue.start < showing.end:
+            out.append((cue, showing))
+        if showing is None or cue.end > showing.end:
+            showing = cue
+    return sorted(out, key=lambda pair: pair[0].number)
+
+
 def overlapping_cues(doc: SubtitleDocument) -> list[int]:
-    """Numbers of cues that start before the previous cue ends."""
-    return [cue.number for prev, cue in zip(doc.cues, doc.cues[1:]) if cue.start < prev.end]
+    """Numbers of the cues that start while another cue is still shown."""
+    return [cue.number for cue, _ in _overlaps(doc)]
 
 
 def output_encoding(doc: SubtitleDocument) -> str:
@@ -357,26 +371,57 @@ def render(doc: SubtitleDocument, texts: list[list[str]], to: Optional[Format] =
             doc.ass.events[event_index].text = r"\N".join(lines)
         out = doc.ass.to_string(to or doc.format)
     else:
-        blocks = [list(lines) for lines in doc.blocks]
-        for (block, first), lines in zip(doc.cue_blocks, texts):
-            blocks[block] = blocks[block][:first] + lines
-        out = "\n\n".join("\n".join(lines) for lines in blocks) + "\n" * max(doc.trailing, 1)
         if to and to != doc.format:
             with warnings.catch_warnings():  # pysubs2 clamps times ASS cannot hold; _check_times_kept refuses them
                 warnings.simplefilter("ignore", RuntimeWarning)
-                out = pysubs2.SSAFile.from_string(out, format_=doc.format).to_string(to)
+                out = _as_events(doc, texts, to).to_string(to)
+        else:
+            blocks = [list(lines) for lines in doc.blocks]
+            for (block, first), lines in zip(doc.cue_blocks, texts):
+                blocks[block] = blocks[block][:first] + lines
+            out = "\n\n".join("\n".join(lines) for lines in blocks) + "\n" * max(doc.trailing, 1)
     if to and to != doc.format:
         _check_times_kept(doc, out, to)
     return out.replace("\n", doc.newline) if doc.newline != "\n" else out
 
 
+# WebVTT markup with no counterpart elsewhere: karaoke timestamps, class spans, voices,
+# ruby and language spans (their text stays).
+_VTT_ONLY_TAG = re.compile(r"<\d{1,2}:\d{2}[^<>]*>|</?(c|v|ruby|rt|lang)([.\s][^<>]*)?>", re.IGNORECASE)
+_STYLE_TAG = re.compile(r"<\s*(/?)\s*([ibus])\s*>", re.IGNORECASE)
+_OTHER_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+
+
+def _as_events(doc: SubtitleDocument, texts: list[list[str]], to: Format) -> pysubs2.SSAFile:
+    """An SRT or VTT document's cues, with `texts`, as pysubs2 events to write in `to`.
+    Built from the cues this module read, not by pysubs2 reading the file again: its
+    reader takes a VTT cue identifier for the previous cue's last text line. The markup
+    becomes ASS's: italic, bold, underline and strike-out tags their override tags, VTT's
+    own tags (karaoke timestamps, classes, voices) dropped (a voice's name goes to the
+    event's Name), its character references
+    (`&amp;`) decoded, and, into VTT, `&`, `<` and `>` of the text escaped again."""
+    subs = pysubs2.SSAFile()
+    for cue, lines in zip(doc.cues, texts):
+        text = "\n".join(lines)
+        voice = re.search(r"<v(?:\.[^\s>]*)?\s+([^>]+)>", text) if doc.format == "vtt" else None
+        text = _VTT_ONLY_TAG.sub("", text) if doc.format == "vtt" else text
+        text = _STYLE_TAG.sub(lambda m: "{\\" + m.group(2).lower() + ("0" if m.group(1) else "1") + "}", text)
+        text = html.unescape(text) if doc.format == "vtt" else _OTHER_HTML_TAG.sub("", text)
+        if to == "vtt":
+            text = re.sub(r"[&<>]", lambda m: {"&": "&amp;", "<": "&lt;", ">": "&gt;"}[m.group(0)], text)
+        subs.append(pysubs2.SSAEvent(start=cue.start, end=cue.end, text=text.replace("\n", "\\N"),
+                                     name=voice.group(1).strip() if voice else ""))
+    return subs
+
+
 def _check_times_kept(doc: SubtitleDocument, out: str, to: Format) -> None:
     """Refuse a conversion that would move a cue: read the output back and compare every
-    cue's start and end (ASS/SSA hold centiseconds and hours 0-9)."""
+    cue's start and end (ASS/SSA hold centiseconds and hours 0-9). VTT holds its cues in
+    order of their start, so the comparison is by start, not by position."""
     written = _parse_ass(out, Path(doc.path), to) if to in ("ass", "ssa") else _parse_blocks(out, Path(doc.path), to)
-    kept = [(c.start, c.end) for c in written.cues]
+    kept = sorted((c.start, c.end) for c in written.cues)
     # ASS drawings have no place in SRT or VTT: pysubs2 leaves them out, as subtitle editors do.
-    expected = [c for c in doc.cues if c.translatable or to in ("ass", "ssa")]
+    expected = sorted((c for c in doc.cues if c.translatable or to in ("ass", "ssa")), key=lambda c: (c.start, c.end))
     for cue, (start, end) in zip(expected, kept + [(-1, -1)] * (len(expected) - len(kept))):
         if (cue.start, cue.end) != (start, end):
             where = f"{_clock(cue.start)} --> {_clock(cue.end)}"

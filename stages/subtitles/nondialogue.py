@@ -14,10 +14,13 @@ import re
 from typing import Optional
 
 _CREDIT_WORD = (r"(sub(title)?s?|caption(s|ed|ing)?|(re)?sync(ed|hro(nized)?)?|corrected|corrections|ripped|encoded|"
-                r"transcri(bed|pt(ion)?)|translat(ed|ion|ions|or)|timing|timed|proofread|edited)")
-_CREDIT = re.compile(rf"^\W*({_CREDIT_WORD}(\s*(and|&|,)\s*)?)+(\s+[\w-]+){{0,3}}?\s*(by\b|from\b|:)",
-                     re.IGNORECASE)  # "Subtitles by", "Sync & corrections by", "Captioning made possible by"
-_SITE = re.compile(r"\b(opensubtitles|addic7ed|subscene|podnapisi|yify|tvsubtitles|subdivx)\b", re.IGNORECASE)
+                r"transcri(bed|pt(ion)?)|translat(ed|ion|ions|or)|timing|timed|proofread|edited|downloaded)")
+# Credit words, up to three of a few filler words ("Captioning made possible by"), then
+# "by", "from" or a colon, then the rest: the names.
+_CREDIT = re.compile(rf"^\W*(?:{_CREDIT_WORD}(?:\s*(?:and|&|,)\s*)?)+"
+                     r"(?:\s+(?:made|possible|brought|to|you|provided|done|the|english|spanish|original|team)){0,3}"
+                     r"\s*(?:by\b|from\b|:)\s*:?\s*(?P<names>.*)$", re.IGNORECASE)
+_SITE = re.compile(r"\b(opensubtitles|addic7ed|subscene|podnapisi|yify|tvsubtitles|subdivx|yts(\.\w{2,3})?)\b", re.IGNORECASE)
 _LINK = re.compile(
     r"(https?://|\bwww\.|\b[\w-]+\.(com|org|net|io|tv|info|co|me)\b(/|\s|$)|(^|\s)@\w{2,}|\b[\w.+-]+@[\w-]+\.\w+)",
     re.IGNORECASE,
@@ -30,6 +33,26 @@ _DATE = re.compile(
 )
 
 
+# Lower-case words of speech, not of a title card: "Episode 5 was great", "We will meet
+# on March 12, 2017" are said, "THE SHOW S02E05", "Aired 12/08/2017" are shown.
+_SPOKEN = frozenset("i you he she we they it me him her us them my your our their was were is are am be been "
+                    "will would can could shall should must may might have has had do does did not no what who "
+                    "where when why how this that great good".split())
+
+
+def _names(rest: str) -> bool:
+    """Whether the text after "Subtitles by" is names or a handle, as credits give
+    them ("explosiveskull", "Jane Doe", "n17t01 & Firefly"), not the rest of a
+    sentence ("by whom?", "by the server", ": none so far")."""
+    words = rest.split()
+    if not words or len(words) > 6 or rest.rstrip().endswith(("?", "!")):
+        return False
+    if len(words) == 1:
+        return True
+    named = [w for w in words if w[0].isupper() or w[0].isdigit() or w[0] == "@" or re.search(r"[\d_.@]", w)]
+    return len(named) * 2 > len([w for w in words if w.lower() not in ("&", "and", "of", "the", "-", "y", "de")])
+
+
 def non_dialogue_reason(text: str) -> Optional[str]:
     """Why a cue's text (markup removed) is not speech to translate: "credit", "link",
     "symbols" or "title card"; None for speech. An empty text is not judged here."""
@@ -38,10 +61,12 @@ def non_dialogue_reason(text: str) -> Optional[str]:
         return None
     if not any(ch.isalnum() for ch in text):
         return "symbols"  # music notes, asterisks, dashes
-    if _SITE.search(text) or (_CREDIT.search(text) and len(words) <= 12):  # "Synced and corrected by ..."
-        return "credit"
+    credit = _CREDIT.search(text)
+    if _SITE.search(text) or (credit and len(words) <= 12 and _names(credit.group("names"))):
+        return "credit"  # "Synced and corrected by ..."
     if _LINK.search(text):
         return "link"
-    if len(words) <= 10 and not text.rstrip().endswith((".", "!", "?")) and (_EPISODE.search(text) or _DATE.search(text)):
+    if (len(words) <= 10 and not text.rstrip().endswith((".", "!", "?")) and (_EPISODE.search(text) or _DATE.search(text))
+            and not any(w in _SPOKEN for w in re.findall(r"\b[a-z']+\b", text))):
         return "title card"  # "THE SHOW S02E05", "Aired 12/08/2017": a date in a sentence is speech
     return None
