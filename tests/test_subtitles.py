@@ -405,3 +405,45 @@ def test_overlaps_are_found_whatever_the_order_of_the_cues(tmp_path: Path) -> No
     path = _write(tmp_path / "ooo.srt", "1\n00:00:05,000 --> 00:00:07,000\nA.\n\n2\n00:00:01,000 --> "
                   "00:00:02,000\nB.\n\n3\n00:00:06,000 --> 00:00:08,000\nC.\n")
     assert overlapping_cues(load_subtitles(path)) == [3]  # cue 3 starts while cue 1 is shown; cue 2 overlaps nothing
+
+
+def _srt(*cues: str) -> str:
+    return "\n".join(f"{i}\n00:00:{2 * i - 1:02d},000 --> 00:00:{2 * i + 1:02d},000\n{text}\n"
+                     for i, text in enumerate(cues, start=1))
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("{\\an8}JERUSALEM", "And God said, Let there be light."),  # a sign at the top, then speech
+    ("And God said--", "Get out!"),  # cut off by the next speaker
+    ("And God said\u2014", "Get out!"),
+    ("<i>And God said</i>", "let there be light."),  # a voice off screen, then one on it
+])
+def test_cues_of_two_voices_or_a_sign_are_not_one_sentence(first: str, second: str, tmp_path: Path) -> None:
+    spy = Spy()
+    translate_document(load_subtitles(_write(tmp_path / "in.srt", _srt(first, second))), spy, SubtitleConfig())
+    assert len(spy.inputs) == 2
+
+
+def test_cues_placed_apart_are_not_one_sentence(tmp_path: Path) -> None:
+    vtt = ("WEBVTT\n\n00:01.000 --> 00:03.000 line:10%\nTHE TEMPLE OF\n\n00:03.000 --> 00:05.000\n"
+           "And God said, Let there be light.\n")
+    spy = Spy()
+    translate_document(load_subtitles(_write(tmp_path / "in.vtt", vtt)), spy, SubtitleConfig())
+    assert spy.inputs == ["THE TEMPLE OF", "And God said, Let there be light."]
+    ass = pysubs2.SSAFile()
+    ass.styles["Sign"] = pysubs2.SSAStyle()
+    ass.append(pysubs2.SSAEvent(start=1000, end=3000, text="The temple of", style="Sign"))
+    ass.append(pysubs2.SSAEvent(start=3000, end=5000, text="And God said, Let there be light."))
+    ass.append(pysubs2.SSAEvent(start=5000, end=6000, text="And he said", name="Moses"))
+    ass.append(pysubs2.SSAEvent(start=6000, end=7000, text="nothing.", name="Aaron"))
+    spy = Spy()
+    translate_document(load_subtitles(_write(tmp_path / "in.ass", ass.to_string("ass"))), spy, SubtitleConfig())
+    assert spy.inputs == ["The temple of", "And God said, Let there be light.", "And he said", "nothing."]
+
+
+def test_a_dash_on_the_second_speaker_alone_is_a_dialogue_cue(tmp_path: Path) -> None:
+    spy = Spy()
+    texts, _ = translate_document(load_subtitles(_write(tmp_path / "in.srt", _srt("Who are you?\n- I am the Lord."))),
+                                  spy, SubtitleConfig())
+    assert spy.inputs == ["Who are you?", "I am the Lord."]
+    assert texts == [["«Who are you?»", "- «I am the Lord.»"]]

@@ -354,6 +354,18 @@ def overlapping_cues(doc: SubtitleDocument) -> list[int]:
     return [cue.number for cue, _ in _overlaps(doc)]
 
 
+def placement(doc: SubtitleDocument, index: int) -> tuple[str, ...]:
+    """What places cue `index` (0-based) on screen besides its text: an ASS event's
+    style and actor, an SRT or VTT timing line's settings (`line:10%`, coordinates).
+    Two cues placed differently are two voices or a sign and a line, not one sentence."""
+    if doc.ass is not None:
+        event = doc.ass.events[doc.ass_events[index]]
+        return (event.style, event.name)
+    block, first = doc.cue_blocks[index]
+    match = _TIMING[doc.format].match(doc.blocks[block][first - 1])
+    return (" ".join((match.groups()[-1] or "").split()) if match else "",)
+
+
 def output_encoding(doc: SubtitleDocument) -> str:
     """UTF-8, with a BOM where the input had one: a translation may hold characters the
     input's legacy encoding (cp1252, Latin-1, UTF-16) cannot."""

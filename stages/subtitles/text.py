@@ -149,8 +149,9 @@ def _speaker_marks(edges: list[tuple[str, str, str]], fmt: str, pattern: re.Patt
 def _segments(lines: list[str]) -> list[Segment]:
     if not lines:
         return []
-    if _DASH.match(lines[0]) and sum(bool(_DASH.match(line)) for line in lines) >= 2:
-        return _dialogue(lines)
+    if len(lines) > 1 and any(_DASH.match(line) for line in lines[1:]) and (
+            _DASH.match(lines[0]) or ends_sentence(lines[0])):
+        return _dialogue(lines)  # "- Who?" / "- I." or, in many European styles, "Who?" / "- I."
     text = " ".join(lines)
     music = _MUSIC.match(text)
     if music and text[0] in _NOTES[:2]:

@@ -9,12 +9,19 @@ behind the previous N sentences of the file and the separator token, as in train
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from stages.checks import at_least_one, in_range, not_negative
 from stages.corpus.vocab import has_words, join_context, user_text
-from stages.subtitles.formats import Cue, Format, SubtitleDocument, overlapping_cues
+from stages.subtitles.formats import (
+    Cue,
+    Format,
+    SubtitleDocument,
+    overlapping_cues,
+    placement,
+)
 from stages.subtitles.nondialogue import non_dialogue_reason
 from stages.subtitles.text import (
     CueText,
@@ -124,12 +131,22 @@ def _joins(cue: CueText) -> bool:
 
 
 def _continues(cues: list[CueText], doc: SubtitleDocument, nxt: int, max_gap_ms: int) -> bool:
-    """Cue `nxt` can carry on the sentence of the cue before it."""
+    """Cue `nxt` can carry on the sentence of the cue before it: it follows within
+    `max_gap_ms`, the cue before does not break off (`--`, a dash), and both are placed
+    and marked up alike (a sign at the top, another style or actor, italics for a voice
+    off screen are another speaker)."""
     gap = doc.cues[nxt].start - doc.cues[nxt - 1].end
     return (
         doc.cues[nxt].translatable and _joins(cues[nxt]) and not cues[nxt].segments[0].before
         and 0 <= gap <= max_gap_ms
+        and not _BREAKS_OFF.search(cues[nxt - 1].segments[0].text)
+        and (cues[nxt - 1].prefix, cues[nxt - 1].suffix) == (cues[nxt].prefix, cues[nxt].suffix)
+        and placement(doc, nxt - 1) == placement(doc, nxt)
     )
+
+
+# A line cut off by the next speaker or a change of thought: "And God said--", "I—".
+_BREAKS_OFF = re.compile(r"(--|[\u2013\u2014])[\"'\u201d\u2019]*\s*$")
 
 
 def model_inputs(units: list[Unit], cues: list[CueText], cfg: SubtitleConfig) -> list[str]:
