@@ -13,7 +13,12 @@ from pipeline.files_cli import check_outputs, load_translator
 from stages.decode.config import ScoreConfig
 from stages.decode.scoring import score_lines
 from stages.errors import InputDataError, OutputError, S2SError
-from stages.files import atomic_path, write_json_atomic
+from stages.files import (
+    atomic_path,
+    check_output_folder,
+    write_error,
+    write_json_atomic,
+)
 from stages.subtitles.formats import (
     FORMATS,
     SubtitleDocument,
@@ -47,6 +52,12 @@ def subtitle_file(
     report["output"] = output_path
     write_json_atomic(Path(report_path), report)
     return report
+
+
+# The counts of a file's report, summed over the files in a folder's summary.
+COUNTS = ("cues_in", "cues_out", "translated", "passed_through", "non_dialogue", "cross_cue_sentences",
+          "lines_over_limit", "cues_over_max_lines", "cues_over_cps", "empty_translations", "overlapping_cues",
+          "inner_tags_dropped", "fitted", "shortened", "no_fit")
 
 
 def is_folder_job(inputs: Sequence[str], output: str) -> bool:
@@ -103,11 +114,22 @@ def subtitle_files(
     given = {Path(raw).resolve() for raw in inputs if Path(raw).exists()}  # folders and files named as such
     jobs = [(src, rel) for src, rel in expand_inputs(inputs)  # not earlier outputs that a folder or glob
             if inside in given or src.resolve() in given or inside not in src.resolve().parents]  # finds in -o
+    earlier = [src for src, _ in jobs if src.resolve() not in given and _is_output(src)]
+    if earlier:  # a translation s2s wrote earlier (its report beside it), found in a folder or by a pattern
+        echo(f"left out {len(earlier)} earlier translation{'s' if len(earlier) != 1 else ''} (a .report.json "
+             f"beside {'each' if len(earlier) != 1 else 'it'}: {earlier[0]}{', ...' if len(earlier) > 1 else ''}); "
+             f"name a file to translate it again")
+        jobs = [(src, rel) for src, rel in jobs if src not in earlier]
     if not jobs:
-        raise InputDataError(f"{', '.join(inputs)}: no subtitle files outside the output folder {outdir}")
+        raise InputDataError(f"{', '.join(inputs)}: no subtitle files outside the output folder {outdir}"
+                             f"{' that are not earlier translations' if earlier else ''}")
+    inputs_need = f"{len(jobs)} input{'s' if len(jobs) != 1 else ''} {'need' if len(jobs) != 1 else 'needs'}"
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"-o {outdir}: a file, but {len(jobs)} input{'s' if len(jobs) != 1 else ''} "
-                          f"{'need' if len(jobs) != 1 else 'needs'} an output folder; give a folder")
+        raise OutputError(f"-o {outdir}: a file, but {inputs_need} an output folder; give a folder")
+    if not folder.exists() and is_subtitle_path(str(folder)):
+        raise OutputError(f"-o {outdir}: named like a subtitle file, but {inputs_need} an output folder; give a "
+                          f"folder name (a pattern such as *.srt left unquoted names every match as an input)")
+    check_output_folder(folder, "-o")
     sources = {src.resolve(): src for src, _ in jobs}
     targets = [(src, folder / (rel.with_suffix(f".{to}") if to else rel)) for src, rel in jobs]
     seen: dict[Path, Path] = {}
@@ -126,7 +148,10 @@ def subtitle_files(
                           f"summary another name (default: {folder / 'summary.json'})")
     translator = load_translator(run_dir, overrides, context, beam_size=beam_size, checkpoint=checkpoint,
                                  quantize=quantize)  # a bad option stops before -o is made
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(folder, exc) from exc
     docs: dict[Path, Any] = {}
     failed: list[dict[str, str]] = []
     for src, _ in targets:
@@ -143,7 +168,10 @@ def subtitle_files(
             continue
         try:
             result, report = translator.translate_subtitles(docs[src], to=to, **limits)
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise write_error(dst, exc) from exc
             with atomic_path(dst) as tmp:
                 tmp.write_bytes(result.data)
             report["output"] = str(dst)
@@ -155,9 +183,7 @@ def subtitle_files(
             echo(f"skipped {src}: {exc}")
         bar.update(len(docs[src].cues))
     bar.close()
-    totals = {key: sum(r["counts"][key] for r in written) for key in
-              ("cues_in", "cues_out", "translated", "passed_through", "non_dialogue", "lines_over_limit",
-               "cues_over_max_lines", "cues_over_cps", "fitted", "shortened", "no_fit")}
+    totals = {key: sum(r["counts"][key] for r in written) for key in COUNTS}
     summary = {"files": len(targets), "written": [r["output"] for r in written], "failed": failed, "counts": totals}
     write_json_atomic(summary_file, summary)
     lim = written[0]["limits"] if written else {"max_lines": "?", "max_chars": "?"}
@@ -165,6 +191,11 @@ def subtitle_files(
          f"{totals['cues_out']}, translated {totals['translated']}, over {lim['max_lines']} lines "
          f"{totals['cues_over_max_lines']}, a line over {lim['max_chars']} chars {totals['lines_over_limit']}")
     return summary
+
+
+def _is_output(path: Path) -> bool:
+    """Whether `path` is a translation s2s wrote: its report lies beside it."""
+    return Path(f"{path}.report.json").is_file()
 
 
 def is_subtitle_path(path: str) -> bool:

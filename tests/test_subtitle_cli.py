@@ -162,6 +162,52 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_again(shared_run: 
     assert summary["files"] == 1
 
 
+def test_earlier_translations_in_an_input_folder_are_left_out(shared_run: Path, tmp_path: Path) -> None:
+    season = tmp_path / "season"
+    season.mkdir()
+    shutil.copy(FIXTURES / "episode.srt", season / "e01.srt")
+    code, text = invoke("subtitle", str(season), "--run", str(shared_run), "-o", str(season / "es"))
+    assert code == 0, text
+    code, text = invoke("subtitle", str(season), "--run", str(shared_run), "-o", str(season / "fr"))
+    assert code == 0 and "left out 1 earlier translation" in text
+    assert sorted(p.relative_to(season).as_posix() for p in season.rglob("*.srt")) == ["e01.srt", "es/e01.srt",
+                                                                                       "fr/e01.srt"]
+    code, text = invoke("subtitle", str(season / "es" / "e01.srt"), "--run", str(shared_run), "-o",
+                        str(tmp_path / "again"))  # named, it is translated
+    assert code == 0 and (tmp_path / "again" / "e01.srt").exists() and "left out" not in text
+
+
+def test_folder_mode_refuses_an_output_it_cannot_make_before_any_work(shared_run: Path, tmp_path: Path) -> None:
+    inputs = [str(FIXTURES / "episode.srt"), str(FIXTURES / "episode.vtt")]
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    code, text = invoke("subtitle", *inputs, "--run", str(shared_run), "-o", str(tmp_path / "file" / "new"))
+    assert code == 1 and "is a file, so no folder can be made there" in text
+    code, text = invoke("subtitle", *inputs, "--run", str(shared_run), "-o", str(tmp_path / "both.srt"))
+    assert code == 1 and "named like a subtitle file" in text and not (tmp_path / "both.srt").exists()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        import os
+        if os.access(locked, os.W_OK):  # root writes anywhere: nothing to refuse
+            return
+        code, text = invoke("subtitle", *inputs, "--run", str(shared_run), "-o", str(locked / "new"))
+        assert code == 1 and "permission denied" in text
+    finally:
+        locked.chmod(0o700)
+
+
+def test_the_summary_sums_every_count_of_the_reports(shared_run: Path, tmp_path: Path) -> None:
+    code, text = invoke("subtitle", str(FIXTURES / "episode.srt"), str(FIXTURES / "episode.vtt"), "--run",
+                        str(shared_run), "-o", str(tmp_path / "o"))
+    assert code == 0, text
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
+    reports = [json.loads((tmp_path / "o" / f"{n}.report.json").read_text(encoding="utf-8"))
+               for n in ("episode.srt", "episode.vtt")]
+    assert set(summary["counts"]) == set(reports[0]["counts"])
+    assert all(summary["counts"][k] == sum(r["counts"][k] for r in reports) for k in summary["counts"])
+
+
 def test_an_output_or_summary_that_would_replace_an_input_or_a_report_is_refused(shared_run: Path, tmp_path: Path) -> None:
     a, out = tmp_path / "a", tmp_path / "out"
     (a / "sub").mkdir(parents=True), (out / "sub").mkdir(parents=True)

@@ -215,7 +215,8 @@ def translate_document(
                      if not _fits(doc.cues[c], _text_lines(c, cues[c], pieces, doc, cfg), cfg, False)]
     report.shortened = [n for n in report.shortened if n not in set(report.no_fit)]  # those that now fit
     texts = [_assemble(i, cue, cues[i], pieces, doc, cfg, report) for i, cue in enumerate(doc.cues)]
-    report.cues_out = len(texts)
+    # ASS drawings have no place in SRT or VTT: a conversion leaves them out (formats.render).
+    report.cues_out = sum(c.translatable or (fmt_out or doc.format) in ("ass", "ssa") for c in doc.cues)
     return texts, report.as_dict(doc, cfg, fmt_out or doc.format)
 
 
