@@ -447,3 +447,19 @@ def test_a_dash_on_the_second_speaker_alone_is_a_dialogue_cue(tmp_path: Path) ->
                                   spy, SubtitleConfig())
     assert spy.inputs == ["Who are you?", "I am the Lord."]
     assert texts == [["«Who are you?»", "- «I am the Lord.»"]]
+
+
+def test_a_lyric_keeps_the_notes_it_has_and_hash_lyrics_are_lyrics(tmp_path: Path) -> None:
+    spy = Spy()
+    doc = load_subtitles(_write(tmp_path / "in.srt", _srt("\u266a Happy birthday to you", "# Happy birthday #")))
+    texts, _ = translate_document(doc, spy, SubtitleConfig())
+    assert spy.inputs == ["Happy birthday to you", "Happy birthday"]
+    assert texts == [["\u266a «Happy birthday to you»"], ["# «Happy birthday» #"]]  # no closing note made up
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF8", "utf_8"])
+def test_encoding_utf8_reads_a_file_with_a_bom_and_keeps_it(encoding: str, tmp_path: Path) -> None:
+    path = tmp_path / "bom.vtt"
+    path.write_bytes(b"\xef\xbb\xbfWEBVTT\n\n00:01.000 --> 00:02.000\nHello.\n")
+    doc = load_subtitles(path, encoding=encoding)
+    assert doc.cues[0].lines == ["Hello."] and output_encoding(doc) == "utf-8-sig"

@@ -11,6 +11,7 @@ format (`--to`) goes through pysubs2.
 
 from __future__ import annotations
 
+import codecs
 import html
 import logging
 import re
@@ -90,6 +91,8 @@ def decode_subtitle_bytes(data: bytes, path: Path, forced: Optional[str] = None)
         except LookupError as exc:
             raise InputDataError(f"--encoding {forced}: unknown encoding; use e.g. utf-8, cp1252, latin-1") from exc
         why = f"cannot be decoded as {forced}; leave out --encoding to detect it, or name the file's real encoding"
+        if codecs.lookup(forced).name == "utf-8" and data.startswith(codecs.BOM_UTF8):
+            return _decode(data[3:], "utf-8", path, why), "utf-8-sig"  # its BOM is no text (and is kept)
         return _decode(data, forced, path, why), forced
     if data.startswith(b"\xef\xbb\xbf"):
         return _decode(data[3:], "utf-8", path, _LOOKS_LIKE.format("UTF-8 with BOM")), "utf-8-sig"

@@ -154,9 +154,11 @@ def _segments(lines: list[str]) -> list[Segment]:
         return _dialogue(lines)  # "- Who?" / "- I." or, in many European styles, "Who?" / "- I."
     text = " ".join(lines)
     music = _MUSIC.match(text)
-    if music and text[0] in _NOTES[:2]:
+    # A lyric opens with a music note (a line of a song that goes on may have no closing
+    # one), or stands between two #, the note of subtitles written in ASCII.
+    if music and (text[0] in _NOTES[:2] or (text[0] == "#" and music.group(3))):
         notes_in, lyric, notes_out = music.groups()
-        return [Segment(lyric, notes_in + " ", " " + (notes_out or notes_in), "music")] if lyric else []
+        return [Segment(lyric, notes_in + " ", " " + notes_out if notes_out else "", "music")] if lyric else []
     return _speech_with_sounds(text)
 
 
