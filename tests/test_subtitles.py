@@ -463,3 +463,13 @@ def test_encoding_utf8_reads_a_file_with_a_bom_and_keeps_it(encoding: str, tmp_p
     path.write_bytes(b"\xef\xbb\xbfWEBVTT\n\n00:01.000 --> 00:02.000\nHello.\n")
     doc = load_subtitles(path, encoding=encoding)
     assert doc.cues[0].lines == ["Hello."] and output_encoding(doc) == "utf-8-sig"
+
+
+def test_a_conversion_that_would_add_a_cue_is_refused_and_no_newline_is_added(tmp_path: Path) -> None:
+    vtt = _write(tmp_path / "in.vtt", "WEBVTT\n\n00:01.000 --> 00:02.000\nA\n00:00:05,000 --> 00:00:06,000\n")
+    doc = load_subtitles(vtt)
+    assert len(doc.cues) == 1  # a comma is no VTT time: this line is text
+    with pytest.raises(InputDataError, match=r"would read as a cue of its own \(00:00:05.000"):
+        render(doc, [c.lines for c in doc.cues], "srt")
+    srt = _write(tmp_path / "in.srt", "1\n00:00:01,000 --> 00:00:02,000\nA")  # no line end after the last line
+    assert render(load_subtitles(srt), [["B"]]) == "1\n00:00:01,000 --> 00:00:02,000\nB"

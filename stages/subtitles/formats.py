@@ -394,7 +394,7 @@ def render(doc: SubtitleDocument, texts: list[list[str]], to: Optional[Format] =
             blocks = [list(lines) for lines in doc.blocks]
             for (block, first), lines in zip(doc.cue_blocks, texts):
                 blocks[block] = blocks[block][:first] + lines
-            out = "\n\n".join("\n".join(lines) for lines in blocks) + "\n" * max(doc.trailing, 1)
+            out = "\n\n".join("\n".join(lines) for lines in blocks) + "\n" * doc.trailing
     if to and to != doc.format:
         _check_times_kept(doc, out, to)
     return out.replace("\n", doc.newline) if doc.newline != "\n" else out
@@ -437,6 +437,10 @@ def _check_times_kept(doc: SubtitleDocument, out: str, to: Format) -> None:
     kept = sorted((c.start, c.end) for c in written.cues)
     # ASS drawings have no place in SRT or VTT: pysubs2 leaves them out, as subtitle editors do.
     expected = sorted((c for c in doc.cues if c.translatable or to in ("ass", "ssa")), key=lambda c: (c.start, c.end))
+    if len(kept) > len(expected):  # a text line that reads as a timing line in the target format
+        extra = next(((s, e) for s, e in kept if (s, e) not in {(c.start, c.end) for c in expected}), kept[-1])
+        raise InputDataError(f"{doc.path}: written as {to.upper()}, a cue's text would read as a cue of its own "
+                             f"({_clock(extra[0])} --> {_clock(extra[1])}); remove the timing line from that text")
     for cue, (start, end) in zip(expected, kept + [(-1, -1)] * (len(expected) - len(kept))):
         if (cue.start, cue.end) != (start, end):
             where = f"{_clock(cue.start)} --> {_clock(cue.end)}"
