@@ -163,33 +163,52 @@ def subtitle_files(
     written = []
     bar = tqdm(total=sum(len(d.cues) for d in docs.values()), desc="subtitle", unit="cue", disable=None,
                dynamic_ncols=True)
-    for src, dst in targets:
-        if src not in docs:
-            continue
-        try:
-            result, report = translator.translate_subtitles(docs[src], to=to, **limits)
+    try:
+        for src, dst in targets:
+            if src not in docs:
+                continue
             try:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise write_error(dst, exc) from exc
-            with atomic_path(dst) as tmp:
-                tmp.write_bytes(result.data)
-            report["output"] = str(dst)
-            write_json_atomic(Path(f"{dst}.report.json"), report)
-            written.append(report)
-            echo(describe(report))
-        except S2SError as exc:
-            failed.append({"input": str(src), "error": str(exc)})
-            echo(f"skipped {src}: {exc}")
-        bar.update(len(docs[src].cues))
+                result, report = translator.translate_subtitles(docs[src], to=to, **limits)
+                try:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise write_error(dst, exc) from exc
+                with atomic_path(dst) as tmp:
+                    tmp.write_bytes(result.data)
+                report["output"] = str(dst)
+                write_json_atomic(Path(f"{dst}.report.json"), report)
+                written.append(report)
+                echo(describe(report))
+            except S2SError as exc:
+                failed.append({"input": str(src), "error": str(exc)})
+                echo(f"skipped {src}: {exc}")
+            bar.update(len(docs[src].cues))
+    except KeyboardInterrupt:  # what is written is complete: say what, then stop
+        bar.close()
+        _write_summary(summary_file, targets, written, failed, interrupted=True)
+        echo(f"interrupted: {len(written)} of {len(targets)} files written to {outdir}, each complete "
+             f"(summary: {summary_file})")
+        raise
     bar.close()
-    totals = {key: sum(r["counts"][key] for r in written) for key in COUNTS}
-    summary = {"files": len(targets), "written": [r["output"] for r in written], "failed": failed, "counts": totals}
-    write_json_atomic(summary_file, summary)
+    summary = _write_summary(summary_file, targets, written, failed, interrupted=False)
+    totals = summary["counts"]
     lim = written[0]["limits"] if written else {"max_lines": "?", "max_chars": "?"}
     echo(f"{len(written)} of {len(targets)} files written to {outdir} (summary: {summary_file}); cues "
          f"{totals['cues_out']}, translated {totals['translated']}, over {lim['max_lines']} lines "
          f"{totals['cues_over_max_lines']}, a line over {lim['max_chars']} chars {totals['lines_over_limit']}")
+    return summary
+
+
+def _write_summary(path: Path, targets: list[tuple[Path, Path]], written: list[dict[str, Any]],
+                   failed: list[dict[str, str]], interrupted: bool) -> dict[str, Any]:
+    """Write and return a folder job's summary: files, those written and failed, the
+    counts summed (and `interrupted` after a Ctrl-C)."""
+    totals = {key: sum(r["counts"][key] for r in written) for key in COUNTS}
+    summary: dict[str, Any] = {"files": len(targets), "written": [r["output"] for r in written], "failed": failed,
+                               "counts": totals}
+    if interrupted:
+        summary["interrupted"] = True
+    write_json_atomic(path, summary)
     return summary
 
 

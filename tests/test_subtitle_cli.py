@@ -230,3 +230,25 @@ def test_an_ensemble_of_a_model_with_itself_subtitles_as_the_model(shared_run: P
                         "-o", str(tmp_path / "two.srt"))
     assert code == 0, text
     assert (tmp_path / "two.srt").read_text(encoding="utf-8") == (tmp_path / "one.srt").read_text(encoding="utf-8")
+
+
+def test_a_ctrl_c_in_a_folder_job_leaves_complete_files_and_a_summary(shared_run: Path, tmp_path: Path,
+                                                                      monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.api import Translator
+    real = Translator.translate_subtitles
+    calls = []
+
+    def second_interrupted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Translator, "translate_subtitles", second_interrupted)
+    code, text = invoke("subtitle", str(FIXTURES / "episode.srt"), str(FIXTURES / "episode.vtt"), "--run",
+                        str(shared_run), "-o", str(tmp_path / "o"))
+    assert code == 1 and "interrupted: 1 of 2 files written" in text
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["interrupted"] and len(summary["written"]) == 1 and summary["files"] == 2
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["episode.srt", "episode.srt.report.json",
+                                                                  "summary.json"]
