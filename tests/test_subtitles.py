@@ -473,3 +473,13 @@ def test_a_conversion_that_would_add_a_cue_is_refused_and_no_newline_is_added(tm
         render(doc, [c.lines for c in doc.cues], "srt")
     srt = _write(tmp_path / "in.srt", "1\n00:00:01,000 --> 00:00:02,000\nA")  # no line end after the last line
     assert render(load_subtitles(srt), [["B"]]) == "1\n00:00:01,000 --> 00:00:02,000\nB"
+
+
+@pytest.mark.parametrize("arrow", ["->", "=>", "--", " "])
+def test_a_timing_line_without_its_arrow_is_named(arrow: str, tmp_path: Path) -> None:
+    path = _write(tmp_path / "in.srt", f"1\n00:00:01,000 --> 00:00:02,000\nA\n\n2\n00:00:03,000 {arrow} 00:00:04,000\nB\n")
+    with pytest.raises(InputDataError, match=r"in\.srt:6: timing line .* has no ' --> '"):
+        load_subtitles(path)
+    first = _write(tmp_path / "first.srt", f"1\n00:00:01,000 {arrow} 00:00:02,000\nA\n")
+    with pytest.raises(InputDataError, match=r"first\.srt:2: timing line"):
+        load_subtitles(first)

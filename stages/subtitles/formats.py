@@ -229,6 +229,10 @@ def _parse_blocks(text: str, path: Path, kind: Format) -> SubtitleDocument:
 
 
 def _not_a_cue(path: Path, kind: Format, start: int, lines: list[str], cues_so_far: int) -> None:
+    for offset, line in enumerate(lines[:2]):
+        if len(re.findall(r"\d{1,3}:\d{2}(?::\d{2})?[,.]\d{1,3}", line)) == 2:  # two times, but no -->
+            raise InputDataError(f"{path}:{start + offset}: timing line {line[:60]!r} has no ' --> ' between its "
+                                 f"two times; write it as 'START --> END'")
     if cues_so_far == 0 and kind == "srt":
         raise InputDataError(
             f"{path}:{start}: expected an SRT cue (a number, then 'HH:MM:SS,mmm --> HH:MM:SS,mmm'), "
