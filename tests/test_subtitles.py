@@ -483,3 +483,10 @@ def test_a_timing_line_without_its_arrow_is_named(arrow: str, tmp_path: Path) ->
     first = _write(tmp_path / "first.srt", f"1\n00:00:01,000 {arrow} 00:00:02,000\nA\n")
     with pytest.raises(InputDataError, match=r"first\.srt:2: timing line"):
         load_subtitles(first)
+
+
+def test_a_dash_before_a_small_letter_runs_on_into_the_next_cue(tmp_path: Path) -> None:
+    spy = Spy()
+    doc = load_subtitles(_write(tmp_path / "in.srt", _srt("that we should love one another\u2014", "unlike Cain.")))
+    translate_document(doc, spy, SubtitleConfig())
+    assert spy.inputs == ["that we should love one another\u2014 unlike Cain."]

@@ -132,14 +132,16 @@ def _joins(cue: CueText) -> bool:
 
 def _continues(cues: list[CueText], doc: SubtitleDocument, nxt: int, max_gap_ms: int) -> bool:
     """Cue `nxt` can carry on the sentence of the cue before it: it follows within
-    `max_gap_ms`, the cue before does not break off (`--`, a dash), and both are placed
+    `max_gap_ms`, the cue before does not break off (`--` or a dash, then a capital:
+    "And God said--" / "Get out!"; a dash before a small letter runs on: "one another—"
+    / "unlike Cain"), and both are placed
     and marked up alike (a sign at the top, another style or actor, italics for a voice
     off screen are another speaker)."""
     gap = doc.cues[nxt].start - doc.cues[nxt - 1].end
     return (
         doc.cues[nxt].translatable and _joins(cues[nxt]) and not cues[nxt].segments[0].before
         and 0 <= gap <= max_gap_ms
-        and not _BREAKS_OFF.search(cues[nxt - 1].segments[0].text)
+        and not (_BREAKS_OFF.search(cues[nxt - 1].segments[0].text) and not cues[nxt].segments[0].text[:1].islower())
         and (cues[nxt - 1].prefix, cues[nxt - 1].suffix) == (cues[nxt].prefix, cues[nxt].suffix)
         and placement(doc, nxt - 1) == placement(doc, nxt)
     )
