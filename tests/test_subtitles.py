@@ -466,11 +466,14 @@ def test_encoding_utf8_reads_a_file_with_a_bom_and_keeps_it(encoding: str, tmp_p
 
 
 def test_a_conversion_that_would_add_a_cue_is_refused_and_no_newline_is_added(tmp_path: Path) -> None:
-    vtt = _write(tmp_path / "in.vtt", "WEBVTT\n\n00:01.000 --> 00:02.000\nA\n00:00:05,000 --> 00:00:06,000\n")
-    doc = load_subtitles(vtt)
-    assert len(doc.cues) == 1  # a comma is no VTT time: this line is text
+    ass = pysubs2.SSAFile()
+    ass.append(pysubs2.SSAEvent(start=1000, end=2000, text="A\\N00:00:05,000 --> 00:00:06,000"))
+    doc = load_subtitles(_write(tmp_path / "in.ass", ass.to_string("ass")))
     with pytest.raises(InputDataError, match=r"would read as a cue of its own \(00:00:05.000"):
         render(doc, [c.lines for c in doc.cues], "srt")
+    vtt = _write(tmp_path / "in.vtt", "WEBVTT\n\n00:01.000 --> 00:02.000\nA\n00:00:05,000 --> 00:00:06,000\n")
+    with pytest.raises(InputDataError, match=r"in\.vtt:5: '00:00:05,000 --> 00:00:06,000' looks like a timing line"):
+        load_subtitles(vtt)  # a comma is no VTT time: as text, it would join the cue above
     srt = _write(tmp_path / "in.srt", "1\n00:00:01,000 --> 00:00:02,000\nA")  # no line end after the last line
     assert render(load_subtitles(srt), [["B"]]) == "1\n00:00:01,000 --> 00:00:02,000\nB"
 
@@ -490,3 +493,12 @@ def test_a_dash_before_a_small_letter_runs_on_into_the_next_cue(tmp_path: Path) 
     doc = load_subtitles(_write(tmp_path / "in.srt", _srt("that we should love one another\u2014", "unlike Cain.")))
     translate_document(doc, spy, SubtitleConfig())
     assert spy.inputs == ["that we should love one another\u2014 unlike Cain."]
+
+
+@pytest.mark.parametrize("timing", ["00:00:03,000 -> 00:00:04,000", "00:00:03,000 --> 00;00:04,000",
+                                    "00:00:03.000 => 00:00:04.000"])
+def test_a_mistyped_timing_line_under_a_cue_is_refused_not_swallowed(timing: str, tmp_path: Path) -> None:
+    path = _write(tmp_path / "in.srt", f"1\n00:00:01,000 --> 00:00:02,000\nHello there.\n2\n{timing}\nIn the "
+                  f"beginning.\n\n3\n00:00:05,000 --> 00:00:06,000\nC.\n")
+    with pytest.raises(InputDataError, match=r"in\.srt:5: .* looks like a timing line but is not one"):
+        load_subtitles(path)

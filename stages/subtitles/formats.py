@@ -34,6 +34,9 @@ _SRT_TIMING = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(\s.*)?$")
 _VTT_TIME = r"(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})"
 _VTT_TIMING = re.compile(rf"^\s*{_VTT_TIME}\s+-->\s+{_VTT_TIME}(\s.*)?$")
 _TIMING = {"srt": _SRT_TIMING, "vtt": _VTT_TIMING}  # a cue's timing line, per block format
+# Two times with something other than " --> " between them: a mistyped timing line.
+_TWO_TIMES = re.compile(r"^\s*\d{1,3}[:;.]\d{1,2}([:;.]\d{1,2})?[,.;:]\d{1,3}\s*\S{0,4}\s*"
+                        r"\d{1,3}[:;.]\d{1,2}([:;.]\d{1,2})?[,.;:]\d{1,3}(\s.*)?$")
 _ASS_TIME = re.compile(r"^\s*(\d{1,2}):(\d{1,2}):(\d{1,2})[.,](\d{1,3})\s*$")  # as pysubs2 reads it
 _ASS_FIELDS = {"ass": "Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
                "ssa": "Marked, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text"}  # without a Format line
@@ -220,6 +223,12 @@ def _parse_blocks(text: str, path: Path, kind: Format) -> SubtitleDocument:
         times = _parse_timing(lines[timing_at], kind, path, start + timing_at)
         if kind == "srt" and timing_at == 1 and not lines[0].strip().isdigit():
             log.warning("%s:%d: cue id %r is not a number; kept as it is", path, start, lines[0])
+        for offset, text in enumerate(lines[timing_at + 1 :], start=timing_at + 1):
+            if "-->" in text or _TWO_TIMES.match(text):  # no cue text holds one; a timing line that does not parse
+                raise InputDataError(f"{path}:{start + offset}: {text[:60]!r} looks like a timing line but is not "
+                                     f"one, so it would be read as text of the cue above; write it as "
+                                     f"'{'HH:MM:SS,mmm' if kind == 'srt' else 'HH:MM:SS.mmm'} --> ...' after a "
+                                     f"blank line")
         cue = Cue(len(doc.cues) + 1, *times, lines=lines[timing_at + 1 :], line=start)
         doc.cues.append(cue)
         doc.cue_blocks.append((index, timing_at + 1))
