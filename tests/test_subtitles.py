@@ -502,3 +502,28 @@ def test_a_mistyped_timing_line_under_a_cue_is_refused_not_swallowed(timing: str
                   f"beginning.\n\n3\n00:00:05,000 --> 00:00:06,000\nC.\n")
     with pytest.raises(InputDataError, match=r"in\.srt:5: .* looks like a timing line but is not one"):
         load_subtitles(path)
+
+
+@pytest.mark.parametrize(("cue", "model_input", "framed"), [
+    ("\u266a In the beginning \u266a\n\u266a God created the earth \u266a", "In the beginning God created the earth",
+     ("\u266a ", " \u266a")),
+    ("God created the earth \u266a", "God created the earth", ("", " \u266a")),  # a song's last line
+    ("\u266a In the beginning\nGod created the earth", "In the beginning God created the earth", ("\u266a ", "")),
+    ("# In the beginning #\n# God created #", "In the beginning God created", ("# ", " #")),
+])
+def test_a_song_over_several_lines_is_one_lyric_without_its_notes(cue: str, model_input: str,
+                                                                  framed: tuple[str, str], tmp_path: Path) -> None:
+    spy = Spy()
+    texts, _ = translate_document(load_subtitles(_write(tmp_path / "in.srt", _srt(cue))), spy, SubtitleConfig())
+    assert spy.inputs == [model_input]
+    text = " ".join(texts[0])
+    assert text.startswith(framed[0] + "«") and text.endswith("»" + framed[1]) and text.count("\u266a") == cue.count(
+        "\u266a") - (2 if cue.count("\u266a") == 4 else 0)
+
+
+def test_a_cue_of_one_dashed_line_is_a_new_speaker(tmp_path: Path) -> None:
+    spy = Spy()
+    doc = load_subtitles(_write(tmp_path / "in.srt", _srt("I think that the man", "- Who are you?")))
+    texts, _ = translate_document(doc, spy, SubtitleConfig())
+    assert spy.inputs == ["I think that the man", "Who are you?"]  # not one sentence, the dash kept out
+    assert texts[1] == ["- «Who are you?»"]

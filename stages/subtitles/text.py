@@ -149,17 +149,41 @@ def _speaker_marks(edges: list[tuple[str, str, str]], fmt: str, pattern: re.Patt
 def _segments(lines: list[str]) -> list[Segment]:
     if not lines:
         return []
+    if _DASH.match(lines[0]) and len(lines) == 1:
+        return _dialogue(lines)  # "- Who is there?": a new speaker, its dash kept
     if len(lines) > 1 and any(_DASH.match(line) for line in lines[1:]) and (
             _DASH.match(lines[0]) or ends_sentence(lines[0])):
         return _dialogue(lines)  # "- Who?" / "- I." or, in many European styles, "Who?" / "- I."
-    text = " ".join(lines)
-    music = _MUSIC.match(text)
-    # A lyric opens with a music note (a line of a song that goes on may have no closing
-    # one), or stands between two #, the note of subtitles written in ASCII.
-    if music and (text[0] in _NOTES[:2] or (text[0] == "#" and music.group(3))):
-        notes_in, lyric, notes_out = music.groups()
-        return [Segment(lyric, notes_in + " ", " " + notes_out if notes_out else "", "music")] if lyric else []
-    return _speech_with_sounds(text)
+    lyric = _lyric(lines)
+    if lyric is not None:
+        return lyric
+    return _speech_with_sounds(" ".join(lines))
+
+
+def _lyric(lines: list[str]) -> list[Segment] | None:
+    """A song's lines as one lyric segment, its notes kept out of the model: a note (or
+    two `#`, the note of subtitles written in ASCII) at the start or end of its lines,
+    on every line ("♪ In the beginning ♪" / "♪ God created ♪") or around them all; the
+    first line's opening notes and the last line's closing notes frame the translation.
+    None for a cue that is not one."""
+    parts = [_MUSIC.match(line) for line in lines]
+    notes = [(m.group(1), m.group(3)) if m else ("", "") for m in parts]
+    for i, line in enumerate(lines):
+        closing = re.search(rf"\s*([{_NOTES[:2]}]+)$", line)
+        if not parts[i] and closing:  # "God created the earth ♪": the song's last line
+            notes[i] = ("", closing.group(1))
+    ascii_pairs = all(line.startswith("#") and line.endswith("#") and len(line) > 2 for line in lines)
+    sung = any(note in _NOTES[:2] for o, c in notes for note in (o[:1], c[-1:]) if note)
+    if not (sung or ascii_pairs):
+        return None
+    words = []
+    for line, (opening, closing) in zip(lines, notes):
+        words.append(line[len(opening) : len(line) - len(closing)].strip())
+    text = " ".join(w for w in words if w)
+    if not text:
+        return []
+    return [Segment(text, notes[0][0] + " " if notes[0][0] else "", " " + notes[-1][1] if notes[-1][1] else "",
+                    "music")]
 
 
 def _dialogue(lines: list[str]) -> list[Segment]:
