@@ -169,9 +169,9 @@ def _lyric(lines: list[str]) -> list[Segment] | None:
     parts = [_MUSIC.match(line) for line in lines]
     notes = [(m.group(1), m.group(3)) if m else ("", "") for m in parts]
     for i, line in enumerate(lines):
-        closing = re.search(rf"\s*([{_NOTES[:2]}]+)$", line)
-        if not parts[i] and closing:  # "God created the earth ♪": the song's last line
-            notes[i] = ("", closing.group(1))
+        last_note = re.search(rf"\s*([{_NOTES[:2]}]+)$", line)
+        if not parts[i] and last_note:  # "God created the earth ♪": the song's last line
+            notes[i] = ("", last_note.group(1))
     ascii_pairs = all(line.startswith("#") and line.endswith("#") and len(line) > 2 for line in lines)
     sung = any(note in _NOTES[:2] for o, c in notes for note in (o[:1], c[-1:]) if note)
     if not (sung or ascii_pairs):
