@@ -30,6 +30,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "subtitles"
     ("Downloaded from YTS.MX", "credit"),
     ("Subtitles by Jane Doe", "credit"),
     ("Sync and corrections by n17t01 & Firefly", "credit"),
+    ("Subtitled by the Netflix team", "credit"),
+    ("English subtitles by Netflix", "credit"),
+    ("Subtitles by: SubRip team", "credit"),
+    ("Created and encoded by bokutox", "credit"),
+    ("Fixed & Synced by bozxphd. Enjoy The Flick", "credit"),
 ])
 def test_what_is_not_speech(text: str, reason: str) -> None:
     assert non_dialogue_reason(text) == reason
@@ -55,6 +60,23 @@ def test_what_is_not_speech(text: str, reason: str) -> None:
     # An episode or a date in speech that runs on into the next cue:
     "Episode 5 was great",
     "We will meet on March 12, 2017",
+    # Found by a second check: a full stop, a common word or a longer sentence around them.
+    "Corrected by the teacher.",
+    "Timed by me",
+    "Edited by hand.",
+    "Downloaded from the web.",
+    "Translation: I love you.",
+    "Subtitles: yes.",
+    "Timing: 3 seconds.",
+    "Translated by Tuesday.",
+    "He was edited by Tom",
+    "Go to Google.com and search.",
+    "It's on Netflix.com",
+    "I sent it to john.doe@gmail.com.",
+    "Season 2 starts tomorrow",
+    "May 5, 2020 changed everything",
+    "Season 3, baby",
+    "It's 2020-01-01",
     "",
 ])
 def test_what_is_speech(text: str) -> None:
