@@ -15,6 +15,7 @@ from stages.decode.scoring import score_lines
 from stages.errors import InputDataError, OutputError, S2SError
 from stages.files import (
     atomic_path,
+    check_output_file,
     check_output_folder,
     write_error,
     write_json_atomic,
@@ -40,6 +41,10 @@ def subtitle_file(
     report_path = report_path or f"{output_path}.report.json"
     check_outputs(input_path, {"-o": output_path, "--report": report_path}, {})
     doc = load_subtitles(Path(input_path), fmt, encoding)  # a bad file fails before the model loads
+    named = Path(output_path).suffix.lower().lstrip(".")
+    if to and named in FORMATS and named != to:
+        raise OutputError(f"-o {output_path} names {_a_format(named)} file, but --to {to} writes {_a_format(to)} one; "
+                          f"give -o the .{to} extension or leave out --to")
     fmt_out = (detect_format(Path(output_path), to, option="--to", verb="writes")
                if (to or Path(output_path).suffix) else doc.format)
     if fmt_out != doc.format:
@@ -71,23 +76,34 @@ def _has_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[") and not Path(text).exists()
 
 
-def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
+def expand_inputs(inputs: Sequence[str], outdir: Optional[Path] = None) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """(input file, its path under the output folder) for every file the inputs name:
     files as they are named, a folder's subtitle files (recursively, keeping their
-    sub-folders), a glob's matches. InputDataError for an input that names nothing."""
+    sub-folders), a glob's matches; and the files a folder or glob found that it leaves
+    out: those inside `outdir` (unless it was named as an input) and earlier
+    translations (`_is_output`). InputDataError for an input that names nothing."""
     found: list[tuple[Path, Path]] = []
+    left_out: list[Path] = []
+    inside = outdir.resolve() if outdir is not None else None
+
+    def keep(files: list[Path], raw: str) -> list[Path]:
+        out = [p for p in files if not _is_output(p)
+               and (inside is None or inside == Path(raw).resolve() or inside not in p.resolve().parents)]
+        left_out.extend(p for p in files if p not in out and (inside is None or inside not in p.resolve().parents))
+        return out
+
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and is_subtitle_path(str(p)))
             if not files:
                 raise InputDataError(f"{raw}: a folder without .srt, .vtt, .ass or .ssa files")
-            found += [(p, p.relative_to(path)) for p in files]
+            found += [(p, p.relative_to(path)) for p in keep(files, raw)]
         elif _has_glob(raw):
             matches = sorted(Path(p) for p in glob.glob(raw, recursive=True) if Path(p).is_file())
             if not matches:
                 raise InputDataError(f"{raw}: no file matches this pattern")
-            found += [(p, Path(p.name)) for p in matches]
+            found += [(p, Path(p.name)) for p in keep(matches, raw)]
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:
@@ -98,7 +114,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
             raise InputDataError(f"{source} and {seen[relative]} would both be written as {relative}; "
                                  f"translate them in two commands or into two folders")
         seen[relative] = source
-    return list({src.resolve(): (src, rel) for src, rel in found}.values())
+    return list({src.resolve(): (src, rel) for src, rel in found}.values()), left_out
 
 
 def subtitle_files(
@@ -110,16 +126,11 @@ def subtitle_files(
     the `to` extension), each with its report beside it; a file that fails is reported
     and skipped. Writes and returns the summary."""
     folder = Path(outdir)
-    inside = folder.resolve()
-    given = {Path(raw).resolve() for raw in inputs if Path(raw).exists()}  # folders and files named as such
-    jobs = [(src, rel) for src, rel in expand_inputs(inputs)  # not earlier outputs that a folder or glob
-            if inside in given or src.resolve() in given or inside not in src.resolve().parents]  # finds in -o
-    earlier = [src for src, _ in jobs if src.resolve() not in given and _is_output(src)]
+    jobs, earlier = expand_inputs(inputs, folder)
     if earlier:  # a translation s2s wrote earlier (its report beside it), found in a folder or by a pattern
         echo(f"left out {len(earlier)} earlier translation{'s' if len(earlier) != 1 else ''} (a .report.json "
              f"beside {'each' if len(earlier) != 1 else 'it'}: {earlier[0]}{', ...' if len(earlier) > 1 else ''}); "
              f"name a file to translate it again")
-        jobs = [(src, rel) for src, rel in jobs if src not in earlier]
     if not jobs:
         raise InputDataError(f"{', '.join(inputs)}: no subtitle files outside the output folder {outdir}"
                              f"{' that are not earlier translations' if earlier else ''}")
@@ -130,6 +141,8 @@ def subtitle_files(
         raise OutputError(f"-o {outdir}: named like a subtitle file, but {inputs_need} an output folder; give a "
                           f"folder name (a pattern such as *.srt left unquoted names every match as an input)")
     check_output_folder(folder, "-o")
+    if summary_path:
+        check_output_file(summary_path, "--report")
     sources = {src.resolve(): src for src, _ in jobs}
     targets = [(src, folder / (rel.with_suffix(f".{to}") if to else rel)) for src, rel in jobs]
     seen: dict[Path, Path] = {}
@@ -210,6 +223,10 @@ def _write_summary(path: Path, targets: list[tuple[Path, Path]], written: list[d
         summary["interrupted"] = True
     write_json_atomic(path, summary)
     return summary
+
+
+def _a_format(fmt: str) -> str:
+    return f"{'an' if fmt in ('srt', 'ass', 'ssa') else 'a'} {fmt.upper()}"
 
 
 def _is_output(path: Path) -> bool:

@@ -177,6 +177,23 @@ def test_earlier_translations_in_an_input_folder_are_left_out(shared_run: Path, 
     assert code == 0 and (tmp_path / "again" / "e01.srt").exists() and "left out" not in text
 
 
+def test_a_recursive_glob_leaves_earlier_translations_out_before_it_compares_names(shared_run: Path,
+                                                                                   tmp_path: Path) -> None:
+    season = tmp_path / "season"
+    season.mkdir()
+    shutil.copy(FIXTURES / "episode.srt", season / "e01.srt")
+    assert invoke("subtitle", str(season), "--run", str(shared_run), "-o", str(season / "es"))[0] == 0
+    code, text = invoke("subtitle", str(season / "**" / "*.srt"), "--run", str(shared_run), "-o", str(tmp_path / "g"))
+    assert code == 0 and "left out 1 earlier translation" in text and (tmp_path / "g" / "e01.srt").exists()
+
+
+def test_to_and_an_output_extension_that_disagree_are_refused(shared_run: Path, tmp_path: Path) -> None:
+    code, text = invoke("subtitle", str(FIXTURES / "episode.srt"), "--run", str(shared_run), "-o",
+                        str(tmp_path / "out.srt"), "--to", "vtt")
+    assert code == 1 and "names an SRT file, but --to vtt writes a VTT one" in text
+    assert not (tmp_path / "out.srt").exists()
+
+
 def test_folder_mode_refuses_an_output_it_cannot_make_before_any_work(shared_run: Path, tmp_path: Path) -> None:
     inputs = [str(FIXTURES / "episode.srt"), str(FIXTURES / "episode.vtt")]
     (tmp_path / "file").write_text("x", encoding="utf-8")
@@ -184,6 +201,9 @@ def test_folder_mode_refuses_an_output_it_cannot_make_before_any_work(shared_run
     assert code == 1 and "is a file, so no folder can be made there" in text
     code, text = invoke("subtitle", *inputs, "--run", str(shared_run), "-o", str(tmp_path / "both.srt"))
     assert code == 1 and "named like a subtitle file" in text and not (tmp_path / "both.srt").exists()
+    code, text = invoke("subtitle", *inputs, "--run", str(shared_run), "-o", str(tmp_path / "o"), "--report",
+                        str(tmp_path / "file" / "summary.json"))
+    assert code == 1 and "--report" in text and not (tmp_path / "o").exists()  # checked before any work
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)

@@ -527,3 +527,10 @@ def test_a_cue_of_one_dashed_line_is_a_new_speaker(tmp_path: Path) -> None:
     texts, _ = translate_document(doc, spy, SubtitleConfig())
     assert spy.inputs == ["I think that the man", "Who are you?"]  # not one sentence, the dash kept out
     assert texts[1] == ["- «Who are you?»"]
+
+
+def test_two_signs_placed_alike_are_not_one_sentence(tmp_path: Path) -> None:
+    spy = Spy()
+    translate_document(load_subtitles(_write(tmp_path / "in.srt", _srt("{\\an8}HOTEL", "{\\an8}CALIFORNIA"))), spy,
+                       SubtitleConfig())
+    assert spy.inputs == ["HOTEL", "CALIFORNIA"]

@@ -136,17 +136,21 @@ def _continues(cues: list[CueText], doc: SubtitleDocument, nxt: int, max_gap_ms:
     "And God said--" / "Get out!"; a dash before a small letter runs on: "one another—"
     / "unlike Cain"), and both are placed
     and marked up alike (a sign at the top, another style or actor, italics for a voice
-    off screen are another speaker)."""
+    off screen are another speaker; a cue placed by its own tag, `{\\an8}`, is a sign and
+    joins no other)."""
     gap = doc.cues[nxt].start - doc.cues[nxt - 1].end
     return (
         doc.cues[nxt].translatable and _joins(cues[nxt]) and not cues[nxt].segments[0].before
         and 0 <= gap <= max_gap_ms
         and not (_BREAKS_OFF.search(cues[nxt - 1].segments[0].text) and not cues[nxt].segments[0].text[:1].islower())
         and (cues[nxt - 1].prefix, cues[nxt - 1].suffix) == (cues[nxt].prefix, cues[nxt].suffix)
+        and not _PLACED.search(cues[nxt].prefix)
         and placement(doc, nxt - 1) == placement(doc, nxt)
     )
 
 
+# A cue placed by its own tag ({\an8}, {\pos(x,y)}): a sign, a caption of its own.
+_PLACED = re.compile(r"\\(an\d|pos\(|move\()")
 # A line cut off by the next speaker or a change of thought: "And God said--", "I—".
 _BREAKS_OFF = re.compile(r"(--|[\u2013\u2014])[\"'\u201d\u2019]*\s*$")
 
