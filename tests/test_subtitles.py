@@ -534,3 +534,15 @@ def test_two_signs_placed_alike_are_not_one_sentence(tmp_path: Path) -> None:
     translate_document(load_subtitles(_write(tmp_path / "in.srt", _srt("{\\an8}HOTEL", "{\\an8}CALIFORNIA"))), spy,
                        SubtitleConfig())
     assert spy.inputs == ["HOTEL", "CALIFORNIA"]
+
+
+def test_ass_into_vtt_escapes_the_text_and_dialogue_labels_are_kept(tmp_path: Path) -> None:
+    ass = pysubs2.SSAFile()
+    ass.append(pysubs2.SSAEvent(start=1000, end=2000, text="Tom&Jerry <3 {\\i1}now{\\i0}"))
+    doc = load_subtitles(_write(tmp_path / "in.ass", ass.to_string("ass")))
+    out = render(doc, [c.lines for c in doc.cues], "vtt")
+    assert "Tom&amp;Jerry &lt;3 <i>now</i>" in out
+    spy = Spy()
+    texts, _ = translate_document(load_subtitles(_write(tmp_path / "d.srt", _srt("- MOSES: Who?\n- AARON: Me."))), spy,
+                                  SubtitleConfig())
+    assert spy.inputs == ["Who?", "Me."] and texts == [["- MOSES: «Who?»", "- AARON: «Me.»"]]

@@ -396,7 +396,8 @@ def render(doc: SubtitleDocument, texts: list[list[str]], to: Optional[Format] =
         raise ValueError(f"{len(texts)} texts for {len(doc.cues)} cues")
     if doc.ass is not None:
         for cue, lines, event_index in zip(doc.cues, texts, doc.ass_events):
-            doc.ass.events[event_index].text = r"\N".join(lines)
+            text = r"\N".join(lines)
+            doc.ass.events[event_index].text = _vtt_escape(text) if to == "vtt" else text
         out = doc.ass.to_string(to or doc.format)
     else:
         if to and to != doc.format:
@@ -436,10 +437,16 @@ def _as_events(doc: SubtitleDocument, texts: list[list[str]], to: Format) -> pys
         text = _STYLE_TAG.sub(lambda m: "{\\" + m.group(2).lower() + ("0" if m.group(1) else "1") + "}", text)
         text = html.unescape(text) if doc.format == "vtt" else _OTHER_HTML_TAG.sub("", text)
         if to == "vtt":
-            text = re.sub(r"[&<>]", lambda m: {"&": "&amp;", "<": "&lt;", ">": "&gt;"}[m.group(0)], text)
+            text = _vtt_escape(text)
         subs.append(pysubs2.SSAEvent(start=cue.start, end=cue.end, text=text.replace("\n", "\\N"),
                                      name=voice.group(1).strip() if voice else ""))
     return subs
+
+
+def _vtt_escape(text: str) -> str:
+    """`&`, `<` and `>` of a text (ASS markup, which has none of them) as VTT's character
+    references: raw, a VTT reader takes `<3` for a tag."""
+    return re.sub(r"[&<>]", lambda m: {"&": "&amp;", "<": "&lt;", ">": "&gt;"}[m.group(0)], text)
 
 
 def _check_times_kept(doc: SubtitleDocument, out: str, to: Format) -> None:

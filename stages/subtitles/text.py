@@ -193,7 +193,9 @@ def _dialogue(lines: list[str]) -> list[Segment]:
         dash = _DASH.match(line)
         if dash or not speakers:
             body = line[dash.end() :] if dash else line
-            speakers.append(Segment(body, f"{dash.group(1)} " if dash else "", "", "dialogue"))
+            label = _LABEL.match(body)  # "- MOSES: Who?": the label is not translated
+            before = (f"{dash.group(1)} " if dash else "") + (label.group(1) + " " if label else "")
+            speakers.append(Segment(body[label.end():] if label else body, before, "", "dialogue"))
         else:
             speakers[-1].text += " " + line
     return speakers
