@@ -157,6 +157,12 @@ def test_invalid_json_non_utf8_and_other_bodies(client: TestClient) -> None:
     good = client.post("/translate", content="q=Se%C3%B1or&source=en&target=es".encode(),
                        headers={"content-type": "application/x-www-form-urlencoded"})
     assert good.status_code == 200
+    raw_utf8 = client.post("/translate", content="q=Señor&source=en&target=es".encode(),  # as curl --data sends it
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert raw_utf8.status_code == 200, raw_utf8.text
+    raw_latin = client.post("/translate", content="q=Señor&source=en&target=es".encode("latin-1"),
+                            headers={"content-type": "application/x-www-form-urlencoded"})
+    assert raw_latin.status_code == 400 and "not UTF-8" in raw_latin.json()["error"]
     raw = client.post("/translate", content=b"Jesus wept.", headers={"content-type": "text/plain"})
     assert raw.status_code == 400 and "send JSON" in raw.json()["error"]
     array = client.post("/translate", json=["Jesus wept."])
@@ -271,6 +277,10 @@ def test_an_api_key_is_required_when_configured(translator: Translator, tmp_path
         bare = locked.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Authorization": "secret-1"})
         assert bare.status_code == 403
         assert locked.get("/frontend/settings").json()["keyRequired"] is True
+    keys.write_text("clé\nkey1\n", encoding="utf-8")  # keys are text: any characters
+    with TestClient(create_app(translator, api_keys=read_api_keys(str(keys)))) as locked:
+        for given, status in (("key1", 200), ("clé", 200), ("cle", 403), ("ключ", 403)):
+            assert locked.post("/translate", json={**PAIR, "q": "Hi", "api_key": given}).status_code == status
     empty = tmp_path / "empty.txt"
     empty.write_text("# none yet\n", encoding="utf-8")
     with pytest.raises(InputDataError, match="holds no key"):
@@ -334,3 +344,17 @@ def test_a_bug_is_a_500_with_a_json_error(translator: Translator, monkeypatch: p
         response = buggy.post("/translate", json={**PAIR, "q": "Jesus wept."})
     assert response.status_code == 500
     assert response.json() == {"error": "internal error (RuntimeError); see the server's log"}
+
+
+@pytest.mark.parametrize("name", ["字幕.srt", "Серия 1.srt", "a#b?c.srt"])  # (TestClient unquotes a path twice: no %)
+def test_a_translated_file_of_any_name_can_be_downloaded(client: TestClient, name: str) -> None:
+    path = FIXTURES / "episode.srt"
+    answer = client.post("/translate_file", data=PAIR, files={"file": (name, path.read_bytes())}).json()
+    stem = name[: -len(".srt")]
+    assert answer["filename"] == f"{stem}.es.srt"
+    for link in (answer["translatedFileUrl"], "/" + answer["translatedFilePath"]):
+        download = client.get(link)
+        assert download.status_code == 200, download.text
+        assert download.content == answer["translatedFile"].encode(answer["encoding"])
+    disposition = download.headers["content-disposition"]
+    assert disposition.isascii() and "filename*=UTF-8''" in disposition

@@ -20,7 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple, Optional
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -179,7 +179,8 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
                         "report": report, "cues": result.cues, "data": result.data}
 
         try:
-            answer = await _with_timeout(run_in_threadpool(work), limits.file_timeout_s)
+            answer = await _with_timeout(_unless_gone(request, run_in_threadpool(work), cancelled),
+                                         limits.file_timeout_s)
         except Closed:
             raise Problem(503, "the server is shutting down; retry on another instance") from None
         finally:
@@ -189,15 +190,18 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
         files[token] = (out_name, answer.pop("data"))
         while len(files) > KEPT_FILES:
             files.popitem(last=False)
-        return {"translatedFileUrl": f"{request.base_url}files/{token}/{out_name}",
-                "translatedFilePath": f"files/{token}/{out_name}", "filename": out_name, **answer}
+        path = f"files/{token}/{quote(out_name, safe='')}"  # a name with #, ? or % is part of the path
+        return {"translatedFileUrl": f"{request.base_url}{path}", "translatedFilePath": path, "filename": out_name,
+                **answer}
 
     @app.get("/files/{token}/{name}")
     async def download(token: str, name: str) -> Response:
         if token not in files or files[token][0] != name:
             raise Problem(404, f"{name}: no such translated file here (files are kept for the last {KEPT_FILES})")
-        return Response(files[token][1], media_type="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        fallback = name.encode("ascii", "replace").decode("ascii").replace('"', "_").replace("\\", "_")
+        return Response(files[token][1], media_type="application/octet-stream",  # RFC 6266/5987: any name
+                        headers={"Content-Disposition": f"attachment; filename=\"{fallback}\"; "
+                                                        f"filename*=UTF-8''{quote(name, safe='')}"})
 
     return app
 
@@ -271,7 +275,7 @@ async def _fields(request: Request, limit: int, option: str, form_only: bool = F
         raise Problem(400, f"Content-Type {kind or '(none)'}: send {wanted}")
     if kind == "application/x-www-form-urlencoded":  # read here: Starlette would replace bad bytes silently
         try:
-            pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict")
         except UnicodeDecodeError:
             raise Problem(400, "the form is not UTF-8 (raw or %-escaped); send UTF-8 text") from None
         grouped: dict[str, list[str]] = {}
@@ -293,7 +297,7 @@ def _check_key(fields: dict[str, Any], request: Request, keys: frozenset[str]) -
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     given = str(fields.get("api_key", "")) or (token.strip() if scheme.lower() == "bearer" else "")
-    if not any(secrets.compare_digest(given, key) for key in keys):
+    if not any(secrets.compare_digest(given.encode("utf-8"), key.encode("utf-8")) for key in keys):  # any text
         raise Problem(403, "Invalid API key" if given else "Invalid request: missing api_key parameter")
 
 
@@ -385,6 +389,21 @@ def _upload(fields: dict[str, Any]) -> Upload:
         raise Problem(400, "file: sent without a file name; send it with its name (curl -F file=@episode.srt), "
                            "which must end in .srt, .vtt, .ass, .ssa or .txt")
     raise Problem(400, "Invalid request: missing file parameter (send the file as multipart field 'file')")
+
+
+async def _unless_gone(request: Request, work: Awaitable[Any], cancelled: threading.Event) -> Any:
+    """`work`'s result; if the client goes away first, `cancelled` is set, so the file's
+    search stops at its next chunk, and Closed is raised (no one is left to answer)."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a stopped search's Closed, consumed
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.5)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            cancelled.set()
+            log.info("%s: the client went away; its file stops at the next chunk", request.url.path)
+            raise Closed()
 
 
 async def _with_timeout(work: Awaitable[Any], timeout_s: float) -> Any:

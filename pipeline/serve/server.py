@@ -51,7 +51,7 @@ def serve_run(run_dir: Path | list[Path], *, host: str, port: int, api_key_file:
     batcher = make_batcher(translator, limits)
     app = create_app(translator, limits, api_keys=keys, batcher=batcher)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info",
-                                           timeout_graceful_shutdown=int(limits.timeout_s) + 5))
+                                           timeout_graceful_shutdown=int(max(limits.timeout_s, limits.file_timeout_s)) + 5))
     http = threading.Thread(target=server.run, name="s2s-http")
 
     def stop(signum: int, _: Optional[FrameType]) -> None:
