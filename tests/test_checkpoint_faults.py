@@ -60,6 +60,14 @@ def other_weights(folder: Path) -> None:
     save_file({k: (v / 2).contiguous() for k, v in weights.items()}, str(folder / artifacts.CKPT_WEIGHTS))
 
 
+def nan_weights(folder: Path) -> None:
+    from safetensors.torch import load_file, save_file
+    weights = load_file(str(folder / artifacts.CKPT_WEIGHTS))
+    name = next(k for k in weights if k.startswith("generator"))
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(folder / artifacts.CKPT_WEIGHTS))
+
+
 def other_model(folder: Path) -> None:
     model = Seq2Seq(ModelConfig(embedding_size=8, encoder_hidden=6, decoder_hidden=16), 200, 200)
     from safetensors.torch import save_file
@@ -84,6 +92,7 @@ CASES = {
     "meta of an unknown model": (edit_meta(lambda m: m["model"].update(cell="transformer")),
                                  "meta.json: not a model this version of s2s can build"),
     "weights of another model": (other_model, "its weights do not fit the model of meta.json"),
+    "NaN weights": (nan_weights, r"model.safetensors: tensor 'generator\.\w+' holds NaN or infinite values"),
     "tokenizer replaced": (lambda f: shutil.copyfile(f / artifacts.SPM_TGT, f / artifacts.SPM_SRC)
                            if (f / artifacts.SPM_TGT).read_bytes() != (f / artifacts.SPM_SRC).read_bytes()
                            else (f / artifacts.SPM_SRC).write_bytes(b"junk"), "spm.src.model: tokenizer missing"),

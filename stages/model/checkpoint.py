@@ -129,10 +129,14 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ArtifactError(f"{path}: missing; {DAMAGED_HINT}")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
         raise ArtifactError(f"{path}: not a readable safetensors file ({type(exc).__name__}: "
                             f"{str(exc)[:200]}); {DAMAGED_HINT}") from exc
+    for name, tensor in tensors.items():  # s2s never saves NaN or inf: the search would index with them
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ArtifactError(f"{path}: tensor {name!r} holds NaN or infinite values; {DAMAGED_HINT}")
+    return tensors
 
 
 def _model_of(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> Seq2Seq:
