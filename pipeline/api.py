@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import threading
 from dataclasses import dataclass, field
 from itertools import islice
@@ -314,6 +315,8 @@ class Translator:
         model sees each line's previous lines."""
         if isinstance(lines, str):
             return self.translate([lines])[0]
+        if isinstance(lines, (dict, set, frozenset)):
+            raise TypeError(f"translate takes a list of lines, not a {type(lines).__name__} (no order of lines)")
         return [hyps[0].text if hyps else "" for hyps in self.translate_nbest(lines, 1)]
 
     def translate_nbest(self, lines: Sequence[str], n: int, *, alignments: bool = False) -> list[list[Hypothesis]]:
@@ -322,6 +325,8 @@ class Translator:
         its pieces and attention matrix."""
         if isinstance(lines, str):
             raise TypeError("translate_nbest takes a list of lines; wrap one line as [line]")
+        if isinstance(lines, (dict, set, frozenset)):
+            raise TypeError(f"translate takes a list of lines, not a {type(lines).__name__} (no order of lines)")
         return list(self.translate_stream(lines, n_best=n, alignments=alignments))
 
     def translate_stream(self, lines: Iterable[str], *, n_best: int = 1, alignments: bool = False,
@@ -329,8 +334,10 @@ class Translator:
         """Like `translate_nbest`, over an iterable of any length, `decoding.stream_lines`
         lines at a time, yielding each line's hypotheses in order; `where` names the
         input in warnings."""
-        if n_best < 1:
-            raise ConfigError(f"n_best={n_best}: ask for 1 or more hypotheses")
+        _check_n_best(n_best)
+        return self._stream(lines, n_best, alignments, where)
+
+    def _stream(self, lines: Iterable[str], n_best: int, alignments: bool, where: str) -> Iterator[list[Hypothesis]]:
         inputs = self.prepare_inputs(lines)
         done = 0
         while chunk := list(islice(inputs, self.config.stream_lines)):
@@ -352,6 +359,7 @@ class Translator:
         joined into one batch: each line is searched on its own). `max_chars`, one per
         input, limits each translation's length in characters (the search never lets a
         hypothesis pass it)."""
+        _check_n_best(n_best)
         if max_chars is not None:
             _check_char_limits(max_chars, len(inputs))
         with self._lock:
@@ -461,6 +469,14 @@ def _check_limit_type(key: str, value: Any) -> None:
 
 
 MAX_CHAR_LIMIT = 1_000_000  # characters: far above any translation's length
+
+
+def _check_n_best(n_best: object) -> None:
+    """ConfigError unless `n_best` is a whole number of at least 1 (not a bool)."""
+    if isinstance(n_best, bool) or not isinstance(n_best, numbers.Integral):
+        raise ConfigError(f"n_best={n_best!r}: a whole number of hypotheses, 1 or more")
+    if n_best < 1:
+        raise ConfigError(f"n_best={n_best}: ask for 1 or more hypotheses")
 
 
 def _check_char_limits(max_chars: Any, lines: int) -> None:

@@ -339,3 +339,19 @@ def test_subtitle_limits_follow_the_target_language(shared_run: Path) -> None:
     translator.languages = ("en", "ko")
     _, report = translator.translate_subtitles(FIXTURES / "episode.srt", max_cps=15)
     assert report["limits"] == {"max_chars": 16, "max_lines": 2, "max_cps": 15}
+
+
+@pytest.mark.parametrize("n", ["3", None, 2.5, float("nan"), True, 0, -1])
+def test_n_best_of_the_wrong_kind_is_named(translator: Translator, n: object) -> None:
+    with pytest.raises(ConfigError, match=r"n_best="):
+        translator.translate_nbest(["Jesus wept."], n)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"n_best="):
+        translator.translate_stream(["Jesus wept."], n_best=n)  # type: ignore[arg-type]  # before iterating
+    with pytest.raises(ConfigError, match=r"n_best="):
+        translator.translate_inputs(["Jesus wept."], n)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("lines", [{"Jesus wept.": 1}, {"Jesus wept."}])
+def test_lines_without_an_order_are_refused(translator: Translator, lines: object) -> None:
+    with pytest.raises(TypeError, match="not a (dict|set)"):
+        translator.translate(lines)  # type: ignore[call-overload]

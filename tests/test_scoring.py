@@ -63,3 +63,10 @@ def test_scoring_two_files_takes_the_scoring_keys_and_refuses_others(tmp_path: P
     assert code == 1 and "scoring.tokenize: 'bogus' is not one of 13a" in out
     code, out = score("--set", "decoding.beam_size=3")
     assert code == 1 and "only scoring.* keys apply to scoring two files" in out
+
+
+def test_lowercase_makes_both_metrics_case_insensitive() -> None:
+    from stages.decode.config import ScoreConfig
+    from stages.decode.scoring import score_lines
+    result = score_lines(["AND GOD SAID UNTO MOSES"], ["And God said unto Moses"], ScoreConfig(lowercase=True))
+    assert result["bleu"] == 100.0 and result["chrf"] == 100.0 and "case:lc" in result["chrf_signature"]

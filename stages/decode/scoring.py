@@ -23,7 +23,7 @@ def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig = ScoreConfig
     except Exception as exc:  # a tokenizer whose package or model is missing
         raise ConfigError(f"scoring.tokenize={cfg.tokenize}: sacreBLEU could not use it ({' '.join(str(exc).split())}); install what it "
                           f"names, or use scoring.tokenize=13a (intl, zh, char, none need nothing more)") from exc
-    chrf = CHRF()
+    chrf = CHRF(lowercase=cfg.lowercase)  # both metrics case-insensitive when asked (its signature says so)
     c = chrf.corpus_score(hyps, [refs])
     return {
         "bleu": round(b.score, 2),
