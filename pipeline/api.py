@@ -122,6 +122,8 @@ def saved_section(run_dir: Path, section: str) -> dict[str, Any]:
     the `data` keys translation needs (languages, context) in its meta.json ({} for a
     folder written before it did, and for the other sections)."""
     saved = run_dir / artifacts.RESOLVED_CONFIG
+    if not saved.exists() and (run_dir / artifacts.MANIFEST).exists():  # a run folder always holds it
+        raise ArtifactError(f"{saved}: missing, so the run's settings are not known; {DAMAGED_RUN}")
     if not saved.exists():
         if section != "data" or not (run_dir / artifacts.CKPT_META).exists():
             return {}

@@ -260,6 +260,10 @@ def test_status_says_when_the_runs_config_cannot_be_read(run: Path, tmp_path: Pa
     from pipeline.api import saved_section
     with pytest.raises(ArtifactError, match="no decoding section in it"):
         saved_section(copy, "decoding")
+    (copy / "config.json").unlink()  # a run folder without it: its decoding settings are not known
+    with pytest.raises(ArtifactError, match=r"config\.json: missing, so the run's settings are not known"):
+        saved_section(copy, "decoding")
+    assert saved_section(copy / "train" / "best", "data")  # a bare checkpoint folder has none: its meta serves
 
 
 def test_the_tokenizer_sample_is_the_same_for_the_same_seed(tmp_path: Path) -> None:
