@@ -399,7 +399,7 @@ class Translator:
         if isinstance(source, SubtitleDocument):  # already read (the CLI reads files before loading a model)
             path, doc = Path(source.path), source
         elif isinstance(source, bytes):
-            path = Path(name or f"upload.{format or 'srt'}")
+            path = Path(name or f"upload.{format or _sniffed_format(source)}")
             doc = parse_subtitles(source, path, format, encoding)
         else:
             path = Path(source)
@@ -471,6 +471,15 @@ def _check_limit_type(key: str, value: Any) -> None:
 
 
 MAX_CHAR_LIMIT = 1_000_000  # characters: far above any translation's length
+
+
+def _sniffed_format(data: bytes) -> str:
+    """A subtitle file's format from its first bytes, for one given without a name: VTT
+    opens with WEBVTT, ASS/SSA with [Script Info]; anything else is read as SRT."""
+    head = data[:64].decode("utf-8", "ignore").lstrip("\ufeff \r\n\t")
+    if head.startswith("WEBVTT"):
+        return "vtt"
+    return "ass" if head.lower().startswith("[script info]") else "srt"
 
 
 def _check_n_best(n_best: object) -> None:

@@ -355,3 +355,10 @@ def test_n_best_of_the_wrong_kind_is_named(translator: Translator, n: object) ->
 def test_lines_without_an_order_are_refused(translator: Translator, lines: object) -> None:
     with pytest.raises(TypeError, match="not a (dict|set)"):
         translator.translate(lines)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("fixture", ["episode.vtt", "episode.ass", "episode.srt"])
+def test_subtitle_bytes_without_a_name_are_read_in_their_own_format(translator: Translator, fixture: str) -> None:
+    data = (Path(__file__).parent / "fixtures" / "subtitles" / fixture).read_bytes()
+    result, report = translator.translate_subtitles(data)
+    assert result.format == fixture.split(".")[1] and report["counts"]["cues_in"] > 0

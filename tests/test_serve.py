@@ -358,3 +358,8 @@ def test_a_translated_file_of_any_name_can_be_downloaded(client: TestClient, nam
         assert download.content == answer["translatedFile"].encode(answer["encoding"])
     disposition = download.headers["content-disposition"]
     assert disposition.isascii() and "filename*=UTF-8''" in disposition
+
+
+def test_a_utf16_text_file_is_named_as_such(client: TestClient) -> None:
+    answer = client.post("/translate_file", data=PAIR, files={"file": ("u.txt", "Jesus wept.\n".encode("utf-16"))})
+    assert answer.status_code == 400 and "UTF-16" in answer.json()["error"]

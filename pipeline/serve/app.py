@@ -448,6 +448,8 @@ def _submit_waiting(batcher: Batcher, job: Job, cancelled: threading.Event) -> A
 
 def _text_lines(name: str, data: bytes) -> list[str]:
     """A .txt upload's lines (UTF-8, a BOM allowed); 400 naming the line otherwise."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise Problem(400, f"{name}: UTF-16 text (it starts with a UTF-16 byte-order mark); re-save the file as UTF-8")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
