@@ -70,3 +70,15 @@ def test_lowercase_makes_both_metrics_case_insensitive() -> None:
     from stages.decode.scoring import score_lines
     result = score_lines(["AND GOD SAID UNTO MOSES"], ["And God said unto Moses"], ScoreConfig(lowercase=True))
     assert result["bleu"] == 100.0 and result["chrf"] == 100.0 and "case:lc" in result["chrf_signature"]
+
+
+def test_score_reads_one_side_from_standard_input(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    ref = tmp_path / "ref.txt"
+    ref.write_text("Jesus wept.\nAnd God said.\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["score", "-", str(ref)], input="Jesus wept.\nAnd God said.\n")
+    assert result.exit_code == 0 and '"bleu": 100.0' in result.output, result.output
+    both = CliRunner().invoke(main, ["score", "-", "-"], input="x\n")
+    assert both.exit_code == 1 and "not both" in both.output

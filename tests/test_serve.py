@@ -135,6 +135,7 @@ def test_a_thousand_lines_in_one_request(translator: Translator) -> None:
     ({"q": "a\ud800b"}, 400, "q: character 2 is a lone surrogate"),
     ({"q": ["fine", "\udfff"]}, 400, "q[1]: character 1 is a lone surrogate"),
     ({"q": "x" * 20001}, 413, "20,001 characters"),
+    ({"q": "a\u0000b"}, 400, "q: character 2 is NUL"),
 ])
 def test_bad_requests_get_json_errors(client: TestClient, fields: dict, status: int, message: str) -> None:
     body = json.dumps({**PAIR, **fields})  # ASCII with \u escapes, as most clients send it
@@ -363,3 +364,8 @@ def test_a_translated_file_of_any_name_can_be_downloaded(client: TestClient, nam
 def test_a_utf16_text_file_is_named_as_such(client: TestClient) -> None:
     answer = client.post("/translate_file", data=PAIR, files={"file": ("u.txt", "Jesus wept.\n".encode("utf-16"))})
     assert answer.status_code == 400 and "UTF-16" in answer.json()["error"]
+
+
+def test_format_null_or_empty_is_text(client: TestClient) -> None:
+    for value in (None, ""):
+        assert post(client, q="Jesus wept.", format=value)[0] == 200

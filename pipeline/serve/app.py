@@ -115,7 +115,7 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
         _check_key(fields, request, api_keys)
         texts = _texts(fields)
         _check_pair(fields, source, target)
-        if str(fields.get("format", "text")) != "text":
+        if str(fields.get("format") or "text") != "text":  # null or "" as LibreTranslate: text
             raise Problem(400, f"format {fields['format']!r}: this server translates plain text; send format text")
         alternatives = _count(fields, "alternatives", min(limits.max_alternatives, translator.config.beam_size - 1))
         attention = _flag(fields, "attention")
@@ -315,6 +315,9 @@ def _texts(fields: dict[str, Any]) -> list[str]:
             where = "q" if isinstance(q, str) else f"q[{number}]"
             raise Problem(400, f"{where}: character {exc.start + 1} is a lone surrogate ({text[exc.start]!r}), "
                                f"not Unicode text; send valid UTF-8 / JSON string escapes") from None
+        if "\0" in text:  # as the CLI refuses a NUL byte in a text file
+            where = "q" if isinstance(q, str) else f"q[{number}]"
+            raise Problem(400, f"{where}: character {text.index(chr(0)) + 1} is NUL (U+0000), not text; remove it")
     return [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from stages import artifacts
 from stages.decode.config import ScoreConfig
 from stages.errors import ConfigError, InputDataError
-from stages.files import read_lines_strict, write_json_atomic
+from stages.files import iter_stream_lines, read_lines_strict, write_json_atomic
 
 
 def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig = ScoreConfig()) -> dict[str, Any]:
@@ -36,7 +37,11 @@ def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig = ScoreConfig
 
 
 def score_files(hyp_path: Path, ref_path: Path, cfg: ScoreConfig = ScoreConfig()) -> dict[str, Any]:
-    hyps, refs = read_lines_strict(hyp_path), read_lines_strict(ref_path)
+    """BLEU and chrF of a hypothesis file against a line-aligned reference file; either
+    may be `-`, standard input (as `s2s translate -i -` reads it)."""
+    if str(hyp_path) == str(ref_path) == "-":
+        raise InputDataError("-: standard input can be the hypotheses or the references, not both")
+    hyps, refs = _lines(hyp_path), _lines(ref_path)
     if len(hyps) != len(refs):
         raise InputDataError(
             f"{hyp_path} has {len(hyps)} lines but {ref_path} has {len(refs)}; "
@@ -45,6 +50,12 @@ def score_files(hyp_path: Path, ref_path: Path, cfg: ScoreConfig = ScoreConfig()
     if not refs:
         raise InputDataError(f"{ref_path}: no lines to score")
     return score_lines(hyps, refs, cfg)
+
+
+def _lines(path: Path) -> list[str]:
+    if str(path) == "-":
+        return list(iter_stream_lines(sys.stdin.buffer, "<stdin>"))
+    return read_lines_strict(path)
 
 
 def run_score(cfg: ScoreConfig, translate_dir: Path, prepare_dir: Path, out_dir: Path) -> dict[str, Any]:
