@@ -546,3 +546,9 @@ def test_ass_into_vtt_escapes_the_text_and_dialogue_labels_are_kept(tmp_path: Pa
     texts, _ = translate_document(load_subtitles(_write(tmp_path / "d.srt", _srt("- MOSES: Who?\n- AARON: Me."))), spy,
                                   SubtitleConfig())
     assert spy.inputs == ["Who?", "Me."] and texts == [["- MOSES: «Who?»", "- AARON: «Me.»"]]
+
+
+def test_a_speakers_own_tags_are_kept_when_the_other_line_has_none(tmp_path: Path) -> None:
+    texts, _ = translate_document(load_subtitles(_write(tmp_path / "in.srt", _srt("<i>Who?</i>\n- Me."))), Spy(),
+                                  SubtitleConfig())
+    assert texts == [["<i>«Who?»</i>", "- «Me.»"]]

@@ -125,7 +125,7 @@ def parse_cue(lines: list[str], fmt: str) -> CueText:
     clean = [line for line in strip_markup([e[1] for e in edges] if per_line else lines, fmt) if line]
     cue = CueText(_segments(clean), prefix, suffix, per_line, inner_tags_dropped=dropped)
     cue.own_lines = len(cue.segments) > 1 and all(s.kind == "dialogue" for s in cue.segments)
-    if not per_line and len(edges) > 1 and all(e[0] or e[2] for e in edges):
+    if not per_line and len(edges) > 1 and any(e[0] or e[2] for e in edges):
         speakers = _speaker_marks(edges, fmt, pattern)
         if speakers is not None:
             return speakers
