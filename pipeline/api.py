@@ -59,6 +59,7 @@ from stages.model.checkpoint import load_checkpoint, read_meta
 from stages.subtitles.formats import (
     Format,
     SubtitleDocument,
+    decode_subtitle_bytes,
     detect_format,
     output_encoding,
     parse_subtitles,
@@ -476,10 +477,15 @@ MAX_CHAR_LIMIT = 1_000_000  # characters: far above any translation's length
 def _sniffed_format(data: bytes) -> str:
     """A subtitle file's format from its first bytes, for one given without a name: VTT
     opens with WEBVTT, ASS/SSA with [Script Info]; anything else is read as SRT."""
-    head = data[:64].decode("utf-8", "ignore").lstrip("\ufeff \r\n\t")
-    if head.startswith("WEBVTT"):
+    try:
+        text, _ = decode_subtitle_bytes(data[:4096], Path("upload"))  # a BOM, UTF-16, UTF-8, cp1252
+    except S2SError:
+        return "srt"
+    lines = [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
+    if lines and lines[0].startswith("WEBVTT"):
         return "vtt"
-    return "ass" if head.lower().startswith("[script info]") else "srt"
+    first = next((line for line in lines if not line.startswith(";")), "")  # ASS comments before its sections
+    return "ass" if first.lower().startswith("[script info]") else "srt"
 
 
 def _check_n_best(n_best: object) -> None:

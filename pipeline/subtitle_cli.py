@@ -72,6 +72,13 @@ def is_folder_job(inputs: Sequence[str], output: str) -> bool:
     return not (single and Path(output).suffix != "" and not Path(output).is_dir())
 
 
+def _glob_base(pattern: str) -> Path:
+    """The folder a glob searches from: its leading parts without a wildcard."""
+    parts = Path(pattern).parts
+    fixed = [part for part in parts[: next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))]]
+    return Path(*fixed) if fixed else Path(".")
+
+
 def _has_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[") and not Path(text).exists()
 
@@ -100,10 +107,12 @@ def expand_inputs(inputs: Sequence[str], outdir: Optional[Path] = None) -> tuple
                 raise InputDataError(f"{raw}: a folder without .srt, .vtt, .ass or .ssa files")
             found += [(p, p.relative_to(path)) for p in keep(files, raw)]
         elif _has_glob(raw):
-            matches = sorted(Path(p) for p in glob.glob(raw, recursive=True) if Path(p).is_file())
+            matches = sorted(Path(p) for p in glob.glob(raw, recursive=True)
+                             if Path(p).is_file() and is_subtitle_path(p))
             if not matches:
-                raise InputDataError(f"{raw}: no file matches this pattern")
-            found += [(p, Path(p.name)) for p in keep(matches, raw)]
+                raise InputDataError(f"{raw}: no .srt, .vtt, .ass or .ssa file matches this pattern")
+            base = _glob_base(raw)  # "season/**/*.srt": sub-folders below season/ are kept, as for a folder
+            found += [(p, p.relative_to(base)) for p in keep(matches, raw)]
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:

@@ -362,3 +362,10 @@ def test_subtitle_bytes_without_a_name_are_read_in_their_own_format(translator: 
     data = (Path(__file__).parent / "fixtures" / "subtitles" / fixture).read_bytes()
     result, report = translator.translate_subtitles(data)
     assert result.format == fixture.split(".")[1] and report["counts"]["cues_in"] > 0
+    if fixture != "episode.srt":  # UTF-16 too, and an ASS file that opens with a comment
+        text = data.decode("utf-8")
+        result, _ = translator.translate_subtitles(text.encode("utf-16"))
+        assert result.format == fixture.split(".")[1]
+        if fixture.endswith(".ass"):
+            result, _ = translator.translate_subtitles(("; made by hand\n" + text).encode())
+            assert result.format == "ass"

@@ -136,6 +136,7 @@ def test_a_thousand_lines_in_one_request(translator: Translator) -> None:
     ({"q": ["fine", "\udfff"]}, 400, "q[1]: character 1 is a lone surrogate"),
     ({"q": "x" * 20001}, 413, "20,001 characters"),
     ({"q": "a\u0000b"}, 400, "q: character 2 is NUL"),
+    ({"q": "Hi", "source": "\ud800"}, 400, "is not supported"),  # repeated in the message: no 500
 ])
 def test_bad_requests_get_json_errors(client: TestClient, fields: dict, status: int, message: str) -> None:
     body = json.dumps({**PAIR, **fields})  # ASCII with \u escapes, as most clients send it
@@ -164,6 +165,12 @@ def test_invalid_json_non_utf8_and_other_bodies(client: TestClient) -> None:
     raw_latin = client.post("/translate", content="q=Señor&source=en&target=es".encode("latin-1"),
                             headers={"content-type": "application/x-www-form-urlencoded"})
     assert raw_latin.status_code == 400 and "not UTF-8" in raw_latin.json()["error"]
+    multipart_latin = client.post("/translate", data={"source": "en", "target": "es"},
+                                  files={"q": (None, "Señor".encode("latin-1"))})
+    assert multipart_latin.status_code == 400 and "form field q: byte 0xf1 is not UTF-8" in multipart_latin.json()["error"]
+    multipart_utf8 = client.post("/translate", data={"source": "en", "target": "es"},
+                                 files={"q": (None, "Señor".encode("utf-8"))})
+    assert multipart_utf8.status_code == 200, multipart_utf8.text
     raw = client.post("/translate", content=b"Jesus wept.", headers={"content-type": "text/plain"})
     assert raw.status_code == 400 and "send JSON" in raw.json()["error"]
     array = client.post("/translate", json=["Jesus wept."])
@@ -282,6 +289,12 @@ def test_an_api_key_is_required_when_configured(translator: Translator, tmp_path
     with TestClient(create_app(translator, api_keys=read_api_keys(str(keys)))) as locked:
         for given, status in (("key1", 200), ("clé", 200), ("cle", 403), ("ключ", 403)):
             assert locked.post("/translate", json={**PAIR, "q": "Hi", "api_key": given}).status_code == status
+        for given, status in (("clé".encode("utf-8"), 200), (b"cl\xe9", 200), ("ключ".encode("utf-8"), 403)):
+            bearer = locked.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Authorization": b"Bearer " + given})
+            assert bearer.status_code == status  # UTF-8 (or Latin-1) in a header: the text the client wrote
+        surrogate = locked.post("/translate", content=b'{"q": "Hi", "source": "en", "target": "es", "api_key": '
+                                b'"\\ud800"}', headers={"content-type": "application/json"})
+        assert surrogate.status_code == 403
     empty = tmp_path / "empty.txt"
     empty.write_text("# none yet\n", encoding="utf-8")
     with pytest.raises(InputDataError, match="holds no key"):

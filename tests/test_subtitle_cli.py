@@ -135,7 +135,7 @@ def test_a_glob_and_a_conversion_into_a_folder(shared_run: Path, tmp_path: Path)
 
 def test_folder_mode_refuses_what_it_cannot_do(shared_run: Path, tmp_path: Path) -> None:
     code, text = invoke("subtitle", str(tmp_path / "none-*.srt"), "--run", str(shared_run), "-o", str(tmp_path / "o"))
-    assert code == 1 and "no file matches this pattern" in text
+    assert code == 1 and "file matches this pattern" in text
     code, text = invoke("subtitle", str(FIXTURES), "--run", str(shared_run), "-o", str(FIXTURES))
     assert code == 1 and "would replace the input" in text
     a, b = tmp_path / "a", tmp_path / "b"
@@ -272,3 +272,15 @@ def test_a_ctrl_c_in_a_folder_job_leaves_complete_files_and_a_summary(shared_run
     assert summary["interrupted"] and len(summary["written"]) == 1 and summary["files"] == 2
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["episode.srt", "episode.srt.report.json",
                                                                   "summary.json"]
+
+
+def test_a_glob_keeps_sub_folders_and_passes_over_what_is_not_a_subtitle(shared_run: Path, tmp_path: Path) -> None:
+    many = tmp_path / "many"
+    (many / "sub").mkdir(parents=True)
+    shutil.copy(FIXTURES / "episode.srt", many / "a.srt")
+    shutil.copy(FIXTURES / "episode.srt", many / "sub" / "a.srt")  # same name, another folder: no clash
+    assert invoke("subtitle", str(many), "--run", str(shared_run), "-o", str(many / "es"))[0] == 0
+    code, text = invoke("subtitle", str(many / "**"), "--run", str(shared_run), "-o", str(tmp_path / "out"))
+    assert code == 0, text  # the earlier run's reports and summary are no inputs
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.srt")) == [
+        "a.srt", "sub/a.srt"]

@@ -206,13 +206,19 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
     return app
 
 
+def _printable(message: str) -> str:
+    """A message that encodes as UTF-8: a lone surrogate a client sent (`"source":
+    "\\ud800"`) and the message repeats is written as its escape."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _error_handlers(app: FastAPI) -> None:
     async def problem(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": _printable(exc.message)}, status_code=exc.status)
 
     async def s2s_error(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=400)  # bad input, named by the stages
+        return JSONResponse({"error": _printable(str(exc))}, status_code=400)  # bad input, named by the stages
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -282,6 +288,7 @@ async def _fields(request: Request, limit: int, option: str, form_only: bool = F
         for key, value in pairs:
             grouped.setdefault(key, []).append(value)
         return {key: values if key == "q" and len(values) > 1 else values[0] for key, values in grouped.items()}
+    _check_utf8_fields(body, request.headers.get("content-type", ""))
     request._body = body  # Starlette reads the form from the body already read
     fields: dict[str, Any] = {}
     async with request.form(max_files=1, max_fields=64, max_part_size=limit) as form:
@@ -292,13 +299,41 @@ async def _fields(request: Request, limit: int, option: str, form_only: bool = F
     return fields
 
 
+def _check_utf8_fields(body: bytes, content_type: str) -> None:
+    """400 for a multipart text field (not a file) that is not UTF-8: Starlette would
+    read it as Latin-1 without a word."""
+    boundary = next((part.split("=", 1)[1].strip('" ') for part in content_type.split(";")
+                     if part.strip().lower().startswith("boundary=")), "")
+    if not boundary:
+        return
+    for part in body.split(b"--" + boundary.encode("latin-1"))[1:]:
+        head, _, value = part.partition(b"\r\n\r\n")
+        if b"filename=" in head or not head.strip(b"-\r\n"):
+            continue
+        try:
+            value.removesuffix(b"\r\n").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            name = head.split(b'name="', 1)[-1].split(b'"', 1)[0].decode("latin-1")
+            raise Problem(400, f"form field {name}: byte {value[exc.start]:#04x} is not UTF-8; send UTF-8 text") from None
+
+
 def _check_key(fields: dict[str, Any], request: Request, keys: frozenset[str]) -> None:
     if not keys:
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    given = str(fields.get("api_key", "")) or (token.strip() if scheme.lower() == "bearer" else "")
-    if not any(secrets.compare_digest(given.encode("utf-8"), key.encode("utf-8")) for key in keys):  # any text
+    given = str(fields.get("api_key", "")) or (_header_text(token.strip()) if scheme.lower() == "bearer" else "")
+    raw = given.encode("utf-8", "surrogatepass")  # a lone surrogate is just a wrong key
+    if not any(secrets.compare_digest(raw, key.encode("utf-8")) for key in keys):  # any text
         raise Problem(403, "Invalid API key" if given else "Invalid request: missing api_key parameter")
+
+
+def _header_text(value: str) -> str:
+    """A header's value as the client wrote it: HTTP reads header bytes as Latin-1, and
+    clients send UTF-8 (`Bearer clé`); bytes that are not UTF-8 stay as read."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def _texts(fields: dict[str, Any]) -> list[str]:
