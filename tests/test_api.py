@@ -369,3 +369,15 @@ def test_subtitle_bytes_without_a_name_are_read_in_their_own_format(translator: 
         if fixture.endswith(".ass"):
             result, _ = translator.translate_subtitles(("; made by hand\n" + text).encode())
             assert result.format == "ass"
+
+
+def test_a_line_over_the_input_limit_is_translated_in_parts(shared_run: Path, translator: Translator) -> None:
+    first, second = "And God said, Let there be light.", "And there was light and it was good."
+    limit = max(len(translator.sp_src.encode(first)), len(translator.sp_src.encode(second))) + 2
+    assert len(translator.sp_src.encode(f"{first} {second}")) > limit
+    limited = Translator.load(shared_run, overrides=[f"decoding.max_input_tokens={limit}"])
+    whole = limited.translate_nbest([f"{first} {second}", first], 3)
+    assert len(whole[0]) == 1  # one hypothesis: the parts' best translations joined
+    parts = [limited.translate(part) for part in (first, second)]  # each behind the line's own (empty) context
+    assert whole[0][0].text == " ".join(t for t in parts if t)
+    assert [h.text for h in whole[1]] == [h.text for h in limited.translate_nbest([first], 3)[0]]  # untouched

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 import unicodedata
 from pathlib import Path
@@ -267,6 +268,93 @@ def translate_lines(
 
 
 def translate_lines_nbest(
+    model: Seq2Seq,
+    sp_src: spm.SentencePieceProcessor,
+    sp_tgt: spm.SentencePieceProcessor,
+    lines: list[str],
+    cfg: DecodeConfig,
+    device: str,
+    where: str = "input",
+    n_best: int = 1,
+    alignments: bool = False,
+    first_line: int = 1,
+    max_chars: Optional[list[int]] = None,
+    warned: Optional[set[tuple[str, str]]] = None,
+) -> list[list[dict[str, Any]]]:
+    """Per line, its best hypotheses as {text, score, log_prob} (`_translate_lines_nbest`
+    says more). A line of more than `decoding.max_input_tokens` pieces is translated in
+    parts cut at sentence ends (then at commas, then between words), each within the
+    limit and behind the line's context, and comes back as one hypothesis: the parts'
+    best translations joined by spaces, their scores and log-probabilities summed, no
+    alignments. With `max_chars` (a subtitle cue's box) such a line is cut to the limit
+    instead."""
+    parts = {} if max_chars is not None else _parts_of_long_lines(sp_src, lines, cfg.max_input_tokens)
+    if not parts:
+        return _translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, n_best, alignments,
+                                      first_line, max_chars, warned)
+    flat: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for number, line in enumerate(lines):
+        pieces = parts.get(number, [line])
+        if number in parts:
+            log.warning("%s:%d: over decoding.max_input_tokens=%d pieces; translated in %d parts cut at sentence "
+                        "ends", where, number + first_line, cfg.max_input_tokens, len(pieces))
+        spans.append((len(flat), len(flat) + len(pieces)))
+        flat += pieces
+    found = _translate_lines_nbest(model, sp_src, sp_tgt, flat, cfg, device, where, n_best, alignments, first_line,
+                                   None, warned)
+    out: list[list[dict[str, Any]]] = []
+    for number, (start, end) in enumerate(spans):
+        if number not in parts:
+            out.append(found[start])
+            continue
+        best = [hyps[0] for hyps in found[start:end] if hyps]
+        out.append([{"text": " ".join(h["text"] for h in best if h["text"]),
+                     "score": round(sum(h["score"] for h in best), 4),
+                     "log_prob": round(sum(h["log_prob"] for h in best), 4)}])
+    return out
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:\u2026])\s+")
+_CLAUSE_END = re.compile(r"(?<=,)\s+")
+
+
+def _parts_of_long_lines(sp_src: spm.SentencePieceProcessor, lines: list[str], limit: int) -> dict[int, list[str]]:
+    """For each line over `limit` pieces, the model inputs of its parts: its sentence cut
+    at sentence ends, then commas, then between words, packed greedily into parts within
+    the limit, each behind the line's context (a context that leaves the sentence under
+    half the limit is dropped, the separator kept). A line that cannot be cut so (one
+    word over the limit) is left out: it is truncated as before."""
+    out: dict[int, list[str]] = {}
+    for number, line in enumerate(lines):
+        text = " ".join(line.split())
+        if len(sp_src.encode(text)) <= limit:
+            continue
+        before, sep, sentence = text.rpartition(CONTEXT_SEP)
+        prefix = f"{before}{sep} " if sep else ""
+        if sep and len(sp_src.encode(prefix)) > limit // 2:
+            prefix = f"{CONTEXT_SEP} "
+
+        def fits(part: str) -> bool:
+            return len(sp_src.encode(prefix + part)) <= limit
+
+        units: list[str] = []
+        for chunk in _SENTENCE_END.split(sentence.strip()):
+            for clause in ([chunk] if fits(chunk) else _CLAUSE_END.split(chunk)):
+                units += [clause] if fits(clause) else clause.split()
+        if not all(fits(unit) for unit in units):
+            continue
+        packed: list[str] = []
+        for unit in units:
+            if packed and fits(f"{packed[-1]} {unit}"):
+                packed[-1] = f"{packed[-1]} {unit}"
+            else:
+                packed.append(unit)
+        out[number] = [prefix + part for part in packed]
+    return out
+
+
+def _translate_lines_nbest(
     model: Seq2Seq,
     sp_src: spm.SentencePieceProcessor,
     sp_tgt: spm.SentencePieceProcessor,
