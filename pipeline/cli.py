@@ -356,6 +356,8 @@ def subtitle(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface; put a reverse proxy in front).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
 @click.option("--api-key-file", type=click.Path(dir_okay=False), help="Require an API key: one key per line of this file.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let web pages of this origin (https://site.example; * for any) call the API; repeatable.")
 @click.option("--max-chars", default=20000, show_default=True, type=click.IntRange(min=1), help="Characters of text per request.")
 @click.option("--max-lines", default=500, show_default=True, type=click.IntRange(min=1), help="Lines per request.")
 @click.option("--max-file-mb", default=2.0, show_default=True, type=FiniteRange(min=0.001), help="Size of an uploaded file, in MB.")
@@ -370,7 +372,8 @@ def subtitle(
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @set_option
 def serve(
-    run_paths: tuple[str, ...], runs_dir: Optional[str], host: str, port: int, api_key_file: Optional[str], max_chars: int,
+    run_paths: tuple[str, ...], runs_dir: Optional[str], host: str, port: int, api_key_file: Optional[str],
+    cors_origins: tuple[str, ...], max_chars: int,
     max_lines: int, max_file_mb: float, queue_size: int, timeout_s: float, file_timeout_s: float,
     batch_wait_ms: float, batch_max_wait_ms: float,
     beam_size: Optional[int], checkpoint: Optional[str], quantize: Optional[str], threads: Optional[int],
@@ -385,8 +388,8 @@ def serve(
                          wait_ms=batch_wait_ms,
                          max_wait_ms=batch_max_wait_ms)
     serve_run(trained_runs(run_paths, runs_dir), host=host, port=port, api_key_file=api_key_file, threads=threads,
-              overrides=list(overrides), limits=limits, beam_size=beam_size, checkpoint=checkpoint,
-              quantize=quantize)
+              overrides=list(overrides), limits=limits, cors_origins=cors_origins, beam_size=beam_size,
+              checkpoint=checkpoint, quantize=quantize)
 
 
 @main.command("config")

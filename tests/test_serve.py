@@ -382,3 +382,19 @@ def test_a_utf16_text_file_is_named_as_such(client: TestClient) -> None:
 def test_format_null_or_empty_is_text(client: TestClient) -> None:
     for value in (None, ""):
         assert post(client, q="Jesus wept.", format=value)[0] == 200
+
+
+def test_cors_origins_may_call_the_api_from_a_browser(translator: Translator) -> None:
+    with TestClient(create_app(translator, cors_origins=["https://site.example"])) as open_to_one:
+        preflight = open_to_one.options("/translate", headers={"Origin": "https://site.example",
+                                                                "Access-Control-Request-Method": "POST",
+                                                                "Access-Control-Request-Headers": "content-type"})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://site.example"
+        answer = open_to_one.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Origin": "https://site.example"})
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "https://site.example"
+        other = open_to_one.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    with TestClient(create_app(translator)) as closed:  # by default: no CORS headers
+        answer = closed.post("/translate", json={**PAIR, "q": "Hi"}, headers={"Origin": "https://site.example"})
+        assert "access-control-allow-origin" not in answer.headers

@@ -19,11 +19,20 @@ from collections import OrderedDict
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple, Optional
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    NamedTuple,
+    Optional,
+    Sequence,
+)
 from urllib.parse import parse_qsl, quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -66,10 +75,13 @@ def make_batcher(translator: Translator, limits: ServeLimits) -> Batcher:
 
 
 def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
-               api_keys: frozenset[str] = frozenset(), batcher: Optional[Batcher] = None) -> FastAPI:
+               api_keys: frozenset[str] = frozenset(), batcher: Optional[Batcher] = None,
+               cors_origins: Sequence[str] = ()) -> FastAPI:
     """The app over one loaded model; `api_keys` non-empty: every translation needs one.
     Without `batcher`, the app makes one and runs its worker in a thread; with one, its
-    owner runs the worker (`s2s serve`: the main thread)."""
+    owner runs the worker (`s2s serve`: the main thread). `cors_origins`: web pages of
+    these origins (`*`: any) may call the API from a browser (Starlette's CORS
+    middleware answers their preflight requests)."""
     own = batcher is None
     worker = make_batcher(translator, limits) if batcher is None else batcher
     files: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
@@ -83,6 +95,9 @@ def create_app(translator: Translator, limits: ServeLimits = ServeLimits(), *,
 
     app = FastAPI(title="s2s", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = worker
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
     _error_handlers(app)
     source, target = translator.languages
 

@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from pipeline.api import Translator
 from pipeline.serve.app import create_app, make_batcher
@@ -35,7 +35,7 @@ def read_api_keys(path: Optional[str]) -> frozenset[str]:
 
 
 def serve_run(run_dir: Path | list[Path], *, host: str, port: int, api_key_file: Optional[str], threads: Optional[int],
-              overrides: list[str], limits: ServeLimits, **decoding: Any) -> None:
+              overrides: list[str], limits: ServeLimits, cors_origins: Sequence[str] = (), **decoding: Any) -> None:
     """Serve `run_dir` until SIGINT/SIGTERM: then uvicorn stops taking connections, lets
     the requests in flight finish, and the worker drains the queue before the process ends."""
     import torch
@@ -49,7 +49,7 @@ def serve_run(run_dir: Path | list[Path], *, host: str, port: int, api_key_file:
         torch.set_num_threads(threads)
     translator = Translator.load(run_dir, overrides=overrides, **decoding)
     batcher = make_batcher(translator, limits)
-    app = create_app(translator, limits, api_keys=keys, batcher=batcher)
+    app = create_app(translator, limits, api_keys=keys, batcher=batcher, cors_origins=cors_origins)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info",
                                            timeout_graceful_shutdown=int(max(limits.timeout_s, limits.file_timeout_s)) + 5))
     http = threading.Thread(target=server.run, name="s2s-http")
