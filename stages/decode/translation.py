@@ -12,7 +12,7 @@ import re
 import time
 import unicodedata
 from pathlib import Path
-from typing import Any, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 import sentencepiece as spm
 import torch
@@ -267,42 +267,21 @@ def translate_lines(
     return [n[0]["text"] if n else "" for n in translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, 1)]
 
 
-def translate_lines_nbest(
-    model: Seq2Seq,
-    sp_src: spm.SentencePieceProcessor,
-    sp_tgt: spm.SentencePieceProcessor,
-    lines: list[str],
-    cfg: DecodeConfig,
-    device: str,
-    where: str = "input",
-    n_best: int = 1,
-    alignments: bool = False,
-    first_line: int = 1,
-    max_chars: Optional[list[int]] = None,
-    warned: Optional[set[tuple[str, str]]] = None,
-) -> list[list[dict[str, Any]]]:
-    """Per line, its best hypotheses as {text, score, log_prob} (`_translate_lines_nbest`
-    says more). A line of more than `decoding.max_input_tokens` pieces is translated in
-    parts cut at sentence ends (then at commas, then between words), each within the
-    limit and behind the line's context, and comes back as one hypothesis: the parts'
-    best translations joined by spaces, their scores and log-probabilities summed, no
-    alignments. With `max_chars` (a subtitle cue's box) such a line is cut to the limit
-    instead."""
-    parts = {} if max_chars is not None else _parts_of_long_lines(sp_src, lines, cfg.max_input_tokens)
-    if not parts:
-        return _translate_lines_nbest(model, sp_src, sp_tgt, lines, cfg, device, where, n_best, alignments,
-                                      first_line, max_chars, warned)
+def _in_parts(lines: list[str], parts: dict[int, list[str]], search: Callable[[list[str]], list[list[dict[str, Any]]]],
+              where: str, first_line: int, limit: int) -> list[list[dict[str, Any]]]:
+    """Translate `lines` with those in `parts` replaced by their parts (`search` over the
+    flat list), each such line one hypothesis: its parts' best texts joined by spaces,
+    scores and log-probabilities summed."""
     flat: list[str] = []
     spans: list[tuple[int, int]] = []
     for number, line in enumerate(lines):
         pieces = parts.get(number, [line])
         if number in parts:
             log.warning("%s:%d: over decoding.max_input_tokens=%d pieces; translated in %d parts cut at sentence "
-                        "ends", where, number + first_line, cfg.max_input_tokens, len(pieces))
+                        "ends", where, number + first_line, limit, len(pieces))
         spans.append((len(flat), len(flat) + len(pieces)))
         flat += pieces
-    found = _translate_lines_nbest(model, sp_src, sp_tgt, flat, cfg, device, where, n_best, alignments, first_line,
-                                   None, warned)
+    found = search(flat)
     out: list[list[dict[str, Any]]] = []
     for number, (start, end) in enumerate(spans):
         if number not in parts:
@@ -354,7 +333,7 @@ def _parts_of_long_lines(sp_src: spm.SentencePieceProcessor, lines: list[str], l
     return out
 
 
-def _translate_lines_nbest(
+def translate_lines_nbest(
     model: Seq2Seq,
     sp_src: spm.SentencePieceProcessor,
     sp_tgt: spm.SentencePieceProcessor,
@@ -384,7 +363,18 @@ def _translate_lines_nbest(
     `max_chars` (one limit per line), each line's hypotheses grow only while their text
     stays within its limit in characters (`CharBudget`, `piece_chars`). `warned` (a set
     kept across calls) limits the warning about unknown characters to new ones.
+
+    A line of more than `decoding.max_input_tokens` pieces is translated in parts cut at
+    sentence ends (then at commas, then between words), each within the limit and behind
+    the line's context, and comes back as one hypothesis: the parts' best translations
+    joined by spaces, their scores and log-probabilities summed, no alignments. With
+    `max_chars` (a subtitle cue's box) such a line is cut to the limit instead.
     """
+    parts = {} if max_chars is not None else _parts_of_long_lines(sp_src, lines, cfg.max_input_tokens)
+    if parts:  # the parts all fit: this recursion goes one level deep
+        return _in_parts(lines, parts, lambda flat: translate_lines_nbest(
+            model, sp_src, sp_tgt, flat, cfg, device, where, n_best, alignments, first_line, None, warned),
+            where, first_line, cfg.max_input_tokens)
     texts = [" ".join(line.split()) for line in lines]
     encoded = sp_src.encode(texts)
     todo = []
