@@ -552,3 +552,12 @@ def test_a_speakers_own_tags_are_kept_when_the_other_line_has_none(tmp_path: Pat
     texts, _ = translate_document(load_subtitles(_write(tmp_path / "in.srt", _srt("<i>Who?</i>\n- Me."))), Spy(),
                                   SubtitleConfig())
     assert texts == [["<i>«Who?»</i>", "- «Me.»"]]
+
+
+@pytest.mark.parametrize(("src", "dst"), [("srt", "vtt"), ("vtt", "srt")])
+def test_bold_and_the_other_styles_survive_a_conversion_between_srt_and_vtt(src: str, dst: str, tmp_path: Path) -> None:
+    head, sep = ("WEBVTT\n\n", ".") if src == "vtt" else ("", ",")
+    path = _write(tmp_path / f"in.{src}", f"{head}1\n00:00:01{sep}000 --> 00:00:02{sep}000\n<b>Loud</b> <i>soft</i> "
+                  f"<u>under</u>\nsecond line\n")
+    out = render(load_subtitles(path), [c.lines for c in load_subtitles(path).cues], dst)  # type: ignore[arg-type]
+    assert "<b>Loud</b> <i>soft</i> <u>under</u>\nsecond line" in out

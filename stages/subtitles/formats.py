@@ -6,7 +6,8 @@ changed. ASS/SSA go through `pysubs2`, which keeps script info and styles. SRT a
 read block by block here, because a parse into pysubs2's model renumbers cues and drops
 cue identifiers, cue settings, VTT headers, NOTE/STYLE/REGION blocks and `<font>` tags;
 their timing lines and non-cue blocks are written back byte for byte. Writing another
-format (`--to`) goes through pysubs2.
+format (`--to`): into ASS/SSA through pysubs2, from the cues read here; between SRT and
+VTT here (pysubs2's writer drops bold); from ASS/SSA into SRT or VTT through pysubs2.
 """
 
 from __future__ import annotations
@@ -403,7 +404,8 @@ def render(doc: SubtitleDocument, texts: list[list[str]], to: Optional[Format] =
         if to and to != doc.format:
             with warnings.catch_warnings():  # pysubs2 clamps times ASS cannot hold; _check_times_kept refuses them
                 warnings.simplefilter("ignore", RuntimeWarning)
-                out = _as_events(doc, texts, to).to_string(to)
+                events = _as_events(doc, texts, to)
+                out = _srt_or_vtt(events, to) if to in ("srt", "vtt") else events.to_string(to)
         else:
             blocks = [list(lines) for lines in doc.blocks]
             for (block, first), lines in zip(doc.cue_blocks, texts):
@@ -441,6 +443,23 @@ def _as_events(doc: SubtitleDocument, texts: list[list[str]], to: Format) -> pys
         subs.append(pysubs2.SSAEvent(start=cue.start, end=cue.end, text=text.replace("\n", "\\N"),
                                      name=voice.group(1).strip() if voice else ""))
     return subs
+
+
+_ASS_STYLE = re.compile(r"\{\\([ibus])([01])\}")
+
+
+def _srt_or_vtt(events: pysubs2.SSAFile, to: Format) -> str:
+    """SRT/VTT cues (from `_as_events`) written as SRT or VTT: their italic, bold,
+    underline and strike-out tags as the same HTML tags (pysubs2's writer drops bold),
+    VTT's cues in time order."""
+    cues = sorted(events, key=lambda e: e.start) if to == "vtt" else list(events)
+    blocks = ["WEBVTT"] if to == "vtt" else []
+    for number, event in enumerate(cues, start=1):
+        text = _ASS_STYLE.sub(lambda m: f"<{'/' if m.group(2) == '0' else ''}{m.group(1)}>", event.text)
+        text = re.sub(r"\{\\[^{}]*\}", "", text).replace("\\N", "\n").replace("\\h", " ")
+        stamps = [_clock(t).replace(".", ",") if to == "srt" else _clock(t) for t in (event.start, event.end)]
+        blocks.append(f"{number}\n{stamps[0]} --> {stamps[1]}\n{text}".rstrip("\n"))
+    return "\n\n".join(blocks) + "\n"
 
 
 def _vtt_escape(text: str) -> str:
