@@ -318,8 +318,6 @@ class Translator:
         model sees each line's previous lines."""
         if isinstance(lines, str):
             return self.translate([lines])[0]
-        if isinstance(lines, (dict, set, frozenset)):
-            raise TypeError(f"translate takes a list of lines, not a {type(lines).__name__} (no order of lines)")
         return [hyps[0].text if hyps else "" for hyps in self.translate_nbest(lines, 1)]
 
     def translate_nbest(self, lines: Sequence[str], n: int, *, alignments: bool = False) -> list[list[Hypothesis]]:
@@ -329,7 +327,7 @@ class Translator:
         if isinstance(lines, str):
             raise TypeError("translate_nbest takes a list of lines; wrap one line as [line]")
         if isinstance(lines, (dict, set, frozenset)):
-            raise TypeError(f"translate takes a list of lines, not a {type(lines).__name__} (no order of lines)")
+            raise TypeError(f"lines must be a list of lines, not a {type(lines).__name__} (no order of lines)")
         return list(self.translate_stream(lines, n_best=n, alignments=alignments))
 
     def translate_stream(self, lines: Iterable[str], *, n_best: int = 1, alignments: bool = False,

@@ -496,6 +496,7 @@ def test_a_dash_before_a_small_letter_runs_on_into_the_next_cue(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("timing", ["00:00:03,000 -> 00:00:04,000", "00:00:03,000 --> 00;00:04,000",
+                                    "00:00:03,000 -- > 00:00:04,000",
                                     "00:00:03.000 => 00:00:04.000"])
 def test_a_mistyped_timing_line_under_a_cue_is_refused_not_swallowed(timing: str, tmp_path: Path) -> None:
     path = _write(tmp_path / "in.srt", f"1\n00:00:01,000 --> 00:00:02,000\nHello there.\n2\n{timing}\nIn the "

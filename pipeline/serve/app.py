@@ -359,14 +359,13 @@ def _texts(fields: dict[str, Any]) -> list[str]:
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise Problem(400, "Invalid request: q must be a string or a list of strings")
     for number, text in enumerate(texts):
+        where = "q" if isinstance(q, str) else f"q[{number}]"
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            where = "q" if isinstance(q, str) else f"q[{number}]"
             raise Problem(400, f"{where}: character {exc.start + 1} is a lone surrogate ({text[exc.start]!r}), "
                                f"not Unicode text; send valid UTF-8 / JSON string escapes") from None
         if "\0" in text:  # as the CLI refuses a NUL byte in a text file
-            where = "q" if isinstance(q, str) else f"q[{number}]"
             raise Problem(400, f"{where}: character {text.index(chr(0)) + 1} is NUL (U+0000), not text; remove it")
     return [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]
 

@@ -298,18 +298,17 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:\u2026])\s+")
 _CLAUSE_END = re.compile(r"(?<=,)\s+")
 
 
-def _parts_of_long_lines(sp_src: spm.SentencePieceProcessor, lines: list[str], limit: int) -> dict[int, list[str]]:
-    """For each line over `limit` pieces, the model inputs of its parts: its sentence cut
-    at sentence ends, then commas, then between words, packed greedily into parts within
-    the limit, each behind the line's context (a context that leaves the sentence under
-    half the limit is dropped, the separator kept). A line that cannot be cut so (one
-    word over the limit) is left out: it is truncated as before."""
+def _parts_of_long_lines(sp_src: spm.SentencePieceProcessor, texts: list[str], long: list[int],
+                         limit: int) -> dict[int, list[str]]:
+    """For each line of `texts` numbered in `long` (over `limit` pieces), the model
+    inputs of its parts: its sentence cut at sentence ends, then commas, then between
+    words, packed greedily into parts within the limit, each behind the line's context (a
+    context that leaves the sentence under half the limit is dropped, the separator
+    kept). A line that cannot be cut so (one word over the limit) is left out: it is
+    truncated as before."""
     out: dict[int, list[str]] = {}
-    for number, line in enumerate(lines):
-        text = " ".join(line.split())
-        if len(sp_src.encode(text)) <= limit:
-            continue
-        before, sep, sentence = text.rpartition(CONTEXT_SEP)
+    for number in long:
+        before, sep, sentence = texts[number].rpartition(CONTEXT_SEP)
         prefix = f"{before}{sep} " if sep else ""
         if sep and len(sp_src.encode(prefix)) > limit // 2:
             prefix = f"{CONTEXT_SEP} "
@@ -370,13 +369,14 @@ def translate_lines_nbest(
     joined by spaces, their scores and log-probabilities summed, no alignments. With
     `max_chars` (a subtitle cue's box) such a line is cut to the limit instead.
     """
-    parts = {} if max_chars is not None else _parts_of_long_lines(sp_src, lines, cfg.max_input_tokens)
+    texts = [" ".join(line.split()) for line in lines]
+    encoded = sp_src.encode(texts)
+    long = [i for i, ids in enumerate(encoded) if len(ids) > cfg.max_input_tokens]
+    parts = _parts_of_long_lines(sp_src, texts, long, cfg.max_input_tokens) if long and max_chars is None else {}
     if parts:  # the parts all fit: this recursion goes one level deep
         return _in_parts(lines, parts, lambda flat: translate_lines_nbest(
             model, sp_src, sp_tgt, flat, cfg, device, where, n_best, alignments, first_line, None, warned),
             where, first_line, cfg.max_input_tokens)
-    texts = [" ".join(line.split()) for line in lines]
-    encoded = sp_src.encode(texts)
     todo = []
     for number, ids in enumerate(encoded, start=1):
         if len(ids) > cfg.max_input_tokens:

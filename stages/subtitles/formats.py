@@ -35,8 +35,8 @@ _SRT_TIMING = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(\s.*)?$")
 _VTT_TIME = r"(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})"
 _VTT_TIMING = re.compile(rf"^\s*{_VTT_TIME}\s+-->\s+{_VTT_TIME}(\s.*)?$")
 _TIMING = {"srt": _SRT_TIMING, "vtt": _VTT_TIMING}  # a cue's timing line, per block format
-# Two times with something other than " --> " between them: a mistyped timing line.
-_TWO_TIMES = re.compile(r"^\s*\d{1,3}[:;.]\d{1,2}([:;.]\d{1,2})?[,.;:]\d{1,3}\s*\S{0,4}\s*"
+# Two times with something other than " --> " between them (or none): a mistyped timing line.
+_TWO_TIMES = re.compile(r"^\s*\d{1,3}[:;.]\d{1,2}([:;.]\d{1,2})?[,.;:]\d{1,3}[^\d]{0,8}"
                         r"\d{1,3}[:;.]\d{1,2}([:;.]\d{1,2})?[,.;:]\d{1,3}(\s.*)?$")
 _ASS_TIME = re.compile(r"^\s*(\d{1,2}):(\d{1,2}):(\d{1,2})[.,](\d{1,3})\s*$")  # as pysubs2 reads it
 _ASS_FIELDS = {"ass": "Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
@@ -240,7 +240,7 @@ def _parse_blocks(text: str, path: Path, kind: Format) -> SubtitleDocument:
 
 def _not_a_cue(path: Path, kind: Format, start: int, lines: list[str], cues_so_far: int) -> None:
     for offset, line in enumerate(lines[:2]):
-        if len(re.findall(r"\d{1,3}:\d{2}(?::\d{2})?[,.]\d{1,3}", line)) == 2:  # two times, but no -->
+        if _TWO_TIMES.match(line):  # two times, but no -->
             raise InputDataError(f"{path}:{start + offset}: timing line {line[:60]!r} has no ' --> ' between its "
                                  f"two times; write it as 'START --> END'")
     if cues_so_far == 0 and kind == "srt":
